@@ -1,0 +1,71 @@
+"""The array namespace, default dtype, random generator and the one place broadcasting is undone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+xp = np  # the array module every op is written against (NumPy today)
+
+_default_dtype = np.dtype(np.float32)
+_generator = np.random.default_rng(0)
+
+#: dtypes a Tensor may hold; gradients flow only through the floating ones.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype that Python floats and factory functions produce (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype: type | str | np.dtype) -> None:
+    """Make ``dtype`` (float32 or float64) the default for new floating tensors."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: {dtype} is not supported; use float32 or float64")
+    _default_dtype = dtype
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed the library's generator (used by randn, rand, init functions and shuffling)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def default_generator() -> np.random.Generator:
+    """The library's current NumPy generator."""
+    return _generator
+
+
+def check_dtype(dtype: np.dtype, where: str) -> np.dtype:
+    """Return ``dtype`` if a Tensor may hold it, else raise a TypeError that says what to do."""
+    if dtype.kind not in SUPPORTED_KINDS:
+        raise TypeError(
+            f"{where}: dtype {dtype} is not supported; chainrule tensors hold float32/float64 "
+            "(or integer/bool data without gradient). Convert with np.asarray(x, np.float32)."
+        )
+    if dtype.kind == "f" and dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{where}: dtype {dtype} is not supported; use float32 or float64 (e.g. .astype('f4'))"
+        )
+    return dtype
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``: the adjoint of broadcasting ``shape`` up to grad.shape.
+
+    Broadcasting prepends axes and stretches size-1 axes; both are copies of the same value, so
+    the chain rule adds the gradients of all copies. This is the only place the engine does it.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad

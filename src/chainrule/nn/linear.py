@@ -1,0 +1,48 @@
+"""Linear layer: y = x @ W.T + b, with W laid out (out_features, in_features) as in PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from chainrule import backend
+from chainrule.nn import init
+from chainrule.nn.module import Module, Parameter
+from chainrule.ops.linalg import linear
+from chainrule.tensor import Tensor
+
+
+class Linear(Module):
+    """Fully connected layer.
+
+    ``weight`` has shape (out_features, in_features), PyTorch's layout, so a state_dict moves
+    between chainrule and ``torch.nn.Linear`` unchanged. (The seed's ``x @ w`` keeps w as
+    (in, out): the transpose of this.) Initialised like PyTorch: U(-1/sqrt(in), 1/sqrt(in))
+    for weight and bias; call ``init.kaiming_normal_(layer.weight)`` for the seed's init.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: np.dtype | str | None = None,
+                 generator: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: features must be positive, got in_features={in_features}, "
+                             f"out_features={out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        bound = 1 / math.sqrt(in_features)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype))
+        init.uniform_(self.weight, -bound, bound, generator=generator)
+        self.bias = None
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype))
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x @ weight.T + bias."""
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")

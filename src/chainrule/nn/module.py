@@ -1,0 +1,214 @@
+"""Module and Parameter: the base of every layer, and of the seed's hand-written layers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from chainrule.function import Context, Function
+from chainrule.tensor import Tensor, no_grad
+
+
+class Parameter(Tensor):
+    """A tensor a Module trains: requires a gradient unless told otherwise."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data.data if isinstance(data, Tensor) else data,
+                         requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter(" + super().__repr__()[len("tensor("):]
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses assign Parameters and sub-Modules as attributes (lists, tuples and dicts of
+    Modules count too, as in the seed's ``self.layers = [...]``) and define ``forward``.
+    Discovery walks the attributes in the order they were set, so names are stable:
+    ``layers.0.weight``.
+
+    A subclass that also defines ``bwd(self, out, *args)`` is a hand-written layer in the
+    seed's style: ``forward`` runs without recording, and ``bwd`` reads ``out.g`` and sets
+    ``.g`` on its inputs and parameters. Such a layer is a node on the same tape as every
+    built-in op, so it mixes freely with autograd.
+    """
+
+    training: bool = True  # a class default, so seed-style subclasses may skip __init__
+
+    def __init__(self) -> None:
+        self.training = True
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the layer's output; every Module subclass defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(type(self), "bwd", None) is not None:
+            return _HandWritten.apply(*args, *self.parameters(), module=self,
+                                      n_args=len(args), kwargs=kwargs)
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------ discovery
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct sub-modules with their attribute names (``layers.0`` for list items)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
+            elif isinstance(value, dict) and not name.startswith("_"):
+                for key, item in value.items():
+                    if isinstance(item, Module):
+                        yield f"{name}.{key}", item
+
+    def children(self) -> Iterator[Module]:
+        """Direct sub-modules."""
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module inside it, depth first."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every parameter with its dotted name; a parameter shared twice is listed once.
+
+        A Parameter is a parameter; so is any leaf tensor attribute with requires_grad=True
+        (the seed's ``self.w = randn(...).requires_grad_()``, which PyTorch would miss).
+        """
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, value in vars(module).items():
+                if _is_trainable(value) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
+
+    def parameters(self) -> list[Tensor]:
+        """Every parameter, in a stable order."""
+        return [p for _, p in self.named_parameters()]
+
+    # ------------------------------------------------------------------ training state
+    def zero_grad(self) -> None:
+        """Drop every parameter's gradient (set it to None)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and its children in training mode (or eval mode for False)."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Put this module and its children in evaluation mode."""
+        return self.train(False)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Parameter name -> a copy of its array, in PyTorch's naming and layout."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays (NumPy or anything np.asarray accepts, torch tensors included) in.
+
+        With ``strict`` every key must match. Shapes must always match; nothing is changed
+        unless everything fits.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        arrays = {}
+        for name, param in own.items():
+            if name not in state:
+                continue
+            array = np.asarray(state[name])
+            if array.shape != param.shape:
+                problems.append(f"{name}: checkpoint has shape {array.shape}, "
+                                f"model has {param.shape}")
+            arrays[name] = array
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: "
+                             + "; ".join(problems))
+        for name, array in arrays.items():
+            own[name].data[...] = array
+
+    # ------------------------------------------------------------------ repr
+    def extra_repr(self) -> str:
+        """Settings shown inside the parentheses of repr (override in layers)."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self.named_children():
+            child_lines = repr(child).split("\n")
+            lines.append(f"  ({name}): " + "\n  ".join(child_lines))
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _is_trainable(value: Any) -> bool:
+    return isinstance(value, Parameter) or (
+        isinstance(value, Tensor) and value.requires_grad and value.grad_fn is None)
+
+
+def _gradient_of(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+class _HandWritten(Function, register=False):
+    """Runs a seed-style Module (forward + bwd) as one node on the tape.
+
+    Inputs are the call's arguments followed by the module's parameters, so the engine
+    accumulates the parameters' gradients like any other op's.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: Any, module: Module, n_args: int,
+                kwargs: dict) -> np.ndarray:
+        args = [Tensor(a) if isinstance(a, np.ndarray) else a for a in arrays[:n_args]]
+        with no_grad():
+            out = module.forward(*args, **kwargs)
+        if not isinstance(out, Tensor):
+            out = Tensor(out)
+        ctx.module, ctx.args, ctx.out = module, args, out
+        return out.data
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        module, args, out = ctx.module, ctx.args, ctx.out
+        params = module.parameters()
+        for value in (*args, *params):
+            if isinstance(value, Tensor):
+                value.g = None
+        out.g = Tensor(grad)
+        # The seed's layers read self.out and self.args; point them at this call's tensors.
+        module.out, module.args = out, tuple(args)
+        with no_grad():
+            module.bwd(out, *args)
+        grads = [_gradient_of(a.g) if isinstance(a, Tensor) else None for a in args]
+        grads += [_gradient_of(p.g) for p in params]
+        return tuple(grads)

@@ -1,0 +1,51 @@
+"""Primitive ops: each a registered Function with its forward and hand-derived backward."""
+
+from chainrule.ops.elementwise import (
+    abs,
+    add,
+    clamp,
+    div,
+    eq,
+    exp,
+    ge,
+    gt,
+    le,
+    log,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sqrt,
+    sub,
+    tanh,
+    where,
+)
+from chainrule.ops.linalg import linear, matmul
+from chainrule.ops.nn import log_softmax, mse, softmax
+from chainrule.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from chainrule.ops.shape import (
+    cat,
+    concatenate,
+    expand,
+    flatten,
+    getitem,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+    unsqueeze,
+)
+
+__all__ = [
+    "abs", "add", "cat", "clamp", "concatenate", "div", "eq", "exp", "expand", "flatten", "ge",
+    "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "permute", "pow", "relu",
+    "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh",
+    "transpose", "unsqueeze", "var", "where",
+]

@@ -1,0 +1,415 @@
+"""Elementwise ops. Each backward is the local derivative times the upstream gradient.
+
+Binary ops broadcast; their backward returns gradients of the broadcast shape and the engine
+sums them back to each input's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.function import Context, Function
+from chainrule.tensor import Tensor, _as_data
+
+
+def _operand(value: Any, other: Any) -> Any:
+    """A non-tensor operand as an array, taking the other operand's float dtype.
+
+    Python numbers stay as they are: NumPy treats them as weak, so ``x * 2`` stays float32.
+    Integer or bool data meeting a float tensor is cast to that tensor's dtype, as PyTorch does.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    data = value.data if isinstance(value, Tensor) else _as_data(value)
+    other_data = other.data if isinstance(other, Tensor) else other
+    other_dtype = getattr(other_data, "dtype", None)
+    if data.dtype.kind != "f" and other_dtype is not None and other_dtype.kind == "f":
+        return data.astype(other_dtype)
+    return value if isinstance(value, Tensor) else data
+
+
+def _binary(fn: type[Function], a: Any, b: Any) -> Tensor:
+    return fn.apply(_operand(a, b), _operand(b, a))
+
+
+# ----------------------------------------------------------------------------- arithmetic
+class Add(Function):
+    """a + b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        return grad, grad
+
+
+class Sub(Function):
+    """a - b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """a * b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.a, ctx.b = a, b
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_a, need_b = ctx.needs_input_grad
+        return (grad * ctx.b if need_a else None), (grad * ctx.a if need_b else None)
+
+
+class Div(Function):
+    """a / b;  d/da = 1/b,  d/db = -a/b^2 = -out/b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = a / b
+        ctx.b, ctx.out = b, out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = grad / ctx.b
+        return (grad_a if need_a else None), (-grad_a * ctx.out if need_b else None)
+
+
+class Neg(Function):
+    """-a"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return -grad
+
+
+class Pow(Function):
+    """a ** b;  d/da = b a^(b-1),  d/db = a^b log(a) (defined for a > 0)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = a**b
+        ctx.a, ctx.b, ctx.out = a, b, out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_a, need_b = ctx.needs_input_grad
+        a, b = ctx.a, ctx.b
+        grad_a = grad * b * a ** (b - 1) if need_a else None
+        grad_b = grad * ctx.out * np.log(a) if need_b else None
+        return grad_a, grad_b
+
+
+class Cast(Function):
+    """a converted to another dtype; the gradient is converted back."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad.astype(ctx.dtype)
+
+
+# ----------------------------------------------------------------------------- unary math
+class Exp(Function):
+    """e^a;  d/da = e^a = out"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.out = np.exp(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad * ctx.out
+
+
+class Log(Function):
+    """log(a);  d/da = 1/a"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.a = a
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad / ctx.a
+
+
+class Sqrt(Function):
+    """sqrt(a);  d/da = 1 / (2 sqrt(a))"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.out = np.sqrt(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad / (2 * ctx.out)
+
+
+class Tanh(Function):
+    """tanh(a);  d/da = 1 - tanh(a)^2"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.out = np.tanh(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad * (1 - ctx.out * ctx.out)
+
+
+class Sigmoid(Function):
+    """1 / (1 + e^-a);  d/da = s (1 - s)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        # The tanh form never overflows, unlike 1 / (1 + exp(-a)) for large negative a.
+        out = 0.5 * (1 + np.tanh(0.5 * a))
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad * ctx.out * (1 - ctx.out)
+
+
+class Relu(Function):
+    """max(a, 0);  d/da = 1 where a > 0, else 0 (0 at a = 0, as in PyTorch)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        out = np.maximum(a, 0)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad * (ctx.out > 0)
+
+
+class Abs(Function):
+    """|a|;  d/da = sign(a) (0 at a = 0)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.a = a
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad * np.sign(ctx.a)
+
+
+class Clamp(Function):
+    """min(max(a, low), high);  d/da = 1 inside [low, high] (bounds included), else 0"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, low: float | None = None,
+                high: float | None = None) -> np.ndarray:
+        if low is None and high is None:
+            raise ValueError("clamp: give at least one of min and max")
+        ctx.a, ctx.low, ctx.high = a, low, high
+        return np.clip(a, low, high)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        a = ctx.a
+        if ctx.low is None:
+            return grad * (a <= ctx.high)
+        if ctx.high is None:
+            return grad * (a >= ctx.low)
+        return grad * ((a >= ctx.low) & (a <= ctx.high))
+
+
+class Maximum(Function):
+    """max(a, b) elementwise; the larger input takes the gradient, ties share it equally."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.a, ctx.b = a, b
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        share_a = ((ctx.a > ctx.b) + 0.5 * (ctx.a == ctx.b)).astype(grad.dtype)
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Minimum(Function):
+    """min(a, b) elementwise; the smaller input takes the gradient, ties share it equally."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.a, ctx.b = a, b
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        share_a = ((ctx.a < ctx.b) + 0.5 * (ctx.a == ctx.b)).astype(grad.dtype)
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Where(Function):
+    """a where condition else b; the condition takes no gradient."""
+
+    @staticmethod
+    def forward(ctx: Context, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.condition = condition
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        zero = np.zeros((), grad.dtype)
+        return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
+
+
+# ----------------------------------------------------------------------------- functions
+def add(a: Any, b: Any) -> Tensor:
+    """a + b with broadcasting."""
+    return _binary(Add, a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b with broadcasting."""
+    return _binary(Sub, a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b with broadcasting."""
+    return _binary(Mul, a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b with broadcasting."""
+    return _binary(Div, a, b)
+
+
+def neg(a: Any) -> Tensor:
+    """-a."""
+    return Neg.apply(a)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the op's name
+    """a ** b with broadcasting."""
+    return _binary(Pow, a, b)
+
+
+def exp(a: Any) -> Tensor:
+    """e ** a."""
+    return Exp.apply(a)
+
+
+def log(a: Any) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(a)
+
+
+def sqrt(a: Any) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(a)
+
+
+def tanh(a: Any) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(a)
+
+
+def sigmoid(a: Any) -> Tensor:
+    """Logistic sigmoid 1 / (1 + e^-a)."""
+    return Sigmoid.apply(a)
+
+
+def relu(a: Any) -> Tensor:
+    """max(a, 0)."""
+    return Relu.apply(a)
+
+
+def abs(a: Any) -> Tensor:  # noqa: A001 - the op's name
+    """|a|."""
+    return Abs.apply(a)
+
+
+def clamp(a: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Limit ``a`` to [min, max]; either bound may be None."""
+    return Clamp.apply(a, low=min, high=max)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum with broadcasting."""
+    return _binary(Maximum, a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum with broadcasting."""
+    return _binary(Minimum, a, b)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Pick ``a`` where ``condition`` holds, else ``b`` (broadcasting)."""
+    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    return Where.apply(condition.astype(bool, copy=False), _operand(a, b), _operand(b, a))
+
+
+def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
+    a_data = a.data if isinstance(a, Tensor) else a
+    b_data = b.data if isinstance(b, Tensor) else b
+    return Tensor(ufunc(a_data, b_data))
+
+
+def lt(a: Any, b: Any) -> Tensor:
+    """a < b as a bool tensor (no gradient)."""
+    return _compare(np.less, a, b)
+
+
+def le(a: Any, b: Any) -> Tensor:
+    """a <= b as a bool tensor (no gradient)."""
+    return _compare(np.less_equal, a, b)
+
+
+def gt(a: Any, b: Any) -> Tensor:
+    """a > b as a bool tensor (no gradient)."""
+    return _compare(np.greater, a, b)
+
+
+def ge(a: Any, b: Any) -> Tensor:
+    """a >= b as a bool tensor (no gradient)."""
+    return _compare(np.greater_equal, a, b)
+
+
+def eq(a: Any, b: Any) -> Tensor:
+    """a == b as a bool tensor (no gradient)."""
+    return _compare(np.equal, a, b)
+
+
+def ne(a: Any, b: Any) -> Tensor:
+    """a != b as a bool tensor (no gradient)."""
+    return _compare(np.not_equal, a, b)

@@ -1,0 +1,106 @@
+"""Matrix products: matmul (1-D, 2-D, batched) and the fused linear layer x @ W.T + b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.function import Context, Function
+from chainrule.tensor import Tensor
+
+
+def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matrix transpose
+    return np.swapaxes(a, -1, -2)
+
+
+class MatMul(Function):
+    """a @ b;  d/da = grad @ b^T,  d/db = a^T @ grad  (the seed's lin_grad)
+
+    A 1-D operand is a row (left) or column (right) vector, as in NumPy. Batch axes broadcast,
+    and the engine sums the gradient over the axes an operand was broadcast along.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dim, got shapes "
+                             f"{a.shape} and {b.shape}; use * for scalars")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the "
+                f"first ({a.shape[-1]}) must equal the "
+                f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the second"
+            )
+        ctx.a, ctx.b = a, b
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        a, b = ctx.a, ctx.b
+        need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:
+            return (grad * b if need_a else None), (grad * a if need_b else None)
+        # Treat vectors as matrices with a size-1 axis, then drop that axis again.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = g2 @ _mT(b2)
+            if a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+        if need_b:
+            grad_b = _mT(a2) @ g2
+            if b.ndim == 1:
+                grad_b = grad_b[..., 0]
+        return grad_a, grad_b
+
+
+class Linear(Function):
+    """x @ W.T + b with W stored (out_features, in_features), as in PyTorch.
+
+    d/dx = grad @ W,   d/dW = grad^T @ x,   d/db = grad summed over all leading axes.
+    Fused so that one node on the tape does what three (matmul, transpose, add) would.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
+                bias: np.ndarray | None = None) -> np.ndarray:
+        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                f"(out_features, in_features): the input's last axis must be {weight.shape[-1]}"
+            )
+        ctx.x, ctx.weight = x, weight
+        out = x @ weight.T
+        if bias is not None:
+            if bias.dtype == out.dtype:
+                out += bias  # in place: out is a fresh array
+            else:
+                out = out + bias
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, weight = ctx.x, ctx.weight
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = grad @ weight if need_x else None
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        grad_b = grad_2d.sum(axis=0) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product with NumPy's rules for 1-D and batched operands."""
+    return MatMul.apply(a, b)
+
+
+def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    return Linear.apply(x, weight, bias)

@@ -1,0 +1,209 @@
+"""Reductions over axes. Backward spreads the upstream gradient back over the reduced axes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.function import Context, Function
+from chainrule.tensor import Tensor
+
+Axis = int | Sequence[int] | None
+
+
+def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+    """``axis`` as a sorted tuple of non-negative axes (all axes for None)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    result = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
+        result.append(int(a) % max(ndim, 1))
+    if len(set(result)) != len(result):
+        raise ValueError(f"{op}: axis {axis} repeats an axis")
+    return tuple(sorted(result))
+
+
+def _spread(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool,
+            shape: tuple[int, ...]) -> np.ndarray:
+    """Give the reduced axes back to ``grad`` (as size 1) and broadcast it to ``shape``."""
+    if not keepdims:
+        grad = np.expand_dims(grad, axes)
+    return np.broadcast_to(grad, shape)
+
+
+class Sum(Function):
+    """sum over axes;  every input element gets the upstream gradient of its sum"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
+                keepdims: bool = False) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, "sum")
+        ctx.keepdims, ctx.shape = keepdims, a.shape
+        return a.sum(axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return _spread(grad, ctx.axes, ctx.keepdims, ctx.shape)
+
+
+class Mean(Function):
+    """mean over axes;  every input element gets grad / (number of elements averaged)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
+                keepdims: bool = False) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, "mean")
+        ctx.keepdims, ctx.shape = keepdims, a.shape
+        ctx.count = int(np.prod([a.shape[i] for i in ctx.axes]))
+        return a.mean(axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return _spread(grad / ctx.count, ctx.axes, ctx.keepdims, ctx.shape)
+
+
+class _Extreme(Function, register=False):
+    """Shared backward of max and min: the elements equal to the result share its gradient."""
+
+    reduce: Any = None
+
+    @classmethod
+    def forward(cls, ctx: Context, a: np.ndarray, axis: Axis = None,
+                keepdims: bool = False) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, cls.name)
+        if a.size == 0:
+            raise ValueError(f"{cls.name}: cannot reduce an empty tensor")
+        out = cls.reduce(a, axis=ctx.axes, keepdims=True)
+        ctx.a, ctx.out, ctx.keepdims = a, out, keepdims
+        return out if keepdims else np.squeeze(out, ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        hits = ctx.a == ctx.out
+        # Ties split the gradient equally (as torch.amax does), so the sum is preserved.
+        share = hits / hits.sum(axis=ctx.axes, keepdims=True)
+        if not ctx.keepdims:
+            grad = np.expand_dims(grad, ctx.axes)
+        return (grad * share).astype(grad.dtype, copy=False)
+
+
+class Max(_Extreme):
+    """max over axes;  the gradient goes to the maximal elements"""
+
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extreme):
+    """min over axes;  the gradient goes to the minimal elements"""
+
+    reduce = staticmethod(np.min)
+
+
+class Var(Function):
+    """sum((a - mean)^2) / (N - correction);  d/da = 2 (a - mean) / (N - correction)
+
+    The mean's own dependence on ``a`` drops out because sum(a - mean) = 0.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
+                correction: int = 1) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, "var")
+        count = int(np.prod([a.shape[i] for i in ctx.axes]))
+        ctx.divisor = max(count - correction, 0)
+        ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
+        ctx.keepdims = keepdims
+        squares = np.square(ctx.centered).sum(axis=ctx.axes, keepdims=keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return squares / ctx.divisor
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if not ctx.keepdims:
+            grad = np.expand_dims(grad, ctx.axes)
+        return grad * (2 / ctx.divisor) * ctx.centered
+
+
+class Std(Function):
+    """sqrt(var);  d/da = (a - mean) / ((N - correction) std)"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
+                correction: int = 1) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, "std")
+        count = int(np.prod([a.shape[i] for i in ctx.axes]))
+        ctx.divisor = max(count - correction, 0)
+        ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ctx.out = np.sqrt(np.square(ctx.centered).sum(axis=ctx.axes, keepdims=True)
+                              / ctx.divisor)
+        return ctx.out if keepdims else np.squeeze(ctx.out, ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if grad.ndim != ctx.out.ndim:
+            grad = np.expand_dims(grad, ctx.axes)
+        return grad * ctx.centered / (ctx.divisor * ctx.out)
+
+
+class LogSumExp(Function):
+    """log(sum(exp(a)));  d/da = exp(a - out) = softmax(a)
+
+    The max is subtracted before exponentiating so that large inputs do not overflow.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
+                keepdims: bool = False) -> np.ndarray:
+        ctx.axes = normalize_axes(axis, a.ndim, "logsumexp")
+        shift = np.max(a, axis=ctx.axes, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0)
+        out = np.log(np.exp(a - shift).sum(axis=ctx.axes, keepdims=True)) + shift
+        ctx.a, ctx.out = a, out
+        return out if keepdims else np.squeeze(out, ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if grad.ndim != ctx.out.ndim:
+            grad = np.expand_dims(grad, ctx.axes)
+        return grad * np.exp(ctx.a - ctx.out)
+
+
+def sum(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (all axes if None)."""
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (all axes if None)."""
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis`` (values only; use argmax for indices)."""
+    return Max.apply(a, axis=axis, keepdims=keepdims)
+
+
+def min(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis`` (values only; use argmin for indices)."""
+    return Min.apply(a, axis=axis, keepdims=keepdims)
+
+
+def var(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+    """Variance over ``axis``; ``correction=1`` (default) divides by N - 1, as PyTorch does."""
+    return Var.apply(a, axis=axis, keepdims=keepdims, correction=correction)
+
+
+def std(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+    """Standard deviation over ``axis``; ``correction`` as in ``var``."""
+    return Std.apply(a, axis=axis, keepdims=keepdims, correction=correction)
+
+
+def logsumexp(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(a))) over ``axis``, stable for large values."""
+    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)

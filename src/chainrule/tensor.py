@@ -1,0 +1,565 @@
+"""Tensor: a NumPy array that remembers which Function made it, and the tape walk (backward)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule import backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether new ops are recorded on the tape."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self.previous = _grad_enabled
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+
+def no_grad() -> _GradMode:
+    """Context manager (or decorator) in which ops are not recorded: inference, optimizer steps."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Context manager (or decorator) that records ops again inside a ``no_grad`` block."""
+    return _GradMode(True)
+
+
+# Marks a node whose saved buffers were released by a backward() without retain_graph.
+_FREED = object()
+
+
+def _as_data(value: Any, dtype: Any = None, where: str = "tensor") -> np.ndarray:
+    """Turn ``value`` into an ndarray with a supported dtype (Python floats -> default dtype)."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray):
+        array = value if dtype is None else value.astype(dtype, copy=False)
+    else:
+        array = np.asarray(value, dtype=dtype)
+        if dtype is None and array.dtype == np.float64 and not isinstance(value, np.generic):
+            # Python floats carry no precision of their own: they take the default dtype.
+            array = array.astype(backend.get_default_dtype())
+    backend.check_dtype(array.dtype, where)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode autograd.
+
+    ``data`` is the NumPy array; ``grad`` is a NumPy array of the same shape, filled in by
+    ``backward()`` for leaves with ``requires_grad=True``. A tensor made by an op remembers the
+    op (``grad_fn``), the op's context and its input tensors: that record is the tape.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_ctx", "_parents", "_retains_grad",
+                 "name", "g", "__weakref__")
+    # Let NumPy hand `ndarray + tensor` to Tensor.__radd__ instead of converting the tensor.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 name: str | None = None) -> None:
+        self.data = _as_data(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"tensor: only floating tensors can require gradients, got {self.data.dtype}; "
+                "create it with dtype=float32 or float64"
+            )
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.grad_fn: type | None = None  # the Function class that made this tensor
+        self._ctx: Any = None
+        self._parents: tuple[Tensor | None, ...] = ()
+        self._retains_grad = False
+        self.name = name
+        self.g: Any = None  # the seed's hand-written gradient slot, used by Module.bwd layers
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, fn: type | None, ctx: Any,
+                 parents: tuple[Tensor | None, ...]) -> Tensor:
+        """Wrap an op's output without re-checking its dtype (the fast path of Function.apply)."""
+        out = cls.__new__(cls)
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.grad = None
+        out.requires_grad = fn is not None
+        out.grad_fn = fn
+        out._ctx = ctx
+        out._parents = parents
+        out._retains_grad = False
+        out.name = None
+        out.g = None
+        return out
+
+    # ----------------------------------------------------------------- basic properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of ``data``."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The NumPy dtype of ``data``."""
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not made by a recorded op (parameters, inputs)."""
+        return self.grad_fn is None
+
+    def numpy(self) -> np.ndarray:
+        """The underlying NumPy array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float | int | bool:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.size} elements, not 1")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """The data as nested Python lists."""
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this data but cut from the tape (no gradient flows through it)."""
+        return Tensor._from_op(self.data, None, None, ())
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place on a leaf; returns self."""
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach() instead")
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating tensors can require gradients, "
+                            f"this one is {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retains_grad = True
+        return self
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy converted to ``dtype``; differentiable between float dtypes."""
+        from chainrule.ops.elementwise import Cast
+
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        """Convert to the default float dtype (float32 unless changed)."""
+        return self.astype(backend.get_default_dtype())
+
+    def double(self) -> Tensor:
+        """Convert to float64."""
+        return self.astype(np.float64)
+
+    def long(self) -> Tensor:
+        """Convert to int64 (no gradient)."""
+        return Tensor(self.data.astype(np.int64))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4,
+                               threshold=200, edgeitems=3)
+        extras = []
+        if self.dtype != backend.get_default_dtype() and self.dtype != np.int64 \
+                and self.dtype != np.bool_:
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # ----------------------------------------------------------------- the tape walk
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Fill ``grad`` of every leaf this tensor depends on, by the chain rule.
+
+        Nodes are visited in reverse topological order, so each node's gradient is complete
+        (summed over all its uses) before its Function's backward turns it into input gradients.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require a gradient: none of the tensors it was "
+                "computed from has requires_grad=True (or it was computed under no_grad())"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): the tensor has shape {self.shape}; gradients are implicit only "
+                    "for a single-element output. Pass backward(gradient) with that shape, or "
+                    "reduce it first (e.g. .sum() or .mean())"
+                )
+            gradient = np.ones_like(self.data)
+        else:
+            gradient = _as_data(gradient, self.dtype, "backward(gradient)")
+            if gradient.shape != self.shape:
+                raise ValueError(
+                    f"backward(): gradient has shape {gradient.shape} but the tensor has shape "
+                    f"{self.shape}; they must match"
+                )
+        grads: dict[int, np.ndarray] = {id(self): gradient}
+        for node in reversed(_topological_order(self)):
+            grad = grads.pop(id(node), None)
+            if grad is None:
+                continue
+            fn = node.grad_fn
+            if fn is None:
+                _accumulate(node, grad)
+                continue
+            if node._retains_grad:
+                _accumulate(node, grad)
+            ctx = node._ctx
+            if ctx is _FREED:
+                raise RuntimeError(
+                    f"backward() through {fn.__name__} a second time: its saved buffers were "
+                    "freed by the first backward(). Pass retain_graph=True to the first call"
+                )
+            input_grads = fn.backward(ctx, grad)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            parents = node._parents
+            if len(input_grads) != len(parents):
+                raise RuntimeError(
+                    f"{fn.__name__}.backward returned {len(input_grads)} gradients for "
+                    f"{len(parents)} inputs; return one per input (None for no gradient)"
+                )
+            for parent, input_grad in zip(parents, input_grads):
+                if parent is None or input_grad is None or not parent.requires_grad:
+                    continue
+                if type(input_grad) is not np.ndarray:
+                    input_grad = np.asarray(input_grad.data if isinstance(input_grad, Tensor)
+                                            else input_grad)
+                if input_grad.shape != parent.data.shape:
+                    input_grad = _fit_to(input_grad, parent.data.shape, fn)
+                key = id(parent)
+                held = grads.get(key)
+                # Out of place: an op may hand the same array to two inputs (add does).
+                grads[key] = input_grad if held is None else held + input_grad
+            if not retain_graph:
+                node._ctx = _FREED
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.div(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.neg(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return _ops.pow(self, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _ops.pow(base, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.ge(self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.ne(self, other)
+
+    # ----------------------------------------------------------------- methods
+    def add(self, other: Any) -> Tensor:
+        """Elementwise sum (broadcasting)."""
+        return _ops.add(self, other)
+
+    def sub(self, other: Any) -> Tensor:
+        """Elementwise difference (broadcasting)."""
+        return _ops.sub(self, other)
+
+    def mul(self, other: Any) -> Tensor:
+        """Elementwise product (broadcasting)."""
+        return _ops.mul(self, other)
+
+    def div(self, other: Any) -> Tensor:
+        """Elementwise quotient (broadcasting)."""
+        return _ops.div(self, other)
+
+    def pow(self, exponent: Any) -> Tensor:
+        """Elementwise power (broadcasting)."""
+        return _ops.pow(self, exponent)
+
+    def matmul(self, other: Any) -> Tensor:
+        """Matrix product with NumPy's rules (1-D, 2-D and batched)."""
+        return _ops.matmul(self, other)
+
+    def exp(self) -> Tensor:
+        """Elementwise e**x."""
+        return _ops.exp(self)
+
+    def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
+        return _ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        """Elementwise square root."""
+        return _ops.sqrt(self)
+
+    def tanh(self) -> Tensor:
+        """Elementwise hyperbolic tangent."""
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        """Elementwise logistic sigmoid."""
+        return _ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        """Elementwise max(x, 0)."""
+        return _ops.relu(self)
+
+    def abs(self) -> Tensor:
+        """Elementwise absolute value."""
+        return _ops.abs(self)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Limit values to [min, max]; either bound may be None."""
+        return _ops.clamp(self, min, max)
+
+    def clamp_min(self, min: float) -> Tensor:
+        """Limit values from below (the seed's relu is ``x.clamp_min(0.)``)."""
+        return _ops.clamp(self, min, None)
+
+    def clamp_max(self, max: float) -> Tensor:
+        """Limit values from above."""
+        return _ops.clamp(self, None, max)
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise maximum of two tensors (broadcasting)."""
+        return _ops.maximum(self, other)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (all axes if None)."""
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis`` (all axes if None)."""
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis``; ties share the gradient equally."""
+        return _ops.max(self, axis, keepdims)
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis``; ties share the gradient equally."""
+        return _ops.min(self, axis, keepdims)
+
+    def var(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
+            correction: int = 1) -> Tensor:
+        """Variance over ``axis`` with Bessel's ``correction`` (1, as in PyTorch, by default)."""
+        return _ops.var(self, axis, keepdims, correction)
+
+    def std(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
+            correction: int = 1) -> Tensor:
+        """Standard deviation over ``axis`` (``correction`` as in var)."""
+        return _ops.std(self, axis, keepdims, correction)
+
+    def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False
+                  ) -> Tensor:
+        """log(sum(exp(x))) over ``axis``, computed without overflow."""
+        return _ops.logsumexp(self, axis, keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(x) / sum(exp(x)) along ``axis``, computed without overflow."""
+        return _ops.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """x - logsumexp(x) along ``axis``."""
+        return _ops.log_softmax(self, axis)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the maxima (no gradient)."""
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the minima (no gradient)."""
+        return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
+
+    def any(self) -> bool:
+        """True if any element is nonzero."""
+        return bool(self.data.any())
+
+    def all(self) -> bool:
+        """True if every element is nonzero."""
+        return bool(self.data.all())
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in a new shape (one entry may be -1)."""
+        return _ops.reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
+        """Swap two axes (the last two by default)."""
+        return _ops.transpose(self, axis0, axis1)
+
+    def t(self) -> Tensor:
+        """Transpose of a 2-D tensor (as in the seed's ``w.t()``)."""
+        if self.ndim != 2:
+            raise ValueError(f"t(): expects a 2-D tensor, got shape {self.shape}; use transpose")
+        return _ops.transpose(self, 0, 1)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - the name NumPy and PyTorch use
+        """All axes reversed."""
+        return _ops.permute(self, *reversed(range(self.ndim)))
+
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        """Reorder the axes."""
+        return _ops.permute(self, *axes)
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """Remove size-1 axes (all of them, or those in ``axis``)."""
+        return _ops.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """Insert a size-1 axis at ``axis``."""
+        return _ops.unsqueeze(self, axis)
+
+    def expand(self, *shape: int | Sequence[int]) -> Tensor:
+        """Broadcast to ``shape`` without copying (-1 keeps a size)."""
+        return _ops.expand(self, *shape)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        """Merge the axes from ``start_axis`` to ``end_axis`` into one."""
+        return _ops.flatten(self, start_axis, end_axis)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor needing a gradient that ``root`` depends on, inputs before outputs.
+
+    Iterative depth-first search, so deep graphs (hundreds of layers) do not hit the recursion
+    limit.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent is not None and parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _accumulate(tensor: Tensor, grad: np.ndarray) -> None:
+    """Add ``grad`` into ``tensor.grad`` (gradients of a tensor used twice add up)."""
+    if tensor.grad is None:
+        # A copy: the array may be shared with other tensors' gradients or be a view.
+        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+    else:
+        tensor.grad += grad
+
+
+def _fit_to(grad: np.ndarray, shape: tuple[int, ...], fn: type) -> np.ndarray:
+    """Undo broadcasting of an input, or say which op returned a gradient of the wrong shape."""
+    try:
+        fitted = backend.unbroadcast(grad, shape)
+    except (ValueError, IndexError):
+        fitted = None
+    if fitted is None or fitted.shape != shape:
+        raise RuntimeError(
+            f"{fn.__name__}.backward returned a gradient of shape {grad.shape} for an input of "
+            f"shape {shape}; it must have the input's shape (or a shape that broadcasts from it)"
+        )
+    return fitted
+
+
+# Imported last: the ops build Tensors, so they need this module complete first.
+from chainrule import ops as _ops  # noqa: E402
