@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from chainrule.function import Context, Function
 from chainrule.tensor import Tensor
 
 Axis = int | Sequence[int] | None
+# This module defines sum, max and min as ops; Python's own are reached as builtins.max etc.
 
 
 def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
@@ -20,9 +22,9 @@ def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     result = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
-        result.append(int(a) % max(ndim, 1))
+        result.append(int(a) % builtins.max(ndim, 1))
     if len(set(result)) != len(result):
         raise ValueError(f"{op}: axis {axis} repeats an axis")
     return tuple(sorted(result))
@@ -115,7 +117,7 @@ class Var(Function):
                 correction: int = 1) -> np.ndarray:
         ctx.axes = normalize_axes(axis, a.ndim, "var")
         count = int(np.prod([a.shape[i] for i in ctx.axes]))
-        ctx.divisor = max(count - correction, 0)
+        ctx.divisor = builtins.max(count - correction, 0)
         ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
         ctx.keepdims = keepdims
         squares = np.square(ctx.centered).sum(axis=ctx.axes, keepdims=keepdims)
@@ -137,7 +139,7 @@ class Std(Function):
                 correction: int = 1) -> np.ndarray:
         ctx.axes = normalize_axes(axis, a.ndim, "std")
         count = int(np.prod([a.shape[i] for i in ctx.axes]))
-        ctx.divisor = max(count - correction, 0)
+        ctx.divisor = builtins.max(count - correction, 0)
         ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             ctx.out = np.sqrt(np.square(ctx.centered).sum(axis=ctx.axes, keepdims=True)
@@ -148,7 +150,11 @@ class Std(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         if grad.ndim != ctx.out.ndim:
             grad = np.expand_dims(grad, ctx.axes)
-        return grad * ctx.centered / (ctx.divisor * ctx.out)
+        # Where std is 0 every element equals the mean; take slope 0 there, as PyTorch does.
+        denominator = ctx.divisor * ctx.out
+        scale = np.divide(1, denominator, out=np.zeros_like(denominator),
+                          where=denominator != 0)
+        return grad * ctx.centered * scale
 
 
 class LogSumExp(Function):
