@@ -20,10 +20,10 @@ def _operand(value: Any, other: Any) -> Any:
     Python numbers stay as they are: NumPy treats them as weak, so ``x * 2`` stays float32.
     Integer or bool data meeting a float tensor is cast to that tensor's dtype, as PyTorch does.
     """
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     data = value.data if isinstance(value, Tensor) else _as_data(value)
     other_data = other.data if isinstance(other, Tensor) else other
     other_dtype = getattr(other_data, "dtype", None)

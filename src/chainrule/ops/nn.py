@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, _as_data
 
 
 def _shifted(a: np.ndarray, axis: int) -> np.ndarray:
@@ -104,8 +104,9 @@ def log_softmax(a: Any, axis: int = -1) -> Tensor:
 
 def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error; an output of shape target.shape + (1,) is compared as if squeezed."""
-    target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
-    output_data = output.data if isinstance(output, Tensor) else np.asarray(output)
-    if target_data.dtype.kind != "f" and output_data.dtype.kind == "f":
-        target = target_data.astype(output_data.dtype)
+    if not isinstance(target, Tensor):
+        target = _as_data(target, where="mse target")
+    output_data = output.data if isinstance(output, Tensor) else _as_data(output)
+    if target.dtype.kind != "f" and output_data.dtype.kind == "f":
+        target = np.asarray(target).astype(output_data.dtype)
     return MSELoss.apply(output, target, reduction=reduction)

@@ -1,0 +1,311 @@
+"""Modules and layers, each checked against its torch.nn twin and finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.check import gradcheck
+
+
+def to_torch_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v) for k, v in module.state_dict().items()}
+
+
+def mlp(dtype: str = "float64") -> nn.Sequential:
+    return nn.Sequential(nn.Linear(5, 4, dtype=dtype), nn.ReLU(), nn.Linear(4, 3, dtype=dtype))
+
+
+def torch_mlp() -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(),
+                               torch.nn.Linear(4, 3)).double()
+
+
+# ----------------------------------------------------------------------------- layer twins
+LAYER_TWINS = [
+    ("Linear", lambda: nn.Linear(5, 3, dtype="float64"),
+     lambda: torch.nn.Linear(5, 3).double(), (4, 5)),
+    ("Linear without bias, 3-D input", lambda: nn.Linear(5, 2, bias=False, dtype="float64"),
+     lambda: torch.nn.Linear(5, 2, bias=False).double(), (2, 3, 5)),
+    ("ReLU", nn.ReLU, torch.nn.ReLU, (3, 4)),
+    ("Sequential MLP", mlp, torch_mlp, (6, 5)),
+]
+
+
+@pytest.mark.parametrize("name, make, make_torch, shape", LAYER_TWINS, ids=[t[0] for t in
+                                                                           LAYER_TWINS])
+def test_layer_matches_its_torch_twin(name, make, make_torch, shape) -> None:
+    layer, twin = make(), make_torch()
+    twin.load_state_dict(to_torch_state(layer))
+    x = np.random.default_rng(0).standard_normal(shape)
+    ours, theirs = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, expected = layer(ours), twin(theirs)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10)
+    weights = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(weights)
+    expected.backward(torch.from_numpy(weights))
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10)
+    twin_params = dict(twin.named_parameters())
+    for key, param in layer.named_parameters():
+        np.testing.assert_allclose(param.grad, twin_params[key].grad.numpy(), rtol=1e-10,
+                                   err_msg=f"{name}: {key}")
+
+
+@pytest.mark.parametrize("name, make, make_torch, shape", LAYER_TWINS, ids=[t[0] for t in
+                                                                           LAYER_TWINS])
+def test_layer_matches_finite_differences(name, make, make_torch, shape) -> None:
+    layer = make()
+    x = np.random.default_rng(2).standard_normal(shape)
+    gradcheck(layer, [x])
+    for key, param in layer.named_parameters():
+        # The layer's output as a function of this one parameter.
+        result = gradcheck(lambda p, param=param: _call_with(layer, param, p, x), [param.data])
+        assert result.worst_error[0] is not None, key
+
+
+def _call_with(layer: nn.Module, param: cr.Tensor, value: cr.Tensor, x: np.ndarray) -> cr.Tensor:
+    """The layer's output as a function of one parameter: that parameter is swapped for value."""
+    for module in layer.modules():
+        for attr, held in list(vars(module).items()):
+            if held is param:
+                setattr(module, attr, value)
+                try:
+                    return layer(cr.tensor(x))
+                finally:
+                    setattr(module, attr, param)
+    raise AssertionError("parameter not found")
+
+
+def test_mse_loss_matches_torch_and_drops_only_a_trailing_one() -> None:
+    rng = np.random.default_rng(3)
+    out, target = rng.standard_normal((6, 1)), rng.standard_normal(6)
+    ours = cr.tensor(out, requires_grad=True)
+    loss = nn.MSELoss()(ours, target)
+    theirs = torch.tensor(out, requires_grad=True)
+    expected = torch.nn.MSELoss()(theirs.squeeze(-1), torch.tensor(target))
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-12)
+    loss.backward()
+    expected.backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+    assert ours.grad.shape == (6, 1)
+    # The seed's own hand-derived gradient: 2 (output - target) / N, with the trailing 1 kept.
+    np.testing.assert_allclose(ours.grad, 2 * (out[:, 0] - target)[:, None] / 6)
+    with pytest.raises(ValueError, match=r"output shape \(6, 6\) and target shape \(6,\)"):
+        cr.mse(cr.tensor(rng.standard_normal((6, 6))), target)
+    assert nn.MSELoss(reduction="sum")(cr.tensor([1.0, 2.0]), [0.0, 0.0]).item() == 5.0
+
+
+def test_mse_accepts_integer_targets() -> None:
+    loss = cr.mse(cr.tensor([[1.0], [2.0]]), np.array([1, 1]))
+    assert loss.dtype == np.float32 and loss.item() == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------- Module
+def test_parameters_are_found_in_order_with_torch_names() -> None:
+    model = mlp()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert names == list(dict(torch_mlp().named_parameters()))
+    assert len(model.parameters()) == 4 and len(list(model.children())) == 3
+
+
+def test_lists_of_modules_and_plain_trainable_tensors_count() -> None:
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = [nn.Linear(2, 3), nn.ReLU()]
+            self.scale = cr.ones(1, requires_grad=True)  # not a Parameter, still trained
+            self.constant = cr.ones(1)
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x * self.scale
+
+    names = [name for name, _ in Model().named_parameters()]
+    assert names == ["scale", "layers.0.weight", "layers.0.bias"]
+
+
+def test_shared_parameters_are_listed_once() -> None:
+    layer = nn.Linear(3, 3)
+    assert len(nn.Sequential(layer, layer).parameters()) == 2
+
+
+def test_zero_grad_train_eval() -> None:
+    model = mlp()
+    model(cr.randn(2, 5, dtype="float64")).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    assert model.eval() is model and not any(m.training for m in model.modules())
+    assert all(m.training for m in model.train().modules())
+
+
+def test_state_dict_round_trips_with_torch_without_transposing() -> None:
+    ours, theirs = mlp(), torch_mlp()
+    ours.load_state_dict(theirs.state_dict())  # torch tensors go straight in
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key], value.numpy())
+    assert ours[0].weight.shape == (4, 5)  # (out_features, in_features), as in torch
+    again = torch_mlp()
+    again.load_state_dict(to_torch_state(ours))
+    x = torch.randn(3, 5, dtype=torch.float64)
+    np.testing.assert_allclose(again(x).detach().numpy(), ours(cr.tensor(x.numpy())).data)
+
+
+def test_state_dict_is_a_copy() -> None:
+    layer = nn.Linear(2, 2)
+    state = layer.state_dict()
+    state["weight"][...] = 0
+    assert np.any(layer.weight.data != 0)
+
+
+def test_load_state_dict_names_missing_unexpected_and_mismatched_keys() -> None:
+    model = mlp()
+    state = model.state_dict()
+    state["0.weight"] = np.zeros((7, 5))
+    del state["2.bias"]
+    state["extra"] = np.zeros(1)
+    before = model[0].weight.data.copy()
+    with pytest.raises(ValueError) as error:
+        model.load_state_dict(state)
+    message = str(error.value)
+    assert "missing keys: 2.bias" in message and "unexpected keys: extra" in message
+    assert "0.weight: checkpoint has shape (7, 5), model has (4, 5)" in message
+    np.testing.assert_array_equal(model[0].weight.data, before)  # nothing half-loaded
+    del state["extra"]
+    state["0.weight"] = np.ones((4, 5))
+    model.load_state_dict(state, strict=False)
+    assert np.all(model[0].weight.data == 1)
+
+
+def test_repr_reads_like_torch() -> None:
+    assert repr(mlp()) == (
+        "Sequential(\n"
+        "  (0): Linear(in_features=5, out_features=4, bias=True)\n"
+        "  (1): ReLU()\n"
+        "  (2): Linear(in_features=4, out_features=3, bias=True)\n"
+        ")"
+    )
+    assert repr(nn.Parameter(np.zeros(2, np.float32))).startswith("Parameter([0., 0.]")
+
+
+def test_bad_layer_arguments_are_explained() -> None:
+    with pytest.raises(ValueError, match="features must be positive"):
+        nn.Linear(0, 3)
+    with pytest.raises(TypeError, match="item 1 is a int, not a Module"):
+        nn.Sequential(nn.ReLU(), 3)
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 4\).*\(3, 5\)"):
+        nn.Linear(5, 3)(cr.ones(2, 4))
+
+
+# ----------------------------------------------------------------------------- init
+@pytest.mark.parametrize("fill, std", [
+    (nn.init.kaiming_normal_, math.sqrt(2 / 400)),
+    (nn.init.kaiming_uniform_, math.sqrt(2 / 400)),
+    (nn.init.xavier_normal_, math.sqrt(2 / 700)),
+    (nn.init.xavier_uniform_, math.sqrt(2 / 700)),
+])
+def test_init_functions_have_the_published_std(fill, std) -> None:
+    weight = nn.Parameter(np.empty((300, 400), np.float32))
+    fill(weight, generator=np.random.default_rng(0))
+    assert weight.data.std() == pytest.approx(std, rel=0.02)
+    assert abs(weight.data.mean()) < std / 20
+
+
+def test_kaiming_keeps_activations_from_exploding_or_vanishing() -> None:
+    # The seed's lesson: 50 layers of randn weights blow up; Kaiming keeps the scale.
+    rng = np.random.default_rng(0)
+    x = cr.tensor(rng.standard_normal((200, 100), np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        raw = x
+        for _ in range(50):
+            raw = raw @ cr.tensor(rng.standard_normal((100, 100), np.float32))
+    assert not np.all(np.isfinite(raw.data))
+    scaled = x
+    for _ in range(50):
+        weight = nn.Parameter(np.empty((100, 100), np.float32))
+        nn.init.kaiming_normal_(weight, generator=rng)
+        scaled = (scaled @ weight.T).relu()
+    assert 0.2 < np.sqrt(np.mean(scaled.data ** 2)) < 5
+
+
+def test_init_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        nn.init.kaiming_normal_(nn.Parameter(np.zeros(3)))
+    with pytest.raises(ValueError, match="unknown nonlinearity 'swish'"):
+        nn.init.kaiming_normal_(nn.Parameter(np.zeros((2, 2))), nonlinearity="swish")
+
+
+def test_linear_default_init_matches_torch_bounds() -> None:
+    layer = nn.Linear(100, 50, generator=np.random.default_rng(0))
+    assert np.abs(layer.weight.data).max() <= 0.1 and np.abs(layer.bias.data).max() <= 0.1
+    assert layer.weight.data.std() == pytest.approx(0.1 / math.sqrt(3), rel=0.05)
+
+
+# ----------------------------------------------------------------------------- seed style
+class SeedRelu(nn.Module):
+    def forward(self, inp):
+        return inp.clamp_min(0.0)
+
+    def bwd(self, out, inp):
+        inp.g = (inp > 0).float() * out.g
+
+
+class SeedLin(nn.Module):
+    def __init__(self, w, b):
+        self.w, self.b = w, b
+
+    def forward(self, inp):
+        return inp @ self.w + self.b
+
+    def bwd(self, out, inp):
+        inp.g = self.out.g @ self.w.t()
+        self.w.g = inp.t() @ self.out.g
+        self.b.g = self.out.g.sum(0)
+
+
+def test_seed_style_modules_are_nodes_on_the_tape() -> None:
+    rng = np.random.default_rng(4)
+    x, target = rng.standard_normal((8, 5)), rng.standard_normal(8)
+    w1, b1 = rng.standard_normal((5, 4)), np.zeros(4)
+    w2, b2 = rng.standard_normal((4, 1)), np.zeros(1)
+    params = [cr.tensor(a, requires_grad=True) for a in (w1, b1, w2, b2)]
+    lin1, lin2 = SeedLin(params[0], params[1]), SeedLin(params[2], params[3])
+    inp = cr.tensor(x, requires_grad=True)
+    # Hand-written layers mixed with a built-in op (tanh) and the built-in mse.
+    loss = cr.mse(lin2(SeedRelu()(lin1(inp)).tanh()), target)
+    loss.backward()
+
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, w1, b1, w2, b2)]
+    tx, tw1, tb1, tw2, tb2 = tensors
+    tout = (torch.relu(tx @ tw1 + tb1).tanh() @ tw2 + tb2).squeeze(-1)
+    expected = torch.nn.functional.mse_loss(tout, torch.tensor(target))
+    expected.backward()
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-12)
+    for mine, theirs in zip([inp, *params], tensors):
+        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10)
+
+
+def test_seed_style_module_passes_finite_differences() -> None:
+    rng = np.random.default_rng(5)
+    w = cr.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    b = cr.tensor(rng.standard_normal(2), requires_grad=True)
+    gradcheck(SeedLin(w, b), [rng.standard_normal((4, 3))])
+
+
+def test_a_seed_style_bwd_with_a_wrong_gradient_is_caught() -> None:
+    class WrongLin(SeedLin):
+        def bwd(self, out, inp):
+            super().bwd(out, inp)
+            inp.g = inp.g * 2  # off by a factor of two
+
+    rng = np.random.default_rng(6)
+    layer = WrongLin(cr.tensor(rng.standard_normal((3, 2))), cr.tensor(np.zeros(2)))
+    with pytest.raises(cr.check.GradcheckError, match="input 0"):
+        gradcheck(layer, [rng.standard_normal((4, 3))])
