@@ -1,4 +1,4 @@
-"""Functions that make tensors: from data, filled with a value, or random from a seeded generator."""
+"""Making tensors: from data, filled with a value, or drawn from a seeded generator."""
 
 from __future__ import annotations
 

@@ -140,7 +140,8 @@ class Tensor:
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item(): tensor of shape {self.shape} has {self.size} elements, not 1")
+            raise ValueError(
+                f"item(): tensor of shape {self.shape} has {self.size} elements, not 1")
         return self.data.item()
 
     def tolist(self) -> Any:
