@@ -302,6 +302,7 @@ CASES: list[Case] = [
     Case("mul", "broadcast", binary(), torch.mul),
     Case("div", "broadcast", binary(normal, nonzero), torch.div),
     Case("neg", "any", unary(), torch.neg),
+    Case("clone", "any", unary(), torch.clone),
     Case("pow", "tensor or constant exponent", build_pow, torch.pow),
     # float32 rounding (1e-7 relative) swamps a 1e-6 difference step; cast is linear, so a
     # large step costs no accuracy.

@@ -309,3 +309,31 @@ def test_a_seed_style_bwd_with_a_wrong_gradient_is_caught() -> None:
     layer = WrongLin(cr.tensor(rng.standard_normal((3, 2))), cr.tensor(np.zeros(2)))
     with pytest.raises(cr.check.GradcheckError, match="input 0"):
         gradcheck(layer, [rng.standard_normal((4, 3))])
+
+
+def test_a_seed_style_bwd_that_forgets_the_batch_sum_is_told() -> None:
+    class NoSum(SeedLin):
+        def bwd(self, out, inp):
+            super().bwd(out, inp)
+            self.b.g = out.g  # should be out.g.sum(0)
+
+    layer = NoSum(cr.randn(3, 2, requires_grad=True), cr.zeros(2, requires_grad=True))
+    with pytest.raises(RuntimeError, match=r"NoSum.bwd set b.g with shape \(4, 2\), but b has "
+                                           r"shape \(2,\) \(a missing sum over the batch axis"):
+        layer(cr.randn(4, 3)).sum().backward()
+
+
+def test_a_seed_style_bwd_that_forgets_an_input_gradient_is_told() -> None:
+    class NoInputGrad(SeedLin):
+        def bwd(self, out, inp):
+            super().bwd(out, inp)
+            inp.g = None
+
+    layer = NoInputGrad(cr.randn(3, 2), cr.zeros(2))
+    x = cr.randn(4, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="NoInputGrad.bwd did not set argument 0.g"):
+        layer(x).sum().backward()
+    # An input that needs no gradient may be left without one.
+    weight = cr.randn(3, 2, requires_grad=True)
+    NoInputGrad(weight, cr.zeros(2))(cr.randn(4, 3)).sum().backward()
+    assert weight.grad is not None

@@ -29,6 +29,7 @@ from chainrule.ops import (
     add,
     cat,
     clamp,
+    clone,
     concatenate,
     div,
     exp,
@@ -70,7 +71,7 @@ from chainrule.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 __all__ = [
-    "Context", "Function", "Tensor", "abs", "add", "arange", "cat", "check", "clamp",
+    "Context", "Function", "Tensor", "abs", "add", "arange", "cat", "check", "clamp", "clone",
     "concatenate", "data",
     "default_generator", "div", "enable_grad", "exp", "expand", "eye", "flatten", "from_numpy",
     "full", "get_default_dtype", "is_grad_enabled", "linear", "linspace", "log", "log_softmax",

@@ -152,6 +152,10 @@ class Tensor:
         """A tensor sharing this data but cut from the tape (no gradient flows through it)."""
         return Tensor._from_op(self.data, None, None, ())
 
+    def clone(self) -> Tensor:
+        """A copy with its own memory; unlike detach(), gradients flow through it."""
+        return _ops.clone(self)
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place on a leaf; returns self."""
         if not self.is_leaf and not requires_grad:

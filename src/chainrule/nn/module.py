@@ -50,7 +50,7 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if getattr(type(self), "bwd", None) is not None:
-            return _HandWritten.apply(*args, *self.parameters(), module=self,
+            return HandWritten.apply(*args, *self.parameters(), module=self,
                                       n_args=len(args), kwargs=kwargs)
         return self.forward(*args, **kwargs)
 
@@ -173,17 +173,35 @@ def _is_trainable(value: Any) -> bool:
         isinstance(value, Tensor) and value.requires_grad and value.grad_fn is None)
 
 
-def _gradient_of(value: Any) -> np.ndarray | None:
+def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...],
+                   needed: bool) -> np.ndarray | None:
+    """Check one ``.g`` that a hand-written ``bwd`` set: present when needed, exact shape."""
+    layer = type(module).__name__
     if value is None:
+        if needed:
+            raise RuntimeError(
+                f"{layer}.bwd did not set {what}.g, but {what} needs a gradient: assign it "
+                f"(the gradient of the loss with respect to {what}, shape {shape})"
+            )
         return None
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    grad = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if grad.shape != shape:
+        # No silent unbroadcasting here: a wrong shape is the very mistake a learner must see.
+        summed_away = grad.ndim > len(shape) and grad.shape[grad.ndim - len(shape):] == shape
+        hint = " (a missing sum over the batch axis?)" if summed_away else ""
+        raise RuntimeError(
+            f"{layer}.bwd set {what}.g with shape {grad.shape}, but {what} has shape "
+            f"{shape}{hint}"
+        )
+    return grad
 
 
-class _HandWritten(Function, register=False):
+class HandWritten(Function, register=False):
     """Runs a seed-style Module (forward + bwd) as one node on the tape.
 
     Inputs are the call's arguments followed by the module's parameters, so the engine
-    accumulates the parameters' gradients like any other op's.
+    accumulates the parameters' gradients like any other op's. Gradients from ``bwd`` must
+    have exactly their tensor's shape: nothing is summed for you.
     """
 
     @staticmethod
@@ -200,8 +218,8 @@ class _HandWritten(Function, register=False):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         module, args, out = ctx.module, ctx.args, ctx.out
-        params = module.parameters()
-        for value in (*args, *params):
+        named = list(module.named_parameters())
+        for value in (*args, *(p for _, p in named)):
             if isinstance(value, Tensor):
                 value.g = None
         out.g = Tensor(grad)
@@ -209,6 +227,9 @@ class _HandWritten(Function, register=False):
         module.out, module.args = out, tuple(args)
         with no_grad():
             module.bwd(out, *args)
-        grads = [_gradient_of(a.g) if isinstance(a, Tensor) else None for a in args]
-        grads += [_gradient_of(p.g) for p in params]
+        needs = ctx.needs_input_grad
+        grads = [_hand_gradient(module, f"argument {i}", a.g, a.shape, needs[i])
+                 if isinstance(a, Tensor) else None for i, a in enumerate(args)]
+        grads += [_hand_gradient(module, name, p.g, p.shape, needs[len(args) + i])
+                  for i, (name, p) in enumerate(named)]
         return tuple(grads)

@@ -4,6 +4,7 @@ from chainrule.ops.elementwise import (
     abs,
     add,
     clamp,
+    clone,
     div,
     eq,
     exp,
@@ -43,9 +44,9 @@ from chainrule.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "cat", "clamp", "concatenate", "div", "eq", "exp", "expand", "flatten", "ge",
-    "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "permute", "pow", "relu",
-    "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh",
-    "transpose", "unsqueeze", "var", "where",
+    "abs", "add", "cat", "clamp", "clone", "concatenate", "div", "eq", "exp", "expand", "flatten",
+    "ge", "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul",
+    "max", "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "permute", "pow",
+    "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
+    "tanh", "transpose", "unsqueeze", "var", "where"
 ]

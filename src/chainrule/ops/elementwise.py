@@ -121,6 +121,18 @@ class Pow(Function):
         return grad_a, grad_b
 
 
+class Clone(Function):
+    """a copy of a;  d/da = 1"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad
+
+
 class Cast(Function):
     """a converted to another dtype; the gradient is converted back."""
 
@@ -321,6 +333,11 @@ def neg(a: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the op's name
     """a ** b with broadcasting."""
     return _binary(Pow, a, b)
+
+
+def clone(a: Any) -> Tensor:
+    """A copy with its own memory; gradients flow through it."""
+    return Clone.apply(a)
 
 
 def exp(a: Any) -> Tensor:

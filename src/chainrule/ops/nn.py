@@ -56,9 +56,9 @@ def _mse_pair(output: np.ndarray, target: np.ndarray) -> bool:
     if output.shape == target.shape + (1,):
         return True
     raise ValueError(
-        f"mse: output shape {output.shape} and target shape {target.shape} differ. mse does not "
-        "broadcast (an (N, 1) output against an (N, N)-broadcast target is the classic silent "
-        "bug); only a trailing size-1 axis on the output is dropped. Reshape one of them."
+        f"mse_loss: output shape {output.shape} and target shape {target.shape} differ. mse "
+        "does not broadcast (an (N, 1) output minus (N,) targets silently makes an (N, N) "
+        "matrix); only a trailing size-1 axis on the output is dropped. Reshape one of them."
     )
 
 
