@@ -286,6 +286,26 @@ def torch_mse(output: torch.Tensor, target: torch.Tensor, reduction: str) -> tor
     return F.mse_loss(output, target, reduction=reduction)
 
 
+def build_classification(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    n, classes = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    scale = draw(st.sampled_from([1.0, 30.0]))  # large logits too: the fused op must stay exact
+    return [normal(rng, (n, classes)) * scale, rng.integers(0, classes, n)], {
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"]))}
+
+
+def build_nll(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    (scores, targets), attrs = build_classification(draw, rng)
+    log_probs = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(
+        1, keepdims=True)) - scores.max(1, keepdims=True)
+    return [log_probs, targets], attrs
+
+
+def build_bce(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    shape = draw(SHAPE)
+    return [normal(rng, shape) * 3, rng.uniform(0, 1, shape)], {
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"]))}
+
+
 def _clamp(a: torch.Tensor, low: float | None, high: float | None) -> torch.Tensor:
     return torch.clamp(a, min=low, max=high)
 
@@ -348,4 +368,10 @@ CASES: list[Case] = [
     Case("matmul", "2-D, batched, vectors", build_matmul, torch.matmul),
     Case("linear", "leading axes, bias or not", build_linear, F.linear),
     Case("mse_loss", "equal shapes or trailing 1", build_mse, torch_mse),
+    Case("cross_entropy", "class indices, large logits", build_classification,
+         lambda x, t, reduction: F.cross_entropy(x, t, reduction=reduction)),
+    Case("nll_loss", "class indices", build_nll,
+         lambda x, t, reduction: F.nll_loss(x, t, reduction=reduction)),
+    Case("binary_cross_entropy_with_logits", "targets in [0, 1]", build_bce,
+         lambda x, t, reduction: F.binary_cross_entropy_with_logits(x, t, reduction=reduction)),
 ]

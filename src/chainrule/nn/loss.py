@@ -1,21 +1,50 @@
-"""Loss functions as layers; the functional forms live with the ops."""
+"""Loss functions as layers; the functional forms (and their backward passes) live in ops.nn."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chainrule.nn.module import Module
-from chainrule.ops.nn import mse
+from chainrule.ops.nn import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
 from chainrule.tensor import Tensor
 
 
-class MSELoss(Module):
-    """Mean squared error; an (N, 1) output against (N,) targets is compared as if squeezed."""
-
+class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = reduction
 
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(_Loss):
+    """Mean squared error; an (N, 1) output against (N,) targets is compared as if squeezed."""
+
     def forward(self, output: Tensor, target: Any) -> Tensor:
         """The loss between ``output`` and ``target``."""
         return mse(output, target, self.reduction)
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy of (N, C) logits against (N,) class indices (one fused op)."""
+
+    def forward(self, logits: Tensor, targets: Any) -> Tensor:
+        """The loss of ``logits`` at the ``targets`` classes."""
+        return cross_entropy(logits, targets, self.reduction)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of (N, C) log-probabilities at (N,) class indices."""
+
+    def forward(self, log_probs: Tensor, targets: Any) -> Tensor:
+        """The loss of ``log_probs`` at the ``targets`` classes."""
+        return nll_loss(log_probs, targets, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1]."""
+
+    def forward(self, logits: Tensor, targets: Any) -> Tensor:
+        """The loss of ``logits`` against ``targets``."""
+        return binary_cross_entropy_with_logits(logits, targets, self.reduction)

@@ -27,7 +27,14 @@ from chainrule.ops.elementwise import (
     where,
 )
 from chainrule.ops.linalg import linear, matmul
-from chainrule.ops.nn import log_softmax, mse, softmax
+from chainrule.ops.nn import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    log_softmax,
+    mse,
+    nll_loss,
+    softmax,
+)
 from chainrule.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from chainrule.ops.shape import (
     cat,
@@ -44,9 +51,10 @@ from chainrule.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "cat", "clamp", "clone", "concatenate", "div", "eq", "exp", "expand", "flatten",
-    "ge", "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "permute", "pow",
-    "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
-    "tanh", "transpose", "unsqueeze", "var", "where"
+    "abs", "add", "binary_cross_entropy_with_logits", "cat", "clamp", "clone", "concatenate",
+    "cross_entropy", "div", "eq", "exp", "expand", "flatten", "ge", "getitem", "gt", "le",
+    "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "mse", "mul", "ne", "neg", "nll_loss", "permute", "pow", "relu", "reshape",
+    "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose",
+    "unsqueeze", "var", "where"
 ]

@@ -110,3 +110,138 @@ def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
     if target.dtype.kind != "f" and output_data.dtype.kind == "f":
         target = np.asarray(target).astype(output_data.dtype)
     return MSELoss.apply(output, target, reduction=reduction)
+
+
+def _class_targets(logits: np.ndarray, targets: np.ndarray, op: str) -> np.ndarray:
+    """Check (N, C) logits against (N,) integer class indices in [0, C)."""
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: expects (batch, classes) scores, got shape {logits.shape}")
+    if targets.shape != (logits.shape[0],) or targets.dtype.kind not in "iu":
+        raise ValueError(
+            f"{op}: targets must be {logits.shape[0]} integer class indices (shape "
+            f"({logits.shape[0]},)), got shape {targets.shape} of {targets.dtype}"
+        )
+    if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
+        raise ValueError(f"{op}: class indices must lie in [0, {logits.shape[1]}), got "
+                         f"{targets.min()}..{targets.max()}")
+    return targets
+
+
+def _reduce_loss(losses: np.ndarray, reduction: str, op: str) -> tuple[np.ndarray, float]:
+    """The reduced loss and the factor each element's gradient carries."""
+    if reduction == "mean":
+        return np.asarray(losses.mean()), 1 / max(losses.size, 1)
+    if reduction == "sum":
+        return np.asarray(losses.sum()), 1.0
+    if reduction == "none":
+        return losses, 1.0
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _spread_loss_grad(grad: np.ndarray, scale: float, reduction: str) -> np.ndarray:
+    """The upstream gradient per element: a scalar for mean/sum, one per sample for none."""
+    return grad[:, None] * scale if reduction == "none" else grad * scale
+
+
+class CrossEntropy(Function):
+    """-log softmax(logits)[target], fused;  d/d logits = softmax(logits) - onehot(target)
+
+    One primitive instead of log_softmax + indexing: the backward is one subtraction, and the
+    max-shift keeps it finite for logits in the thousands.
+    """
+
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(ctx: Context, logits: np.ndarray, targets: np.ndarray,
+                reduction: str = "mean") -> np.ndarray:
+        targets = _class_targets(logits, targets, "cross_entropy")
+        shifted = _shifted(logits, 1)
+        exps = np.exp(shifted)
+        sums = exps.sum(axis=1, keepdims=True)
+        rows = np.arange(len(targets))
+        losses = np.log(sums[:, 0]) - shifted[rows, targets]
+        out, ctx.scale = _reduce_loss(losses, reduction, "cross_entropy")
+        ctx.probs, ctx.rows, ctx.targets, ctx.reduction = exps / sums, rows, targets, reduction
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        grad_logits = ctx.probs.copy()
+        grad_logits[ctx.rows, ctx.targets] -= 1
+        grad_logits *= _spread_loss_grad(grad, ctx.scale, ctx.reduction)
+        return grad_logits, None
+
+
+class NLLLoss(Function):
+    """-log_probs[target];  d/d log_probs = -1 at the target, 0 elsewhere"""
+
+    name = "nll_loss"
+
+    @staticmethod
+    def forward(ctx: Context, log_probs: np.ndarray, targets: np.ndarray,
+                reduction: str = "mean") -> np.ndarray:
+        targets = _class_targets(log_probs, targets, "nll_loss")
+        rows = np.arange(len(targets))
+        out, ctx.scale = _reduce_loss(-log_probs[rows, targets], reduction, "nll_loss")
+        ctx.shape, ctx.dtype = log_probs.shape, log_probs.dtype
+        ctx.rows, ctx.targets, ctx.reduction = rows, targets, reduction
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        grad_log_probs = np.zeros(ctx.shape, ctx.dtype)
+        per_sample = _spread_loss_grad(grad, ctx.scale, ctx.reduction)
+        grad_log_probs[ctx.rows, ctx.targets] = -np.reshape(per_sample, -1)
+        return grad_log_probs, None
+
+
+class BCEWithLogits(Function):
+    """max(x, 0) - x t + log(1 + e^-|x|), the stable form of binary cross-entropy of
+    sigmoid(x) against t;  d/dx = sigmoid(x) - t,  d/dt = -x"""
+
+    name = "binary_cross_entropy_with_logits"
+
+    @staticmethod
+    def forward(ctx: Context, logits: np.ndarray, targets: np.ndarray,
+                reduction: str = "mean") -> np.ndarray:
+        if logits.shape != np.shape(targets):
+            raise ValueError(f"binary_cross_entropy_with_logits: logits shape {logits.shape} "
+                             f"and targets shape {np.shape(targets)} must match")
+        losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+        out, ctx.scale = _reduce_loss(losses, reduction, "binary_cross_entropy_with_logits")
+        ctx.logits, ctx.targets = logits, targets
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        upstream = grad * ctx.scale
+        need_logits, need_targets = ctx.needs_input_grad
+        sigmoid = 0.5 * (1 + np.tanh(0.5 * ctx.logits))
+        grad_logits = upstream * (sigmoid - ctx.targets) if need_logits else None
+        return grad_logits, (-upstream * ctx.logits if need_targets else None)
+
+
+def _int_targets(targets: Any) -> np.ndarray:
+    return targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+
+
+def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of (N, C) logits against (N,) class indices."""
+    return CrossEntropy.apply(logits, _int_targets(targets), reduction=reduction)
+
+
+def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of (N, C) log-probabilities at (N,) class indices."""
+    return NLLLoss.apply(log_probs, _int_targets(targets), reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(logits: Any, targets: Any,
+                                     reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed stably."""
+    if not isinstance(targets, Tensor):
+        targets = _as_data(targets, where="binary_cross_entropy_with_logits targets")
+    logits_dtype = logits.dtype if isinstance(logits, Tensor) else np.asarray(logits).dtype
+    if targets.dtype != logits_dtype and not isinstance(targets, Tensor):
+        targets = targets.astype(logits_dtype)
+    return BCEWithLogits.apply(logits, targets, reduction=reduction)
