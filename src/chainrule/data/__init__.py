@@ -1,6 +1,39 @@
-"""Data: the IDX reader and datasets (the MNIST sample ships inside the package)."""
+"""Data: IDX and safe pickle readers, datasets (the MNIST sample ships inside), loader."""
 
-from chainrule.data.datasets import load_mnist_sample, sample_dir
+from chainrule.data import transforms
+
+from chainrule.data.datasets import (
+    DATASETS,
+    FASHION_CLASSES,
+    ArrayDataset,
+    DatasetNotFoundError,
+    Splits,
+    cache_dir,
+    load_dataset,
+    load_mnist_sample,
+    sample_dir,
+    search_paths,
+)
+from chainrule.data.download import DownloadError, Mirror, download_file
 from chainrule.data.idx import IDXError, parse_idx, read_idx
+from chainrule.data.loader import DataLoader
+from chainrule.data.pickled import SafeUnpickler, UnsafePickleError, read_mnist_pkl, safe_loads
+from chainrule.data.transforms import (
+    AddChannel,
+    Compose,
+    Flatten,
+    Normalize,
+    RandomHorizontalFlip,
+    Reshape,
+    ToFloat,
+    Transform,
+)
 
-__all__ = ["IDXError", "load_mnist_sample", "parse_idx", "read_idx", "sample_dir"]
+__all__ = [
+    "DATASETS", "FASHION_CLASSES", "AddChannel", "ArrayDataset", "Compose", "DataLoader",
+    "DatasetNotFoundError", "DownloadError", "Flatten", "IDXError", "Mirror", "Normalize",
+    "RandomHorizontalFlip", "Reshape", "SafeUnpickler", "Splits", "ToFloat", "Transform",
+    "UnsafePickleError", "cache_dir", "download_file", "load_dataset", "load_mnist_sample",
+    "parse_idx", "read_idx", "read_mnist_pkl", "safe_loads", "sample_dir", "search_paths",
+    "transforms",
+]
