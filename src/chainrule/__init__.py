@@ -1,6 +1,6 @@
 """chainrule: deep learning on NumPy, built from the chain rule up."""
 
-from chainrule import check, data, nn, ops
+from chainrule import check, data, io, models, nn, ops, optim, train
 from chainrule.backend import (
     default_generator,
     get_default_dtype,
@@ -72,7 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Context", "Function", "Tensor", "abs", "add", "arange", "cat", "check", "clamp", "clone",
-    "concatenate", "data",
+    "concatenate", "data", "io", "models", "optim", "train",
     "default_generator", "div", "enable_grad", "exp", "expand", "eye", "flatten", "from_numpy",
     "full", "get_default_dtype", "is_grad_enabled", "linear", "linspace", "log", "log_softmax",
     "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mse",

@@ -53,7 +53,9 @@ def _save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
                       metadata: Mapping[str, str] | None = None) -> Path:
     from safetensors.numpy import save
 
-    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    # (np.ascontiguousarray would turn a 0-d array into shape (1,).)
+    arrays = {name: array if array.flags.c_contiguous else np.ascontiguousarray(array)
+              for name, array in ((k, np.asarray(v)) for k, v in tensors.items())}
     payload = save(arrays, metadata=dict(metadata) if metadata else None)
     return atomic_write(path, lambda file: file.write(payload))
 

@@ -1,7 +1,6 @@
 """Data: IDX and safe pickle readers, datasets (the MNIST sample ships inside), loader."""
 
 from chainrule.data import transforms
-
 from chainrule.data.datasets import (
     DATASETS,
     FASHION_CLASSES,
@@ -24,16 +23,17 @@ from chainrule.data.transforms import (
     Flatten,
     Normalize,
     RandomHorizontalFlip,
+    RandomShift,
     Reshape,
     ToFloat,
     Transform,
 )
 
 __all__ = [
-    "DATASETS", "FASHION_CLASSES", "AddChannel", "ArrayDataset", "Compose", "DataLoader",
-    "DatasetNotFoundError", "DownloadError", "Flatten", "IDXError", "Mirror", "Normalize",
-    "RandomHorizontalFlip", "Reshape", "SafeUnpickler", "Splits", "ToFloat", "Transform",
-    "UnsafePickleError", "cache_dir", "download_file", "load_dataset", "load_mnist_sample",
-    "parse_idx", "read_idx", "read_mnist_pkl", "safe_loads", "sample_dir", "search_paths",
-    "transforms",
+    "AddChannel", "ArrayDataset", "Compose", "DATASETS", "DataLoader", "DatasetNotFoundError",
+    "DownloadError", "FASHION_CLASSES", "Flatten", "IDXError", "Mirror", "Normalize",
+    "RandomHorizontalFlip", "RandomShift", "Reshape", "SafeUnpickler", "Splits", "ToFloat",
+    "Transform", "UnsafePickleError", "cache_dir", "download_file", "load_dataset",
+    "load_mnist_sample", "parse_idx", "read_idx", "read_mnist_pkl", "safe_loads", "sample_dir",
+    "search_paths", "transforms"
 ]

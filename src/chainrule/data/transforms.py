@@ -154,3 +154,38 @@ class RandomHorizontalFlip(Transform):
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
+
+
+class RandomShift(Transform):
+    """Move each image by up to ``max_shift`` pixels in each direction, filling with zeros.
+
+    The classic augmentation for digits: a few pixels of translation do not change the class
+    and make a small training set look larger. One gather for the whole batch, no loop.
+    """
+
+    def __init__(self, max_shift: int = 2, seed: int = 0) -> None:
+        if max_shift < 0:
+            raise ValueError(f"RandomShift: max_shift must be >= 0, got {max_shift}")
+        self.max_shift = int(max_shift)
+        self._own = np.random.default_rng(seed)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        if x.ndim < 3:
+            raise ValueError(f"RandomShift: expected images (N, ..., H, W), got {x.shape}; "
+                             "shift before Flatten")
+        s = self.max_shift
+        if s == 0:
+            return x
+        n, height, width = len(x), x.shape[-2], x.shape[-1]
+        offsets = (rng if rng is not None else self._own).integers(0, 2 * s + 1, (2, n))
+        padding = [(0, 0)] * (x.ndim - 2) + [(s, s), (s, s)]
+        padded = np.pad(x, padding)
+        rows = offsets[0][:, None] + np.arange(height)  # (n, H): source row of each output row
+        cols = offsets[1][:, None] + np.arange(width)
+        batch = np.arange(n)[:, None, None]
+        moved = np.moveaxis(padded, (-2, -1), (1, 2))  # (n, H+2s, W+2s, ...)
+        out = moved[batch, rows[:, :, None], cols[:, None, :]]
+        return np.moveaxis(out, (1, 2), (-2, -1))
+
+    def __repr__(self) -> str:
+        return f"RandomShift(max_shift={self.max_shift})"

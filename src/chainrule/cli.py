@@ -1,0 +1,306 @@
+"""The command line: ``chainrule train``, ``chainrule evaluate`` and ``chainrule lr-find``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule import backend, io, models, optim
+from chainrule.data import DataLoader, DatasetNotFoundError, load_dataset, transforms
+from chainrule.data.idx import IDXError
+from chainrule.train import (
+    CheckpointCallback,
+    Learner,
+    ProgressBar,
+    SchedulerCallback,
+    TrainingDiverged,
+    plot_loss_curves,
+    plot_lr_find,
+)
+
+DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("onecycle", "cosine", "step", "none")
+
+
+# ---------------------------------------------------------------------------- argument types
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated layer widths such as 256,128, got {text!r}") from None
+    if any(size <= 0 for size in sizes):
+        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
+    return sizes
+
+
+# ---------------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``chainrule`` command."""
+    parser = argparse.ArgumentParser(
+        prog="chainrule",
+        description="Train and evaluate neural networks with chainrule (NumPy, CPU). "
+                    "Every gradient is hand-derived and checked against PyTorch.",
+        epilog="Example: chainrule train --epochs 3 --out runs/quick   "
+               "|  chainrule evaluate runs/quick/checkpoint.safetensors",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a model (default: an MLP on the bundled MNIST sample)",
+        description="Train a model and write checkpoint, weights, metrics JSON and a loss "
+                    "curve into --out. Runs offline on the bundled MNIST sample by default.")
+    _data_arguments(train)
+    train.add_argument("--model", choices=models.recipes(), default="mlp",
+                       help="model recipe (default: %(default)s)")
+    train.add_argument("--hidden", type=_sizes, default=[256, 128], metavar="W1,W2,...",
+                       help="hidden layer widths of the MLP (default: 256,128)")
+    train.add_argument("--epochs", type=_positive_int, default=8,
+                       help="passes over the training set (default: %(default)s)")
+    train.add_argument("--lr", type=_positive_float, default=3e-3,
+                       help="peak learning rate (default: %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=64,
+                       help="samples per optimizer step (default: %(default)s)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
+                       help="optimizer (default: %(default)s)")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.01,
+                       help="weight decay (default: %(default)s)")
+    train.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
+                       help="learning-rate schedule, stepped every batch (default: %(default)s)")
+    train.add_argument("--shift", type=int, choices=range(0, 5), default=2, metavar="PIXELS",
+                       help="augment: move each training image by up to this many pixels, "
+                            "0 to 4 (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed for init, shuffling and augmentation (default: %(default)s)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="output folder (default: runs/DATASET-MODEL)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from OUT/checkpoint.safetensors if it exists")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a checkpoint on its dataset's test split",
+        description="Rebuild the model a checkpoint was trained as, load its weights and "
+                    "report test loss and accuracy.")
+    evaluate.add_argument("checkpoint", type=Path, help="a checkpoint.safetensors file")
+    evaluate.add_argument("--data-dir", type=Path, default=None,
+                          help="folder holding the dataset's IDX files")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=500)
+
+    finder = commands.add_parser(
+        "lr-find", help="sweep the learning rate and suggest one",
+        description="Train briefly with an exponentially growing learning rate, plot loss "
+                    "against it, and suggest a rate. The model is thrown away afterwards.")
+    _data_arguments(finder)
+    finder.add_argument("--hidden", type=_sizes, default=[256, 128], metavar="W1,W2,...")
+    finder.add_argument("--batch-size", type=_positive_int, default=64)
+    finder.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    finder.add_argument("--seed", type=int, default=0)
+    finder.add_argument("--out", type=Path, default=Path("runs/lr-find"),
+                        help="where lr_find.png goes (default: %(default)s)")
+    return parser
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
+                        help="dataset (default: %(default)s, bundled, 8,000 + 2,000 digits)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder holding the dataset's IDX files (searched first)")
+    parser.add_argument("--download", action="store_true",
+                        help="download the dataset (sha256-checked) if it is not found")
+
+
+# ---------------------------------------------------------------------------- pieces
+def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool
+             ) -> tuple[DataLoader, DataLoader]:
+    splits = load_dataset(config["dataset"], root=data_dir, download=download or None)
+    mean, std = config["normalize"]
+    finish = [transforms.ToFloat(), transforms.Normalize(mean, std), transforms.Flatten()]
+    shift = config.get("shift", 0)
+    augment = [transforms.RandomShift(shift)] if shift else []
+    train = DataLoader(splits.train, batch_size=config["batch_size"], shuffle=True,
+                       seed=config["seed"], transform=transforms.Compose(augment + finish))
+    test = DataLoader(splits.test, batch_size=500, transform=transforms.Compose(finish))
+    return train, test
+
+
+def _dataset_statistics(name: str, data_dir: Path | None, download: bool) -> list[float]:
+    """Mean and std of the training pixels in [0, 1], for normalisation."""
+    splits = load_dataset(name, root=data_dir, download=download or None)
+    pixels = np.asarray(splits.train.x, dtype=np.float32) / 255
+    return [round(float(pixels.mean()), 4), round(float(pixels.std()), 4)]
+
+
+def _optimizer(name: str, parameters: list, lr: float, weight_decay: float) -> Any:
+    if name == "sgd":
+        return optim.SGD(parameters, lr=lr, momentum=0.9, nesterov=True,
+                         weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    return optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+
+
+def _scheduler(name: str, optimizer: Any, lr: float, total_steps: int) -> Any:
+    if name == "onecycle":
+        return optim.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if name == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "step":
+        return optim.StepLR(optimizer, step_size=max(total_steps // 3, 1), gamma=0.1)
+    return None
+
+
+def _build(config: dict[str, Any], train_batches: int) -> tuple[Any, Any, Any]:
+    backend.manual_seed(config["seed"])
+    model = models.build_model(config["model"]["name"], **config["model"]["kwargs"])
+    optimizer = _optimizer(config["optimizer"], model.parameters(), config["lr"],
+                           config["weight_decay"])
+    scheduler = _scheduler(config["schedule"], optimizer, config["lr"],
+                           config["epochs"] * train_batches)
+    return model, optimizer, scheduler
+
+
+# ---------------------------------------------------------------------------- commands
+def train(args: argparse.Namespace) -> int:
+    """Run ``chainrule train``."""
+    out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
+    config = {
+        "dataset": args.dataset, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay, "schedule": args.schedule, "seed": args.seed,
+        "shift": args.shift,
+        "model": {"name": args.model, "kwargs": {"hidden": args.hidden}},
+        "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download),
+    }
+    train_data, test_data = _loaders(config, args.data_dir, args.download)
+    model, optimizer, scheduler = _build(config, len(train_data))
+    callbacks: list = [CheckpointCallback(out / "checkpoint.safetensors")]
+    if scheduler is not None:
+        callbacks.append(SchedulerCallback(scheduler))
+    if not args.no_progress:
+        callbacks.append(ProgressBar())
+    learner = Learner(model, train_data, optimizer, valid_data=test_data, callbacks=callbacks,
+                      scheduler=scheduler, config=config)
+    checkpoint = out / "checkpoint.safetensors"
+    if args.resume and checkpoint.exists():
+        info = learner.load_checkpoint(checkpoint)
+        if info["config"] != config:
+            changed = sorted(k for k in config if info["config"].get(k) != config[k])
+            print(f"chainrule: cannot resume {checkpoint}: it was trained with different "
+                  f"settings ({', '.join(changed)}); use another --out or the same flags",
+                  file=sys.stderr)
+            return 2
+        print(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
+    params = sum(p.size for p in model.parameters())
+    print(f"training {args.model} ({params:,} parameters) on {args.dataset}: "
+          f"{len(train_data.dataset):,} train / {len(test_data.dataset):,} test, "
+          f"{args.epochs} epochs, {args.optimizer} lr {args.lr:g} ({args.schedule}), "
+          f"batch {args.batch_size}, seed {args.seed}")
+    start = time.perf_counter()
+    learner.fit(args.epochs)
+    seconds = time.perf_counter() - start
+    final = learner.evaluate(test_data)
+    io.save_weights(model, out / "model.safetensors")
+    metrics = {"config": config, "history": learner.history, "test": final,
+               "train_seconds": round(seconds, 2)}
+    io.atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2)),
+                    mode="w")
+    plot_loss_curves(learner.recorder, learner.history, out / "loss_curve.png")
+    print(f"test accuracy {final['accuracy']:.4f}  test loss {final['valid_loss']:.4f}  "
+          f"({seconds:.1f} s training)")
+    print(f"wrote {out}/checkpoint.safetensors, model.safetensors, metrics.json, loss_curve.png")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Run ``chainrule evaluate``."""
+    model_state, _, info = io.load_checkpoint(args.checkpoint)
+    config = info.get("config")
+    if not config:
+        print(f"chainrule: {args.checkpoint} does not say how its model was built (no config); "
+              "load it in Python with chainrule.io.load_weights", file=sys.stderr)
+        return 2
+    config = {**config, "batch_size": args.batch_size}
+    _, test_data = _loaders(config, args.data_dir, False)
+    model = models.build_model(config["model"]["name"], **config["model"]["kwargs"])
+    model.load_state_dict(model_state)
+    learner = Learner(model, [], optimizer=None, metrics=None)
+    result = learner.evaluate(test_data)
+    print(f"{args.checkpoint}: {config['dataset']} test ({len(test_data.dataset):,} samples): "
+          f"accuracy {result['accuracy']:.4f}  loss {result['valid_loss']:.4f}")
+    return 0
+
+
+def lr_find(args: argparse.Namespace) -> int:
+    """Run ``chainrule lr-find``."""
+    config = {"dataset": args.dataset, "batch_size": args.batch_size, "seed": args.seed,
+              "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download)}
+    train_data, _ = _loaders(config, args.data_dir, args.download)
+    backend.manual_seed(args.seed)
+    model = models.build_model("mlp", hidden=args.hidden)
+    optimizer = _optimizer(args.optimizer, model.parameters(), 1e-3, 0.0)
+    learner = Learner(model, train_data, optimizer)
+    lrs, losses, suggestion = learner.lr_find()
+    path = plot_lr_find(lrs, losses, suggestion, args.out / "lr_find.png")
+    print(f"suggested learning rate {suggestion:.3g} (loss lowest near {suggestion * 10:.3g}); "
+          f"plot: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chainrule`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {"train": train, "evaluate": evaluate, "lr-find": lr_find}[args.command]
+    try:
+        return command(args)
+    except DatasetNotFoundError as error:
+        print(f"chainrule: {error}", file=sys.stderr)
+        return 1
+    except (IDXError, io.CheckpointError, FileNotFoundError) as error:
+        print(f"chainrule: {error}", file=sys.stderr)
+        return 1
+    except TrainingDiverged as error:
+        print(f"chainrule: training stopped: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        if "load_state_dict" in str(error):  # a checkpoint from another architecture
+            print(f"chainrule: {error}", file=sys.stderr)
+            return 1
+        raise
+    except KeyboardInterrupt:
+        print("chainrule: interrupted; the last finished epoch's checkpoint is kept",
+              file=sys.stderr)
+        return 130

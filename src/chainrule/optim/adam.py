@@ -1,0 +1,98 @@
+"""Adam (L2 weight decay added to the gradient) and AdamW (decoupled weight decay)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from chainrule.optim.optimizer import Optimizer, ParamsT, check_range
+
+
+class Adam(Optimizer):
+    """Adam with the update rule of ``torch.optim.Adam`` (no amsgrad).
+
+    m and v are running averages of g and g²; the step is
+    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``, so eps is added
+    after v's bias correction. ``weight_decay`` adds ``weight_decay * p`` to g (L2 decay).
+    """
+
+    state_names = ("step", "exp_avg", "exp_avg_sq")
+    scalar_state_names = ("step",)
+    _decoupled = False
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay})
+
+    def _validate(self, group: Mapping[str, Any]) -> None:
+        name = type(self).__name__
+        check_range(name, "lr", group["lr"])
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        check_range(name, "betas[0]", betas[0], high=1.0, high_open=True)
+        check_range(name, "betas[1]", betas[1], high=1.0, high_open=True)
+        check_range(name, "eps", group["eps"])
+        check_range(name, "weight_decay", group["weight_decay"])
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        # Python floats keep float32 arithmetic in float32 (NumPy treats them as weak scalars).
+        lr, eps = float(group["lr"]), float(group["eps"])
+        weight_decay = float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        for p in group["params"]:
+            grad = self._grad(p)
+            if grad is None:
+                continue
+            param = p.data
+            state = self.state.get(p)
+            if not state:
+                state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(param),
+                                         "exp_avg_sq": np.zeros_like(param)}
+            state["step"] += 1
+            step = state["step"]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            if weight_decay != 0:
+                if self._decoupled:
+                    param *= 1 - lr * weight_decay
+                else:
+                    decayed = param * weight_decay  # a new array: p.grad is left as it was
+                    decayed += grad
+                    grad = decayed
+            # One temporary serves every intermediate below (out= and in-place ops).
+            tmp = np.empty_like(param)
+            # m moves (1 - beta1) of the way towards g: torch's lerp form of the average.
+            np.subtract(grad, exp_avg, out=tmp)
+            tmp *= 1 - beta1
+            exp_avg += tmp
+            np.multiply(grad, grad, out=tmp)
+            tmp *= 1 - beta2
+            exp_avg_sq *= beta2
+            exp_avg_sq += tmp
+            step_size = lr / (1 - beta1**step)
+            np.sqrt(exp_avg_sq, out=tmp)
+            tmp /= math.sqrt(1 - beta2**step)
+            tmp += eps
+            np.divide(exp_avg, tmp, out=tmp)
+            tmp *= -step_size
+            param += tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    ``p *= 1 - lr * weight_decay`` before the Adam step, instead of adding ``weight_decay * p``
+    to the gradient.
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

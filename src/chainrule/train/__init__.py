@@ -1,0 +1,27 @@
+"""Training: the Learner, its callbacks, metrics and plots."""
+
+from chainrule.train.callbacks import (
+    EVENTS,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelTrainException,
+    CancelValidateException,
+    CheckpointCallback,
+    DivergenceGuard,
+    ProgressBar,
+    Recorder,
+    SchedulerCallback,
+    TrainingDiverged,
+)
+from chainrule.train.learner import Learner, suggest_lr
+from chainrule.train.metrics import accuracy
+from chainrule.train.plots import plot_loss_curves, plot_lr_find
+
+__all__ = [
+    "EVENTS", "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
+    "CancelTrainException", "CancelValidateException", "CheckpointCallback", "DivergenceGuard",
+    "Learner", "ProgressBar", "Recorder", "SchedulerCallback", "TrainingDiverged", "accuracy",
+    "plot_loss_curves", "plot_lr_find", "suggest_lr",
+]

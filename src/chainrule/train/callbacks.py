@@ -1,0 +1,236 @@
+"""Callbacks: small objects the Learner calls at named events, in order of their ``order``.
+
+Events, in the order a fit meets them::
+
+    before_fit
+      before_epoch
+        before_train
+          before_batch  after_loss  after_backward  after_step  after_batch   (each batch)
+        after_train
+        before_validate  (before_batch after_loss after_batch per batch)  after_validate
+      after_epoch
+    after_fit
+
+Raise a Cancel*Exception from a callback to skip the rest of that stage; its ``after_`` event
+still runs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from chainrule.train.learner import Learner
+
+EVENTS = (
+    "before_fit", "before_epoch", "before_train", "before_batch", "after_loss",
+    "after_backward", "after_step", "after_batch", "after_train", "before_validate",
+    "after_validate", "after_epoch", "after_fit",
+)
+
+
+class CancelFitException(Exception):
+    """Stop training now; after_fit still runs."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training batches (validation still runs)."""
+
+
+class CancelValidateException(Exception):
+    """Skip the rest of this epoch's validation."""
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch (e.g. its optimizer step)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+class Callback:
+    """Base class: override any event method; lower ``order`` runs first."""
+
+    order: int = 0
+
+    def before_fit(self, learner: Learner) -> None:
+        """Called once before the first epoch."""
+
+    def before_epoch(self, learner: Learner) -> None:
+        """Called at the start of every epoch."""
+
+    def before_train(self, learner: Learner) -> None:
+        """Called before the epoch's training batches."""
+
+    def before_batch(self, learner: Learner) -> None:
+        """Called before each batch's forward pass (training and validation)."""
+
+    def after_loss(self, learner: Learner) -> None:
+        """Called once ``learner.loss`` is computed."""
+
+    def after_backward(self, learner: Learner) -> None:
+        """Called after ``loss.backward()``, before the optimizer step."""
+
+    def after_step(self, learner: Learner) -> None:
+        """Called after the optimizer step."""
+
+    def after_batch(self, learner: Learner) -> None:
+        """Called at the end of each batch (training and validation)."""
+
+    def after_train(self, learner: Learner) -> None:
+        """Called after the epoch's training batches."""
+
+    def before_validate(self, learner: Learner) -> None:
+        """Called before the epoch's validation batches."""
+
+    def after_validate(self, learner: Learner) -> None:
+        """Called after the epoch's validation batches."""
+
+    def after_epoch(self, learner: Learner) -> None:
+        """Called at the end of every epoch."""
+
+    def after_fit(self, learner: Learner) -> None:
+        """Called once when training ends, however it ends."""
+
+
+class Recorder(Callback):
+    """Keeps the training loss and learning rate of every batch, and a row per epoch.
+
+    ``learner.history`` gets one dict per epoch: epoch, train_loss, valid_loss, each metric and
+    seconds. Always present in a Learner (order -20: it sees the raw values first).
+    """
+
+    order = -20
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        self.steps: list[int] = []
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run's curves continue the old ones."""
+        return {"losses": self.losses, "lrs": self.lrs, "steps": self.steps}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned."""
+        self.losses, self.lrs = list(state["losses"]), list(state["lrs"])
+        self.steps = list(state["steps"])
+
+    def before_epoch(self, learner: Learner) -> None:
+        self._start = time.perf_counter()
+        self._train_sum, self._train_count = 0.0, 0
+
+    def after_batch(self, learner: Learner) -> None:
+        if not learner.training or learner.loss is None:
+            return
+        loss = float(learner.loss.item())
+        self.losses.append(loss)
+        self.lrs.append(learner.lr)
+        self.steps.append(learner.step)
+        size = len(learner.batch[1])
+        self._train_sum += loss * size
+        self._train_count += size
+
+    def after_epoch(self, learner: Learner) -> None:
+        row: dict[str, Any] = {"epoch": learner.epoch}
+        row["train_loss"] = self._train_sum / max(self._train_count, 1)
+        row.update(learner.last_validation)
+        row["seconds"] = round(time.perf_counter() - self._start, 3)
+        learner.history.append(row)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over each epoch's batches with the running loss, and a line per epoch."""
+
+    order = 50
+
+    def __init__(self, file: Any = None, leave: bool = False) -> None:
+        self.file = file if file is not None else sys.stderr
+        self.leave = leave
+        self._bar: Any = None
+
+    def before_train(self, learner: Learner) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=len(learner.train_data), file=self.file, leave=self.leave,
+                         desc=f"epoch {learner.epoch + 1}/{learner.epochs}", unit="batch",
+                         dynamic_ncols=True, mininterval=0.25)
+
+    def after_batch(self, learner: Learner) -> None:
+        if learner.training and self._bar is not None:
+            self._bar.update(1)
+            if learner.batch_index % 20 == 0 and learner.loss is not None:
+                self._bar.set_postfix(loss=f"{learner.loss.item():.4f}", refresh=False)
+
+    def after_train(self, learner: Learner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def after_epoch(self, learner: Learner) -> None:
+        row = learner.history[-1] if learner.history else {}
+        parts = [f"epoch {learner.epoch + 1}/{learner.epochs}"]
+        for key, value in row.items():
+            if key != "epoch":
+                parts.append(f"{key} {value:.4f}" if isinstance(value, float) else
+                             f"{key} {value}")
+        print("  ".join(parts), file=self.file, flush=True)
+
+    def after_fit(self, learner: Learner) -> None:
+        self.after_train(learner)
+
+
+class SchedulerCallback(Callback):
+    """Steps a learning-rate scheduler after every optimizer step."""
+
+    order = 10
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def after_step(self, learner: Learner) -> None:
+        self.scheduler.step()
+
+
+class DivergenceGuard(Callback):
+    """Stops training at the first NaN or infinite loss, saying where and what to try."""
+
+    order = -10
+
+    def after_loss(self, learner: Learner) -> None:
+        loss = float(learner.loss.item())
+        if math.isfinite(loss):
+            return
+        inputs = learner.batch[0]
+        data = inputs.data if hasattr(inputs, "data") else np.asarray(inputs)
+        where = "training" if learner.training else "validation"
+        raise TrainingDiverged(
+            f"the loss became {loss} during {where} at epoch {learner.epoch + 1}, step "
+            f"{learner.step} (batch {learner.batch_index + 1} of the epoch) with learning rate "
+            f"{learner.lr:.3g}. Try: a learning rate 3-10x lower (or `chainrule train --lr`), "
+            f"a learning-rate finder (Learner.lr_find), normalised inputs (this batch: mean "
+            f"{np.mean(data):.3g}, std {np.std(data):.3g}, "
+            f"{'finite' if np.all(np.isfinite(data)) else 'NOT finite'}), or a warm-up."
+        )
+
+
+class CheckpointCallback(Callback):
+    """Saves a checkpoint after every epoch (atomically), so a crash loses one epoch at most."""
+
+    order = 60
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    def after_epoch(self, learner: Learner) -> None:
+        learner.save_checkpoint(self.path)
