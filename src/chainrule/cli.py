@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arguments(train)
     train.add_argument("--model", choices=models.recipes(), default="mlp",
                        help="model recipe (default: %(default)s)")
-    train.add_argument("--hidden", type=_sizes, default=[256, 128], metavar="W1,W2,...",
-                       help="hidden layer widths of the MLP (default: 256,128)")
-    train.add_argument("--epochs", type=_positive_int, default=8,
+    train.add_argument("--hidden", type=_sizes, default=[512, 256], metavar="W1,W2,...",
+                       help="hidden layer widths of the MLP (default: 512,256)")
+    train.add_argument("--epochs", type=_positive_int, default=12,
                        help="passes over the training set (default: %(default)s)")
     train.add_argument("--lr", type=_positive_float, default=3e-3,
                        help="peak learning rate (default: %(default)s)")
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="samples per optimizer step (default: %(default)s)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="optimizer (default: %(default)s)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.01,
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.05,
                        help="weight decay (default: %(default)s)")
     train.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
                        help="learning-rate schedule, stepped every batch (default: %(default)s)")
@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder (default: runs/DATASET-MODEL)")
     train.add_argument("--resume", action="store_true",
                        help="continue from OUT/checkpoint.safetensors if it exists")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bar (a line per epoch is still printed)")
 
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a checkpoint on its dataset's test split",
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train briefly with an exponentially growing learning rate, plot loss "
                     "against it, and suggest a rate. The model is thrown away afterwards.")
     _data_arguments(finder)
-    finder.add_argument("--hidden", type=_sizes, default=[256, 128], metavar="W1,W2,...")
+    finder.add_argument("--hidden", type=_sizes, default=[512, 256], metavar="W1,W2,...")
     finder.add_argument("--batch-size", type=_positive_int, default=64)
     finder.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     finder.add_argument("--seed", type=int, default=0)
@@ -209,8 +210,7 @@ def train(args: argparse.Namespace) -> int:
     callbacks: list = [CheckpointCallback(out / "checkpoint.safetensors")]
     if scheduler is not None:
         callbacks.append(SchedulerCallback(scheduler))
-    if not args.no_progress:
-        callbacks.append(ProgressBar())
+    callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
     learner = Learner(model, train_data, optimizer, valid_data=test_data, callbacks=callbacks,
                       scheduler=scheduler, config=config)
     checkpoint = out / "checkpoint.safetensors"

@@ -150,16 +150,21 @@ class Recorder(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over each epoch's batches with the running loss, and a line per epoch."""
+    """A tqdm bar over each epoch's batches with the running loss, and a line per epoch.
+
+    With ``bar=False`` only the line per epoch is printed (for logs and pipes).
+    """
 
     order = 50
 
-    def __init__(self, file: Any = None, leave: bool = False) -> None:
+    def __init__(self, file: Any = None, leave: bool = False, bar: bool = True) -> None:
         self.file = file if file is not None else sys.stderr
-        self.leave = leave
+        self.leave, self.bar = leave, bar
         self._bar: Any = None
 
     def before_train(self, learner: Learner) -> None:
+        if not self.bar:
+            return
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=len(learner.train_data), file=self.file, leave=self.leave,
@@ -181,7 +186,9 @@ class ProgressBar(Callback):
         row = learner.history[-1] if learner.history else {}
         parts = [f"epoch {learner.epoch + 1}/{learner.epochs}"]
         for key, value in row.items():
-            if key != "epoch":
+            if key == "seconds":
+                parts.append(f"{value:.1f} s")
+            elif key != "epoch":
                 parts.append(f"{key} {value:.4f}" if isinstance(value, float) else
                              f"{key} {value}")
         print("  ".join(parts), file=self.file, flush=True)
