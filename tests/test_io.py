@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,10 @@ def test_weights_of_another_architecture_name_the_mismatch(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"0.weight: checkpoint has shape \(5, 6\), model has "
                                          r"\(7, 6\)"):
         other.load_state_dict(io.load_weights(tmp_path / "w.safetensors"))
+
+
+def test_written_files_get_ordinary_permissions(tmp_path) -> None:
+    path = io.save_weights(mlp(), tmp_path / "w.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

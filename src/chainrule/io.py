@@ -41,12 +41,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes it private (0600)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],

@@ -53,13 +53,18 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file; gzip is detected from its first bytes, not its name."""
-    path = Path(path)
+def read_bytes_maybe_gzip(path: Path, error: type[Exception]) -> bytes:
+    """A file's bytes, gunzipped if they start with gzip's magic (whatever the name says)."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise IDXError(f"{path}: corrupt gzip data ({error}). Download it again.") from None
-    return parse_idx(raw, str(path))
+        except (OSError, EOFError) as cause:
+            raise error(f"{path}: corrupt gzip data ({cause}). Download it again.") from None
+    return raw
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file; gzip is detected from its first bytes, not its name."""
+    path = Path(path)
+    return parse_idx(read_bytes_maybe_gzip(path, IDXError), str(path))

@@ -9,7 +9,6 @@ Python 2 layout of the lesson's file) and refuses every other global before it i
 from __future__ import annotations
 
 import _compat_pickle  # the stdlib table pickle uses to map Python 2 names
-import gzip
 import importlib
 import io
 import os
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from chainrule.data.idx import read_bytes_maybe_gzip
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -110,12 +111,7 @@ def read_mnist_pkl(path: str | os.PathLike) -> tuple[Pair, Pair, Pair]:
     arrays are rebuilt, anything else raises UnsafePickleError before it runs.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise pickle.UnpicklingError(f"{path}: corrupt gzip data ({error})") from None
+    raw = read_bytes_maybe_gzip(path, pickle.UnpicklingError)
     try:
         obj = safe_loads(raw)
     except UnsafePickleError as error:
