@@ -28,9 +28,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from chainrule import tensor as _tensor
-from chainrule.tensor import Tensor
-
 _REGISTRY: dict[str, type[Function]] = {}
 
 
@@ -115,3 +112,9 @@ class Function:
                             for v in inputs)
             return Tensor._from_op(out, cls, ctx, parents)
         return Tensor._from_op(out, None, None, ())
+
+
+# Imported last: tensor.py imports the ops, which subclass Function, so Function must exist
+# first whichever module is imported first.
+from chainrule import tensor as _tensor  # noqa: E402
+from chainrule.tensor import Tensor  # noqa: E402

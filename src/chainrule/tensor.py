@@ -70,7 +70,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_ctx", "_parents", "_retains_grad",
-                 "name", "g", "__weakref__")
+                 "_hooks", "name", "g", "__weakref__")
     # Let NumPy hand `ndarray + tensor` to Tensor.__radd__ instead of converting the tensor.
     __array_ufunc__ = None
 
@@ -88,6 +88,7 @@ class Tensor:
         self._ctx: Any = None
         self._parents: tuple[Tensor | None, ...] = ()
         self._retains_grad = False
+        self._hooks: list | None = None
         self.name = name
         self.g: Any = None  # the seed's hand-written gradient slot, used by Module.bwd layers
 
@@ -103,6 +104,7 @@ class Tensor:
         out._ctx = ctx
         out._parents = parents
         out._retains_grad = False
+        out._hooks = None
         out.name = None
         out.g = None
         return out
@@ -165,6 +167,19 @@ class Tensor:
                             f"this one is {self.dtype}")
         self.requires_grad = requires_grad
         return self
+
+    def register_hook(self, hook: Any) -> HookHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is complete during backward.
+
+        A hook may return a replacement gradient (or None to keep it). Returns a handle whose
+        ``remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require a gradient")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return HookHandle(self._hooks, hook)
 
     def retain_grad(self) -> Tensor:
         """Keep ``grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -256,6 +271,11 @@ class Tensor:
             grad = grads.pop(id(node), None)
             if grad is None:
                 continue
+            if node._hooks:
+                for hook in node._hooks:
+                    replaced = hook(grad)
+                    if replaced is not None:
+                        grad = np.asarray(replaced)
             fn = node.grad_fn
             if fn is None:
                 _accumulate(node, grad)
@@ -517,6 +537,18 @@ class Tensor:
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         """Merge the axes from ``start_axis`` to ``end_axis`` into one."""
         return _ops.flatten(self, start_axis, end_axis)
+
+
+class HookHandle:
+    """Returned by register_hook and register_forward_hook; ``remove()`` unregisters."""
+
+    def __init__(self, hooks: list, hook: Any) -> None:
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        """Unregister the hook (removing twice is harmless)."""
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

@@ -1,5 +1,7 @@
-"""Verification tools: finite-difference gradient checks (PyTorch is never needed here)."""
+"""Verification tools: check a backward pass, finite-difference gradcheck (torch not needed)."""
 
+from chainrule.check.checker import CheckReport, GradientCheckError, Mismatch, check, diagnose
 from chainrule.check.gradcheck import GradcheckError, GradcheckResult, gradcheck
 
-__all__ = ["GradcheckError", "GradcheckResult", "gradcheck"]
+__all__ = ["CheckReport", "GradcheckError", "GradcheckResult", "GradientCheckError", "Mismatch",
+           "check", "diagnose", "gradcheck"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import HookHandle, Tensor, no_grad
 
 
 class Parameter(Tensor):
@@ -50,9 +52,21 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if getattr(type(self), "bwd", None) is not None:
-            return HandWritten.apply(*args, *self.parameters(), module=self,
-                                      n_args=len(args), kwargs=kwargs)
-        return self.forward(*args, **kwargs)
+            out = HandWritten.apply(*args, *self.parameters(), module=self, n_args=len(args),
+                                    kwargs=kwargs)
+        else:
+            out = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks):
+                hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, hook: Any) -> HookHandle:
+        """Call ``hook(module, args, output)`` after every forward; returns a removable handle."""
+        hooks = self.__dict__.setdefault("_forward_hooks", [])
+        hooks.append(hook)
+        return HookHandle(hooks, hook)
 
     # ------------------------------------------------------------------ discovery
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -173,6 +187,45 @@ def _is_trainable(value: Any) -> bool:
         isinstance(value, Tensor) and value.requires_grad and value.grad_fn is None)
 
 
+# While a check runs: id(tensor) -> every value assigned to its .g, in order. A gradient
+# overwritten instead of added up shows here as two writes whose sum is the right answer.
+_G_WRITES: dict[int, list[np.ndarray]] | None = None
+
+
+@functools.cache
+def _watched(cls: type) -> type:
+    """A subclass of ``cls`` whose ``.g`` assignments are recorded (same memory layout)."""
+    slot = Tensor.g
+
+    def get(self: Tensor) -> Any:
+        return slot.__get__(self, type(self))
+
+    def put(self: Tensor, value: Any) -> None:
+        if _G_WRITES is not None and value is not None:
+            _G_WRITES.setdefault(id(self), []).append(
+                np.array(value.data if isinstance(value, Tensor) else value, dtype=np.float64))
+        slot.__set__(self, value)
+
+    return type(f"Watched{cls.__name__}", (cls,), {"__slots__": (), "g": property(get, put)})
+
+
+@contextlib.contextmanager
+def watch_g_writes(module: Module) -> Iterator[dict[int, list[np.ndarray]]]:
+    """Record every ``.g`` assignment made by hand-written ``bwd`` methods inside ``module``."""
+    global _G_WRITES
+    params = module.parameters()
+    classes = [p.__class__ for p in params]
+    _G_WRITES = writes = {}
+    try:
+        for p in params:
+            p.__class__ = _watched(p.__class__)
+        yield writes
+    finally:
+        _G_WRITES = None
+        for p, cls in zip(params, classes):
+            p.__class__ = cls
+
+
 def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...],
                    needed: bool) -> np.ndarray | None:
     """Check one ``.g`` that a hand-written ``bwd`` set: present when needed, exact shape."""
@@ -189,11 +242,18 @@ def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...]
         # No silent unbroadcasting here: a wrong shape is the very mistake a learner must see.
         summed_away = grad.ndim > len(shape) and grad.shape[grad.ndim - len(shape):] == shape
         hint = " (a missing sum over the batch axis?)" if summed_away else ""
-        raise RuntimeError(
+        raise GradientShapeError(
             f"{layer}.bwd set {what}.g with shape {grad.shape}, but {what} has shape "
-            f"{shape}{hint}"
-        )
+            f"{shape}{hint}", what, grad)
     return grad
+
+
+class GradientShapeError(RuntimeError):
+    """A hand-written bwd set a ``.g`` whose shape is not its tensor's."""
+
+    def __init__(self, message: str, what: str, grad: np.ndarray) -> None:
+        super().__init__(message)
+        self.what, self.grad = what, grad
 
 
 class HandWritten(Function, register=False):
@@ -207,7 +267,10 @@ class HandWritten(Function, register=False):
     @staticmethod
     def forward(ctx: Context, *arrays: Any, module: Module, n_args: int,
                 kwargs: dict) -> np.ndarray:
-        args = [Tensor(a) if isinstance(a, np.ndarray) else a for a in arrays[:n_args]]
+        make = Tensor if _G_WRITES is None else _watched(Tensor)
+        args = [make(a) if isinstance(a, np.ndarray) else a for a in arrays[:n_args]]
+        if _G_WRITES is not None:
+            module.__dict__["_checked_args"] = args  # so a check can find their .g writes
         with no_grad():
             out = module.forward(*args, **kwargs)
         if not isinstance(out, Tensor):
