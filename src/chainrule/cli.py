@@ -131,6 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--seed", type=int, default=0)
     finder.add_argument("--out", type=Path, default=Path("runs/lr-find"),
                         help="where lr_find.png goes (default: %(default)s)")
+    checker = commands.add_parser(
+        "check", help="verify a Function's or Module's backward pass",
+        description="Compare the backward pass of your Function or Module with finite "
+                    "differences of its forward, and say what is wrong if they disagree.",
+        epilog="TARGET is module.path:Name or path/to/file.py:Name; Name is a Function "
+               "subclass, a Module instance or class (built with no arguments), or a function "
+               "returning one. Example: chainrule check mylayers.py:Lin --input 8,3")
+    checker.add_argument("target", metavar="TARGET", help="what to check, e.g. mylayers.py:Lin")
+    checker.add_argument("--input", action="append", type=_sizes, default=None,
+                         metavar="D1,D2,...",
+                         help="shape of a random float64 input; repeat for each input "
+                              "(default: the target's example_inputs)")
+    checker.add_argument("--wrt", type=int, action="append", default=None, metavar="INDEX",
+                         help="check only this input position (repeat); e.g. leave out a "
+                              "float target")
+    checker.add_argument("--mode", choices=("auto", "full", "random"), default="auto",
+                         help="every element, random directions, or full when small")
+    checker.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -279,11 +297,72 @@ def lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_target(spec: str) -> Any:
+    """Import ``module.path:Name`` or ``file.py:Name`` and return Name."""
+    import importlib
+    import importlib.util
+
+    source, _, name = spec.rpartition(":")
+    if not source or not name:
+        raise ValueError(f"check: TARGET must look like module.path:Name or file.py:Name, "
+                         f"got {spec!r}")
+    if source.endswith(".py") or "/" in source:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"check: no such file {path}")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))
+        module = importlib.import_module(source)
+    if not hasattr(module, name):
+        raise ValueError(f"check: {source} has no attribute {name!r}")
+    return getattr(module, name)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Run ``chainrule check``."""
+    from chainrule import Function
+    from chainrule.check import GradientCheckError, check
+    from chainrule.nn import Module
+
+    target = _load_target(args.target)
+    if isinstance(target, type) and issubclass(target, Module):
+        target = target()
+    elif callable(target) and not isinstance(target, (type, Module)):
+        target = target()
+    if not (isinstance(target, Module) or
+            (isinstance(target, type) and issubclass(target, Function))):
+        print(f"chainrule: {args.target} is a {type(target).__name__}, not a Function "
+              "subclass or a Module", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    if args.input:
+        inputs = [rng.standard_normal(shape) for shape in args.input]
+    elif hasattr(target, "example_inputs"):
+        example = target.example_inputs
+        inputs = list(example() if callable(example) else example)
+    else:
+        print(f"chainrule: give the shape of each input of {args.target} with --input "
+              "(e.g. --input 8,3), or define example_inputs on it", file=sys.stderr)
+        return 2
+    try:
+        report = check(target, *inputs, wrt=args.wrt, mode=args.mode, seed=args.seed)
+    except GradientCheckError as error:
+        print(error)
+        return 1
+    print(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chainrule`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": train, "evaluate": evaluate, "lr-find": lr_find}[args.command]
+    command = {"train": train, "evaluate": evaluate, "lr-find": lr_find,
+               "check": check_command}[args.command]
     try:
         return command(args)
     except DatasetNotFoundError as error:
@@ -295,8 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"chainrule: training stopped: {error}", file=sys.stderr)
         return 1
+    except TypeError as error:
+        if str(error).startswith("check:"):
+            print(f"chainrule: {error}", file=sys.stderr)
+            return 2
+        raise
     except ValueError as error:
-        if "load_state_dict" in str(error):  # a checkpoint from another architecture
+        if "load_state_dict" in str(error) or str(error).startswith("check:"):
             print(f"chainrule: {error}", file=sys.stderr)
             return 1
         raise

@@ -10,12 +10,26 @@ import numpy as np
 
 from chainrule import backend
 
-_grad_enabled = True
+
+class _State:
+    """Engine-wide switches, in one object that every module imports by name.
+
+    (``from chainrule import tensor`` would give the factory function of that name.)
+    """
+
+    __slots__ = ("grad_enabled", "sentinel")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.sentinel: Any = None  # a check.Sentinel while one is active
+
+
+STATE = _State()
 
 
 def is_grad_enabled() -> bool:
     """Whether new ops are recorded on the tape."""
-    return _grad_enabled
+    return STATE.grad_enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -23,13 +37,11 @@ class _GradMode(contextlib.ContextDecorator):
         self.enabled = enabled
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self.previous = _grad_enabled
-        _grad_enabled = self.enabled
+        self.previous = STATE.grad_enabled
+        STATE.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self.previous
+        STATE.grad_enabled = self.previous
 
 
 def no_grad() -> _GradMode:
@@ -297,7 +309,7 @@ class Tensor:
                     f"{fn.__name__}.backward returned {len(input_grads)} gradients for "
                     f"{len(parents)} inputs; return one per input (None for no gradient)"
                 )
-            for parent, input_grad in zip(parents, input_grads):
+            for index, (parent, input_grad) in enumerate(zip(parents, input_grads)):
                 if parent is None or input_grad is None or not parent.requires_grad:
                     continue
                 if type(input_grad) is not np.ndarray:
@@ -305,6 +317,8 @@ class Tensor:
                                             else input_grad)
                 if input_grad.shape != parent.data.shape:
                     input_grad = _fit_to(input_grad, parent.data.shape, fn)
+                if STATE.sentinel is not None:
+                    STATE.sentinel.check_backward(fn, index, input_grad)
                 key = id(parent)
                 held = grads.get(key)
                 # Out of place: an op may hand the same array to two inputs (add does).

@@ -165,19 +165,20 @@ class _FunctionRunner:
     """Calls a Function's forward and backward directly, on arrays, bypassing the engine:
     so a gradient of the wrong shape is seen as the user wrote it."""
 
-    def __init__(self, fn: type[Function], arrays: list[Any], attrs: dict[str, Any]) -> None:
-        self.fn, self.arrays, self.attrs = fn, arrays, attrs
+    def __init__(self, fn: type[Function], arrays: list[Any], attrs: dict[str, Any],
+                 wrt: set[int]) -> None:
+        self.fn, self.arrays, self.attrs, self.wrt = fn, arrays, attrs, wrt
         names = _positional_names(fn.forward, len(arrays), skip=1)
         self.slots = [_Slot(names[i], lambda i=i: self.arrays[i],
                             lambda v, i=i: self.arrays.__setitem__(i, v))
-                      for i, x in enumerate(arrays) if _is_float(x)]
+                      for i in sorted(wrt)]
 
     def output(self) -> np.ndarray:
         return np.asarray(self.fn.forward(Context(), *self.arrays, **self.attrs))
 
     def gradients(self, weights: np.ndarray) -> dict[str, tuple[Any, list]]:
         ctx = Context()
-        ctx.needs_input_grad = tuple(_is_float(x) for x in self.arrays)
+        ctx.needs_input_grad = tuple(i in self.wrt for i in range(len(self.arrays)))
         self.fn.forward(ctx, *self.arrays, **self.attrs)
         result = self.fn.backward(ctx, weights)
         if not isinstance(result, tuple):
@@ -187,21 +188,21 @@ class _FunctionRunner:
                 f"check {self.fn.__name__}: backward returned {len(result)} gradients for "
                 f"{len(self.arrays)} inputs; return one per input (None for no gradient)")
         names = _positional_names(self.fn.forward, len(self.arrays), skip=1)
-        return {names[i]: (g, []) for i, g in enumerate(result) if _is_float(self.arrays[i])}
+        return {names[i]: (g, []) for i, g in enumerate(result) if i in self.wrt}
 
 
 class _ModuleRunner:
     """Runs a float64 copy of a Module through the engine; watches hand-written ``.g``."""
 
-    def __init__(self, module: Module, arrays: list[Any]) -> None:
-        self.module, self.arrays = copy.deepcopy(module), arrays
+    def __init__(self, module: Module, arrays: list[Any], wrt: set[int]) -> None:
+        self.module, self.arrays, self.wrt = copy.deepcopy(module), arrays, wrt
         self.params = list(self.module.named_parameters())
         for _, p in self.params:
             p.data = p.data.astype(np.float64)
         names = _positional_names(self.module.forward, len(arrays), skip=0)
         self.slots = [_Slot(names[i], lambda i=i: self.arrays[i],
                             lambda v, i=i: self.arrays.__setitem__(i, v))
-                      for i, x in enumerate(arrays) if _is_float(x)]
+                      for i in sorted(wrt)]
         self.slots += [_Slot(name, lambda p=p: p.data, lambda v, p=p: setattr(p, "data", v))
                        for name, p in self.params]
 
@@ -222,7 +223,8 @@ class _ModuleRunner:
                 else x for x in self.arrays]
 
     def gradients(self, weights: np.ndarray) -> dict[str, tuple[Any, list]]:
-        tensors = self._tensors(grad=True)
+        tensors = [Tensor(x, requires_grad=i in self.wrt) if isinstance(x, np.ndarray) else x
+                   for i, x in enumerate(self.arrays)]
         for _, p in self.params:
             p.grad, p.requires_grad = None, True
         with watch_g_writes(self.module) as writes:
@@ -286,13 +288,15 @@ def _prepare(inputs: Sequence[Any], what: str) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------- check
-def check(target: Any, *inputs: Any, mode: str = "auto", seed: int = 0, rtol: float = 1e-5,
-          atol: float = 1e-7, eps: float = 1e-6, directions: int = 4, full_limit: int = 2000,
-          raise_on_failure: bool = True, **attrs: Any) -> CheckReport:
+def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str = "auto",
+          seed: int = 0, rtol: float = 1e-5, atol: float = 1e-7, eps: float = 1e-6,
+          directions: int = 4, full_limit: int = 2000, raise_on_failure: bool = True,
+          **attrs: Any) -> CheckReport:
     """Verify the backward pass of a Function subclass or a Module instance.
 
     ``inputs`` are arrays: floating ones get gradients (at float64); integer ones, like class
-    labels, pass through. Keyword arguments go to a Function's forward. ``mode`` is 'full'
+    labels, pass through; ``wrt`` limits the check to some input positions (e.g. ``wrt=[0]``
+    to leave out a float target). Keyword arguments go to a Function's forward. ``mode`` is 'full'
     (every element: finds the wrong one), 'random' (a few random directions: cheap for big
     inputs) or 'auto' (full up to ``full_limit`` elements per input). Raises
     GradientCheckError carrying the report unless ``raise_on_failure`` is False.
@@ -317,10 +321,15 @@ def check(target: Any, *inputs: Any, mode: str = "auto", seed: int = 0, rtol: fl
         raise TypeError(f"check: give {what} its input arrays")
     rng = np.random.default_rng(seed)
     arrays = _prepare(inputs, what)
+    floats = {i for i, x in enumerate(arrays) if _is_float(x)}
+    chosen = floats if wrt is None else {i % len(arrays) for i in wrt}
+    if not chosen <= floats:
+        raise TypeError(f"check: wrt={list(wrt or [])} names inputs that are not floating "
+                        f"arrays (floating inputs: {sorted(floats)})")
     report = CheckReport(target=what)
     for attempt in range(1, 4):
-        runner = (_FunctionRunner(target, list(arrays), attrs) if isinstance(target, type)
-                  else _ModuleRunner(target, list(arrays)))
+        runner = (_FunctionRunner(target, list(arrays), attrs, chosen)
+                  if isinstance(target, type) else _ModuleRunner(target, list(arrays), chosen))
         kinked = _compare(runner, report, rng, mode, rtol, atol, eps, directions, full_limit)
         if not kinked:
             break
@@ -355,7 +364,18 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
     for slot in runner.slots:
         got, writes = analytic.get(slot.name, (None, []))
         x = slot.read()
-        got = np.zeros_like(x) if got is None else np.asarray(
+        if got is None:
+            expected, _ = _central_differences(_loss_along(runner, slot, weights, x), x, eps)
+            if np.any(np.abs(expected) > atol):
+                report.mismatches.append(Mismatch(
+                    slot.name, x.shape, None, np.nan, np.nan, 0,
+                    "backward gives no gradient for it (bwd never set its .g, or backward "
+                    "returned None), yet the output depends on it. If it takes no gradient "
+                    "(a target, say), leave it out: check(..., wrt=[the other inputs])."))
+            else:
+                report.worst_error[slot.name] = 0.0
+            continue
+        got = np.asarray(
             got.data if isinstance(got, Tensor) else got, dtype=np.float64)
 
         loss = _loss_along(runner, slot, weights, x)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.tensor import HookHandle, Tensor, no_grad
+from chainrule.tensor import STATE, HookHandle, Tensor, no_grad
 
 
 class Parameter(Tensor):
@@ -51,6 +51,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        guard = STATE.sentinel
+        if guard is not None:  # let the sentinel name the layer an op runs in
+            guard.layers.append(self)
+            try:
+                return self._call(args, kwargs)
+            finally:
+                guard.layers.pop()
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
         if getattr(type(self), "bwd", None) is not None:
             out = HandWritten.apply(*args, *self.parameters(), module=self, n_args=len(args),
                                     kwargs=kwargs)
@@ -231,6 +241,8 @@ def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...]
     """Check one ``.g`` that a hand-written ``bwd`` set: present when needed, exact shape."""
     layer = type(module).__name__
     if value is None:
+        if needed and _G_WRITES is not None:
+            return None  # a check is running: it reports the missing gradient itself
         if needed:
             raise RuntimeError(
                 f"{layer}.bwd did not set {what}.g, but {what} needs a gradient: assign it "
@@ -295,4 +307,54 @@ class HandWritten(Function, register=False):
                  if isinstance(a, Tensor) else None for i, a in enumerate(args)]
         grads += [_hand_gradient(module, name, p.g, p.shape, needs[len(args) + i])
                   for i, (name, p) in enumerate(named)]
+        if getattr(module, "cross_check", False) and not module.__dict__.get("_cross_checked"):
+            _cross_check(module, args, named, grad, grads)
+            module.__dict__["_cross_checked"] = True
         return tuple(grads)
+
+
+class GradientMismatchError(AssertionError):
+    """A hand-written bwd and autograd through the same forward disagree."""
+
+
+def _cross_check(module: Module, args: list, named: list, grad: np.ndarray,
+                 hand: list) -> None:
+    """Differentiate ``module.forward`` a second way — by autograd through the primitives it
+    is written with — and fail loudly if that disagrees with the hand-written ``bwd``."""
+    from chainrule.check.checker import diagnose
+    from chainrule.tensor import enable_grad
+
+    saved = [(p, p.grad, p.requires_grad) for _, p in named]
+    try:
+        for _, p in named:
+            p.grad, p.requires_grad = None, True
+        leaves = [Tensor(a.data, requires_grad=a.dtype.kind == "f")
+                  if isinstance(a, Tensor) else a for a in args]
+        with enable_grad():
+            out = module.forward(*leaves)
+        if not isinstance(out, Tensor) or not out.requires_grad:
+            raise GradientMismatchError(
+                f"{type(module).__name__}: cross_check needs forward written with chainrule "
+                "ops (tensors in, tensors out) so that autograd can differentiate it too")
+        out.backward(grad)
+        auto = [t.grad if isinstance(t, Tensor) else None for t in leaves]
+        auto += [p.grad for _, p in named]
+    finally:
+        for p, old_grad, old_flag in saved:
+            p.grad, p.requires_grad = old_grad, old_flag
+    names = [f"argument {i}" for i in range(len(args))] + [name for name, _ in named]
+    tight = all(g.dtype == np.float64 for g in auto if g is not None)
+    rtol, atol = (1e-7, 1e-9) if tight else (1e-3, 1e-5)
+    for name, mine, theirs in zip(names, hand, auto):
+        if mine is None or theirs is None:
+            continue
+        scale = max(float(np.max(np.abs(theirs), initial=0.0)), 1.0)
+        error = np.abs(mine - theirs)
+        if np.all(error <= atol * scale + rtol * np.abs(theirs)):
+            continue
+        j = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), error.shape))
+        raise GradientMismatchError(
+            f"{type(module).__name__}: the hand-written bwd and autograd through forward "
+            f"disagree on {name}.g: largest difference {float(error[j]):.4g} at {j} (bwd "
+            f"{float(mine[j]):.6g}, autograd {float(theirs[j]):.6g}). Diagnosis: "
+            f"{diagnose(np.asarray(theirs, np.float64), np.asarray(mine, np.float64))}")

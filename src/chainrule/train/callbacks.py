@@ -12,7 +12,7 @@ Events, in the order a fit meets them::
     after_fit
 
 Raise a Cancel*Exception from a callback to skip the rest of that stage; its ``after_`` event
-still runs.
+still runs. ``cleanup_fit`` runs last of all, even when an error ends training.
 """
 
 from __future__ import annotations
@@ -100,7 +100,10 @@ class Callback:
         """Called at the end of every epoch."""
 
     def after_fit(self, learner: Learner) -> None:
-        """Called once when training ends, however it ends."""
+        """Called once when training ends normally or is cancelled."""
+
+    def cleanup_fit(self, learner: Learner) -> None:
+        """Called after every fit, even one an error ended: release hooks and resources."""
 
 
 class Recorder(Callback):

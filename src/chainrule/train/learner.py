@@ -104,6 +104,7 @@ class Learner:
             self._stage("fit", self._fit_body, CancelFitException)
         finally:
             self.training = False
+            self._event("cleanup_fit")
         return self.history
 
     def _fit_body(self) -> None:
