@@ -302,11 +302,9 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
     GradientCheckError carrying the report unless ``raise_on_failure`` is False.
     """
     if isinstance(target, type) and issubclass(target, Function):
-        what = target.__name__
-        _check_count(target.forward, len(inputs), 1, what)
+        what, skip = target.__name__, 1
     elif isinstance(target, Module):
-        what = type(target).__name__
-        _check_count(target.forward, len(inputs), 0, what)
+        what, skip = type(target).__name__, 0
     elif isinstance(target, type) and issubclass(target, Module):
         raise TypeError(f"check: {target.__name__} is a Module class; pass an instance, "
                         f"e.g. check({target.__name__}(...), x)")
@@ -315,10 +313,11 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
             f"check: expected a Function subclass or a Module instance, got "
             f"{type(target).__name__}. Put your forward/backward in a cr.Function subclass, "
             "or your layer in a cr.nn.Module (forward + bwd)")
-    if mode not in ("auto", "full", "random"):
-        raise ValueError(f"check: mode must be 'auto', 'full' or 'random', got {mode!r}")
     if not inputs:
         raise TypeError(f"check: give {what} its input arrays")
+    _check_count(target.forward, len(inputs), skip, what)
+    if mode not in ("auto", "full", "random"):
+        raise ValueError(f"check: mode must be 'auto', 'full' or 'random', got {mode!r}")
     rng = np.random.default_rng(seed)
     arrays = _prepare(inputs, what)
     floats = {i for i, x in enumerate(arrays) if _is_float(x)}
