@@ -127,3 +127,11 @@ def test_lr_find_writes_a_plot(tmp_path, capsys) -> None:
     assert main(["lr-find", "--hidden", "16", "--out", str(tmp_path)]) == 0
     assert "suggested learning rate" in capsys.readouterr().out
     assert (tmp_path / "lr_find.png").exists()
+
+
+def test_the_sentinel_flag_names_the_first_non_finite_op(tmp_path, capsys) -> None:
+    argv = ["train", *QUICK, "--lr", "1e9", "--schedule", "none", "--optimizer", "sgd",
+            "--sentinel", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "training stopped" in err and "produced" in err and "at step" in err

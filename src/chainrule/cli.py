@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import backend, io, models, optim
+from chainrule.check.sentinel import NonFiniteError, SentinelCallback
 from chainrule.data import DataLoader, DatasetNotFoundError, load_dataset, transforms
 from chainrule.data.idx import IDXError
 from chainrule.train import (
@@ -110,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from OUT/checkpoint.safetensors if it exists")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar (a line per epoch is still printed)")
+    train.add_argument("--sentinel", action="store_true",
+                       help="stop at the first op or layer that produces NaN/inf, naming it "
+                            "(slower)")
 
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a checkpoint on its dataset's test split",
@@ -229,6 +233,8 @@ def train(args: argparse.Namespace) -> int:
     if scheduler is not None:
         callbacks.append(SchedulerCallback(scheduler))
     callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
+    if args.sentinel:
+        callbacks.append(SentinelCallback())
     learner = Learner(model, train_data, optimizer, valid_data=test_data, callbacks=callbacks,
                       scheduler=scheduler, config=config)
     checkpoint = out / "checkpoint.safetensors"
@@ -371,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IDXError, io.CheckpointError, FileNotFoundError) as error:
         print(f"chainrule: {error}", file=sys.stderr)
         return 1
-    except TrainingDiverged as error:
+    except (TrainingDiverged, NonFiniteError) as error:
         print(f"chainrule: training stopped: {error}", file=sys.stderr)
         return 1
     except TypeError as error:
