@@ -331,3 +331,14 @@ def test_chainrule_check_on_the_command_line(tmp_path) -> None:
     missing = subprocess.run([sys.executable, "-m", "chainrule", "check", "layers.py:Nope"],
                              cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode == 1 and "has no attribute 'Nope'" in missing.stderr
+
+
+def test_modules_are_also_compared_with_their_pytorch_twin() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    report = check(model, RNG.standard_normal((5, 3)))
+    assert any(note.startswith("PyTorch agrees on every layer") for note in report.notes)
+    assert not check(model, RNG.standard_normal((5, 3)), torch=False).notes
+    hand = check(Lin(weights(3, 2), weights(2)), RNG.standard_normal((4, 3)))
+    assert "PyTorch comparison skipped: not every layer has a torch twin" in hand.notes
+    with pytest.raises(cr.check.ConversionError):
+        check(Lin(weights(3, 2), weights(2)), RNG.standard_normal((4, 3)), torch=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,7 +292,7 @@ def _prepare(inputs: Sequence[Any], what: str) -> list[Any]:
 def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str = "auto",
           seed: int = 0, rtol: float = 1e-5, atol: float = 1e-7, eps: float = 1e-6,
           directions: int = 4, full_limit: int = 2000, raise_on_failure: bool = True,
-          **attrs: Any) -> CheckReport:
+          torch: bool | None = None, **attrs: Any) -> CheckReport:
     """Verify the backward pass of a Function subclass or a Module instance.
 
     ``inputs`` are arrays: floating ones get gradients (at float64); integer ones, like class
@@ -300,6 +301,10 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
     (every element: finds the wrong one), 'random' (a few random directions: cheap for big
     inputs) or 'auto' (full up to ``full_limit`` elements per input). Raises
     GradientCheckError carrying the report unless ``raise_on_failure`` is False.
+
+    A Module is also compared with its PyTorch twin (``parity_report``) when torch is
+    installed and every layer has a converter; ``torch=False`` skips that, ``torch=True``
+    insists on it.
     """
     if isinstance(target, type) and issubclass(target, Function):
         what, skip = target.__name__, 1
@@ -337,9 +342,37 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
                             "redrawn slightly away from it")
         arrays = [x + rng.normal(0, 0.05, x.shape) * max(float(np.std(x)), 0.1)
                   if _is_float(x) else x for x in arrays]
+    if isinstance(target, Module) and torch is not False:
+        _compare_with_torch(target, arrays, report, required=bool(torch))
     if raise_on_failure and not report.passed:
         raise GradientCheckError(str(report))
     return report
+
+
+def _compare_with_torch(module: Module, arrays: list[Any], report: CheckReport,
+                        required: bool) -> None:
+    """Add PyTorch's verdict on the same forward and gradients (float64) to the report."""
+    from chainrule.check.parity import ConversionError, parity_report
+
+    try:
+        parity = parity_report(module, tuple(arrays))
+    except (ImportError, ConversionError) as error:
+        if required:
+            raise
+        reason = "torch is not installed" if isinstance(error, ImportError) else \
+            "not every layer has a torch twin"
+        report.notes.append(f"PyTorch comparison skipped: {reason}")
+        return
+    if parity.ok:
+        worst = parity.worst
+        report.notes.append("PyTorch agrees on every layer's output and gradients (largest "
+                            f"relative difference {worst.max_rel if worst else 0:.1e})")
+        return
+    flagged = ", ".join(parity.flagged) or "no single layer (differences spread)"
+    report.mismatches.append(Mismatch(
+        "the model vs its PyTorch twin", (), None, np.nan, np.nan, 0,
+        f"PyTorch disagrees; layers that differ on identical inputs: {flagged}.\n"
+        + textwrap.indent(str(parity), "      ")))
 
 
 def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: str,

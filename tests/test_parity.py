@@ -1,0 +1,403 @@
+"""PyTorch parity: converters both ways, the registry, and the per-layer parity report."""
+
+import functools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.check.parity import (
+    ConversionError,
+    from_torch,
+    parity_report,
+    register_converter,
+    to_torch,
+    to_torch_parameter,
+    unregister_converter,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def mlp(dtype: str = "float32") -> nn.Sequential:
+    return nn.Sequential(nn.Linear(6, 5, dtype=dtype), nn.ReLU(), nn.Linear(5, 4, dtype=dtype),
+                         nn.ReLU(), nn.Linear(4, 3, dtype=dtype))
+
+
+def same_state(a: dict, b: dict) -> bool:
+    """Same names, dtypes, shapes and bytes."""
+    return list(a) == list(b) and all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+        and a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def torch_state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().numpy() for k, v in module.state_dict().items()}
+
+
+def outputs_agree(ours: nn.Module, theirs: torch.nn.Module, shape: tuple) -> None:
+    x = RNG.standard_normal(shape).astype(ours.parameters()[0].dtype if ours.parameters()
+                                          else np.float64)
+    with cr.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(ours(cr.tensor(x)).numpy(), theirs(torch.from_numpy(x)),
+                                   rtol=1e-6, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- converters
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_converts_both_ways_with_weights_and_dtype(bias: bool, dtype: str) -> None:
+    layer = nn.Linear(5, 3, bias=bias, dtype=dtype)
+    twin = to_torch(layer)
+    assert type(twin) is torch.nn.Linear and (twin.bias is None) == (not bias)
+    assert (twin.in_features, twin.out_features) == (5, 3)
+    assert twin.weight.dtype == getattr(torch, dtype)
+    assert same_state(layer.state_dict(), torch_state(twin))
+    outputs_agree(layer, twin, (4, 5))
+    twin.weight.data.add_(1.0)  # a copy, not a view: the chainrule layer is untouched
+    assert not np.array_equal(layer.weight.numpy(), twin.weight.detach().numpy())
+
+    back = from_torch(twin)
+    assert type(back) is nn.Linear and (back.bias is None) == (not bias)
+    assert same_state(back.state_dict(), torch_state(twin))
+    outputs_agree(back, twin, (2, 5))
+
+
+def test_relu_and_frozen_parameters_convert() -> None:
+    assert type(to_torch(nn.ReLU())) is torch.nn.ReLU
+    assert type(from_torch(torch.nn.ReLU(inplace=True))) is nn.ReLU
+    layer = nn.Linear(3, 2)
+    layer.bias.requires_grad = False
+    twin = to_torch(layer)
+    assert twin.weight.requires_grad and not twin.bias.requires_grad
+    assert not from_torch(twin).bias.requires_grad
+
+
+LOSSES = [(nn.MSELoss, torch.nn.MSELoss, ("mean", "sum")),
+          (nn.CrossEntropyLoss, torch.nn.CrossEntropyLoss, ("mean", "sum", "none")),
+          (nn.NLLLoss, torch.nn.NLLLoss, ("mean", "sum", "none")),
+          (nn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, ("mean", "sum", "none"))]
+
+
+@pytest.mark.parametrize("ours, theirs, reductions", LOSSES, ids=[t[0].__name__ for t in LOSSES])
+def test_loss_layers_convert_keeping_reduction(ours, theirs, reductions) -> None:
+    out = RNG.standard_normal((4, 3))
+    classes = np.array([0, 2, 1, 2])
+    target = classes if ours in (nn.CrossEntropyLoss, nn.NLLLoss) else RNG.random((4, 3))
+    for reduction in reductions:
+        twin = to_torch(ours(reduction=reduction))
+        assert type(twin) is theirs and twin.reduction == reduction
+        back = from_torch(twin)
+        assert type(back) is ours and back.reduction == reduction
+        np.testing.assert_allclose(back(cr.tensor(out), target).numpy(),
+                                   twin(torch.from_numpy(out), torch.from_numpy(target)),
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("twin, words", [
+    (torch.nn.CrossEntropyLoss(label_smoothing=0.1), "label_smoothing=0.1"),
+    (torch.nn.NLLLoss(ignore_index=0), "ignore_index=0"),
+    (torch.nn.BCEWithLogitsLoss(pos_weight=torch.ones(3)), "pos_weight="),
+    (torch.nn.MSELoss(reduction="none"), "reduction='none'"),
+])
+def test_from_torch_refuses_loss_options_chainrule_lacks(twin, words) -> None:
+    with pytest.raises(ConversionError, match=r"1 \(" + type(twin).__name__ + ".*" + words):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), twin))
+
+
+def test_nested_sequential_keeps_structure_names_and_outputs() -> None:
+    model = nn.Sequential(nn.Linear(6, 5), nn.Sequential(nn.ReLU(), nn.Sequential(
+        nn.Linear(5, 4), nn.ReLU())), nn.Linear(4, 2, bias=False))
+    twin = to_torch(model)
+    assert isinstance(twin[1][1], torch.nn.Sequential) and isinstance(twin[1][1][0],
+                                                                      torch.nn.Linear)
+    assert [n for n, _ in model.named_modules()] == [n for n, _ in twin.named_modules()]
+    assert list(model.state_dict()) == list(twin.state_dict())
+    outputs_agree(model, twin, (3, 6))
+    back = from_torch(twin)
+    assert repr(back) == repr(model)
+    outputs_agree(back, twin, (3, 6))
+
+
+def test_round_trips_are_bit_exact() -> None:
+    model = nn.Sequential(mlp("float64"), nn.Linear(3, 2, dtype="float32"))
+    back = from_torch(to_torch(model))
+    assert same_state(model.state_dict(), back.state_dict())
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    again = to_torch(from_torch(twin))
+    assert same_state(torch_state(twin), torch_state(again))
+
+
+def test_dtype_and_train_eval_mode_are_kept_per_module() -> None:
+    model = nn.Sequential(nn.Linear(3, 3, dtype="float64"), nn.ReLU(),
+                          nn.Linear(3, 2, dtype="float32"))
+    model.eval()
+    model[1].train()
+    twin = to_torch(model)
+    assert [twin[0].weight.dtype, twin[2].weight.dtype] == [torch.float64, torch.float32]
+    assert [m.training for m in twin.modules()] == [False, False, True, False]
+    back = from_torch(twin)
+    assert [back[0].weight.dtype, back[2].weight.dtype] == [np.float64, np.float32]
+    assert [m.training for m in back.modules()] == [False, False, True, False]
+
+
+def test_shared_layers_stay_shared_and_no_random_numbers_are_drawn() -> None:
+    shared = nn.Linear(3, 3)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    torch_rng, cr_rng = torch.get_rng_state(), cr.backend.default_generator().bit_generator.state
+    twin = to_torch(model)
+    back = from_torch(twin)
+    assert torch.equal(torch.get_rng_state(), torch_rng)
+    assert cr.backend.default_generator().bit_generator.state == cr_rng
+    assert twin[0] is twin[2] and back[0] is back[2]
+
+
+class MyLayer(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+class Lin(nn.Module):
+    """The lesson's hand-written layer: x @ w + b with w laid out (in, out)."""
+
+    def __init__(self, w, b):
+        self.w, self.b = w, b
+
+    def forward(self, inp):
+        return inp @ self.w + self.b
+
+    def bwd(self, out, inp):
+        inp.g = out.g @ self.w.t()
+        self.w.g = inp.t() @ out.g
+        self.b.g = out.g.sum(0)
+
+
+class SeedModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = [Lin(cr.randn(4, 3, requires_grad=True), cr.zeros(3, requires_grad=True)),
+                       nn.ReLU(), MyLayer()]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_unsupported_layers_are_named_with_their_path_and_the_fix() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Sequential(nn.ReLU(), MyLayer()))
+    with pytest.raises(ConversionError, match=r"no converter for 2\.1 \(MyLayer\)\. "
+                       r"Converters exist for: Linear, ReLU, Sequential.*register_converter"
+                       r"\(MyLayer, torch\.nn\.<Twin>, to_fn, from_fn\)"):
+        to_torch(model)
+    with pytest.raises(ConversionError, match=r"<model> \(SeedModel\), layers\.0 \(Lin, a "
+                       r"hand-written layer with bwd\), layers\.2 \(MyLayer\)\."):
+        to_torch(SeedModel())
+    with pytest.raises(ConversionError, match=r"from_torch: no converter for 1 \(Tanh\)\. "
+                       r"Converters exist for: torch\.nn\.Linear"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh()))
+
+
+def test_a_registered_converter_pair_makes_a_new_layer_convert() -> None:
+    class Double(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    class TorchDouble(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    register_converter(Double, TorchDouble, lambda layer, children: TorchDouble(),
+                       lambda twin, children: Double())
+    try:
+        twin = to_torch(nn.Sequential(nn.Linear(3, 2), Double()))
+        assert type(twin[1]) is TorchDouble
+        assert type(from_torch(twin)[1]) is Double
+        outputs_agree(from_torch(twin), twin, (2, 3))
+    finally:
+        unregister_converter(Double)
+    with pytest.raises(ConversionError, match=r"1 \(Double\)"):
+        to_torch(nn.Sequential(nn.Linear(3, 2), Double()))
+
+
+def test_a_converter_returning_the_wrong_thing_is_named() -> None:
+    register_converter(MyLayer, "torch.nn.Identity", lambda layer, children: "oops")
+    try:
+        with pytest.raises(ConversionError, match="converter of MyLayer returned a str"):
+            to_torch(MyLayer())
+    finally:
+        unregister_converter(MyLayer)
+
+
+def test_missing_torch_gives_the_install_command(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` sees without it
+    for call in (lambda: to_torch(mlp()), lambda: parity_report(mlp(), np.ones((2, 6))),
+                 lambda: to_torch_parameter(cr.ones(2))):
+        with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
+            call()
+
+
+def test_importing_parity_does_not_import_torch() -> None:
+    code = ("import sys; import chainrule.check.parity as p\n"
+            "class Tanh(p.Module): pass\n"
+            "p.register_converter(Tanh, 'torch.nn.Tanh', lambda layer, children: None)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- parity report
+X = RNG.standard_normal((8, 6)).astype(np.float32)
+CLASSES = np.array([0, 1, 2, 0, 1, 2, 2, 1])
+
+
+def test_report_on_an_mlp_with_cross_entropy_is_all_ok_at_float64() -> None:
+    model = mlp()
+    before = model.state_dict()
+    report = parity_report(model, X, CLASSES, loss=nn.functional.cross_entropy)
+    assert report.ok and report.flagged == [] and report.dtype == "float64"
+    assert [r.name for r in report.rows] == ["(input)", "0", "1", "2", "3", "4", "(loss)"]
+    assert [r.type for r in report.rows[1:-1]] == ["Linear", "ReLU"] * 2 + ["Linear"]
+    assert all(r.status == "✓" for r in report.rows)
+    assert set(report.rows[1].param_grads) == {"weight", "bias"}
+    assert report.worst is not None and report.worst.max_rel < 1e-12
+    assert abs(report.loss[0] - report.loss[1]) < 1e-12
+    # The user's model is not touched: same float32 weights, no gradients, no hooks.
+    assert same_state(model.state_dict(), before)
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m.__dict__.get("_forward_hooks") for m in model.modules())
+    text = str(report)
+    assert "layer" in text and "output grad" in text and "✗" not in text
+    assert "OK: every layer agrees with torch" in text
+
+
+@pytest.mark.parametrize("loss", [None, nn.functional.mse, nn.MSELoss(reduction="sum"),
+                                  functools.partial(nn.functional.mse, reduction="sum")])
+def test_report_with_mse_and_the_trailing_one(loss) -> None:
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1))
+    targets = RNG.standard_normal(8)  # (N,) against an (N, 1) output: compared as if squeezed
+    report = parity_report(model, X, targets, loss=loss)
+    assert report.ok, str(report)
+    assert report.worst.max_rel < 1e-12
+
+
+@pytest.mark.parametrize("loss, targets", [
+    (nn.CrossEntropyLoss(reduction="sum"), CLASSES),
+    (functools.partial(nn.functional.nll_loss, reduction="sum"), CLASSES),
+    (nn.BCEWithLogitsLoss(), RNG.random((8, 3))),
+    (None, None),  # the sum of the outputs
+])
+def test_report_with_other_losses(loss, targets) -> None:
+    report = parity_report(mlp(), X, targets, loss=loss)
+    assert report.ok, str(report)
+
+
+def test_report_flags_exactly_the_broken_layer() -> None:
+    class OffLinear(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) + 1e-3  # the bug: torch's Linear has no such shift
+
+    def off_to_torch(layer, children):
+        twin = torch.nn.Linear(layer.in_features, layer.out_features, device="meta")
+        twin.weight, twin.bias = to_torch_parameter(layer.weight), to_torch_parameter(layer.bias)
+        return twin
+
+    register_converter(OffLinear, torch.nn.Linear, off_to_torch)  # one-way: a debugging twin
+    try:
+        model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), OffLinear(5, 4), nn.ReLU(),
+                              nn.Linear(4, 3))
+        report = parity_report(model, X, CLASSES)
+        # torch.nn.Linear still converts back to the standard layer
+        assert type(from_torch(torch.nn.Linear(2, 2))) is nn.Linear
+    finally:
+        unregister_converter(OffLinear)
+    assert not report.ok and report.flagged == ["2"]
+    rows = {r.name: r for r in report.rows}
+    assert rows["2"].status == "✗" and rows["2"].local_ok is False
+    assert all(rows[n].local_ok and rows[n].forward.ok for n in ("0", "1"))
+    assert rows["2"].forward.max_abs == pytest.approx(1e-3, rel=1e-6)
+    text = str(report)
+    assert "FAILED: disagrees with torch on identical inputs: 2 (OffLinear)" in text
+
+
+def test_report_with_a_given_torch_twin_uses_the_models_weights() -> None:
+    model = mlp()
+    twin = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 4),
+                               torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    report = parity_report(model, X, CLASSES, torch_model=twin)
+    assert report.ok, str(report)
+    assert twin[0].weight.dtype == torch.float32  # the caller's twin is copied, not cast
+    with pytest.raises(ValueError, match="missing in torch_model: 4.bias, 4.weight"):
+        parity_report(model, X, CLASSES, torch_model=twin[:4])
+
+
+class TorchLin(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = torch.nn.Parameter(torch.zeros(4, 3)), torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x @ self.w + self.b
+
+
+class TorchSeedModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([TorchLin(), torch.nn.ReLU()])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class WrongLin(Lin):
+    def bwd(self, out, inp):
+        super().bwd(out, inp)
+        self.b.g = out.g.sum(0) * 2  # the bug: a factor of 2 in the bias gradient
+
+
+@pytest.mark.parametrize("lin, flagged", [(Lin, []), (WrongLin, ["layers.0"])])
+def test_report_on_a_hand_written_layer_with_its_torch_twin(lin, flagged) -> None:
+    model = SeedModel()
+    model.layers = [lin(model.layers[0].w, model.layers[0].b), nn.ReLU()]
+    report = parity_report(model, X[:, :4], torch_model=TorchSeedModel())
+    assert [r.name for r in report.rows] == ["(input)", "layers.0", "layers.1", "(loss)"]
+    assert report.flagged == flagged and report.ok == (not flagged), str(report)
+    if flagged:
+        row = report.rows[1]
+        assert not row.param_grads["b"].ok and row.param_grads["w"].ok
+        assert report.rows[0].status == "✓"  # the input's gradient does not depend on b
+
+
+def test_report_marks_layers_the_torch_twin_lacks() -> None:
+    class FunctionalRelu(torch.nn.Module):  # same parameters, but relu is no layer here
+        def __init__(self):
+            super().__init__()
+            self.add_module("0", torch.nn.Linear(6, 3))
+
+        def forward(self, x):
+            return torch.relu(getattr(self, "0")(x))
+
+    report = parity_report(nn.Sequential(nn.Linear(6, 3), nn.ReLU()), X,
+                           torch_model=FunctionalRelu())
+    assert report.flagged == ["1"] and not report.ok
+    assert report.rows[2].note == "no torch layer named '1' in torch_model"
+    assert "1: no torch layer named '1'" in str(report)
+
+
+def test_report_refuses_an_unknown_loss_unless_given_its_torch_twin() -> None:
+    def my_loss(out, target):
+        return ((out - target) ** 2).sum()
+
+    targets = RNG.standard_normal((8, 3))
+    with pytest.raises(TypeError, match="torch_loss="):
+        parity_report(mlp(), X, targets, loss=my_loss)
+    report = parity_report(mlp(), X, targets, loss=my_loss,
+                           torch_loss=lambda out, t: ((out - t) ** 2).sum())
+    assert report.ok and report.loss_name == "my_loss"
+    with pytest.raises(ValueError, match="single number: use reduction 'mean' or 'sum'"):
+        parity_report(mlp(), X, CLASSES, loss=nn.CrossEntropyLoss(reduction="none"))
