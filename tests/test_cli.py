@@ -135,3 +135,10 @@ def test_the_sentinel_flag_names_the_first_non_finite_op(tmp_path, capsys) -> No
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "training stopped" in err and "produced" in err and "at step" in err
+
+
+def test_the_stats_flag_writes_layer_pictures(tmp_path, capsys) -> None:
+    assert main(["train", *QUICK, "--stats", "--out", str(tmp_path)]) == 0
+    assert "act std" in capsys.readouterr().out
+    for name in ("layer_stats.png", "layer_histograms.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

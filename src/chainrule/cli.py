@@ -18,6 +18,7 @@ from chainrule.data import DataLoader, DatasetNotFoundError, load_dataset, trans
 from chainrule.data.idx import IDXError
 from chainrule.train import (
     CheckpointCallback,
+    LayerStats,
     Learner,
     ProgressBar,
     SchedulerCallback,
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from OUT/checkpoint.safetensors if it exists")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar (a line per epoch is still printed)")
+    train.add_argument("--stats", action="store_true",
+                       help="record per-layer activation and gradient statistics and write "
+                            "layer_stats.png and layer_histograms.png into --out")
     train.add_argument("--sentinel", action="store_true",
                        help="stop at the first op or layer that produces NaN/inf, naming it "
                             "(slower)")
@@ -235,6 +239,9 @@ def train(args: argparse.Namespace) -> int:
     callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
     if args.sentinel:
         callbacks.append(SentinelCallback())
+    stats = LayerStats(every=max(len(train_data) // 50, 1)) if args.stats else None
+    if stats is not None:
+        callbacks.append(stats)
     learner = Learner(model, train_data, optimizer, valid_data=test_data, callbacks=callbacks,
                       scheduler=scheduler, config=config)
     checkpoint = out / "checkpoint.safetensors"
@@ -264,7 +271,12 @@ def train(args: argparse.Namespace) -> int:
     plot_loss_curves(learner.recorder, learner.history, out / "loss_curve.png")
     print(f"test accuracy {final['accuracy']:.4f}  test loss {final['valid_loss']:.4f}  "
           f"({seconds:.1f} s training)")
-    print(f"wrote {out}/checkpoint.safetensors, model.safetensors, metrics.json, loss_curve.png")
+    written = "checkpoint.safetensors, model.safetensors, metrics.json, loss_curve.png"
+    if stats is not None:
+        stats.save_plots(out)
+        print(stats.summary())
+        written += ", layer_stats.png, layer_histograms.png"
+    print(f"wrote {out}/{written}")
     return 0
 
 

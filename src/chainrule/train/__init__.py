@@ -15,13 +15,20 @@ from chainrule.train.callbacks import (
     SchedulerCallback,
     TrainingDiverged,
 )
+from chainrule.train.layer_stats import LayerStats, dead_fraction
 from chainrule.train.learner import Learner, suggest_lr
 from chainrule.train.metrics import accuracy
-from chainrule.train.plots import plot_loss_curves, plot_lr_find
+from chainrule.train.plots import (
+    plot_layer_histograms,
+    plot_layer_stats,
+    plot_loss_curves,
+    plot_lr_find,
+)
 
 __all__ = [
     "EVENTS", "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
     "CancelTrainException", "CancelValidateException", "CheckpointCallback", "DivergenceGuard",
-    "Learner", "ProgressBar", "Recorder", "SchedulerCallback", "TrainingDiverged", "accuracy",
-    "plot_loss_curves", "plot_lr_find", "suggest_lr",
+    "LayerStats", "Learner", "ProgressBar", "Recorder", "SchedulerCallback", "TrainingDiverged",
+    "accuracy", "dead_fraction", "plot_layer_histograms", "plot_layer_stats", "plot_loss_curves",
+    "plot_lr_find", "suggest_lr"
 ]

@@ -1,4 +1,4 @@
-"""PNG plots of training: loss curves and the learning-rate finder's sweep."""
+"""PNG plots of training: loss curves, the learning-rate finder, per-layer statistics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from chainrule.io import atomic_write
 
@@ -75,5 +77,45 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
     axes.set_xlabel("learning rate")
     axes.set_ylabel("loss (smoothed)")
     axes.legend()
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_layer_stats(stats: Any, path: str | os.PathLike) -> Path:
+    """Activation mean and std, dead fraction, and gradient std per layer over steps."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 4, figsize=(17, 4))
+    panels = [(axes[0], stats.activations, "mean", "activation mean", False),
+              (axes[1], stats.activations, "std", "activation std", True),
+              (axes[2], stats.activations, "dead", "dead units (fraction)", False),
+              (axes[3], stats.gradients, "std", "gradient std (w.r.t. output)", True)]
+    for ax, table, key, title, log in panels:
+        for label, series in table.items():
+            values = getattr(series, key)
+            if series.steps and not np.all(np.isnan(values)):
+                ax.plot(series.steps, values, label=label, linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if log:
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_layer_histograms(stats: Any, path: str | os.PathLike) -> Path:
+    """For each layer, its activation histogram over time (colour: log(1 + count))."""
+    plt = _pyplot()
+    layers = [(label, s) for label, s in stats.activations.items() if s.histograms]
+    rows = max(len(layers), 1)
+    figure, axes = plt.subplots(rows, 1, figsize=(9, 1.3 * rows + 0.6), squeeze=False)
+    for ax, (label, series) in zip(axes[:, 0], layers):
+        image = np.log1p(np.stack(series.histograms, axis=1))
+        ax.imshow(image, origin="lower", aspect="auto", cmap="viridis",
+                  extent=(series.steps[0], series.steps[-1], -series.limit, series.limit))
+        ax.set_ylabel(label, rotation=0, ha="right", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("step")
+    figure.suptitle("activation histograms over training (colour: log(1 + count))", fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
