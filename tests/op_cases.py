@@ -306,6 +306,30 @@ def build_bce(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
         "reduction": draw(st.sampled_from(["mean", "sum", "none"]))}
 
 
+def build_conv(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    groups = draw(st.sampled_from([1, 1, 2]))
+    channels, out_channels = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    padding, stride = draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    span = dilation * (kernel - 1) + 1
+    height, width = (draw(st.integers(max(span - 2 * padding, 1), 6)) for _ in range(2))
+    bias = normal(rng, (out_channels,)) if draw(st.booleans()) else None
+    return [normal(rng, (draw(st.integers(1, 2)), channels, height, width)),
+            normal(rng, (out_channels, channels // groups, kernel, kernel)), bias], {
+        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+
+def build_pool(make: Callable) -> Callable:
+    def build(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+        kernel = draw(st.integers(1, 3))
+        padding = draw(st.integers(0, kernel // 2))
+        stride = draw(st.sampled_from([None, 1, 2]))
+        height, width = (draw(st.integers(max(kernel - 2 * padding, 1), 6)) for _ in range(2))
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), height, width)
+        return [make(rng, shape)], {"kernel_size": kernel, "stride": stride, "padding": padding}
+    return build
+
+
 def _clamp(a: torch.Tensor, low: float | None, high: float | None) -> torch.Tensor:
     return torch.clamp(a, min=low, max=high)
 
@@ -368,6 +392,10 @@ CASES: list[Case] = [
     Case("matmul", "2-D, batched, vectors", build_matmul, torch.matmul),
     Case("linear", "leading axes, bias or not", build_linear, F.linear),
     Case("mse_loss", "equal shapes or trailing 1", build_mse, torch_mse),
+    Case("conv2d", "stride, padding, dilation, groups, bias", build_conv, F.conv2d),
+    Case("max_pool2d", "kernel, stride, padding", build_pool(distinct), F.max_pool2d),
+    Case("avg_pool2d", "kernel, stride, padding (zeros counted)", build_pool(normal),
+         lambda x, **attrs: F.avg_pool2d(x, count_include_pad=True, **attrs)),
     Case("cross_entropy", "class indices, large logits", build_classification,
          lambda x, t, reduction: F.cross_entropy(x, t, reduction=reduction)),
     Case("nll_loss", "class indices", build_nll,

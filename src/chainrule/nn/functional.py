@@ -1,6 +1,7 @@
 """The functional forms of activations and losses, in one place: ``from chainrule.nn import
 functional as F``. Each is a registered op whose backward sits in chainrule.ops."""
 
+from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
 from chainrule.ops.elementwise import relu, sigmoid, tanh
 from chainrule.ops.linalg import linear
 from chainrule.ops.nn import (
@@ -15,6 +16,6 @@ from chainrule.ops.nn import (
 mse_loss = mse
 
 __all__ = [
-    "binary_cross_entropy_with_logits", "cross_entropy", "linear", "log_softmax", "mse",
+    "avg_pool2d", "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "cross_entropy", "linear", "log_softmax", "mse",
     "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "tanh",
 ]

@@ -1,5 +1,6 @@
 """Primitive ops: each a registered Function with its forward and hand-derived backward."""
 
+from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
 from chainrule.ops.elementwise import (
     abs,
     add,
@@ -51,10 +52,10 @@ from chainrule.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "binary_cross_entropy_with_logits", "cat", "clamp", "clone", "concatenate",
-    "cross_entropy", "div", "eq", "exp", "expand", "flatten", "ge", "getitem", "gt", "le",
-    "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mse", "mul", "ne", "neg", "nll_loss", "permute", "pow", "relu", "reshape",
-    "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose",
-    "unsqueeze", "var", "where"
+    "abs", "add", "avg_pool2d", "binary_cross_entropy_with_logits", "cat", "clamp", "clone",
+    "concatenate", "conv2d", "cross_entropy", "div", "eq", "exp", "expand", "flatten", "ge",
+    "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max",
+    "max_pool2d", "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "nll_loss",
+    "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std",
+    "sub", "sum", "tanh", "transpose", "unsqueeze", "var", "where"
 ]
