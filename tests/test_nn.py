@@ -34,6 +34,19 @@ LAYER_TWINS = [
      lambda: torch.nn.Linear(5, 2, bias=False).double(), (2, 3, 5)),
     ("ReLU", nn.ReLU, torch.nn.ReLU, (3, 4)),
     ("Sequential MLP", mlp, torch_mlp, (6, 5)),
+    ("Conv2d padded, grouped", lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2, dtype="float64"),
+     lambda: torch.nn.Conv2d(4, 6, 3, padding=1, groups=2).double(), (2, 4, 6, 5)),
+    ("Conv2d strided, dilated, no bias",
+     lambda: nn.Conv2d(2, 3, 2, stride=2, dilation=2, bias=False, dtype="float64"),
+     lambda: torch.nn.Conv2d(2, 3, 2, stride=2, dilation=2, bias=False).double(), (1, 2, 7, 7)),
+    ("small CNN",
+     lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, dtype="float64"), nn.ReLU(),
+                           nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, dtype="float64"),
+                           nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4, 3, dtype="float64")),
+     lambda: torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 4, 3),
+                                 torch.nn.AvgPool2d(2), torch.nn.Flatten(),
+                                 torch.nn.Linear(4, 3)).double(), (2, 1, 8, 8)),
 ]
 
 
@@ -337,3 +350,23 @@ def test_a_seed_style_bwd_that_forgets_an_input_gradient_is_told() -> None:
     weight = cr.randn(3, 2, requires_grad=True)
     NoInputGrad(weight, cr.zeros(2))(cr.randn(4, 3)).sum().backward()
     assert weight.grad is not None
+
+
+def test_conv_layers_explain_bad_input() -> None:
+    layer = nn.Conv2d(3, 8, 3)
+    with pytest.raises(ValueError, match=r"Conv2d\(3, 8\): expected input \(N, 3, H, W\), "
+                                         r"got shape \(2, 4, 5, 5\)"):
+        layer(cr.zeros(2, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"expected input .* got shape \(3, 5, 5\)"):
+        layer(cr.zeros(3, 5, 5))
+    with pytest.raises(ValueError, match="kernel spans 3 pixels in height but the padded "
+                                         "input has only 2"):
+        layer(cr.zeros(1, 3, 2, 2))
+    with pytest.raises(ValueError, match="stride must be an integer >= 1"):
+        nn.Conv2d(3, 8, 3, stride=0)
+    with pytest.raises(ValueError, match="groups=2 must divide in_channels=3"):
+        nn.Conv2d(3, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="max_pool2d: expects images"):
+        nn.MaxPool2d(2)(cr.zeros(4, 4))
+    with pytest.raises(ValueError, match="padding .* must be at most half the kernel"):
+        nn.MaxPool2d(2, padding=2)(cr.zeros(1, 1, 4, 4))

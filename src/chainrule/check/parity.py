@@ -313,7 +313,59 @@ def _register_loss(cr_type: type, torch_name: str, reductions: tuple[str, ...],
     register_converter(cr_type, f"torch.nn.{torch_name}", to_fn, from_fn)
 
 
+def _conv_to(layer: nn.Conv2d, _children: dict[str, Any]) -> Any:
+    twin = _torch().nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                              stride=layer.stride, padding=layer.padding,
+                              dilation=layer.dilation, groups=layer.groups,
+                              bias=layer.bias is not None, device="meta")
+    twin.weight = to_torch_parameter(layer.weight)
+    twin.bias = to_torch_parameter(layer.bias)
+    return twin
+
+
+def _conv_from(twin: Any, _children: dict[str, Module]) -> nn.Conv2d:
+    if twin.padding_mode != "zeros" or isinstance(twin.padding, str):
+        raise ConversionError(f"padding={twin.padding!r}, padding_mode={twin.padding_mode!r}: "
+                              "chainrule's Conv2d pads with zeros by a number of pixels")
+    layer = nn.Conv2d(twin.in_channels, twin.out_channels, twin.kernel_size, twin.stride,
+                      twin.padding, twin.dilation, twin.groups, bias=twin.bias is not None,
+                      generator=np.random.default_rng(0))
+    layer.weight = from_torch_parameter(twin.weight)
+    layer.bias = from_torch_parameter(twin.bias)
+    return layer
+
+
+def _pool_to(layer: nn.MaxPool2d, _children: dict[str, Any]) -> Any:
+    torch_nn = _torch().nn
+    if isinstance(layer, nn.AvgPool2d):
+        return torch_nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding,
+                                  count_include_pad=True)
+    return torch_nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+
+
+def _pool_from(twin: Any, _children: dict[str, Module]) -> Module:
+    options = {"ceil_mode": False, "dilation": 1, "return_indices": False,
+               "count_include_pad": True, "divisor_override": None}
+    for name, default in options.items():
+        if getattr(twin, name, default) not in (default, (default, default)):
+            raise ConversionError(f"{name}={getattr(twin, name)!r} has no chainrule equivalent")
+    cls = nn.AvgPool2d if type(twin).__name__ == "AvgPool2d" else nn.MaxPool2d
+    return cls(twin.kernel_size, twin.stride, twin.padding)
+
+
+def _flatten_to(layer: nn.Flatten, _children: dict[str, Any]) -> Any:
+    return _torch().nn.Flatten(layer.start_axis, layer.end_axis)
+
+
+def _flatten_from(twin: Any, _children: dict[str, Module]) -> nn.Flatten:
+    return nn.Flatten(twin.start_dim, twin.end_dim)
+
+
 register_converter(nn.Linear, "torch.nn.Linear", _linear_to, _linear_from)
+register_converter(nn.Conv2d, "torch.nn.Conv2d", _conv_to, _conv_from)
+register_converter(nn.MaxPool2d, "torch.nn.MaxPool2d", _pool_to, _pool_from)
+register_converter(nn.AvgPool2d, "torch.nn.AvgPool2d", _pool_to, _pool_from)
+register_converter(nn.Flatten, "torch.nn.Flatten", _flatten_to, _flatten_from)
 register_converter(nn.ReLU, "torch.nn.ReLU", _relu_to, _relu_from)
 register_converter(nn.Sequential, "torch.nn.Sequential", _sequential_to, _sequential_from)
 _ALL_REDUCTIONS = ("mean", "sum", "none")

@@ -16,6 +16,7 @@ from chainrule.ops.nn import (
 mse_loss = mse
 
 __all__ = [
-    "avg_pool2d", "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "cross_entropy", "linear", "log_softmax", "mse",
-    "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "tanh",
+    "avg_pool2d", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "linear",
+    "log_softmax", "max_pool2d", "mse", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax",
+    "tanh"
 ]
