@@ -18,6 +18,7 @@ the last hidden layer over time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def build(init: str, seed: int = 0) -> nn.Sequential:
     cr.manual_seed(seed)
     sizes = [784] + [WIDTH] * (DEPTH - 1) + [10]
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layer = nn.Linear(n_in, n_out)
         rng = cr.default_generator()
         scale = {"randn": 1.0, "scaled": math.sqrt(1 / n_in), "kaiming": math.sqrt(2 / n_in)}
@@ -82,7 +83,7 @@ def run(init: str, steps: int, train: DataLoader, test: DataLoader) -> dict:
     return {"init": init, "stats": stats, "outcome": outcome,
             "loss": learner.recorder.losses[-1] if learner.recorder.losses else float("nan"),
             "last_std": last.std[0] if last.std else float("nan"),
-            "first_std": list(stats.activations.values())[0].std[0],
+            "first_std": next(iter(stats.activations.values())).std[0],
             "dead": last.dead[-1] if last.dead else float("nan"),
             "accuracy": result["accuracy"]}
 
@@ -99,7 +100,9 @@ def picture(results: list[dict], path: Path) -> Path:
         stats = result["stats"]
         top, bottom = axes[0, column], axes[1, column]
         for label, series in stats.activations.items():
-            top.plot(series.steps, series.std, label=label, linewidth=1)
+            # Markers, so a run that diverges after one finite step still shows its points.
+            top.plot(series.steps, series.std, label=label, linewidth=1,
+                     marker="o" if len(series.steps) < 10 else None, markersize=3)
         top.set_yscale("log")
         top.set_title(f"{result['init']}: activation std per ReLU layer")
         top.set_xlabel("step")
@@ -143,7 +146,10 @@ def main() -> None:
     path = picture(results, args.out / "init_story.png")
     print(f"\npicture: {path}")
     print("randn: the signal grows ~sqrt(128)/sqrt(2) = 8x per layer; scaled: it shrinks by "
-          "sqrt(2) per layer;\nkaiming: it keeps its size, so the net trains.")
+          "sqrt(2) per layer;\nkaiming: it keeps its size from the first step. At this depth "
+          "the scaled net still recovers\n(SGD grows its weights within a few dozen steps; see "
+          "the picture), but the fade compounds\nwith every extra layer, and Kaiming's does "
+          "not.")
 
 
 if __name__ == "__main__":
