@@ -81,6 +81,27 @@ def test_the_users_module_is_left_untouched() -> None:
 
 
 # ----------------------------------------------------------------------------- diagnoses
+def test_a_loss_bwd_that_ignores_out_g_passes_like_the_lessons_mse_grad() -> None:
+    class LessonMse(Mse):
+        def bwd(self, out, inp, targ):  # the lesson's mse_grad: a loss is the graph's top
+            inp.g = 2 * (inp.squeeze(-1) - targ).unsqueeze(-1) / targ.shape[0]
+
+    assert check(LessonMse(), RNG.standard_normal((6, 1)), RNG.standard_normal(6),
+                 wrt=[0]).passed
+
+
+def test_a_non_scalar_bwd_that_ignores_out_g_fails() -> None:
+    class ForgetfulRelu(nn.Module):
+        def forward(self, inp):
+            return inp.relu()
+
+        def bwd(self, out, inp):
+            inp.g = (inp.data > 0).astype(inp.data.dtype)  # forgot "* out.g"
+
+    message = failure(ForgetfulRelu(), RNG.standard_normal((4, 3)) + 0.5)
+    assert "gradient of input 0 (inp)" in message
+
+
 def test_a_missing_two_is_a_constant_factor_like_mse() -> None:
     class HalfMse(Mse):
         def bwd(self, out, inp, targ):

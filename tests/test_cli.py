@@ -59,6 +59,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ca
     assert main(["train", *flags, "--lr", "0.01", "--resume", "--out",
                  str(tmp_path / "run")]) == 2
     assert "different settings (lr)" in capsys.readouterr().err
+    assert main(["train", *flags, "--hidden", "8", "--resume", "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "different settings (model)" in capsys.readouterr().err
 
 
 def test_help_reads_well_and_python_dash_m_works() -> None:

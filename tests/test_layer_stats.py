@@ -85,6 +85,30 @@ def test_with_a_learner_it_records_every_few_steps_and_saves_plots(tmp_path) -> 
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="every must be >= 1"):
         LayerStats(every=0)
+    with pytest.raises(ValueError, match="hist_range must be a positive number"):
+        LayerStats(hist_range=0)
+    with pytest.raises(ValueError, match="no layer of type"):
+        LayerStats(layers=nn.Conv2d).attach(fixed_model())
+
+
+def test_values_at_the_top_edge_are_counted_in_float32() -> None:
+    from chainrule.train.layer_stats import Series
+
+    series = Series(limit=1.0)
+    values = np.array([1.0, np.nextafter(np.float32(1), 0), -1.0, 5.0, -5.0, 0.0],
+                      dtype=np.float32)
+    series.add(0, values, bins=4, dead=0.0)
+    np.testing.assert_array_equal(series.histograms[0], [2, 0, 1, 3])
+
+
+def test_layers_can_be_picked_by_type_with_a_fixed_range() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU())
+    stats = LayerStats(layers=nn.ReLU, bins=8, hist_range=2.0).attach(model)
+    model(cr.randn(5, 3))
+    stats.remove()
+    assert list(stats.activations) == ["1 ReLU", "3 ReLU"]
+    assert all(series.limit == 2.0 for series in stats.activations.values())
+    assert stats.activations["1 ReLU"].histograms[0].sum() == 20
 
 
 def test_the_init_story_example_runs(tmp_path) -> None:

@@ -370,3 +370,50 @@ def test_conv_layers_explain_bad_input() -> None:
         nn.MaxPool2d(2)(cr.zeros(4, 4))
     with pytest.raises(ValueError, match="padding .* must be at most half the kernel"):
         nn.MaxPool2d(2, padding=2)(cr.zeros(1, 1, 4, 4))
+
+
+def test_gradcheck_runs_a_float32_module_at_float64_and_leaves_it_untouched() -> None:
+    layer = nn.Linear(3, 2)  # float32 parameters
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    x32 = np.random.default_rng(7).standard_normal((4, 3)).astype(np.float32)
+    gradcheck(layer, [x32])  # would fail its float64 tolerances if run at float32
+    for name, param in layer.named_parameters():
+        assert param.grad is None and param.dtype == np.float32, name
+        np.testing.assert_array_equal(param.data, before[name])
+
+
+class ScaledLin(SeedLin):
+    """A seed-style layer with a keyword argument that its bwd needs as well."""
+
+    cross_check = True
+
+    def forward(self, inp, scale=1.0):
+        return (inp @ self.w + self.b) * scale
+
+    def bwd(self, out, inp, scale=1.0):
+        inp.g = (out.g * scale) @ self.w.t()
+        self.w.g = inp.t() @ (out.g * scale)
+        self.b.g = (out.g * scale).sum(0)
+
+
+def test_keyword_arguments_reach_bwd_and_the_cross_check() -> None:
+    rng = np.random.default_rng(8)
+    w = cr.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    b = cr.tensor(rng.standard_normal(2), requires_grad=True)
+    x = cr.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    ScaledLin(w, b)(x, scale=3.0).sum().backward()  # the cross-check would raise if it differed
+    np.testing.assert_allclose(b.grad, np.full(2, 12.0))
+    np.testing.assert_allclose(x.grad, np.tile(3.0 * w.data.sum(1), (4, 1)))
+
+
+def test_nested_g_write_watches_restore_the_outer_one() -> None:
+    from chainrule.nn.module import watch_g_writes
+
+    rng = np.random.default_rng(9)
+    layer = SeedLin(cr.tensor(rng.standard_normal((3, 2)), requires_grad=True),
+                    cr.tensor(np.zeros(2), requires_grad=True))
+    with watch_g_writes(layer) as outer:
+        with watch_g_writes(layer):
+            pass
+        layer(cr.tensor(rng.standard_normal((4, 3)))).sum().backward()
+    assert id(layer.w) in outer and id(layer.b) in outer

@@ -396,3 +396,38 @@ def test_random_factories_are_seedable() -> None:
     rng = np.random.default_rng(5)
     np.testing.assert_array_equal(cr.rand(4, generator=rng).data,
                                   cr.rand(4, generator=np.random.default_rng(5)).data)
+
+
+def test_one_no_grad_object_reused_or_recursing_restores_grad_mode() -> None:
+    mode = cr.no_grad()
+
+    @mode
+    def depth(n: int) -> bool:
+        return depth(n - 1) if n else cr.is_grad_enabled()
+
+    assert depth(3) is False
+    x = cr.tensor([1.0], requires_grad=True)
+    assert (x * 2).requires_grad
+    with mode, mode:
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_var_of_one_element_is_nan_in_value_and_gradient_like_torch() -> None:
+    x = cr.tensor([1.5], dtype=np.float64, requires_grad=True)
+    y = x.var()
+    y.backward()
+    assert np.isnan(y.item()) and np.isnan(x.grad).all()
+
+
+def test_pow_gradients_at_zero_base_match_torch() -> None:
+    import torch
+
+    a = cr.tensor([0.0, 0.0, 2.0], dtype=np.float64, requires_grad=True)
+    b = cr.tensor([0.0, 2.0, 3.0], dtype=np.float64, requires_grad=True)
+    (a**b).sum().backward()
+    ta = torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor([0.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    (ta**tb).sum().backward()
+    np.testing.assert_allclose(a.grad, ta.grad.numpy())
+    np.testing.assert_allclose(b.grad, tb.grad.numpy())

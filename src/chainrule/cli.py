@@ -246,13 +246,16 @@ def train(args: argparse.Namespace) -> int:
                       scheduler=scheduler, config=config)
     checkpoint = out / "checkpoint.safetensors"
     if args.resume and checkpoint.exists():
-        info = learner.load_checkpoint(checkpoint)
-        if info["config"] != config:
-            changed = sorted(k for k in config if info["config"].get(k) != config[k])
+        # Compare settings before loading: other --hidden widths would otherwise surface as
+        # a shape error from load_state_dict instead of the flag that differs.
+        saved = io.load_checkpoint(checkpoint)[2].get("config", {})
+        if saved != config:
+            changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
             print(f"chainrule: cannot resume {checkpoint}: it was trained with different "
                   f"settings ({', '.join(changed)}); use another --out or the same flags",
                   file=sys.stderr)
             return 2
+        learner.load_checkpoint(checkpoint)
         print(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
     params = sum(p.size for p in model.parameters())
     print(f"training {args.model} ({params:,} parameters) on {args.dataset}: "

@@ -35,13 +35,16 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        # A stack, not one slot: the same object may be entered again while active (a
+        # decorated function that recurses, or one context manager reused).
+        self._previous: list[bool] = []
 
     def __enter__(self) -> None:
-        self.previous = STATE.grad_enabled
+        self._previous.append(STATE.grad_enabled)
         STATE.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self.previous
+        STATE.grad_enabled = self._previous.pop()
 
 
 def no_grad() -> _GradMode:

@@ -379,7 +379,10 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
              rtol: float, atol: float, eps: float, directions: int,
              full_limit: int) -> list[str]:
     """Fill the report; return the names whose mismatch sits on a kink (worth a redraw)."""
-    weights = rng.standard_normal(runner.output().shape)
+    shape = runner.output().shape
+    # A scalar output is a loss: the top of the graph, where the upstream gradient is 1 and the
+    # lesson's bwd (mse_grad) rightly ignores out.g. Weighting it randomly would fail them.
+    weights = rng.standard_normal(shape) if shape else np.ones(shape)
     report.mismatches, report.worst_error = [], {}
     try:
         analytic = runner.gradients(weights)

@@ -11,6 +11,7 @@ Run in float64: in float32 the difference quotient loses about half its digits.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,10 +53,20 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
     ``wrt`` (all floating ones by default) get gradients. ``mode`` is 'random' (a few random
     directions per input, cheap), 'full' (every element: the whole Jacobian-vector product),
     or 'auto' (full when an input has at most ``full_limit`` elements). Raises GradcheckError
-    naming the input and element that disagree.
+    naming the input and element that disagree. Floating inputs are taken at float64; a Module
+    ``fn`` runs as a float64 copy, so its parameters and their gradients are left untouched.
     """
+    from chainrule.nn.module import Module  # nn imports the engine; the engine not nn
+
     rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a) if isinstance(a, (np.ndarray, list)) else a for a in inputs]
+    if isinstance(fn, Module):
+        fn = copy.deepcopy(fn)
+        for param in fn.parameters():
+            param.data = param.data.astype(np.float64)
+    arrays = [np.asarray(a.data if isinstance(a, Tensor) else a)
+              if isinstance(a, (np.ndarray, list, Tensor)) else a for a in inputs]
+    arrays = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+              for a in arrays]
     if wrt is None:
         wrt = [i for i, a in enumerate(arrays)
                if isinstance(a, np.ndarray) and a.dtype.kind == "f"]

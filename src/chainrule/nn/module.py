@@ -225,13 +225,14 @@ def watch_g_writes(module: Module) -> Iterator[dict[int, list[np.ndarray]]]:
     global _G_WRITES
     params = module.parameters()
     classes = [p.__class__ for p in params]
-    _G_WRITES = writes = {}
+    outer, _G_WRITES = _G_WRITES, {}
+    writes = _G_WRITES
     try:
         for p in params:
             p.__class__ = _watched(p.__class__)
         yield writes
     finally:
-        _G_WRITES = None
+        _G_WRITES = outer  # a nested watch hands the outer one back its dict
         for p, cls in zip(params, classes):
             p.__class__ = cls
 
@@ -287,7 +288,7 @@ class HandWritten(Function, register=False):
             out = module.forward(*args, **kwargs)
         if not isinstance(out, Tensor):
             out = Tensor(out)
-        ctx.module, ctx.args, ctx.out = module, args, out
+        ctx.module, ctx.args, ctx.out, ctx.kwargs = module, args, out, kwargs
         return out.data
 
     @staticmethod
@@ -301,14 +302,14 @@ class HandWritten(Function, register=False):
         # The seed's layers read self.out and self.args; point them at this call's tensors.
         module.out, module.args = out, tuple(args)
         with no_grad():
-            module.bwd(out, *args)
+            module.bwd(out, *args, **ctx.kwargs)
         needs = ctx.needs_input_grad
         grads = [_hand_gradient(module, f"argument {i}", a.g, a.shape, needs[i])
                  if isinstance(a, Tensor) else None for i, a in enumerate(args)]
         grads += [_hand_gradient(module, name, p.g, p.shape, needs[len(args) + i])
                   for i, (name, p) in enumerate(named)]
         if getattr(module, "cross_check", False) and not module.__dict__.get("_cross_checked"):
-            _cross_check(module, args, named, grad, grads)
+            _cross_check(module, args, ctx.kwargs, named, grad, grads)
             module.__dict__["_cross_checked"] = True
         return tuple(grads)
 
@@ -317,7 +318,7 @@ class GradientMismatchError(AssertionError):
     """A hand-written bwd and autograd through the same forward disagree."""
 
 
-def _cross_check(module: Module, args: list, named: list, grad: np.ndarray,
+def _cross_check(module: Module, args: list, kwargs: dict, named: list, grad: np.ndarray,
                  hand: list) -> None:
     """Differentiate ``module.forward`` a second way — by autograd through the primitives it
     is written with — and fail loudly if that disagrees with the hand-written ``bwd``."""
@@ -331,7 +332,7 @@ def _cross_check(module: Module, args: list, named: list, grad: np.ndarray,
         leaves = [Tensor(a.data, requires_grad=a.dtype.kind == "f")
                   if isinstance(a, Tensor) else a for a in args]
         with enable_grad():
-            out = module.forward(*leaves)
+            out = module.forward(*leaves, **kwargs)
         if not isinstance(out, Tensor) or not out.requires_grad:
             raise GradientMismatchError(
                 f"{type(module).__name__}: cross_check needs forward written with chainrule "

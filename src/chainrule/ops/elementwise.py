@@ -116,8 +116,14 @@ class Pow(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_a, need_b = ctx.needs_input_grad
         a, b = ctx.a, ctx.b
-        grad_a = grad * b * a ** (b - 1) if need_a else None
-        grad_b = grad * ctx.out * np.log(a) if need_b else None
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                # b = 0 makes a**b the constant 1: slope 0 even at a = 0 (not 0 * inf = nan).
+                grad_a = np.where(b == 0, 0, grad * b * a ** (b - 1))
+            if need_b:
+                # At a = 0, b >= 0 the limit of a^b log(a) is 0; PyTorch takes the same value.
+                grad_b = np.where((a == 0) & (b >= 0), 0, grad * ctx.out * np.log(a))
         return grad_a, grad_b
 
 

@@ -128,7 +128,9 @@ class Var(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         if not ctx.keepdims:
             grad = np.expand_dims(grad, ctx.axes)
-        return grad * (2 / ctx.divisor) * ctx.centered
+        # divisor 0 (one element, correction 1): nan like the forward, not ZeroDivisionError.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad * (np.float64(2) / ctx.divisor) * ctx.centered
 
 
 class Std(Function):

@@ -49,10 +49,12 @@ class Series:
         if self.limit is None:
             largest = float(np.abs(finite).max()) if finite.size else 1.0
             self.limit = 1.5 * largest if largest > 0 else 1.0
-        # Values beyond the range land in the edge bins, so growth stays visible.
-        clipped = np.clip(finite, -self.limit, np.nextafter(self.limit, 0))
-        index = ((clipped + self.limit) * (bins / (2 * self.limit))).astype(np.int64)
-        self.histograms.append(np.bincount(index.ravel(), minlength=bins)[:bins])
+        # Bin in float64 and clip the bin index, not the value: a float32 value at the top
+        # edge could otherwise round into bin number `bins` and be dropped. Values beyond the
+        # range land in the edge bins, so growth stays visible.
+        position = (finite.astype(np.float64) + self.limit) * (bins / (2 * self.limit))
+        index = np.clip(np.floor(position), 0, bins - 1).astype(np.int64)
+        self.histograms.append(np.bincount(index.ravel(), minlength=bins))
 
 
 def dead_fraction(values: np.ndarray) -> float:
@@ -67,19 +69,28 @@ class LayerStats(Callback):
     """Record activation and gradient statistics of a model's leaf layers while it trains.
 
     Use it as a Learner callback, or on its own: ``stats.attach(model)``, train, then
-    ``stats.remove()``. Records every ``every``-th training step. ``layers`` picks modules (by
-    object); the default is every module without children.
+    ``stats.remove()``. Records every ``every``-th training step. ``layers`` picks modules:
+    module objects, or layer classes (``layers=nn.ReLU`` or a tuple of classes) to take every
+    module of that type; the default is every module without children. ``hist_range`` fixes
+    the histogram range to [-r, r] for every layer instead of taking it from the first batch.
     """
 
     order = 40
 
-    def __init__(self, layers: Iterable[Module] | None = None, every: int = 1,
-                 bins: int = 40) -> None:
+    def __init__(self, layers: Iterable[Module] | type | tuple[type, ...] | None = None,
+                 every: int = 1, bins: int = 40, hist_range: float | None = None) -> None:
         if every < 1 or bins < 2:
             raise ValueError(f"LayerStats: every must be >= 1 and bins >= 2, got every={every}, "
                              f"bins={bins}")
-        self.chosen = list(layers) if layers is not None else None
-        self.every, self.bins = every, bins
+        if hist_range is not None and not hist_range > 0:
+            raise ValueError(f"LayerStats: hist_range must be a positive number, got "
+                             f"{hist_range!r}")
+        if isinstance(layers, type) or (isinstance(layers, tuple) and layers
+                                        and all(isinstance(t, type) for t in layers)):
+            self.kinds, self.chosen = layers, None
+        else:
+            self.kinds, self.chosen = None, list(layers) if layers is not None else None
+        self.every, self.bins, self.hist_range = every, bins, hist_range
         self.activations: dict[str, Series] = {}
         self.gradients: dict[str, Series] = {}
         self.step = 0
@@ -96,13 +107,17 @@ class LayerStats(Callback):
         if self.chosen is not None:
             wanted = {id(m) for m in self.chosen}
             leaves = [(name, m) for name, m in named if id(m) in wanted]
+        if self.kinds is not None:
+            leaves = [(name, m) for name, m in named if isinstance(m, self.kinds)]
+            if not leaves:
+                raise ValueError(f"LayerStats: the model has no layer of type {self.kinds}")
         if not leaves:
             leaves = [(type(model).__name__, model)]
         self._first = leaves[0][1]
         for name, module in leaves:
             label = f"{name} {type(module).__name__}"
-            self.activations.setdefault(label, Series())
-            self.gradients.setdefault(label, Series())
+            self.activations.setdefault(label, Series(limit=self.hist_range))
+            self.gradients.setdefault(label, Series(limit=self.hist_range))
             self._handles.append(module.register_forward_hook(self._hook(label)))
         return self
 
