@@ -39,6 +39,9 @@ class Module:
     seed's style: ``forward`` runs without recording, and ``bwd`` reads ``out.g`` and sets
     ``.g`` on its inputs and parameters. Such a layer is a node on the same tape as every
     built-in op, so it mixes freely with autograd.
+
+    State that is not trained (BatchNorm's running statistics) is a buffer: see
+    ``register_buffer``.
     """
 
     training: bool = True  # a class default, so seed-style subclasses may skip __init__
@@ -115,16 +118,58 @@ class Module:
         A Parameter is a parameter; so is any leaf tensor attribute with requires_grad=True
         (the seed's ``self.w = randn(...).requires_grad_()``, which PyTorch would miss).
         """
-        seen: set[int] = set()
-        for module_name, module in self.named_modules(prefix):
-            for name, value in vars(module).items():
-                if _is_trainable(value) and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{module_name}.{name}" if module_name else name), value
+        yield from self._named_state(prefix, parameters=True, buffers=False)
 
     def parameters(self) -> list[Tensor]:
         """Every parameter, in a stable order."""
         return [p for _, p in self.named_parameters()]
+
+    def register_buffer(self, name: str, value: Any) -> None:
+        """Keep ``value`` (an array, or None for an unused slot) as state that is not trained.
+
+        A buffer is a tensor attribute without gradient (``self.running_mean``): it is saved
+        by ``state_dict`` under its dotted name, as PyTorch saves it, and copied by deepcopy,
+        but ``parameters()`` (so the optimizer) never sees it. Assigning the attribute later
+        replaces the buffer's value.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"register_buffer: the name must be an identifier, got {name!r}")
+        names = self.__dict__.setdefault("_buffer_names", [])
+        if name not in names and name in vars(self):
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute "
+                           f"{name!r} that is not a buffer")
+        if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
+            raise TypeError(f"register_buffer: {name!r} would be trained; a buffer takes no "
+                            "gradient (assign a Parameter as an attribute instead)")
+        if value is not None and not isinstance(value, Tensor):
+            value = Tensor(np.asarray(value))
+        if name not in names:
+            names.append(name)
+        setattr(self, name, value)
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every buffer with its dotted name (``1.running_mean``); None slots are skipped."""
+        yield from self._named_state(prefix, parameters=False, buffers=True)
+
+    def buffers(self) -> list[Tensor]:
+        """Every buffer, in a stable order."""
+        return [b for _, b in self.named_buffers()]
+
+    def _named_state(self, prefix: str = "", parameters: bool = True,
+                     buffers: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Per module: its parameters, then its buffers (PyTorch's state_dict order)."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            found = []
+            if parameters:
+                found += [(n, v) for n, v in vars(module).items() if _is_trainable(v)]
+            if buffers:
+                found += [(n, module.__dict__.get(n))
+                          for n in module.__dict__.get("_buffer_names", ())]
+            for name, value in found:
+                if isinstance(value, Tensor) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
 
     # ------------------------------------------------------------------ training state
     def zero_grad(self) -> None:
@@ -144,8 +189,8 @@ class Module:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Parameter name -> a copy of its array, in PyTorch's naming and layout."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Parameter and buffer name -> a copy of its array, in PyTorch's naming and layout."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._named_state())
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy arrays (NumPy or anything np.asarray accepts, torch tensors included) in.
@@ -153,7 +198,7 @@ class Module:
         With ``strict`` every key must match. Shapes must always match; nothing is changed
         unless everything fits.
         """
-        own = dict(self.named_parameters())
+        own = dict(self._named_state())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         problems = []
@@ -174,7 +219,7 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: "
                              + "; ".join(problems))
         for name, array in arrays.items():
-            own[name].data[...] = array
+            own[name].data[...] = array  # in place: the optimizer holds these very arrays
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
