@@ -330,6 +330,69 @@ def build_pool(make: Callable) -> Callable:
     return build
 
 
+def build_batch_norm(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    channels = draw(st.integers(1, 3))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    training = draw(st.booleans())
+    # Training needs more than one value per channel (else it raises, as in PyTorch).
+    batch = draw(st.integers(1 if spatial and math.prod(spatial) > 1 or not training else 2, 4))
+    affine = draw(st.booleans())
+    tracked = draw(st.booleans()) or not training  # eval without statistics is tested too
+    stats = {"running_mean": normal(rng, (channels,)) if tracked else None,
+             "running_var": positive(rng, (channels,)) if tracked else None}
+    weight, bias = (normal(rng, (channels,)), normal(rng, (channels,))) if affine else (None,
+                                                                                        None)
+    return [normal(rng, (batch, channels) + spatial) * 2 + 1, weight, bias], {
+        **stats, "training": training, "momentum": draw(st.sampled_from([0.1, 0.5])),
+        "eps": draw(st.sampled_from([1e-5, 1e-3]))}
+
+
+def torch_batch_norm(x: torch.Tensor, weight: Any, bias: Any, running_mean: Any,
+                     running_var: Any, training: bool, momentum: float, eps: float
+                     ) -> torch.Tensor:
+    # Copies: the statistics are updated in place in training, by both libraries.
+    def stat(a: Any) -> Any:
+        return None if a is None else torch.from_numpy(a.copy())
+    return F.batch_norm(x, stat(running_mean), stat(running_var), weight, bias, training,
+                        momentum, eps)
+
+
+def build_layer_norm(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    shape = draw(SHAPE_1D_UP)
+    k = draw(st.integers(1, len(shape)))
+    norm_shape = shape[len(shape) - k:]
+    affine = draw(st.booleans())
+    weight = normal(rng, norm_shape) if affine else None
+    bias = normal(rng, norm_shape) if affine and draw(st.booleans()) else None
+    return [normal(rng, shape) * 2 + 1, weight, bias], {
+        "normalized_shape": norm_shape if draw(st.booleans()) or k > 1 else norm_shape[0],
+        "eps": draw(st.sampled_from([1e-5, 1e-3]))}
+
+
+def build_dropout(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    shape = draw(SHAPE)
+    # Sometimes one draw per leading position, broadcast over the last axis.
+    mask_shape = shape[:-1] + (1,) if shape and draw(st.booleans()) else shape
+    p = draw(st.sampled_from([0.0, 0.2, 0.5, 0.9]))
+    return [normal(rng, shape), rng.random(mask_shape) >= p], {"scale": 1 / (1 - p)}
+
+
+def torch_dropout(x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    # torch's dropout is this product with a mask it draws itself (aten's _masked_scale);
+    # tests/test_nn.py feeds torch's own mask through chainrule's op as well.
+    return x * mask.to(x.dtype) * scale
+
+
+def build_leaky_relu(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    return [nonzero(rng, draw(SHAPE))], {
+        "negative_slope": draw(st.sampled_from([0.01, 0.2, -0.5, 1.5]))}
+
+
+def build_gelu(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    return [normal(rng, draw(SHAPE)) * 3], {
+        "approximate": draw(st.sampled_from(["none", "tanh"]))}
+
+
 def _clamp(a: torch.Tensor, low: float | None, high: float | None) -> torch.Tensor:
     return torch.clamp(a, min=low, max=high)
 
@@ -359,6 +422,11 @@ CASES: list[Case] = [
     Case("tanh", "any", unary(), torch.tanh),
     Case("sigmoid", "any", unary(lambda r, s: normal(r, s) * 4), torch.sigmoid),
     Case("relu", "off zero", unary(nonzero), torch.relu),
+    Case("leaky_relu", "off zero, slopes", build_leaky_relu,
+         lambda a, negative_slope: F.leaky_relu(a, negative_slope)),
+    Case("silu", "any", unary(lambda r, s: normal(r, s) * 4), F.silu),
+    Case("gelu", "exact erf or tanh form", build_gelu,
+         lambda a, approximate: F.gelu(a, approximate=approximate)),
     Case("abs", "off zero", unary(nonzero), torch.abs),
     Case("clamp", "off the bounds", build_clamp, _clamp),
     Case("maximum", "broadcast", binary(), torch.maximum),
@@ -396,6 +464,13 @@ CASES: list[Case] = [
     Case("max_pool2d", "kernel, stride, padding", build_pool(distinct), F.max_pool2d),
     Case("avg_pool2d", "kernel, stride, padding (zeros counted)", build_pool(normal),
          lambda x, **attrs: F.avg_pool2d(x, count_include_pad=True, **attrs)),
+    Case("batch_norm", "train or eval, affine or not, (N, C, ...)", build_batch_norm,
+         torch_batch_norm),
+    Case("layer_norm", "trailing axes, affine or not", build_layer_norm,
+         lambda x, w, b, normalized_shape, eps: F.layer_norm(
+             x, (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape,
+             w, b, eps)),
+    Case("dropout", "given mask, broadcast or not", build_dropout, torch_dropout),
     Case("cross_entropy", "class indices, large logits", build_classification,
          lambda x, t, reduction: F.cross_entropy(x, t, reduction=reduction)),
     Case("nll_loss", "class indices", build_nll,

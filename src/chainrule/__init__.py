@@ -1,5 +1,12 @@
 """chainrule: deep learning on NumPy, built from the chain rule up."""
 
+import os
+
+# OpenBLAS's threads spin for a long while after each matrix product, holding the cores that
+# chainrule's own threads (see chainrule.parallel) need next; a short spin costs matmuls
+# nothing. Takes effect only when chainrule is imported before NumPy; set it yourself otherwise.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from chainrule import check, data, io, models, nn, ops, optim, train
 from chainrule.backend import (
     default_generator,
@@ -27,14 +34,19 @@ from chainrule.function import Context, Function, registry
 from chainrule.ops import (
     abs,
     add,
+    batch_norm,
     cat,
     clamp,
     clone,
     concatenate,
     div,
+    dropout,
     exp,
     expand,
     flatten,
+    gelu,
+    layer_norm,
+    leaky_relu,
     linear,
     log,
     log_softmax,
@@ -53,6 +65,7 @@ from chainrule.ops import (
     relu,
     reshape,
     sigmoid,
+    silu,
     softmax,
     sqrt,
     squeeze,
@@ -71,13 +84,14 @@ from chainrule.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 __all__ = [
-    "Context", "Function", "Tensor", "abs", "add", "arange", "cat", "check", "clamp", "clone",
-    "concatenate", "data", "io", "models", "optim", "train",
-    "default_generator", "div", "enable_grad", "exp", "expand", "eye", "flatten", "from_numpy",
-    "full", "get_default_dtype", "is_grad_enabled", "linear", "linspace", "log", "log_softmax",
-    "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mse",
-    "mul", "neg", "nn", "no_grad", "ones", "ones_like", "ops", "permute", "pow", "rand",
-    "randint", "randn", "registry", "relu", "reshape", "set_default_dtype", "sigmoid",
-    "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "tensor", "transpose",
-    "unbroadcast", "unsqueeze", "var", "where", "zeros", "zeros_like",
+    "Context", "Function", "Tensor", "abs", "add", "arange", "batch_norm", "cat", "check",
+    "clamp", "clone", "concatenate", "data", "io", "models", "optim", "train",
+    "default_generator", "div", "dropout", "enable_grad", "exp", "expand", "eye", "flatten",
+    "from_numpy", "full", "gelu", "get_default_dtype", "is_grad_enabled", "layer_norm",
+    "leaky_relu", "linear", "linspace", "log", "log_softmax", "logsumexp", "manual_seed",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mse", "mul", "neg", "nn", "no_grad",
+    "ones", "ones_like", "ops", "permute", "pow", "rand", "randint", "randn", "registry", "relu",
+    "reshape", "set_default_dtype", "sigmoid", "silu", "softmax", "sqrt", "squeeze", "stack",
+    "std", "sub", "sum", "tanh", "tensor", "transpose", "unbroadcast", "unsqueeze", "var",
+    "where", "zeros", "zeros_like",
 ]

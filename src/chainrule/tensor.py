@@ -439,6 +439,18 @@ class Tensor:
         """Elementwise max(x, 0)."""
         return _ops.relu(self)
 
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        """Elementwise x where x > 0, else negative_slope * x."""
+        return _ops.leaky_relu(self, negative_slope)
+
+    def silu(self) -> Tensor:
+        """Elementwise x * sigmoid(x)."""
+        return _ops.silu(self)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """Elementwise x * Phi(x), exact or in PyTorch's tanh form."""
+        return _ops.gelu(self, approximate)
+
     def abs(self) -> Tensor:
         """Elementwise absolute value."""
         return _ops.abs(self)

@@ -1,22 +1,25 @@
-"""The functional forms of activations and losses, in one place: ``from chainrule.nn import
-functional as F``. Each is a registered op whose backward sits in chainrule.ops."""
+"""The functional forms of activations, normalisation, dropout and losses, in one place:
+``from chainrule.nn import functional as F``. Each is a registered op whose backward sits in
+chainrule.ops."""
 
 from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
-from chainrule.ops.elementwise import relu, sigmoid, tanh
+from chainrule.ops.elementwise import gelu, leaky_relu, relu, sigmoid, silu, tanh
 from chainrule.ops.linalg import linear
 from chainrule.ops.nn import (
     binary_cross_entropy_with_logits,
     cross_entropy,
+    dropout,
     log_softmax,
     mse,
     nll_loss,
     softmax,
 )
+from chainrule.ops.norm import batch_norm, layer_norm
 
 mse_loss = mse
 
 __all__ = [
-    "avg_pool2d", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "linear",
-    "log_softmax", "max_pool2d", "mse", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax",
-    "tanh"
+    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy",
+    "dropout", "gelu", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse",
+    "mse_loss", "nll_loss", "relu", "sigmoid", "silu", "softmax", "tanh"
 ]

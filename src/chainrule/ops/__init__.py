@@ -10,8 +10,10 @@ from chainrule.ops.elementwise import (
     eq,
     exp,
     ge,
+    gelu,
     gt,
     le,
+    leaky_relu,
     log,
     lt,
     maximum,
@@ -22,6 +24,7 @@ from chainrule.ops.elementwise import (
     pow,
     relu,
     sigmoid,
+    silu,
     sqrt,
     sub,
     tanh,
@@ -31,11 +34,13 @@ from chainrule.ops.linalg import linear, matmul
 from chainrule.ops.nn import (
     binary_cross_entropy_with_logits,
     cross_entropy,
+    dropout,
     log_softmax,
     mse,
     nll_loss,
     softmax,
 )
+from chainrule.ops.norm import batch_norm, layer_norm
 from chainrule.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from chainrule.ops.shape import (
     cat,
@@ -52,10 +57,11 @@ from chainrule.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "avg_pool2d", "binary_cross_entropy_with_logits", "cat", "clamp", "clone",
-    "concatenate", "conv2d", "cross_entropy", "div", "eq", "exp", "expand", "flatten", "ge",
-    "getitem", "gt", "le", "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max",
-    "max_pool2d", "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "nll_loss",
-    "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "std",
-    "sub", "sum", "tanh", "transpose", "unsqueeze", "var", "where"
+    "abs", "add", "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "cat",
+    "clamp", "clone", "concatenate", "conv2d", "cross_entropy", "div", "dropout", "eq", "exp",
+    "expand", "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "leaky_relu",
+    "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "max_pool2d", "maximum",
+    "mean", "min", "minimum", "mse", "mul", "ne", "neg", "nll_loss", "permute", "pow", "relu",
+    "reshape", "sigmoid", "silu", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
+    "tanh", "transpose", "unsqueeze", "var", "where"
 ]

@@ -6,6 +6,7 @@ sums them back to each input's shape.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -234,6 +235,82 @@ class Relu(Function):
         return grad * (ctx.out > 0)
 
 
+class LeakyRelu(Function):
+    """a where a > 0, else negative_slope * a;  d/da = 1 where a > 0, else negative_slope
+    (the slope at 0 is negative_slope, as in PyTorch)"""
+
+    name = "leaky_relu"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+        positive = a > 0
+        ctx.positive, ctx.slope = positive, negative_slope
+        return np.where(positive, a, a * negative_slope)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return np.where(ctx.positive, grad, grad * ctx.slope)
+
+
+class Silu(Function):
+    """a * sigmoid(a) (also called swish);  d/da = s + a s (1 - s) = s (1 + a (1 - s))"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        s = 0.5 * (1 + np.tanh(0.5 * a))  # sigmoid without overflow, as in Sigmoid
+        ctx.a, ctx.s = a, s
+        return a * s
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        s = ctx.s
+        return grad * s * (1 + ctx.a * (1 - s))
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TANH_SCALE = math.sqrt(2 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+def _erf(a: np.ndarray) -> np.ndarray:
+    """The error function elementwise, to float64 accuracy: NumPy has none, so Python's
+    math.erf runs per element (about 0.1 us each; SciPy is not a dependency)."""
+    return np.asarray(_ERF(a), dtype=a.dtype)
+
+
+class Gelu(Function):
+    """a * Phi(a), Phi the standard normal CDF;  d/da = Phi(a) + a phi(a), phi its density
+
+    approximate='none': Phi(a) = (1 + erf(a / sqrt 2)) / 2, with an exact float64 erf
+    (math.erf per element, so slower than the other activations).
+    approximate='tanh' (PyTorch's): 0.5 a (1 + t), t = tanh(k (a + 0.044715 a^3)),
+    k = sqrt(2 / pi);  d/da = 0.5 (1 + t) + 0.5 a (1 - t^2) k (1 + 3 * 0.044715 a^2).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, approximate: str = "none") -> np.ndarray:
+        ctx.a, ctx.approximate = a, approximate
+        if approximate == "none":
+            ctx.cdf = 0.5 * (1 + _erf(a * _SQRT_HALF))
+            return a * ctx.cdf
+        if approximate == "tanh":
+            ctx.t = np.tanh(_TANH_SCALE * (a + _TANH_CUBIC * a * a * a))
+            return 0.5 * a * (1 + ctx.t)
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        a = ctx.a
+        if ctx.approximate == "none":
+            return grad * (ctx.cdf + a * _INV_SQRT_2PI * np.exp(-0.5 * a * a))
+        t = ctx.t
+        slope = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * _TANH_SCALE * (
+            1 + 3 * _TANH_CUBIC * a * a)
+        return grad * slope
+
+
 class Abs(Function):
     """|a|;  d/da = sign(a) (0 at a = 0)"""
 
@@ -374,6 +451,21 @@ def sigmoid(a: Any) -> Tensor:
 def relu(a: Any) -> Tensor:
     """max(a, 0)."""
     return Relu.apply(a)
+
+
+def leaky_relu(a: Any, negative_slope: float = 0.01) -> Tensor:
+    """a where a > 0, else negative_slope * a."""
+    return LeakyRelu.apply(a, negative_slope=negative_slope)
+
+
+def silu(a: Any) -> Tensor:
+    """a * sigmoid(a) (swish)."""
+    return Silu.apply(a)
+
+
+def gelu(a: Any, approximate: str = "none") -> Tensor:
+    """a * Phi(a) with the exact normal CDF, or PyTorch's tanh form (``approximate='tanh'``)."""
+    return Gelu.apply(a, approximate=approximate)
 
 
 def abs(a: Any) -> Tensor:  # noqa: A001 - the op's name

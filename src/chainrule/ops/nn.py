@@ -1,4 +1,4 @@
-"""Neural-network ops: softmax, log-softmax and the mean squared error loss."""
+"""Neural-network ops: softmax, log-softmax, dropout and the losses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import backend
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor, _as_data
 
@@ -47,6 +48,48 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         return grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+class Dropout(Function):
+    """x * mask * scale;  d/dx = grad * mask * scale
+
+    The boolean mask (which units survive) is an input that takes no gradient, drawn by the
+    caller (``dropout`` below): backward reuses exactly the units forward kept, and a test can
+    hand the same mask to PyTorch. ``scale`` is 1 / (1 - p), so the expected value is kept.
+    The mask may broadcast (one draw per channel, say) but may not grow x.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, mask: np.ndarray, scale: float = 1.0
+                ) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise ValueError(f"dropout: mask must be a boolean array, got {mask.dtype}")
+        if np.broadcast_shapes(mask.shape, x.shape) != x.shape:
+            raise ValueError(f"dropout: mask shape {mask.shape} does not broadcast to the "
+                             f"input shape {x.shape}")
+        keep = mask * x.dtype.type(scale)
+        ctx.keep = keep
+        return x * keep
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        return grad * ctx.keep, None
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) in training;
+    the identity otherwise. The mask comes from ``generator`` or chainrule's own
+    (``cr.manual_seed``); p = 1 gives zeros, as in PyTorch."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x if isinstance(x, Tensor) else Tensor(_as_data(x, where="dropout input"))
+    data = x.data if isinstance(x, Tensor) else _as_data(x, where="dropout input")
+    rng = generator if generator is not None else backend.default_generator()
+    mask = rng.random(data.shape) >= p  # kept with probability 1 - p
+    return Dropout.apply(x, mask, scale=0.0 if p == 1 else 1 / (1 - p))
 
 
 def _mse_pair(output: np.ndarray, target: np.ndarray) -> bool:
