@@ -1,9 +1,10 @@
 """Convolution and pooling on (N, C, H, W) arrays, with hand-derived backward passes.
 
 Convolution is one big matrix product: a strided view lists every receptive field without
-copying (``windows``), one reshape lays them out as rows (im2col), and the weights multiply
-them all at once. Backward is two more matrix products; the input gradient is scattered back
+copying (``_windows``), one reshape lays them out as rows (im2col), and the weights multiply
+them all at once. Backward is two more matrix products; the input gradient is added back
 with one strided add per kernel position (9 for a 3x3 kernel), never a loop over pixels.
+Inside, images are channels-last (see ``_channels_last``); the API is (N, C, H, W).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from chainrule.function import Context, Function
+from chainrule.parallel import over_batch
 from chainrule.tensor import Tensor
 
 Pair = tuple[int, int]
@@ -39,38 +41,73 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
     return (size + 2 * padding - span) // stride + 1
 
 
-def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> np.ndarray:
-    """A (N, C, out_h, out_w, kh, kw) view of every receptive field of padded ``x``."""
-    n, c = x.shape[:2]
-    sn, sc, sh, sw = x.strides
-    return as_strided(x, (n, c, out[0], out[1], kernel[0], kernel[1]),
-                      (sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0],
-                       sw * dilation[1]), writeable=False)
+def _channels_last(x: np.ndarray, padding: Pair, fill: float = 0.0) -> np.ndarray:
+    """(N, C, H, W) images as a contiguous, padded (N, H', W', C) array.
 
+    Channels last keeps each pixel's channels next to each other in memory, so the rows of
+    im2col and every per-kernel-position slice below are copied in runs of C numbers, not one
+    number at a time. Arrays this module returns are transposed views of channels-last
+    memory, so a stack of conv, ReLU and pooling layers stays in this layout and the transposes
+    cost nothing.
+    """
+    n, c, h, w = x.shape
+    ph, pw = padding
+    nhwc = x.transpose(0, 2, 3, 1)
+    if ph == pw == 0 and nhwc.flags.c_contiguous:
+        return nhwc
+    out = np.empty((n, h + 2 * ph, w + 2 * pw, c), x.dtype)
 
-def scatter_windows(grad_windows: np.ndarray, shape: tuple[int, ...], stride: Pair,
-                    dilation: Pair) -> np.ndarray:
-    """The adjoint of ``windows``: add each window's gradient back where it was read."""
-    out = np.zeros(shape, grad_windows.dtype)
-    _, _, out_h, out_w, kh, kw = grad_windows.shape
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dilation[0], j * dilation[1]
-            out[:, :, top:top + stride[0] * out_h:stride[0],
-                left:left + stride[1] * out_w:stride[1]] += grad_windows[:, :, :, :, i, j]
+    def copy(lo: int, hi: int) -> None:
+        part = out[lo:hi]
+        part[:, :ph], part[:, h + ph:], part[:, :, :pw], part[:, :, w + pw:] = (fill,) * 4
+        part[:, ph:ph + h, pw:pw + w] = nhwc[lo:hi]
+
+    over_batch(n, copy, out.size)
     return out
 
 
-def _pad(x: np.ndarray, padding: Pair, value: float = 0.0) -> np.ndarray:
-    if padding == (0, 0):
-        return x
-    widths = ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1]))
-    return np.pad(x, widths, constant_values=value)
+def _windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out: Pair
+             ) -> np.ndarray:
+    """A (N, out_h, out_w, kh, kw, C) view of every receptive field of channels-last ``x``."""
+    n, _, _, c = x.shape
+    sn, sh, sw, sc = x.strides
+    return as_strided(x, (n, out[0], out[1], kernel[0], kernel[1], c),
+                      (sn, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1],
+                       sc), writeable=False)
 
 
-def _unpad(x: np.ndarray, padding: Pair) -> np.ndarray:
+def _tap(x: np.ndarray, i: int, j: int, stride: Pair, dilation: Pair, out: Pair
+         ) -> np.ndarray:
+    """The (N, out_h, out_w, C) slice that kernel position (i, j) reads from channels-last x."""
+    top, left = i * dilation[0], j * dilation[1]
+    return x[:, top:top + stride[0] * (out[0] - 1) + 1:stride[0],
+             left:left + stride[1] * (out[1] - 1) + 1:stride[1]]
+
+
+def _im2col(views: np.ndarray, rows: np.ndarray) -> None:
+    """Copy the (N, out_h, out_w, kh, kw, C) windows into ``rows``, one per output pixel."""
+    blocks = rows.reshape(views.shape)
+    over_batch(len(views), lambda lo, hi: np.copyto(blocks[lo:hi], views[lo:hi]), rows.size)
+
+
+def _col2im(cols: np.ndarray, target: np.ndarray, stride: Pair, dilation: Pair) -> None:
+    """Add each window's gradient (N, out_h, out_w, kh, kw, C) back where it was read."""
+    _, out_h, out_w, kh, kw, _ = cols.shape
+
+    def add(lo: int, hi: int) -> None:
+        part = target[lo:hi]
+        for i in range(kh):
+            for j in range(kw):
+                _tap(part, i, j, stride, dilation, (out_h, out_w))[...] += cols[lo:hi, :, :, i, j]
+
+    over_batch(len(cols), add, cols.size)
+
+
+def _images(x_nhwc: np.ndarray, padding: Pair) -> np.ndarray:
+    """Channels-last padded memory back as logical (N, C, H, W), padding cut off (a view)."""
     ph, pw = padding
-    return x[:, :, ph:x.shape[2] - ph, pw:x.shape[3] - pw]
+    h, w = x_nhwc.shape[1] - 2 * ph, x_nhwc.shape[2] - 2 * pw
+    return x_nhwc[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
 
 
 def _check_images(x: np.ndarray, op: str, channels: int | None = None) -> None:
@@ -85,9 +122,11 @@ def _check_images(x: np.ndarray, op: str, channels: int | None = None) -> None:
 class Conv2d(Function):
     """out[n, o] = sum over c, i, j of x[n, c, s*h + d*i, s*w + d*j] * W[o, c, i, j] + b[o]
 
-    With rows = im2col(x): out = rows @ W.T (+ b). So d/dW = grad.T @ rows,
-    d/d rows = grad @ W, scattered back to x (col2im), and d/db = grad summed over n, h, w.
-    Groups split channels into independent convolutions, one matrix product each.
+    With rows = im2col(x) (one receptive field per output pixel, ordered (i, j, c)) and
+    W as a matrix with the same column order: out = rows @ W.T (+ b). So d/dW = grad.T @ rows,
+    d/d rows = grad @ W, added back to x one kernel position at a time (col2im: 9 strided adds
+    for a 3x3 kernel), and d/db = grad summed over n, h, w. Groups split channels into
+    independent convolutions, one matrix product each.
     """
 
     name = "conv2d"
@@ -110,23 +149,29 @@ class Conv2d(Function):
                             "height")
         out_w = output_size(x.shape[3], kw, stride[1], padding[1], dilation[1], "conv2d",
                             "width")
-        padded = _pad(x, padding)
-        views = windows(padded, (kh, kw), stride, dilation, (out_h, out_w))
+        padded = _channels_last(x, padding)
+        views = _windows(padded, (kh, kw), stride, dilation, (out_h, out_w))
         n = x.shape[0]
         group_out = out_channels // groups
-        out = np.empty((n, out_h, out_w, out_channels), np.result_type(x, weight))
+        dtype = np.result_type(x, weight)
+        # Weight columns in the rows' (i, j, c) order: (O, kh, kw, C_g) flattened.
+        w_rows = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1).astype(dtype, copy=False)
+        out = np.empty((n, out_h, out_w, out_channels), dtype)
+        flat_out = out.reshape(-1, out_channels)
         rows_per_group = []
         for g in range(groups):
-            # (N, Ho, Wo, C_g, kh, kw) rows: one receptive field per output pixel
-            rows = views[:, g * group_in:(g + 1) * group_in].transpose(0, 2, 3, 1, 4, 5)
-            rows = rows.reshape(n * out_h * out_w, group_in * kh * kw)
-            w2 = weight[g * group_out:(g + 1) * group_out].reshape(group_out, -1)
-            out[..., g * group_out:(g + 1) * group_out] = (rows @ w2.T).reshape(
-                n, out_h, out_w, group_out)
+            rows = np.empty((n * out_h * out_w, kh * kw * group_in), dtype)
+            _im2col(views[..., g * group_in:(g + 1) * group_in], rows)
+            w2 = w_rows[g * group_out:(g + 1) * group_out]
+            if groups == 1:
+                np.matmul(rows, w2.T, out=flat_out)
+            else:
+                flat_out[:, g * group_out:(g + 1) * group_out] = rows @ w2.T
             rows_per_group.append(rows)
         if bias is not None:
-            out += bias
-        ctx.rows, ctx.weight, ctx.groups = rows_per_group, weight, groups
+            flat_out += bias
+        ctx.rows, ctx.w_rows, ctx.weight_shape, ctx.groups = rows_per_group, w_rows, \
+            weight.shape, groups
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         ctx.padded_shape, ctx.out_hw = padded.shape, (out_h, out_w)
         return out.transpose(0, 3, 1, 2)
@@ -134,40 +179,46 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_w, need_b = ctx.needs_input_grad
-        weight, groups = ctx.weight, ctx.groups
-        out_channels, group_in, kh, kw = weight.shape
+        groups = ctx.groups
+        out_channels, group_in, kh, kw = ctx.weight_shape
         group_out = out_channels // groups
-        n = grad.shape[0]
-        out_h, out_w = ctx.out_hw
-        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, out_channels)
-        grad_w = np.empty_like(weight) if need_w else None
-        grad_windows = (np.empty((n, group_in * groups, out_h, out_w, kh, kw), grad.dtype)
-                        if need_x else None)
-        for g in range(groups):
-            g_rows = grad_rows[:, g * group_out:(g + 1) * group_out]
-            if need_w:
-                grad_w[g * group_out:(g + 1) * group_out] = (g_rows.T @ ctx.rows[g]).reshape(
-                    group_out, group_in, kh, kw)
-            if need_x:
-                w2 = weight[g * group_out:(g + 1) * group_out].reshape(group_out, -1)
-                cols = (g_rows @ w2).reshape(n, out_h, out_w, group_in, kh, kw)
-                grad_windows[:, g * group_in:(g + 1) * group_in] = cols.transpose(
-                    0, 3, 1, 2, 4, 5)
-        grad_x = None
+        out_hw = ctx.out_hw
+        grad_rows = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)
+        grad_w = grad_x = None
+        if need_w:
+            grad_w = np.empty((out_channels, kh, kw, group_in), grad.dtype)
+            for g in range(groups):
+                # rows.T @ grad, transposed after: the faster orientation for BLAS here.
+                grad_w[g * group_out:(g + 1) * group_out] = (
+                    ctx.rows[g].T @ grad_rows[:, g * group_out:(g + 1) * group_out]
+                ).T.reshape(group_out, kh, kw, group_in)
+            grad_w = np.ascontiguousarray(grad_w.transpose(0, 3, 1, 2))
         if need_x:
-            grad_x = _unpad(scatter_windows(grad_windows, ctx.padded_shape, ctx.stride,
-                                            ctx.dilation), ctx.padding)
-        grad_b = grad.sum(axis=(0, 2, 3)) if need_b else None
+            padded = np.zeros(ctx.padded_shape, grad.dtype)
+            n = grad.shape[0]
+            for g in range(groups):
+                g_rows = grad_rows[:, g * group_out:(g + 1) * group_out]
+                w2 = ctx.w_rows[g * group_out:(g + 1) * group_out]
+                cols = (g_rows @ w2).reshape(n, *out_hw, kh, kw, group_in)
+                _col2im(cols, padded[..., g * group_in:(g + 1) * group_in], ctx.stride,
+                        ctx.dilation)
+            grad_x = _images(padded, ctx.padding)
+        # A vector-matrix product sums over the pixels on every core; .sum(0) uses one.
+        grad_b = np.ones(len(grad_rows), grad_rows.dtype) @ grad_rows if need_b else None
         return grad_x, grad_w, grad_b
 
 
 class _Pool(Function, register=False):
-    """Shared set-up of the pooling ops: windows over the (padded) input."""
+    """Shared set-up of the pooling ops: the padded channels-last input and the output size.
+
+    Pooling goes one kernel position at a time (4 passes for 2x2): each pass is a strided
+    slice, so there is no window array to build and no loop over pixels.
+    """
 
     fill = 0.0
 
     @classmethod
-    def _views(cls, ctx: Context, x: np.ndarray, kernel: int | Pair, stride: Any,
+    def _setup(cls, ctx: Context, x: np.ndarray, kernel: int | Pair, stride: Any,
                padding: int | Pair) -> np.ndarray:
         op = cls.name
         _check_images(x, op)
@@ -177,16 +228,26 @@ class _Pool(Function, register=False):
         if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
             raise ValueError(f"{op}: padding {padding} must be at most half the kernel "
                              f"{kernel}")
-        out = (output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, op, "height"),
-               output_size(x.shape[3], kernel[1], stride[1], padding[1], 1, op, "width"))
-        padded = _pad(x, padding, cls.fill)
+        ctx.out_hw = (output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, op, "height"),
+                      output_size(x.shape[3], kernel[1], stride[1], padding[1], 1, op, "width"))
+        padded = _channels_last(x, padding, cls.fill)
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         ctx.padded_shape = padded.shape
-        return windows(padded, kernel, stride, (1, 1), out)
+        return padded
+
+    @staticmethod
+    def _taps(ctx: Context) -> list[tuple[int, int, int]]:
+        kh, kw = ctx.kernel
+        return [(i * kw + j, i, j) for i in range(kh) for j in range(kw)]
 
 
 class MaxPool2d(_Pool):
-    """max over each window;  the gradient goes to the window's (first) largest element"""
+    """max over each window;  the gradient goes to the window's (first) largest element
+
+    Forward keeps a running max over the kernel positions and, for each position k > 0, where
+    it was strictly larger than everything before it. The winner of a window is the last
+    position that was strictly larger — on ties the first, as PyTorch picks.
+    """
 
     name = "max_pool2d"
     fill = -np.inf
@@ -194,18 +255,43 @@ class MaxPool2d(_Pool):
     @classmethod
     def forward(cls, ctx: Context, x: np.ndarray, kernel_size: int | Pair = 2,
                 stride: int | Pair | None = None, padding: int | Pair = 0) -> np.ndarray:
-        views = cls._views(ctx, x, kernel_size, stride, padding)
-        flat = views.reshape(views.shape[:4] + (-1,))
-        ctx.argmax = flat.argmax(axis=-1)  # first maximum, as PyTorch picks
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0]
+        padded = cls._setup(ctx, x, kernel_size, stride, padding)
+        taps = cls._taps(ctx)
+        best = _tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw).copy()
+        ctx.larger = []
+        for _, i, j in taps[1:]:
+            candidate = _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
+            ctx.larger.append(np.greater(candidate, best))
+            np.maximum(best, candidate, out=best)
+        return best.transpose(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        kh, kw = ctx.kernel
-        picked = ctx.argmax[..., None] == np.arange(kh * kw)
-        grad_windows = (grad[..., None] * picked).reshape(grad.shape + (kh, kw))
-        return _unpad(scatter_windows(grad_windows, ctx.padded_shape, ctx.stride, (1, 1)),
-                      ctx.padding)
+        grad_nhwc = grad.transpose(0, 2, 3, 1)
+        taps = MaxPool2d._taps(ctx)
+        covered = (ctx.stride == ctx.kernel and
+                   all(o * k == p for o, k, p in zip(ctx.out_hw, ctx.kernel,
+                                                     ctx.padded_shape[1:3])))
+        # Windows that tile the input exactly write every pixel once: no zero fill, no adds.
+        padded = (np.empty if covered else np.zeros)(ctx.padded_shape, grad.dtype)
+        overlapping = ctx.stride[0] < ctx.kernel[0] or ctx.stride[1] < ctx.kernel[1]
+        taken = None  # windows already won by a later kernel position
+        for k, i, j in reversed(taps):
+            if k == 0:
+                won = np.ones(grad_nhwc.shape, bool) if taken is None else ~taken
+            else:
+                larger = ctx.larger[k - 1]
+                won = larger if taken is None else larger & ~taken
+                taken = larger.copy() if taken is None else np.logical_or(taken, larger,
+                                                                          out=taken)
+            target = _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
+            if overlapping:
+                target += grad_nhwc * won
+            elif covered:
+                np.multiply(grad_nhwc, won, out=target)
+            else:
+                np.copyto(target, grad_nhwc, where=won)
+        return _images(padded, ctx.padding)
 
 
 class AvgPool2d(_Pool):
@@ -216,15 +302,20 @@ class AvgPool2d(_Pool):
     @classmethod
     def forward(cls, ctx: Context, x: np.ndarray, kernel_size: int | Pair = 2,
                 stride: int | Pair | None = None, padding: int | Pair = 0) -> np.ndarray:
-        views = cls._views(ctx, x, kernel_size, stride, padding)
-        return views.mean(axis=(-2, -1))
+        padded = cls._setup(ctx, x, kernel_size, stride, padding)
+        total = _tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw).copy()
+        for _, i, j in cls._taps(ctx)[1:]:
+            total += _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
+        total *= 1 / (ctx.kernel[0] * ctx.kernel[1])
+        return total.transpose(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        kh, kw = ctx.kernel
-        spread = np.broadcast_to((grad / (kh * kw))[..., None, None], grad.shape + (kh, kw))
-        return _unpad(scatter_windows(spread, ctx.padded_shape, ctx.stride, (1, 1)),
-                      ctx.padding)
+        share = grad.transpose(0, 2, 3, 1) * (1 / (ctx.kernel[0] * ctx.kernel[1]))
+        padded = np.zeros(ctx.padded_shape, grad.dtype)
+        for _, i, j in AvgPool2d._taps(ctx):
+            _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)[...] += share
+        return _images(padded, ctx.padding)
 
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | Pair = 1,
