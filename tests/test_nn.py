@@ -26,6 +26,18 @@ def torch_mlp() -> torch.nn.Sequential:
                                torch.nn.Linear(4, 3)).double()
 
 
+def randomised(layer: nn.Module, seed: int = 0) -> nn.Module:
+    """The layer with random float state (weights, running statistics; variances positive)."""
+    rng = np.random.default_rng(seed)
+    state = {k: (rng.uniform(0.5, 2.0, v.shape) if k.endswith("var") else
+                 rng.standard_normal(v.shape)).astype(v.dtype) if v.dtype.kind == "f" else v
+             for k, v in layer.state_dict().items()}
+    layer.load_state_dict(state)
+    return layer
+
+
+F64 = {"dtype": "float64"}
+
 # ----------------------------------------------------------------------------- layer twins
 LAYER_TWINS = [
     ("Linear", lambda: nn.Linear(5, 3, dtype="float64"),
@@ -47,6 +59,42 @@ LAYER_TWINS = [
                                  torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 4, 3),
                                  torch.nn.AvgPool2d(2), torch.nn.Flatten(),
                                  torch.nn.Linear(4, 3)).double(), (2, 1, 8, 8)),
+    ("BatchNorm1d (N, C), training", lambda: randomised(nn.BatchNorm1d(4, **F64)),
+     lambda: torch.nn.BatchNorm1d(4).double(), (6, 4)),
+    ("BatchNorm1d (N, C, L), momentum None, no affine",
+     lambda: nn.BatchNorm1d(3, momentum=None, affine=False, **F64),
+     lambda: torch.nn.BatchNorm1d(3, momentum=None, affine=False).double(), (4, 3, 5)),
+    ("BatchNorm2d, training", lambda: randomised(nn.BatchNorm2d(3, eps=1e-3, **F64)),
+     lambda: torch.nn.BatchNorm2d(3, eps=1e-3).double(), (2, 3, 4, 5)),
+    ("BatchNorm2d, eval", lambda: randomised(nn.BatchNorm2d(3, **F64)).eval(),
+     lambda: torch.nn.BatchNorm2d(3).double().eval(), (2, 3, 4, 5)),
+    ("BatchNorm2d without running statistics, eval",
+     lambda: randomised(nn.BatchNorm2d(2, track_running_stats=False, **F64)).eval(),
+     lambda: torch.nn.BatchNorm2d(2, track_running_stats=False).double().eval(), (3, 2, 2, 2)),
+    ("LayerNorm over two axes", lambda: randomised(nn.LayerNorm((3, 4), **F64)),
+     lambda: torch.nn.LayerNorm((3, 4)).double(), (2, 3, 4)),
+    ("LayerNorm without bias", lambda: randomised(nn.LayerNorm(5, bias=False, **F64)),
+     lambda: torch.nn.LayerNorm(5, bias=False).double(), (2, 3, 5)),
+    ("LayerNorm without affine", lambda: nn.LayerNorm(5, elementwise_affine=False),
+     lambda: torch.nn.LayerNorm(5, elementwise_affine=False), (4, 5)),
+    ("Tanh", nn.Tanh, torch.nn.Tanh, (3, 4)),
+    ("Sigmoid", nn.Sigmoid, torch.nn.Sigmoid, (3, 4)),
+    ("LeakyReLU", lambda: nn.LeakyReLU(0.2), lambda: torch.nn.LeakyReLU(0.2), (3, 4)),
+    ("SiLU", nn.SiLU, torch.nn.SiLU, (3, 4)),
+    ("GELU", nn.GELU, torch.nn.GELU, (3, 4)),
+    ("GELU tanh", lambda: nn.GELU("tanh"), lambda: torch.nn.GELU("tanh"), (3, 4)),
+    ("Dropout, eval", lambda: nn.Dropout(0.5).eval(), lambda: torch.nn.Dropout(0.5).eval(),
+     (3, 4)),
+    ("Dropout p=0, training", lambda: nn.Dropout(0.0), lambda: torch.nn.Dropout(0.0), (3, 4)),
+    ("CNN with BatchNorm2d and GELU",
+     # No conv bias: BatchNorm removes it, so its gradient is 0 up to rounding.
+     lambda: nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, bias=False, **F64), randomised(
+         nn.BatchNorm2d(3, **F64)), nn.GELU(), nn.MaxPool2d(2), nn.Flatten(),
+         nn.Linear(12, 2, **F64)),
+     lambda: torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1, bias=False),
+                                 torch.nn.BatchNorm2d(3),
+                                 torch.nn.GELU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                 torch.nn.Linear(12, 2)).double(), (2, 1, 4, 4)),
 ]
 
 
@@ -66,6 +114,11 @@ def test_layer_matches_its_torch_twin(name, make, make_torch, shape) -> None:
     twin_params = dict(twin.named_parameters())
     for key, param in layer.named_parameters():
         np.testing.assert_allclose(param.grad, twin_params[key].grad.numpy(), rtol=1e-10,
+                                   err_msg=f"{name}: {key}")
+    twin_state = twin.state_dict()  # buffers too: running statistics moved the same way
+    assert list(layer.state_dict()) == list(twin_state)
+    for key, value in layer.state_dict().items():
+        np.testing.assert_allclose(value, twin_state[key].numpy(), rtol=1e-12,
                                    err_msg=f"{name}: {key}")
 
 

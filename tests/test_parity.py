@@ -197,9 +197,9 @@ def test_unsupported_layers_are_named_with_their_path_and_the_fix() -> None:
     with pytest.raises(ConversionError, match=r"<model> \(SeedModel\), layers\.0 \(Lin, a "
                        r"hand-written layer with bwd\), layers\.2 \(MyLayer\)\."):
         to_torch(SeedModel())
-    with pytest.raises(ConversionError, match=r"from_torch: no converter for 1 \(Tanh\)\. "
+    with pytest.raises(ConversionError, match=r"from_torch: no converter for 1 \(ELU\)\. "
                        r"Converters exist for: torch\.nn\.Linear"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh()))
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ELU()))
 
 
 def test_a_registered_converter_pair_makes_a_new_layer_convert() -> None:
@@ -415,3 +415,84 @@ def test_conv_layers_convert_both_ways_and_pass_the_parity_report() -> None:
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[key], value)
     assert parity_report(model, x, np.array([0, 2])).ok
+
+
+def _randomise_batch_norm(layer: nn.Module) -> nn.Module:
+    rng = np.random.default_rng(3)
+    for name, value in layer.state_dict().items():
+        if value.dtype.kind == "f":
+            fresh = rng.uniform(0.5, 2.0, value.shape) if name.endswith("var") else \
+                rng.standard_normal(value.shape)
+            layer.load_state_dict({**layer.state_dict(), name: fresh})
+    return layer
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.BatchNorm1d(4), lambda: nn.BatchNorm2d(3, eps=1e-3, momentum=None),
+    lambda: nn.BatchNorm2d(3, affine=False), lambda: nn.BatchNorm1d(4, dtype="float64"),
+    lambda: nn.BatchNorm2d(3, track_running_stats=False),
+])
+def test_batch_norm_converts_both_ways_with_buffers(make) -> None:
+    layer = _randomise_batch_norm(make())
+    layer.num_batches_tracked = None if layer.num_batches_tracked is None else cr.tensor(
+        np.array(7, np.int64))
+    twin = to_torch(layer)
+    assert type(twin).__name__ == type(layer).__name__
+    assert (twin.eps, twin.momentum, twin.affine, twin.track_running_stats) == (
+        layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
+    assert same_state(layer.state_dict(), torch_state(twin))
+    back = from_torch(twin)
+    assert type(back) is type(layer) and repr(back) == repr(layer)
+    assert same_state(back.state_dict(), layer.state_dict())
+    shape = (5, 4) if isinstance(layer, nn.BatchNorm1d) else (2, 3, 4, 4)
+    dtype = (layer.parameters() or layer.buffers() or [cr.ones(1)])[0].dtype
+    for mode in ("eval", "train"):
+        getattr(layer, mode)(), getattr(twin, mode)()
+        x = RNG.standard_normal(shape).astype(dtype)
+        np.testing.assert_allclose(layer(cr.tensor(x)).numpy(), twin(torch.from_numpy(x))
+                                   .detach().numpy(), rtol=1e-5, atol=1e-5)
+    expected = torch_state(twin)  # a training step moved both sets of running statistics
+    for key, value in layer.state_dict().items():
+        np.testing.assert_allclose(value, expected[key], rtol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("layer, torch_type", [
+    (nn.LayerNorm((3, 4)), torch.nn.LayerNorm), (nn.LayerNorm(4, bias=False), torch.nn.LayerNorm),
+    (nn.LayerNorm(4, elementwise_affine=False), torch.nn.LayerNorm),
+    (nn.Tanh(), torch.nn.Tanh), (nn.Sigmoid(), torch.nn.Sigmoid), (nn.SiLU(), torch.nn.SiLU),
+    (nn.LeakyReLU(0.25), torch.nn.LeakyReLU), (nn.GELU("tanh"), torch.nn.GELU),
+    (nn.GELU(), torch.nn.GELU), (nn.Dropout(0.3), torch.nn.Dropout),
+])
+def test_layer_norm_activations_and_dropout_convert_both_ways(layer, torch_type) -> None:
+    if isinstance(layer, nn.LayerNorm):
+        _randomise_batch_norm(layer)
+    twin = to_torch(layer)
+    assert type(twin) is torch_type
+    back = from_torch(twin)
+    assert type(back) is type(layer) and repr(back) == repr(layer)
+    assert same_state(back.state_dict(), layer.state_dict())
+    assert same_state(layer.state_dict(), torch_state(twin))
+    layer.eval(), twin.eval()  # dropout's masks are each library's own
+    outputs_agree(layer, twin, (2, 3, 4))
+
+
+def test_a_cnn_with_batch_norm_dropout_and_gelu_passes_the_parity_report() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                          nn.GELU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.2),
+                          nn.Linear(16, 8), nn.LayerNorm(8), nn.LeakyReLU(0.1),
+                          nn.Linear(8, 3))
+    model[5].eval()  # a training-mode Dropout draws a different mask in each library
+    x = np.random.default_rng(1).standard_normal((4, 1, 4, 4)).astype(np.float32)
+    report = parity_report(model, x, np.array([0, 2, 1, 1]))
+    assert report.ok, str(report)
+    model.eval()
+    assert parity_report(model, x, np.array([0, 2, 1, 1])).ok
+    before = model.state_dict()
+    back = from_torch(to_torch(model))
+    assert same_state(back.state_dict(), before)
+
+
+def test_a_given_torch_twin_gets_the_models_running_statistics() -> None:
+    model = _randomise_batch_norm(nn.BatchNorm1d(3)).eval()
+    report = parity_report(model, X[:, :3], torch_model=torch.nn.BatchNorm1d(3).eval())
+    assert report.ok, str(report)

@@ -6,13 +6,13 @@ Conversion goes through a registry keyed by layer type: each layer type has a fu
 module``, where ``children`` are the layer's sub-modules already converted (by name). Adding a
 layer is one ``register_converter`` call::
 
-    def _tanh_to(layer, children):
-        return torch.nn.Tanh()
+    def _softplus_to(layer, children):
+        return torch.nn.Softplus()
 
-    def _tanh_from(twin, children):
-        return Tanh()
+    def _softplus_from(twin, children):
+        return Softplus()
 
-    register_converter(Tanh, "torch.nn.Tanh", _tanh_to, _tanh_from)
+    register_converter(Softplus, "torch.nn.Softplus", _softplus_to, _softplus_from)
 
 ``parity_report`` runs one batch through a model and its twin and says, per layer, how far the
 outputs, the gradients of the outputs and the parameter gradients are apart, and which layer
@@ -165,6 +165,18 @@ def from_torch_parameter(param: torch.Tensor | None) -> Parameter | None:
     if ties is not None:
         ties[id(param)] = (param, twin)
     return twin
+
+
+def to_torch_buffer(tensor: Tensor | None) -> torch.Tensor | None:
+    """A torch tensor holding a copy of a buffer (running statistics, counters)."""
+    if tensor is None:
+        return None
+    return _torch().from_numpy(np.array(tensor.data, order="C", copy=True))
+
+
+def from_torch_buffer(buffer: torch.Tensor | None) -> np.ndarray | None:
+    """A NumPy copy of a torch buffer, for ``Module.register_buffer``."""
+    return None if buffer is None else buffer.detach().cpu().numpy().copy()
 
 
 # ============================================================================= converting
@@ -361,6 +373,62 @@ def _flatten_from(twin: Any, _children: dict[str, Module]) -> nn.Flatten:
     return nn.Flatten(twin.start_dim, twin.end_dim)
 
 
+def _batch_norm_to(layer: Any, _children: dict[str, Any]) -> Any:
+    twin = getattr(_torch().nn, type(layer).__name__)(
+        layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+        track_running_stats=layer.track_running_stats, device="meta")
+    twin.weight = to_torch_parameter(layer.weight)
+    twin.bias = to_torch_parameter(layer.bias)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        setattr(twin, name, to_torch_buffer(getattr(layer, name)))
+    return twin
+
+
+def _batch_norm_from(twin: Any, _children: dict[str, Module]) -> Module:
+    cls = nn.BatchNorm2d if type(twin).__name__ == "BatchNorm2d" else nn.BatchNorm1d
+    state = twin.weight if twin.weight is not None else twin.running_mean
+    dtype = str(state.dtype).replace("torch.", "") if state is not None else None
+    layer = cls(twin.num_features, eps=twin.eps, momentum=twin.momentum, affine=twin.affine,
+                track_running_stats=twin.track_running_stats, dtype=dtype)
+    if twin.affine:
+        layer.weight = from_torch_parameter(twin.weight)
+        layer.bias = from_torch_parameter(twin.bias)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        layer.register_buffer(name, from_torch_buffer(getattr(twin, name)))
+    return layer
+
+
+def _layer_norm_to(layer: nn.LayerNorm, _children: dict[str, Any]) -> Any:
+    twin = _torch().nn.LayerNorm(layer.normalized_shape, eps=layer.eps,
+                                 elementwise_affine=layer.elementwise_affine,
+                                 bias=layer.bias is not None, device="meta")
+    twin.weight = to_torch_parameter(layer.weight)
+    twin.bias = to_torch_parameter(layer.bias)
+    return twin
+
+
+def _layer_norm_from(twin: Any, _children: dict[str, Module]) -> nn.LayerNorm:
+    layer = nn.LayerNorm(twin.normalized_shape, eps=twin.eps,
+                         elementwise_affine=twin.elementwise_affine,
+                         bias=twin.bias is not None)
+    layer.weight = from_torch_parameter(twin.weight)
+    layer.bias = from_torch_parameter(twin.bias)
+    return layer
+
+
+def _register_simple(cr_type: type, torch_name: str, *settings: str) -> None:
+    """A layer without weights whose settings have the same names on both sides."""
+
+    def to_fn(layer: Any, _children: dict[str, Any]) -> Any:
+        return getattr(_torch().nn, torch_name)(**{k: getattr(layer, k) for k in settings})
+
+    def from_fn(twin: Any, _children: dict[str, Module]) -> Module:
+        return cr_type(**{k: getattr(twin, k) for k in settings})  # inplace: same values
+
+    to_fn.__name__, from_fn.__name__ = f"_{torch_name}_to", f"_{torch_name}_from"
+    register_converter(cr_type, f"torch.nn.{torch_name}", to_fn, from_fn)
+
+
 register_converter(nn.Linear, "torch.nn.Linear", _linear_to, _linear_from)
 register_converter(nn.Conv2d, "torch.nn.Conv2d", _conv_to, _conv_from)
 register_converter(nn.MaxPool2d, "torch.nn.MaxPool2d", _pool_to, _pool_from)
@@ -368,6 +436,15 @@ register_converter(nn.AvgPool2d, "torch.nn.AvgPool2d", _pool_to, _pool_from)
 register_converter(nn.Flatten, "torch.nn.Flatten", _flatten_to, _flatten_from)
 register_converter(nn.ReLU, "torch.nn.ReLU", _relu_to, _relu_from)
 register_converter(nn.Sequential, "torch.nn.Sequential", _sequential_to, _sequential_from)
+register_converter(nn.BatchNorm1d, "torch.nn.BatchNorm1d", _batch_norm_to, _batch_norm_from)
+register_converter(nn.BatchNorm2d, "torch.nn.BatchNorm2d", _batch_norm_to, _batch_norm_from)
+register_converter(nn.LayerNorm, "torch.nn.LayerNorm", _layer_norm_to, _layer_norm_from)
+_register_simple(nn.Tanh, "Tanh")
+_register_simple(nn.Sigmoid, "Sigmoid")
+_register_simple(nn.SiLU, "SiLU")
+_register_simple(nn.LeakyReLU, "LeakyReLU", "negative_slope")
+_register_simple(nn.GELU, "GELU", "approximate")
+_register_simple(nn.Dropout, "Dropout", "p")
 _ALL_REDUCTIONS = ("mean", "sum", "none")
 _register_loss(nn.MSELoss, "MSELoss", ("mean", "sum"), {})
 _register_loss(nn.CrossEntropyLoss, "CrossEntropyLoss", _ALL_REDUCTIONS,
@@ -719,6 +796,10 @@ def _torch_twin(model: Module, torch_model: Any, torch_dtype: Any) -> Any:
     with torch.no_grad():  # compare computations, not initialisations
         for n, p in theirs.items():
             p.copy_(torch.from_numpy(ours[n].data))
+        own_buffers = dict(model.named_buffers())  # running statistics too
+        for n, b in twin.named_buffers():
+            if n in own_buffers:
+                b.copy_(torch.from_numpy(np.asarray(own_buffers[n].data)))
     return twin
 
 

@@ -1,0 +1,116 @@
+"""Normalisation layers: BatchNorm1d, BatchNorm2d and LayerNorm; the ops live in
+chainrule.ops.norm."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from chainrule import backend
+from chainrule.nn.module import Module, Parameter
+from chainrule.ops.norm import batch_norm, layer_norm
+from chainrule.tensor import Tensor
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d, which differ only in the input ranks they take.
+
+    In training each channel is normalised with the batch's mean and biased variance, and the
+    running statistics move towards them (``momentum``; None for a plain average over every
+    batch so far, counted by ``num_batches_tracked``), the variance unbiased, as in PyTorch.
+    In eval mode the running statistics normalise, so the layer is a fixed affine map. With
+    ``track_running_stats=False`` there are none, and batch statistics are used in both modes.
+    """
+
+    ranks: ClassVar[tuple[int, ...]] = ()
+    layout: ClassVar[str] = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 dtype: np.dtype | str | None = None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if num_features <= 0:
+            raise ValueError(f"{name}: num_features must be positive, got {num_features}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must lie in [0, 1] (or be None), got {momentum}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        tracked = track_running_stats
+        self.register_buffer("running_mean", np.zeros(num_features, dtype) if tracked else None)
+        self.register_buffer("running_var", np.ones(num_features, dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` per channel (axis 1)."""
+        shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+        if len(shape) not in self.ranks or shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input "
+                             f"{self.layout}, got shape {shape}")
+        updating = self.training and self.running_mean is not None
+        factor = 0.0
+        if updating:
+            seen = int(self.num_batches_tracked.data) + 1
+            factor = 1 / seen if self.momentum is None else self.momentum
+        out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=self.training or self.running_mean is None,
+                         momentum=factor, eps=self.eps)
+        if updating:  # after the op: a batch it refused is not counted
+            self.num_batches_tracked.data += 1
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features or (N, C, L) sequences, per channel C."""
+
+    ranks = (2, 3)
+    layout = "(N, C) or (N, C, L) with C = num_features"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, per channel C."""
+
+    ranks = (4,)
+    layout = "(N, C, H, W) with C = num_features"
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its trailing ``normalized_shape`` axes, then scale and shift
+    elementwise (``weight`` ones, ``bias`` zeros, both of that shape, as in PyTorch)."""
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True,
+                 dtype: np.dtype | str | None = None) -> None:
+        super().__init__()
+        shape = ((int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
+                 else tuple(int(n) for n in normalized_shape))
+        if not shape or any(n <= 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got "
+                             f"{normalized_shape!r}")
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` over its trailing axes."""
+        shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+        k = len(self.normalized_shape)
+        if len(shape) < k or shape[len(shape) - k:] != self.normalized_shape:
+            wanted = ", ".join(map(str, self.normalized_shape))
+            raise ValueError(f"LayerNorm({self.normalized_shape}): expected input (..., "
+                             f"{wanted}), got shape {shape}")
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
