@@ -129,8 +129,9 @@ class Module:
 
         A buffer is a tensor attribute without gradient (``self.running_mean``): it is saved
         by ``state_dict`` under its dotted name, as PyTorch saves it, and copied by deepcopy,
-        but ``parameters()`` (so the optimizer) never sees it. Assigning the attribute later
-        replaces the buffer's value.
+        but ``parameters()`` (so the optimizer) never sees it. Assigning the attribute a Tensor
+        (or None) later replaces the buffer's value; update one in place (``buf.data += 1``)
+        to keep it the same object.
         """
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"register_buffer: the name must be an identifier, got {name!r}")
