@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
+from chainrule.parallel import over_batch
 from chainrule.tensor import Tensor
+
+
+def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``x`` (N, C, ...) as a (values, C) matrix, and the channels-last shape to undo it."""
+    moved = np.moveaxis(x, 1, -1)
+    return moved.reshape(-1, x.shape[1]), moved.shape
 
 
 def _check_affine(op: str, name: str, value: np.ndarray | None, shape: tuple[int, ...]) -> None:
@@ -51,19 +58,29 @@ class BatchNorm(Function):
             _check_affine("batch_norm", name, value, (channels,))
         if (running_mean is None) != (running_var is None):
             raise ValueError("batch_norm: give both running_mean and running_var, or neither")
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, channels) + (1,) * (x.ndim - 2)
         count = x.size // max(channels, 1)
         if training and count == 1:
             raise ValueError("batch_norm: Expected more than 1 value per channel when "
                              f"training, got input size {x.shape}")
         use_batch = training or running_mean is None
+        # Work on a (values, channels) matrix: a free view of channels-last memory (what the
+        # conv ops return), so per-channel sums are vector-matrix products on every core and
+        # the elementwise passes run over contiguous rows, split over threads.
+        rows, moved_shape = _channel_rows(x)
+        m = len(rows)
+        ones = np.ones(m, rows.dtype)
+        centered = np.empty_like(rows) if use_batch else None
+        out = np.empty_like(rows)
         if use_batch:
-            mean = x.mean(axis=axes)
-            centered = x - mean.reshape(shape)
-            var = np.mean(centered * centered, axis=axes)
+            mean = (ones @ rows) / m
+
+            def center(lo: int, hi: int) -> None:
+                np.subtract(rows[lo:hi], mean, out=centered[lo:hi])
+                np.multiply(centered[lo:hi], centered[lo:hi], out=out[lo:hi])
+
+            over_batch(m, center, rows.size)
+            var = (ones @ out) / m  # out holds the squares for now
             inv_std = 1 / np.sqrt(var + eps)
-            xhat = centered * inv_std.reshape(shape)
             if training and running_mean is not None:
                 # In place, as torch does: these arrays are the layer's buffers.
                 running_mean *= 1 - momentum
@@ -72,31 +89,65 @@ class BatchNorm(Function):
                 running_var += momentum * var * (count / (count - 1))
         else:
             # The statistics take the input's dtype, so float32 buffers do not demote float64.
+            mean = running_mean.astype(x.dtype)
             inv_std = 1 / np.sqrt(running_var.astype(x.dtype) + eps)
-            xhat = (x - running_mean.astype(x.dtype).reshape(shape)) * inv_std.reshape(shape)
-        out = xhat if weight is None else xhat * weight.reshape(shape)
-        if bias is not None:
-            out = out + bias.reshape(shape)
-        ctx.xhat, ctx.inv_std, ctx.weight = xhat, inv_std, weight
-        ctx.use_batch, ctx.axes, ctx.shape, ctx.count = use_batch, axes, shape, count
-        return out
+        scale = inv_std if weight is None else weight * inv_std
+        shift = -mean * scale if bias is None else bias - mean * scale
+
+        def affine(lo: int, hi: int) -> None:
+            if use_batch:
+                np.multiply(centered[lo:hi], scale, out=out[lo:hi])
+                if bias is not None:
+                    out[lo:hi] += bias
+            else:
+                np.multiply(rows[lo:hi], scale, out=out[lo:hi])
+                out[lo:hi] += shift
+
+        over_batch(m, affine, rows.size)
+        ctx.centered = centered if use_batch else None
+        # Eval keeps the input (a view, no copy) in case the weight wants its gradient.
+        ctx.inputs, ctx.mean = (None, None) if use_batch else (rows, mean)
+        ctx.inv_std, ctx.weight, ctx.scale = inv_std, weight, scale
+        ctx.use_batch, ctx.moved_shape, ctx.count = use_batch, moved_shape, count
+        return np.moveaxis(out.reshape(moved_shape), -1, 1)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        axes, shape, xhat = ctx.axes, ctx.shape, ctx.xhat
-        sum_grad = grad.sum(axis=axes) if need_bias or (need_x and ctx.use_batch) else None
-        sum_grad_xhat = ((grad * xhat).sum(axis=axes)
-                         if need_weight or (need_x and ctx.use_batch) else None)
+        rows, _ = _channel_rows(grad)
+        m = len(rows)
+        ones = np.ones(m, rows.dtype)
+        centered, inv_std = ctx.centered, ctx.inv_std
+        sum_grad = ones @ rows if need_bias or (need_x and ctx.use_batch) else None
+        sum_grad_xhat = None
+        scratch = np.empty_like(rows) if need_x or need_weight else None
+        if ctx.use_batch and (need_weight or need_x):
+            over_batch(m, lambda lo, hi: np.multiply(rows[lo:hi], centered[lo:hi],
+                                                     out=scratch[lo:hi]), rows.size)
+            sum_grad_xhat = (ones @ scratch) * inv_std  # sum(grad * xhat) per channel
+        elif need_weight:  # eval: xhat from the running statistics, rebuilt here
+            sum_grad_xhat = (ones @ (rows * (ctx.inputs - ctx.mean))) * inv_std
         grad_x = None
         if need_x:
-            scale = ctx.inv_std if ctx.weight is None else ctx.weight * ctx.inv_std
+            grad_x = np.empty_like(rows)
             if ctx.use_batch:
-                m = ctx.count
-                grad_x = (scale / m).reshape(shape) * (
-                    m * grad - sum_grad.reshape(shape) - xhat * sum_grad_xhat.reshape(shape))
+                # dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m), with
+                # xhat = centered * inv_std: three per-channel coefficients.
+                k_grad = ctx.scale
+                k_centered = -ctx.scale * inv_std * sum_grad_xhat / m
+                k_const = -ctx.scale * sum_grad / m
+
+                def chain(lo: int, hi: int) -> None:
+                    np.multiply(centered[lo:hi], k_centered, out=grad_x[lo:hi])
+                    grad_x[lo:hi] += k_const
+                    np.multiply(rows[lo:hi], k_grad, out=scratch[lo:hi])
+                    grad_x[lo:hi] += scratch[lo:hi]
+
+                over_batch(m, chain, rows.size)
             else:
-                grad_x = grad * scale.reshape(shape)
+                over_batch(m, lambda lo, hi: np.multiply(rows[lo:hi], ctx.scale,
+                                                         out=grad_x[lo:hi]), rows.size)
+            grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
         return (grad_x, sum_grad_xhat if need_weight else None,
                 sum_grad if need_bias else None)
 
