@@ -30,6 +30,13 @@ from chainrule.train import (
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
+# Per-model defaults for the flags left unset: what each recipe was tuned with (see README).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "hidden": [512, 256]},
+    "cnn": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "hidden": [128],
+            "channels": [32, 64]},
+    "resnet": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "channels": [16, 32, 64]},
+}
 
 
 # ---------------------------------------------------------------------------- argument types
@@ -85,16 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and write checkpoint, weights, metrics JSON and a loss "
                     "curve into --out. Runs offline on the bundled MNIST sample by default.")
     _data_arguments(train)
-    train.add_argument("--model", choices=models.recipes(), default="mlp",
-                       help="model recipe (default: %(default)s)")
-    train.add_argument("--hidden", type=_sizes, default=[512, 256], metavar="W1,W2,...",
-                       help="hidden layer widths of the MLP (default: 512,256)")
-    train.add_argument("--epochs", type=_positive_int, default=12,
-                       help="passes over the training set (default: %(default)s)")
-    train.add_argument("--lr", type=_positive_float, default=3e-3,
-                       help="peak learning rate (default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=64,
-                       help="samples per optimizer step (default: %(default)s)")
+    _model_arguments(train)
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="passes over the training set (default: mlp 12, cnn 15, "
+                            "resnet 15)")
+    train.add_argument("--lr", type=_positive_float, default=None,
+                       help="peak learning rate (default: 0.003)")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="samples per optimizer step (default: mlp 64, cnn and resnet 128)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="optimizer (default: %(default)s)")
     train.add_argument("--weight-decay", type=_non_negative_float, default=0.05,
@@ -104,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shift", type=int, choices=range(0, 5), default=2, metavar="PIXELS",
                        help="augment: move each training image by up to this many pixels, "
                             "0 to 4 (default: %(default)s)")
+    train.add_argument("--flip", action="store_true",
+                       help="augment: mirror half the training images left-right (for "
+                            "clothes, not digits)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed for init, shuffling and augmentation (default: %(default)s)")
     train.add_argument("--out", type=Path, default=None,
@@ -133,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train briefly with an exponentially growing learning rate, plot loss "
                     "against it, and suggest a rate. The model is thrown away afterwards.")
     _data_arguments(finder)
-    finder.add_argument("--hidden", type=_sizes, default=[512, 256], metavar="W1,W2,...")
-    finder.add_argument("--batch-size", type=_positive_int, default=64)
+    _model_arguments(finder)
+    finder.add_argument("--batch-size", type=_positive_int, default=None)
     finder.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     finder.add_argument("--seed", type=int, default=0)
     finder.add_argument("--out", type=Path, default=Path("runs/lr-find"),
@@ -160,6 +168,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=models.recipes(), default="mlp",
+                        help="model recipe: mlp (784-512-256-10), cnn (2 conv + BN + pool "
+                             "blocks, then 128 hidden) or resnet (3 stages of residual "
+                             "blocks) (default: %(default)s)")
+    parser.add_argument("--hidden", type=_sizes, default=None, metavar="W1,W2,...",
+                        help="hidden widths: the MLP's layers (default 512,256) or the cnn's "
+                             "one classifier layer (default 128)")
+    parser.add_argument("--channels", type=_sizes, default=None, metavar="C1,C2,...",
+                        help="conv widths per stage: cnn (default 32,64) or resnet "
+                             "(default 16,32,64)")
+
+
+def _settings(args: argparse.Namespace) -> None:
+    """Fill the flags left unset with the model's defaults; refuse ones it cannot use."""
+    defaults = MODEL_DEFAULTS[args.model]
+    for name in ("epochs", "lr", "batch_size", "hidden", "channels"):
+        if getattr(args, name, None) is None:
+            setattr(args, name, defaults.get(name))
+    if args.model == "mlp" and args.channels is not None:
+        raise ValueError("--channels is for the cnn and resnet models; the mlp takes --hidden")
+    if args.model == "resnet" and args.hidden is not None:
+        raise ValueError("--hidden is for the mlp and cnn models; resnet takes --channels")
+    if args.model == "cnn" and len(args.hidden) != 1:
+        raise ValueError(f"the cnn has one hidden classifier layer: give --hidden one width, "
+                         f"got {','.join(map(str, args.hidden))}")
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.model == "mlp":
+        return {"hidden": args.hidden}
+    if args.model == "cnn":
+        return {"channels": args.channels, "hidden": args.hidden[0]}
+    return {"widths": args.channels, "blocks": [1] * len(args.channels)}
+
+
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
                         help="dataset (default: %(default)s, bundled, 8,000 + 2,000 digits)")
@@ -174,9 +218,14 @@ def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool
              ) -> tuple[DataLoader, DataLoader]:
     splits = load_dataset(config["dataset"], root=data_dir, download=download or None)
     mean, std = config["normalize"]
-    finish = [transforms.ToFloat(), transforms.Normalize(mean, std), transforms.Flatten()]
+    model = config.get("model", {}).get("name", "mlp")
+    layout = transforms.Flatten() if models.input_kind(model) == "flat" else \
+        transforms.AddChannel()
+    finish = [transforms.ToFloat(), transforms.Normalize(mean, std), layout]
     shift = config.get("shift", 0)
     augment = [transforms.RandomShift(shift)] if shift else []
+    if config.get("flip"):
+        augment.append(transforms.RandomHorizontalFlip())
     train = DataLoader(splits.train, batch_size=config["batch_size"], shuffle=True,
                        seed=config["seed"], transform=transforms.Compose(augment + finish))
     test = DataLoader(splits.test, batch_size=500, transform=transforms.Compose(finish))
@@ -227,8 +276,8 @@ def train(args: argparse.Namespace) -> int:
         "dataset": args.dataset, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "optimizer": args.optimizer,
         "weight_decay": args.weight_decay, "schedule": args.schedule, "seed": args.seed,
-        "shift": args.shift,
-        "model": {"name": args.model, "kwargs": {"hidden": args.hidden}},
+        "shift": args.shift, "flip": args.flip,
+        "model": {"name": args.model, "kwargs": _model_kwargs(args)},
         "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download),
     }
     train_data, test_data = _loaders(config, args.data_dir, args.download)
@@ -305,10 +354,11 @@ def evaluate(args: argparse.Namespace) -> int:
 def lr_find(args: argparse.Namespace) -> int:
     """Run ``chainrule lr-find``."""
     config = {"dataset": args.dataset, "batch_size": args.batch_size, "seed": args.seed,
+              "model": {"name": args.model, "kwargs": _model_kwargs(args)},
               "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download)}
     train_data, _ = _loaders(config, args.data_dir, args.download)
     backend.manual_seed(args.seed)
-    model = models.build_model("mlp", hidden=args.hidden)
+    model = models.build_model(args.model, **config["model"]["kwargs"])
     optimizer = _optimizer(args.optimizer, model.parameters(), 1e-3, 0.0)
     learner = Learner(model, train_data, optimizer)
     lrs, losses, suggestion = learner.lr_find()
@@ -382,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chainrule`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "lr-find"):
+        try:
+            _settings(args)
+        except ValueError as error:
+            parser.error(str(error))  # usage and exit status 2, like any bad flag
     command = {"train": train, "evaluate": evaluate, "lr-find": lr_find,
                "check": check_command}[args.command]
     try:

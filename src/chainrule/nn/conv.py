@@ -71,6 +71,14 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None,
                  padding: int | Pair = 0) -> None:
         super().__init__()
+        name = type(self).__name__
+        # Checked here too, so a bad layer fails where it is built, not in the first batch.
+        kernel = pair(kernel_size, "kernel_size", name, 1)
+        if stride is not None:
+            pair(stride, "stride", name, 1)
+        pad = pair(padding, "padding", name, 0)
+        if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
+            raise ValueError(f"{name}: padding {pad} must be at most half the kernel {kernel}")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Tensor) -> Tensor:
@@ -99,3 +107,18 @@ class Flatten(Module):
     def forward(self, x: Tensor) -> Tensor:
         """Flatten ``x``."""
         return flatten(x, self.start_axis, self.end_axis)
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C).
+
+    PyTorch spells it ``nn.AdaptiveAvgPool2d(1)`` followed by ``nn.Flatten()``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Average ``x`` of shape (N, C, H, W) over H and W."""
+        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        if len(shape) != 4:
+            raise ValueError(f"GlobalAvgPool2d: expected input (N, C, H, W), got shape "
+                             f"{tuple(shape)}")
+        return x.mean(axis=(2, 3))

@@ -1,0 +1,42 @@
+"""The residual block of ResNet (He et al., 2015): two 3x3 convs and a shortcut."""
+
+from __future__ import annotations
+
+from chainrule.nn.activation import ReLU
+from chainrule.nn.container import Sequential
+from chainrule.nn.conv import Conv2d
+from chainrule.nn.module import Module
+from chainrule.nn.norm import BatchNorm2d
+from chainrule.tensor import Tensor
+
+
+class ResidualBlock(Module):
+    """out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+
+    The shortcut is the identity when shapes allow; with a stride or a change of width it is
+    a 1x1 conv (same stride) and a BatchNorm, so the sum lines up. Convs carry no bias: the
+    BatchNorm after each one has its own.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = BatchNorm2d(out_channels)
+        self.relu = ReLU()
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = BatchNorm2d(out_channels)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = Sequential(
+                Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                BatchNorm2d(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run the block on (N, in_channels, H, W) images."""
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return self.relu(out + skip)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
