@@ -1,0 +1,86 @@
+"""Where does the time go? Per-op forward and backward wall time.
+
+    with cr.profiler.profile() as prof:
+        loss = model(x) ...; loss.backward(); optimizer.step()
+    print(prof.table())
+
+Every registered op's ``forward`` and ``backward`` is timed while the block runs (the
+classes are wrapped on entry and restored on exit), so the table adds up the work of each
+primitive: the place to look before optimising anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chainrule.function import registry
+
+_active: Profile | None = None
+
+
+@dataclass
+class Profile:
+    """Accumulated seconds and calls per (op, pass)."""
+
+    seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    wall: float = 0.0
+
+    def table(self, top: int = 20, per: int = 1) -> str:
+        """The ``top`` most expensive (op, pass) rows; times divided by ``per`` (e.g. steps)."""
+        total = sum(self.seconds.values())
+        lines = [f"{'op':<20}{'pass':<10}{'ms':>10}{'share':>8}{'calls':>8}"]
+        ranked = sorted(self.seconds.items(), key=lambda item: -item[1])[:top]
+        for (op, kind), seconds in ranked:
+            lines.append(f"{op:<20}{kind:<10}{seconds * 1e3 / per:>10.2f}"
+                         f"{seconds / total if total else 0:>8.1%}"
+                         f"{self.calls[(op, kind)] // per:>8}")
+        lines.append(f"{'ops total':<30}{total * 1e3 / per:>10.2f}"
+                     f"{total / self.wall if self.wall else 0:>8.1%}  of the block's "
+                     f"{self.wall * 1e3 / per:.2f} ms")
+        return "\n".join(lines)
+
+
+def _timed(function: Callable[..., Any], key: tuple[str, str], profile: Profile
+           ) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            profile.seconds[key] += time.perf_counter() - start
+            profile.calls[key] += 1
+    return run
+
+
+class profile:  # noqa: N801 - used like a function, as a context manager
+    """Context manager that times every registered op's forward and backward inside it."""
+
+    def __enter__(self) -> Profile:
+        global _active
+        if _active is not None:
+            raise RuntimeError("profile: a profile is already running; nest nothing")
+        self.result = _active = Profile()
+        self.saved: list[tuple[type, str, Any]] = []
+        for name, cls in registry().items():
+            for kind in ("forward", "backward"):
+                original = cls.__dict__.get(kind)
+                if original is None:
+                    continue
+                self.saved.append((cls, kind, original))
+                wrapped = _timed(original.__func__, (name, kind), self.result)
+                setattr(cls, kind, classmethod(wrapped) if isinstance(original, classmethod)
+                        else staticmethod(wrapped))
+        self.start = time.perf_counter()
+        return self.result
+
+    def __exit__(self, *exc: object) -> None:
+        global _active
+        self.result.wall += time.perf_counter() - self.start
+        for cls, kind, original in reversed(self.saved):
+            setattr(cls, kind, original)
+        _active = None
