@@ -257,12 +257,19 @@ class MaxPool2d(_Pool):
                 stride: int | Pair | None = None, padding: int | Pair = 0) -> np.ndarray:
         padded = cls._setup(ctx, x, kernel_size, stride, padding)
         taps = cls._taps(ctx)
-        best = _tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw).copy()
-        ctx.larger = []
-        for _, i, j in taps[1:]:
-            candidate = _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
-            ctx.larger.append(np.greater(candidate, best))
-            np.maximum(best, candidate, out=best)
+        first = _tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw)
+        best = np.empty(first.shape, x.dtype)
+        ctx.larger = [np.empty(first.shape, bool) for _ in taps[1:]]
+
+        def pool(lo: int, hi: int) -> None:
+            part, top = padded[lo:hi], best[lo:hi]
+            top[...] = _tap(part, 0, 0, ctx.stride, (1, 1), ctx.out_hw)
+            for (_, i, j), larger in zip(taps[1:], ctx.larger):
+                candidate = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
+                np.greater(candidate, top, out=larger[lo:hi])
+                np.maximum(top, candidate, out=top)
+
+        over_batch(len(best), pool, padded.size)
         return best.transpose(0, 3, 1, 2)
 
     @staticmethod
@@ -275,22 +282,27 @@ class MaxPool2d(_Pool):
         # Windows that tile the input exactly write every pixel once: no zero fill, no adds.
         padded = (np.empty if covered else np.zeros)(ctx.padded_shape, grad.dtype)
         overlapping = ctx.stride[0] < ctx.kernel[0] or ctx.stride[1] < ctx.kernel[1]
-        taken = None  # windows already won by a later kernel position
-        for k, i, j in reversed(taps):
-            if k == 0:
-                won = np.ones(grad_nhwc.shape, bool) if taken is None else ~taken
-            else:
-                larger = ctx.larger[k - 1]
-                won = larger if taken is None else larger & ~taken
-                taken = larger.copy() if taken is None else np.logical_or(taken, larger,
-                                                                          out=taken)
-            target = _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
-            if overlapping:
-                target += grad_nhwc * won
-            elif covered:
-                np.multiply(grad_nhwc, won, out=target)
-            else:
-                np.copyto(target, grad_nhwc, where=won)
+
+        def route(lo: int, hi: int) -> None:
+            upstream, part = grad_nhwc[lo:hi], padded[lo:hi]
+            taken = None  # windows already won by a later kernel position
+            for k, i, j in reversed(taps):
+                if k == 0:
+                    won = np.ones(upstream.shape, bool) if taken is None else ~taken
+                else:
+                    larger = ctx.larger[k - 1][lo:hi]
+                    won = larger if taken is None else larger & ~taken
+                    taken = larger.copy() if taken is None else np.logical_or(taken, larger,
+                                                                              out=taken)
+                target = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
+                if overlapping:
+                    target += upstream * won
+                elif covered:
+                    np.multiply(upstream, won, out=target)
+                else:
+                    np.copyto(target, upstream, where=won)
+
+        over_batch(len(grad_nhwc), route, padded.size)
         return _images(padded, ctx.padding)
 
 
