@@ -32,8 +32,14 @@ def test_train_writes_checkpoint_weights_metrics_and_curve(tmp_path, capsys) -> 
     assert f"accuracy {metrics['test']['accuracy']:.4f}" in reported
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsys) -> None:
-    flags = ["--epochs", "2", "--hidden", "16", "--no-progress", "--batch-size", "256"]
+@pytest.mark.parametrize("model", [
+    ["--hidden", "16"],
+    # BatchNorm buffers and Dropout's random stream must come back too.
+    ["--model", "cnn", "--channels", "4", "--hidden", "8", "--flip"],
+], ids=["mlp", "cnn"])
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsys,
+                                                        model) -> None:
+    flags = ["--epochs", "2", *model, "--no-progress", "--batch-size", "256"]
     assert main(["train", *flags, "--out", str(tmp_path / "straight")]) == 0
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
 
@@ -59,7 +65,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ca
     assert main(["train", *flags, "--lr", "0.01", "--resume", "--out",
                  str(tmp_path / "run")]) == 2
     assert "different settings (lr)" in capsys.readouterr().err
-    assert main(["train", *flags, "--hidden", "8", "--resume", "--out",
+    assert main(["train", *flags, "--hidden", "12", "--resume", "--out",
                  str(tmp_path / "run")]) == 2
     assert "different settings (model)" in capsys.readouterr().err
 

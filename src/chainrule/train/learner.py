@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import io
+from chainrule import backend, io
 from chainrule.nn.module import Module
 from chainrule.ops.nn import cross_entropy
 from chainrule.tensor import Tensor, no_grad
@@ -241,6 +241,8 @@ class Learner:
             "recorder": self.recorder.state(),
             "optimizer": self.optimizer.hyperparameters(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            # Dropout masks come from chainrule's generator: resuming must continue its stream.
+            "generator": backend.default_generator().bit_generator.state,
         }
         io.save_checkpoint(path, self.model.state_dict(), self.optimizer.state_arrays(), info)
 
@@ -254,6 +256,8 @@ class Learner:
         self.next_epoch, self.step = info["next_epoch"], info["step"]
         self.history = list(info["history"])
         self.recorder.load_state(info["recorder"])
+        if info.get("generator") is not None:
+            backend.default_generator().bit_generator.state = info["generator"]
         return info
 
 
