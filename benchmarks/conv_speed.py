@@ -11,7 +11,7 @@ torch, ...) so that drift in a shared machine's speed hits both; the table repor
 Dropout masks differ (each library draws its own), so losses agree only roughly.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
 
 import argparse
 import os
@@ -19,7 +19,7 @@ import platform
 import statistics
 import time
 
-import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
+import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads
 import numpy as np
 from chainrule import models, optim
 from chainrule.check.parity import to_torch

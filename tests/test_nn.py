@@ -39,6 +39,39 @@ def randomised(layer: nn.Module, seed: int = 0) -> nn.Module:
 F64 = {"dtype": "float64"}
 
 # ----------------------------------------------------------------------------- layer twins
+def torch_block(in_channels: int, out_channels: int, stride: int) -> torch.nn.Module:
+    """The torch twin of nn.ResidualBlock (chainrule.check.torch_twins), in float64."""
+    from chainrule.check import torch_twins
+
+    shortcut = None
+    if stride != 1 or in_channels != out_channels:
+        shortcut = torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+            torch.nn.BatchNorm2d(out_channels))
+    return torch_twins.ResidualBlock(
+        torch.nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        torch.nn.BatchNorm2d(out_channels),
+        torch.nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        torch.nn.BatchNorm2d(out_channels), shortcut).double()
+
+
+def global_pool_twin() -> torch.nn.Module:
+    from chainrule.check import torch_twins
+
+    return torch_twins.GlobalAvgPool2d()
+
+
+RESIDUAL_TWINS = [
+    ("ResidualBlock, identity shortcut, training",
+     lambda: randomised(nn.ResidualBlock(3, 3, **F64)), lambda: torch_block(3, 3, 1),
+     (2, 3, 5, 5)),
+    ("ResidualBlock, strided 1x1 shortcut, eval",
+     lambda: randomised(nn.ResidualBlock(2, 4, stride=2, **F64)).eval(),
+     lambda: torch_block(2, 4, 2).eval(), (2, 2, 6, 5)),
+    ("GlobalAvgPool2d", nn.GlobalAvgPool2d, global_pool_twin, (2, 3, 4, 5)),
+]
+
+
 LAYER_TWINS = [
     ("Linear", lambda: nn.Linear(5, 3, dtype="float64"),
      lambda: torch.nn.Linear(5, 3).double(), (4, 5)),
@@ -96,6 +129,9 @@ LAYER_TWINS = [
                                  torch.nn.GELU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
                                  torch.nn.Linear(12, 2)).double(), (2, 1, 4, 4)),
 ]
+
+
+LAYER_TWINS += RESIDUAL_TWINS
 
 
 @pytest.mark.parametrize("name, make, make_torch, shape", LAYER_TWINS, ids=[t[0] for t in

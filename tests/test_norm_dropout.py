@@ -218,6 +218,16 @@ NEW_LAYERS = [
     ("GELU tanh", lambda: nn.GELU("tanh"), (3, 4)),
     ("Dropout eval", lambda: nn.Dropout(0.5).eval(), (3, 4)),
     ("Dropout p=0", lambda: nn.Dropout(0.0), (3, 4)),
+    ("ResidualBlock training", lambda: nn.ResidualBlock(2, 2), (2, 2, 4, 4)),
+    ("ResidualBlock strided, eval", lambda: nn.ResidualBlock(2, 3, stride=2).eval(),
+     (2, 2, 5, 4)),
+    ("GlobalAvgPool2d", nn.GlobalAvgPool2d, (2, 3, 4, 4)),
+    # The recipes too, with Dropout off: check compares against a torch twin, whose masks
+    # would differ.
+    ("cnn recipe, eval", lambda: cr.models.cnn(channels=(2, 3), hidden=4, size=8).eval(),
+     (2, 1, 8, 8)),
+    ("resnet recipe, training", lambda: cr.models.resnet(widths=(2, 3), blocks=(1, 1)),
+     (2, 1, 6, 6)),
 ]
 
 

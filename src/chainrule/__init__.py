@@ -7,7 +7,7 @@ import os
 # nothing. Takes effect only when chainrule is imported before NumPy; set it yourself otherwise.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from chainrule import check, data, io, models, nn, ops, optim, train
+from chainrule import check, data, io, models, nn, ops, optim, parallel, profiler, train
 from chainrule.backend import (
     default_generator,
     get_default_dtype,
@@ -85,7 +85,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Context", "Function", "Tensor", "abs", "add", "arange", "batch_norm", "cat", "check",
-    "clamp", "clone", "concatenate", "data", "io", "models", "optim", "train",
+    "clamp", "clone", "concatenate", "data", "io", "models", "optim", "parallel", "profiler",
+    "train",
     "default_generator", "div", "dropout", "enable_grad", "exp", "expand", "eye", "flatten",
     "from_numpy", "full", "gelu", "get_default_dtype", "is_grad_enabled", "layer_norm",
     "leaky_relu", "linear", "linspace", "log", "log_softmax", "logsumexp", "manual_seed",

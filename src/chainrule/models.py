@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chainrule import nn
-from chainrule.nn.conv import GlobalAvgPool2d
-from chainrule.nn.residual import ResidualBlock
 
 _RECIPES: dict[str, Callable[..., nn.Module]] = {}
 _INPUTS: dict[str, str] = {}
@@ -104,7 +102,7 @@ def resnet(widths: Sequence[int] = (16, 32, 64), blocks: Sequence[int] = (1, 1, 
     for stage, (out, count) in enumerate(zip(widths, blocks)):
         for block in range(count):
             stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(ResidualBlock(width, out, stride))
+            layers.append(nn.ResidualBlock(width, out, stride))
             width = out
-    layers += [GlobalAvgPool2d(), nn.Linear(width, classes)]
+    layers += [nn.GlobalAvgPool2d(), nn.Linear(width, classes)]
     return nn.Sequential(*layers)

@@ -429,7 +429,39 @@ def _register_simple(cr_type: type, torch_name: str, *settings: str) -> None:
     register_converter(cr_type, f"torch.nn.{torch_name}", to_fn, from_fn)
 
 
+def _twins() -> Any:
+    from chainrule.check import torch_twins  # imports torch: only when converting
+    return torch_twins
+
+
+def _global_pool_to(_layer: Any, _children: dict[str, Any]) -> Any:
+    return _twins().GlobalAvgPool2d()
+
+
+def _global_pool_from(_twin: Any, _children: dict[str, Module]) -> Module:
+    return nn.GlobalAvgPool2d()
+
+
+def _residual_to(layer: Any, children: dict[str, Any]) -> Any:
+    return _twins().ResidualBlock(children["conv1"], children["bn1"], children["conv2"],
+                                  children["bn2"], children.get("shortcut"))
+
+
+def _residual_from(twin: Any, children: dict[str, Module]) -> Module:
+    conv1, conv2 = children["conv1"], children["conv2"]
+    block = nn.ResidualBlock(conv1.in_channels, conv1.out_channels, conv1.stride[0])
+    # Swap in the converted layers: they carry the twin's weights and running statistics.
+    block.conv1, block.bn1, block.conv2, block.bn2 = conv1, children["bn1"], conv2, \
+        children["bn2"]
+    block.shortcut = children.get("shortcut")
+    return block
+
+
 register_converter(nn.Linear, "torch.nn.Linear", _linear_to, _linear_from)
+register_converter(nn.GlobalAvgPool2d, "chainrule.check.torch_twins.GlobalAvgPool2d",
+                   _global_pool_to, _global_pool_from)
+register_converter(nn.ResidualBlock, "chainrule.check.torch_twins.ResidualBlock",
+                   _residual_to, _residual_from)
 register_converter(nn.Conv2d, "torch.nn.Conv2d", _conv_to, _conv_from)
 register_converter(nn.MaxPool2d, "torch.nn.MaxPool2d", _pool_to, _pool_from)
 register_converter(nn.AvgPool2d, "torch.nn.AvgPool2d", _pool_to, _pool_from)

@@ -3,17 +3,20 @@
 from chainrule.nn import functional, init
 from chainrule.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
 from chainrule.nn.container import Sequential
-from chainrule.nn.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d
+from chainrule.nn.conv import AvgPool2d, Conv2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.linear import Linear
 from chainrule.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from chainrule.nn.module import Module, Parameter
 from chainrule.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from chainrule.nn.residual import ResidualBlock
 from chainrule.ops.nn import mse
 
 __all__ = [
     "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-    "CrossEntropyLoss", "Dropout", "Flatten", "GELU", "LayerNorm", "LeakyReLU", "Linear",
-    "MaxPool2d", "MSELoss", "Module", "NLLLoss", "Parameter", "ReLU", "SiLU", "Sequential",
+    "CrossEntropyLoss", "Dropout", "Flatten", "GELU", "GlobalAvgPool2d", "LayerNorm",
+    "LeakyReLU", "Linear",
+    "MaxPool2d", "MSELoss", "Module", "NLLLoss", "Parameter", "ReLU", "ResidualBlock", "SiLU",
+    "Sequential",
     "Sigmoid", "Tanh", "functional", "init", "mse",
 ]
