@@ -34,7 +34,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "none")
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "hidden": [512, 256]},
     "cnn": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "hidden": [128],
-            "channels": [32, 64]},
+            "channels": [32, 64], "dropout": 0.25},
     "resnet": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "channels": [16, 32, 64]},
 }
 
@@ -179,16 +179,22 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=_sizes, default=None, metavar="C1,C2,...",
                         help="conv widths per stage: cnn (default 32,64) or resnet "
                              "(default 16,32,64)")
+    parser.add_argument("--dropout", type=float, default=None, metavar="P",
+                        help="dropout probability in the cnn's classifier (default 0.25)")
 
 
 def _settings(args: argparse.Namespace) -> None:
     """Fill the flags left unset with the model's defaults; refuse ones it cannot use."""
     defaults = MODEL_DEFAULTS[args.model]
-    for name in ("epochs", "lr", "batch_size", "hidden", "channels"):
+    for name in ("epochs", "lr", "batch_size", "hidden", "channels", "dropout"):
         if getattr(args, name, None) is None:
             setattr(args, name, defaults.get(name))
     if args.model == "mlp" and args.channels is not None:
         raise ValueError("--channels is for the cnn and resnet models; the mlp takes --hidden")
+    if args.model != "cnn" and args.dropout is not None:
+        raise ValueError("--dropout is for the cnn model")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must lie in [0, 1), got {args.dropout}")
     if args.model == "resnet" and args.hidden is not None:
         raise ValueError("--hidden is for the mlp and cnn models; resnet takes --channels")
     if args.model == "cnn" and len(args.hidden) != 1:
@@ -200,7 +206,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "mlp":
         return {"hidden": args.hidden}
     if args.model == "cnn":
-        return {"channels": args.channels, "hidden": args.hidden[0]}
+        return {"channels": args.channels, "hidden": args.hidden[0], "dropout": args.dropout}
     return {"widths": args.channels, "blocks": [1] * len(args.channels)}
 
 

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 # Below this many elements a split costs more (thread hand-off, ~20 us) than it saves.
 MIN_ELEMENTS = 1 << 16
 
@@ -71,3 +73,48 @@ def over_batch(n: int, work: Callable[[int, int], object], elements: int) -> Non
     finally:
         for future in futures:
             future.result()
+
+
+# Bytes per block of the main array: with its temporaries, a block should fit in a core's L2
+# cache (measured on the 2 MiB L2 here: 1 MiB blocks beat 128 KiB ones by 1.5-2.5x).
+BLOCK_BYTES = 1 << 20
+
+
+def block_rows(row_bytes: int) -> int:
+    """How many rows of ``row_bytes`` each make one cache-sized block."""
+    return max(BLOCK_BYTES // max(row_bytes, 1), 1)
+
+
+def over_blocks(n: int, work: Callable[[int, int], object], elements: int,
+                row_bytes: int) -> None:
+    """Call ``work(lo, hi)`` on cache-sized blocks of rows, the blocks split over threads.
+
+    Several passes over one block (multiply, then add, ...) then read main memory once: the
+    temporaries live in cache. That is what makes a chain of NumPy calls run near the
+    machine's memory bandwidth instead of a multiple of it.
+    """
+    step = block_rows(row_bytes)
+
+    def run(lo: int, hi: int) -> None:
+        for start in range(lo, hi, step):
+            work(start, min(start + step, hi))
+
+    over_batch(n, run, elements)
+
+
+def blocked_sum(n: int, partial: Callable[[int, int], np.ndarray], elements: int,
+                row_bytes: int) -> np.ndarray:
+    """Sum of ``partial(lo, hi)`` over cache-sized blocks of ``range(n)`` (in float64)."""
+    step = block_rows(row_bytes)
+    totals: list[np.ndarray] = []
+
+    def run(lo: int, hi: int) -> None:
+        total = None
+        for start in range(lo, hi, step):
+            part = np.asarray(partial(start, min(start + step, hi)), np.float64)
+            total = part if total is None else total + part
+        if total is not None:
+            totals.append(total)  # list.append is atomic under the GIL
+
+    over_batch(n, run, elements)
+    return np.sum(totals, axis=0)

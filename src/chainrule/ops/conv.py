@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from chainrule.function import Context, Function
-from chainrule.parallel import over_batch
+from chainrule.parallel import over_batch, over_blocks
 from chainrule.tensor import Tensor
 
 Pair = tuple[int, int]
@@ -100,7 +100,8 @@ def _col2im(cols: np.ndarray, target: np.ndarray, stride: Pair, dilation: Pair) 
             for j in range(kw):
                 _tap(part, i, j, stride, dilation, (out_h, out_w))[...] += cols[lo:hi, :, :, i, j]
 
-    over_batch(len(cols), add, cols.size)
+    # A few images at a time: their part of the target stays in cache for all kh*kw adds.
+    over_blocks(len(cols), add, cols.size, target[0].nbytes)
 
 
 def _images(x_nhwc: np.ndarray, padding: Pair) -> np.ndarray:
@@ -269,7 +270,7 @@ class MaxPool2d(_Pool):
                 np.greater(candidate, top, out=larger[lo:hi])
                 np.maximum(top, candidate, out=top)
 
-        over_batch(len(best), pool, padded.size)
+        over_blocks(len(best), pool, padded.size, padded[0].nbytes)
         return best.transpose(0, 3, 1, 2)
 
     @staticmethod
@@ -302,7 +303,7 @@ class MaxPool2d(_Pool):
                 else:
                     np.copyto(target, upstream, where=won)
 
-        over_batch(len(grad_nhwc), route, padded.size)
+        over_blocks(len(grad_nhwc), route, padded.size, padded[0].nbytes)
         return _images(padded, ctx.padding)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.parallel import over_batch
+from chainrule.parallel import blocked_sum, over_blocks
 from chainrule.tensor import Tensor
 
 
@@ -64,23 +64,19 @@ class BatchNorm(Function):
                              f"training, got input size {x.shape}")
         use_batch = training or running_mean is None
         # Work on a (values, channels) matrix: a free view of channels-last memory (what the
-        # conv ops return), so per-channel sums are vector-matrix products on every core and
-        # the elementwise passes run over contiguous rows, split over threads.
+        # conv ops return). Each pass goes block by block (a block's temporaries stay in
+        # cache) and the blocks are split over threads: memory is read 3 times, written once.
         rows, moved_shape = _channel_rows(x)
-        m = len(rows)
-        ones = np.ones(m, rows.dtype)
-        centered = np.empty_like(rows) if use_batch else None
-        out = np.empty_like(rows)
+        m, row_bytes = len(rows), rows.strides[0]
         if use_batch:
-            mean = (ones @ rows) / m
+            mean = (blocked_sum(m, lambda lo, hi: rows[lo:hi].sum(axis=0), rows.size,
+                                row_bytes) / m).astype(rows.dtype)
 
-            def center(lo: int, hi: int) -> None:
-                np.subtract(rows[lo:hi], mean, out=centered[lo:hi])
-                np.multiply(centered[lo:hi], centered[lo:hi], out=out[lo:hi])
+            def squares(lo: int, hi: int) -> np.ndarray:
+                centered = rows[lo:hi] - mean
+                return np.einsum("ij,ij->j", centered, centered)
 
-            over_batch(m, center, rows.size)
-            var = (ones @ out) / m  # out holds the squares for now
-            inv_std = 1 / np.sqrt(var + eps)
+            var = blocked_sum(m, squares, rows.size, row_bytes).astype(rows.dtype) / m
             if training and running_mean is not None:
                 # In place, as torch does: these arrays are the layer's buffers.
                 running_mean *= 1 - momentum
@@ -90,66 +86,58 @@ class BatchNorm(Function):
         else:
             # The statistics take the input's dtype, so float32 buffers do not demote float64.
             mean = running_mean.astype(x.dtype)
-            inv_std = 1 / np.sqrt(running_var.astype(x.dtype) + eps)
+            var = running_var.astype(x.dtype)
+        inv_std = 1 / np.sqrt(var + eps)
         scale = inv_std if weight is None else weight * inv_std
         shift = -mean * scale if bias is None else bias - mean * scale
+        out = np.empty_like(rows)
 
-        def affine(lo: int, hi: int) -> None:
-            if use_batch:
-                np.multiply(centered[lo:hi], scale, out=out[lo:hi])
-                if bias is not None:
-                    out[lo:hi] += bias
-            else:
-                np.multiply(rows[lo:hi], scale, out=out[lo:hi])
-                out[lo:hi] += shift
+        def affine(lo: int, hi: int) -> None:  # y = (x - mean) inv_std w + b = x scale + shift
+            np.multiply(rows[lo:hi], scale, out=out[lo:hi])
+            out[lo:hi] += shift
 
-        over_batch(m, affine, rows.size)
-        ctx.centered = centered if use_batch else None
-        # Eval keeps the input (a view, no copy) in case the weight wants its gradient.
-        ctx.inputs, ctx.mean = (None, None) if use_batch else (rows, mean)
-        ctx.inv_std, ctx.weight, ctx.scale = inv_std, weight, scale
-        ctx.use_batch, ctx.moved_shape, ctx.count = use_batch, moved_shape, count
+        over_blocks(m, affine, rows.size, row_bytes)
+        ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
+        ctx.use_batch, ctx.moved_shape = use_batch, moved_shape
         return np.moveaxis(out.reshape(moved_shape), -1, 1)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        rows, _ = _channel_rows(grad)
-        m = len(rows)
-        ones = np.ones(m, rows.dtype)
-        centered, inv_std = ctx.centered, ctx.inv_std
-        sum_grad = ones @ rows if need_bias or (need_x and ctx.use_batch) else None
-        sum_grad_xhat = None
-        scratch = np.empty_like(rows) if need_x or need_weight else None
-        if ctx.use_batch and (need_weight or need_x):
-            over_batch(m, lambda lo, hi: np.multiply(rows[lo:hi], centered[lo:hi],
-                                                     out=scratch[lo:hi]), rows.size)
-            sum_grad_xhat = (ones @ scratch) * inv_std  # sum(grad * xhat) per channel
-        elif need_weight:  # eval: xhat from the running statistics, rebuilt here
-            sum_grad_xhat = (ones @ (rows * (ctx.inputs - ctx.mean))) * inv_std
+        grads, _ = _channel_rows(grad)
+        rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
+        m, row_bytes = len(grads), grads.strides[0]
+        dtype = grads.dtype
+        through_stats = need_x and ctx.use_batch
+        sum_grad = sum_grad_centered = None
+        if need_bias or through_stats:
+            sum_grad = blocked_sum(m, lambda lo, hi: grads[lo:hi].sum(axis=0), grads.size,
+                                   row_bytes).astype(dtype)
+        if need_weight or through_stats:
+            sum_grad_centered = blocked_sum(
+                m, lambda lo, hi: np.einsum("ij,ij->j", grads[lo:hi], rows[lo:hi] - mean),
+                grads.size, row_bytes).astype(dtype)
         grad_x = None
         if need_x:
-            grad_x = np.empty_like(rows)
-            if ctx.use_batch:
-                # dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m), with
-                # xhat = centered * inv_std: three per-channel coefficients.
-                k_grad = ctx.scale
-                k_centered = -ctx.scale * inv_std * sum_grad_xhat / m
-                k_const = -ctx.scale * sum_grad / m
+            grad_x = np.empty_like(grads)
+            # dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m) with
+            # xhat = (x - mean) inv_std: per channel, dx = a grad + b x + c.
+            a = ctx.scale
+            b = -ctx.scale * inv_std * inv_std * sum_grad_centered / m if through_stats \
+                else np.zeros_like(a)
+            c = (-ctx.scale * sum_grad / m - b * mean) if through_stats else np.zeros_like(a)
 
-                def chain(lo: int, hi: int) -> None:
-                    np.multiply(centered[lo:hi], k_centered, out=grad_x[lo:hi])
-                    grad_x[lo:hi] += k_const
-                    np.multiply(rows[lo:hi], k_grad, out=scratch[lo:hi])
-                    grad_x[lo:hi] += scratch[lo:hi]
+            def chain(lo: int, hi: int) -> None:
+                block = grad_x[lo:hi]
+                np.multiply(grads[lo:hi], a, out=block)
+                if through_stats:
+                    block += rows[lo:hi] * b
+                    block += c
 
-                over_batch(m, chain, rows.size)
-            else:
-                over_batch(m, lambda lo, hi: np.multiply(rows[lo:hi], ctx.scale,
-                                                         out=grad_x[lo:hi]), rows.size)
+            over_blocks(m, chain, grads.size, row_bytes)
             grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
-        return (grad_x, sum_grad_xhat if need_weight else None,
-                sum_grad if need_bias else None)
+        grad_weight = sum_grad_centered * inv_std if need_weight else None
+        return grad_x, grad_weight, sum_grad if need_bias else None
 
 
 class LayerNorm(Function):
