@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from chainrule import check, data, io, models, nn, ops, optim, parallel, profiler, train
+
+parallel.keep_freed_memory()
 from chainrule.backend import (
     default_generator,
     get_default_dtype,

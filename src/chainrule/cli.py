@@ -32,10 +32,12 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
 # Per-model defaults for the flags left unset: what each recipe was tuned with (see README).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "hidden": [512, 256]},
-    "cnn": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "hidden": [128],
-            "channels": [32, 64], "dropout": 0.25},
-    "resnet": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "channels": [16, 32, 64]},
+    "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "weight_decay": 0.05, "shift": 2,
+            "hidden": [512, 256]},
+    "cnn": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "weight_decay": 0.01, "shift": 1,
+            "hidden": [128], "channels": [32, 64], "dropout": 0.1},
+    "resnet": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "weight_decay": 0.01, "shift": 1,
+               "channels": [16, 32, 64]},
 }
 
 
@@ -102,13 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="samples per optimizer step (default: mlp 64, cnn and resnet 128)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="optimizer (default: %(default)s)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.05,
-                       help="weight decay (default: %(default)s)")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=None,
+                       help="weight decay (default: mlp 0.05, cnn and resnet 0.01)")
     train.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
                        help="learning-rate schedule, stepped every batch (default: %(default)s)")
-    train.add_argument("--shift", type=int, choices=range(0, 5), default=2, metavar="PIXELS",
+    train.add_argument("--shift", type=int, choices=range(0, 5), default=None,
+                       metavar="PIXELS",
                        help="augment: move each training image by up to this many pixels, "
-                            "0 to 4 (default: %(default)s)")
+                            "0 to 4 (default: mlp 2, cnn and resnet 1)")
     train.add_argument("--flip", action="store_true",
                        help="augment: mirror half the training images left-right (for "
                             "clothes, not digits)")
@@ -180,14 +183,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conv widths per stage: cnn (default 32,64) or resnet "
                              "(default 16,32,64)")
     parser.add_argument("--dropout", type=float, default=None, metavar="P",
-                        help="dropout probability in the cnn's classifier (default 0.25)")
+                        help="dropout probability in the cnn's classifier (default 0.1)")
 
 
 def _settings(args: argparse.Namespace) -> None:
     """Fill the flags left unset with the model's defaults; refuse ones it cannot use."""
     defaults = MODEL_DEFAULTS[args.model]
-    for name in ("epochs", "lr", "batch_size", "hidden", "channels", "dropout"):
-        if getattr(args, name, None) is None:
+    for name in ("epochs", "lr", "batch_size", "weight_decay", "shift", "hidden", "channels",
+                 "dropout"):
+        if hasattr(args, name) and getattr(args, name) is None:
             setattr(args, name, defaults.get(name))
     if args.model == "mlp" and args.channels is not None:
         raise ValueError("--channels is for the cnn and resnet models; the mlp takes --hidden")
