@@ -1,0 +1,333 @@
+"""The performance suite: chainrule vs PyTorch eager vs hand-written NumPy, one table.
+
+    python benchmarks/suite.py            # everything (~3 minutes on 2 cores)
+    python benchmarks/suite.py --quick    # fewer repeats, for a smoke test
+
+Every case runs the same data, architecture and batch size in each library, in this one
+process, with repeats interleaved (A, B, C, A, B, C, ...) so that a shared machine's drift
+hits all of them; the table shows medians and ratios. "hand NumPy" is the lesson's style:
+forward and backward written out for the whole network, no autograd, no tape — the floor
+that chainrule's engine overhead is measured against. Peak memory is measured in fresh
+subprocesses (one per library), as the growth of the resident set during training.
+"""
+
+from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
+import numpy as np
+from chainrule import models, nn, optim
+from chainrule.check.parity import to_torch
+from chainrule.nn import functional as F
+from chainrule.parallel import num_threads
+
+
+# ----------------------------------------------------------------------------- the machine
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix-product throughput of this machine's BLAS, in GFLOP/s (best of runs)."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    a @ a
+    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- MLP, 3 ways
+def mlp_data(samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random inputs and labels: speed does not depend on the values."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((samples, 784)).astype(np.float32),
+            rng.integers(0, 10, samples))
+
+
+class HandMLP:
+    """The lesson's hand-written network: Linear/ReLU layers, softmax cross-entropy, SGD.
+
+    Forward keeps what backward needs; backward is the chain rule written out by hand.
+    """
+
+    def __init__(self, sizes: list[int], seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.weights = [(rng.standard_normal((n_in, n_out)) * np.sqrt(2 / n_in))
+                        .astype(np.float32) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        self.biases = [np.zeros(n_out, np.float32) for n_out in sizes[1:]]
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
+        """One SGD step; returns the loss."""
+        acts = [x]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            out = acts[-1] @ w + b
+            acts.append(np.maximum(out, 0) if i < len(self.weights) - 1 else out)
+        logits = acts[-1]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        n = len(y)
+        loss = float(-np.log(probs[np.arange(n), y]).mean())
+        grad = probs
+        grad[np.arange(n), y] -= 1
+        grad /= n
+        for i in reversed(range(len(self.weights))):
+            w = self.weights[i]
+            grad_w, grad_b = acts[i].T @ grad, grad.sum(axis=0)
+            if i:
+                grad = (grad @ w.T) * (acts[i] > 0)
+            w -= lr * grad_w
+            self.biases[i] -= lr * grad_b
+        return loss
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits, no bookkeeping for backward."""
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = x @ w + b
+            if i < len(self.weights) - 1:
+                x = np.maximum(x, 0)
+        return x
+
+
+def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarray
+                ) -> dict[str, Callable[[], float]]:
+    """One training epoch of the same MLP (same start weights, plain SGD) per library."""
+    lr = 0.01
+    cr.manual_seed(0)
+    ours = models.mlp(in_features=sizes[0], hidden=sizes[1:-1], classes=sizes[-1])
+    twin = to_torch(ours).float()
+    hand = HandMLP(sizes)
+    for i, layer in enumerate(m for m in ours.modules() if isinstance(m, nn.Linear)):
+        hand.weights[i][...] = layer.weight.data.T
+        hand.biases[i][...] = layer.bias.data
+    ours_opt = optim.SGD(ours.parameters(), lr=lr)
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=lr)
+    starts = range(0, len(x) - batch + 1, batch)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def chainrule_epoch() -> float:
+        for s in starts:
+            loss = F.cross_entropy(ours(cr.tensor(x[s:s + batch])), y[s:s + batch])
+            ours_opt.zero_grad()
+            loss.backward()
+            ours_opt.step()
+        return loss.item()
+
+    def torch_epoch() -> float:
+        for s in starts:
+            loss = torch.nn.functional.cross_entropy(twin(tx[s:s + batch]), ty[s:s + batch])
+            twin_opt.zero_grad()
+            loss.backward()
+            twin_opt.step()
+        return loss.item()
+
+    def hand_epoch() -> float:
+        for s in starts:
+            loss = hand.step(x[s:s + batch], y[s:s + batch], lr)
+        return loss
+
+    return {"chainrule": chainrule_epoch, "torch": torch_epoch, "hand NumPy": hand_epoch}
+
+
+def inference_runners(torch, model: nn.Module, x: np.ndarray, batch: int,
+                      hand: HandMLP | None = None) -> dict[str, Callable[[], float]]:
+    """Forward passes over ``x`` in eval mode without recording (samples per second)."""
+    twin = to_torch(model).float().eval()
+    model.eval()
+    tx = torch.from_numpy(x)
+
+    def chainrule_run() -> float:
+        with cr.no_grad():
+            for s in range(0, len(x), batch):
+                model(cr.tensor(x[s:s + batch]))
+        return 0.0
+
+    def torch_run() -> float:
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                twin(tx[s:s + batch])
+        return 0.0
+
+    runners = {"chainrule": chainrule_run, "torch": torch_run}
+    if hand is not None:
+        runners["hand NumPy"] = lambda: [hand.predict(x[s:s + batch])
+                                         for s in range(0, len(x), batch)] and 0.0
+    return runners
+
+
+def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float]]:
+    """``batches`` training steps of the cnn recipe (AdamW) in each library."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batches * batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batches * batch)
+    cr.manual_seed(0)
+    ours = models.cnn()
+    twin = to_torch(ours).float()
+    ours_opt = optim.AdamW(ours.parameters(), lr=1e-3, weight_decay=0.01)
+    twin_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def chainrule_run() -> float:
+        for s in range(0, len(x), batch):
+            loss = F.cross_entropy(ours(cr.tensor(x[s:s + batch])), y[s:s + batch])
+            ours_opt.zero_grad()
+            loss.backward()
+            ours_opt.step()
+        return loss.item()
+
+    def torch_run() -> float:
+        for s in range(0, len(x), batch):
+            loss = torch.nn.functional.cross_entropy(twin(tx[s:s + batch]), ty[s:s + batch])
+            twin_opt.zero_grad()
+            loss.backward()
+            twin_opt.step()
+        return loss.item()
+
+    return {"chainrule": chainrule_run, "torch": torch_run}
+
+
+def interleaved(runners: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Median seconds per library; one warm-up each, then repeats in turn."""
+    for run in runners.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(_seconds(run))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+# ----------------------------------------------------------------------------- memory
+MEMORY_CHILD = r"""
+import json, resource, sys
+import chainrule as cr
+import numpy as np
+library, steps = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((256, 784)).astype(np.float32); y = rng.integers(0, 10, 256)
+if library == "torch":
+    import torch
+    torch.set_num_threads(cr.parallel.num_threads())
+    model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(),
+                                torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
+                                torch.nn.Linear(1024, 10))
+    opt = torch.optim.Adam(model.parameters())
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(tx), ty)
+        opt.zero_grad(); loss.backward(); opt.step()
+else:
+    model = cr.models.mlp(hidden=(1024, 1024))
+    opt = cr.optim.Adam(model.parameters())
+    def step():
+        loss = cr.nn.functional.cross_entropy(model(cr.tensor(x)), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(steps):
+    step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_mib": (after - before) / 1024, "peak_mib": after / 1024}))
+"""
+
+
+def peak_memory(library: str, steps: int = 20) -> dict[str, float]:
+    """Resident-set growth while training MLP 784-1024-1024-10 (batch 256), in a fresh process.
+
+    Both libraries import the same modules first (chainrule, NumPy; torch for torch), so
+    the baseline is taken after imports and model construction.
+    """
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, library, str(steps)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- the table
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and samples")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 5
+    samples = 10_000 if args.quick else 50_000
+
+    import torch
+
+    threads = num_threads()
+    torch.set_num_threads(threads)
+    peak = matmul_gflops()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+          f"({threads} threads per library), Python {platform.python_version()}, NumPy "
+          f"{np.__version__}, torch {torch.__version__}")
+    print(f"float32 matmul (NumPy BLAS, 2048x2048): {peak:.0f} GFLOP/s\n")
+    header = (f"{'case':<40}{'chainrule':>11}{'torch':>11}{'hand NumPy':>12}"
+              f"{'cr/torch':>10}{'cr/hand':>9}")
+    print(header)
+    print("-" * len(header))
+
+    def row(label: str, result: dict[str, float], unit: str = "s") -> None:
+        hand = result.get("hand NumPy")
+        cells = [f"{result['chainrule']:.3f}{unit}", f"{result['torch']:.3f}{unit}",
+                 f"{hand:.3f}{unit}" if hand else "-"]
+        ratios = [f"{result['chainrule'] / result['torch']:.2f}",
+                  f"{result['chainrule'] / hand:.2f}" if hand else "-"]
+        print(f"{label:<40}{cells[0]:>11}{cells[1]:>11}{cells[2]:>12}{ratios[0]:>10}"
+              f"{ratios[1]:>9}", flush=True)
+
+    x, y = mlp_data(samples)
+    for sizes, batch in (([784, 50, 10], 64), ([784, 50, 10], 512)):
+        result = interleaved(mlp_runners(torch, sizes, batch, x, y), repeats)
+        row(f"MLP 784-50-10, batch {batch}, epoch of {samples:,}", result)
+
+    big = [784, 1024, 1024, 10]
+    big_samples = samples // 5
+    result = interleaved(mlp_runners(torch, big, 256, x[:big_samples], y[:big_samples]),
+                         repeats)
+    row(f"MLP 784-1024-1024-10, batch 256, {big_samples:,}", result)
+    flops = 6 * big_samples * sum(a * b for a, b in zip(big[:-1], big[1:]))
+    share = {k: flops / v / 1e9 / peak for k, v in result.items()}
+    print(f"{'':<4}share of matmul peak: chainrule {share['chainrule']:.0%}, torch "
+          f"{share['torch']:.0%}, hand NumPy {share['hand NumPy']:.0%} (forward + backward = "
+          "6 x in x out FLOPs per sample per layer)")
+
+    cnn_batches = 10 if args.quick else 40
+    result = interleaved(cnn_runners(torch, cnn_batches, 128), max(repeats - 2, 2))
+    row(f"cnn recipe, {cnn_batches} steps of batch 128", result)
+
+    cr.manual_seed(0)
+    infer = models.mlp(hidden=(1024, 1024))
+    hand = HandMLP(big)
+    for i, layer in enumerate(m for m in infer.modules() if isinstance(m, nn.Linear)):
+        hand.weights[i][...] = layer.weight.data.T
+        hand.biases[i][...] = layer.bias.data
+    result = interleaved(inference_runners(torch, infer, x, 1000, hand), repeats)
+    per_second = {k: samples / v for k, v in result.items()}
+    print(f"{'inference MLP 784-1024-1024-10, batch 1000':<40}"
+          f"{per_second['chainrule']:>10,.0f}/s{per_second['torch']:>9,.0f}/s"
+          f"{per_second['hand NumPy']:>10,.0f}/s{result['chainrule'] / result['torch']:>10.2f}"
+          f"{result['chainrule'] / result['hand NumPy']:>9.2f}   (samples/s; ratios of time)")
+    cnn_x = np.random.default_rng(0).standard_normal((2000, 1, 28, 28)).astype(np.float32)
+    cr.manual_seed(0)
+    result = interleaved(inference_runners(torch, models.cnn(), cnn_x, 500), repeats)
+    per_second = {k: len(cnn_x) / v for k, v in result.items()}
+    print(f"{'inference cnn recipe, batch 500':<40}{per_second['chainrule']:>10,.0f}/s"
+          f"{per_second['torch']:>9,.0f}/s{'-':>12}"
+          f"{result['chainrule'] / result['torch']:>10.2f}{'-':>9}   (samples/s)")
+
+    memory = {library: peak_memory(library) for library in ("chainrule", "torch")}
+    ours_mib, torch_mib = (memory[k]["growth_mib"] for k in ("chainrule", "torch"))
+    print(f"{'training memory, MLP 784-1024-1024-10':<40}{ours_mib:>9.1f}MB{torch_mib:>9.1f}MB"
+          f"{'-':>12}{ours_mib / max(torch_mib, 1e-9):>10.2f}{'-':>9}   (resident-set growth "
+          "over 20 Adam steps, batch 256)")
+
+
+if __name__ == "__main__":
+    main()
