@@ -301,3 +301,15 @@ def test_checkpoints_resume_batch_norm_running_statistics_exactly(tmp_path) -> N
     resumed.lr_find(steps=5)  # restores the running statistics too
     for key, value in before.items():
         np.testing.assert_array_equal(resumed.model.state_dict()[key], value, err_msg=key)
+
+
+def test_batch_norm_on_an_empty_batch_is_empty_and_leaves_statistics_alone() -> None:
+    layer = nn.BatchNorm2d(3)
+    x = cr.zeros(0, 3, 4, 4, requires_grad=True)
+    out = layer(x)
+    out.sum().backward()
+    twin = torch.nn.BatchNorm2d(3)
+    assert out.shape == tuple(twin(torch.zeros(0, 3, 4, 4)).shape) == (0, 3, 4, 4)
+    np.testing.assert_array_equal(layer.running_mean.data, twin.running_mean.numpy())
+    np.testing.assert_array_equal(layer.weight.grad, np.zeros(3))
+    assert x.grad.shape == (0, 3, 4, 4)

@@ -68,15 +68,22 @@ class BatchNorm(Function):
         # cache) and the blocks are split over threads: memory is read 3 times, written once.
         rows, moved_shape = _channel_rows(x)
         m, row_bytes = len(rows), rows.strides[0]
+        ctx.empty = m == 0
+        if ctx.empty:  # an empty batch: empty output, statistics untouched (as PyTorch)
+            ctx.channels = channels
+            return x.copy()
         if use_batch:
-            mean = (blocked_sum(m, lambda lo, hi: rows[lo:hi].sum(axis=0), rows.size,
-                                row_bytes) / m).astype(rows.dtype)
+            # One pass for both sums, on values shifted by the first row: with the shift
+            # near the mean, E[d^2] - E[d]^2 loses no precision to cancellation.
+            shift_by = rows[0].copy()
 
-            def squares(lo: int, hi: int) -> np.ndarray:
-                centered = rows[lo:hi] - mean
-                return np.einsum("ij,ij->j", centered, centered)
+            def sums(lo: int, hi: int) -> np.ndarray:
+                d = rows[lo:hi] - shift_by
+                return np.stack([d.sum(axis=0), np.einsum("ij,ij->j", d, d)])
 
-            var = blocked_sum(m, squares, rows.size, row_bytes).astype(rows.dtype) / m
+            total, total_sq = blocked_sum(m, sums, rows.size, row_bytes) / m
+            mean = (shift_by + total).astype(rows.dtype)
+            var = np.maximum(total_sq - total * total, 0).astype(rows.dtype)
             if training and running_mean is not None:
                 # In place, as torch does: these arrays are the layer's buffers.
                 running_mean *= 1 - momentum
@@ -104,19 +111,28 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        if ctx.empty:
+            nothing = np.zeros(ctx.channels, grad.dtype)
+            return (grad.copy() if need_x else None, nothing if need_weight else None,
+                    nothing if need_bias else None)
         grads, _ = _channel_rows(grad)
         rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
         m, row_bytes = len(grads), grads.strides[0]
         dtype = grads.dtype
         through_stats = need_x and ctx.use_batch
         sum_grad = sum_grad_centered = None
-        if need_bias or through_stats:
-            sum_grad = blocked_sum(m, lambda lo, hi: grads[lo:hi].sum(axis=0), grads.size,
-                                   row_bytes).astype(dtype)
-        if need_weight or through_stats:
-            sum_grad_centered = blocked_sum(
-                m, lambda lo, hi: np.einsum("ij,ij->j", grads[lo:hi], rows[lo:hi] - mean),
-                grads.size, row_bytes).astype(dtype)
+        want_sum = need_bias or through_stats
+        want_centered = need_weight or through_stats
+
+        def sums(lo: int, hi: int) -> np.ndarray:  # both per-channel sums in one pass
+            block = grads[lo:hi]
+            return np.stack([block.sum(axis=0) if want_sum else np.zeros(block.shape[1]),
+                             np.einsum("ij,ij->j", block, rows[lo:hi] - mean)
+                             if want_centered else np.zeros(block.shape[1])])
+
+        if want_sum or want_centered:
+            sum_grad, sum_grad_centered = blocked_sum(m, sums, grads.size,
+                                                      row_bytes).astype(dtype)
         grad_x = None
         if need_x:
             grad_x = np.empty_like(grads)
