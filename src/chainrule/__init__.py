@@ -1,15 +1,19 @@
 """chainrule: deep learning on NumPy, built from the chain rule up."""
 
-import os
-
-# OpenBLAS's threads spin for a long while after each matrix product, holding the cores that
-# chainrule's own threads (see chainrule.parallel) need next; a short spin costs matmuls
-# nothing. Takes effect only when chainrule is imported before NumPy; set it yourself otherwise.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-from chainrule import check, data, io, models, nn, ops, optim, parallel, profiler, train
-
-parallel.keep_freed_memory()
+# _startup first: it sets up the environment before NumPy loads its BLAS.
+from chainrule import (
+    _startup,  # noqa: F401
+    check,
+    data,
+    io,
+    models,
+    nn,
+    ops,
+    optim,
+    parallel,
+    profiler,
+    train,
+)
 from chainrule.backend import (
     default_generator,
     get_default_dtype,
@@ -98,3 +102,5 @@ __all__ = [
     "std", "sub", "sum", "tanh", "tensor", "transpose", "unbroadcast", "unsqueeze", "var",
     "where", "zeros", "zeros_like",
 ]
+
+parallel.keep_freed_memory()
