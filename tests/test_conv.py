@@ -82,3 +82,97 @@ def test_work_runs_once_per_slice_and_errors_surface(monkeypatch) -> None:
 
     with pytest.raises(RuntimeError, match="slice"):
         parallel.over_batch(10, fail, elements=1 << 20)
+
+
+def test_empty_batches_pass_through_conv_and_pooling_like_torch() -> None:
+    for fn in (lambda t: conv2d(t, cr.randn(4, 3, 3, 3), padding=1),
+               lambda t: max_pool2d(t, 2), lambda t: cr.ops.avg_pool2d(t, 2)):
+        x = cr.zeros(0, 3, 8, 8, requires_grad=True)
+        out = fn(x)
+        out.sum().backward()
+        assert out.shape[0] == 0 and x.grad.shape == (0, 3, 8, 8)
+
+
+def test_a_nan_wins_its_max_pool_window_like_torch() -> None:
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = x[0, 1, 3, 3] = np.nan
+    out, (grad,), upstream = run(lambda t: max_pool2d(t, 2), x)
+    tx = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.max_pool2d(tx, 2)
+    expected.backward(torch.tensor(upstream))
+    np.testing.assert_array_equal(out, expected.detach().numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(grad, tx.grad.numpy())
+
+
+def small_blocks(monkeypatch, threads: str) -> None:
+    """Force many blocks split over several threads, even for test-sized arrays."""
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 256)
+    monkeypatch.setenv("CHAINRULE_NUM_THREADS", threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_norm_in_many_blocks_on_many_threads_matches_torch(monkeypatch, dtype) -> None:
+    small_blocks(monkeypatch, "3")
+    layer = nn.BatchNorm2d(4, dtype=dtype)
+    x = (RNG.standard_normal((7, 4, 5, 3)) * 3 + 10).astype(dtype)
+    x[0, :, 0, 0] = 1000  # an outlier first: no shortcut in the variance may lose it
+    twin = torch.nn.BatchNorm2d(4).to(torch.float64)
+    out, (grad,), upstream = run(layer, x)
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    expected = twin(tx)
+    expected.backward(torch.tensor(upstream))
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.running_var.data, twin.running_var.numpy(), rtol=tol)
+
+
+def test_blocked_sums_give_the_same_bits_every_time(monkeypatch) -> None:
+    small_blocks(monkeypatch, "4")
+    values = RNG.standard_normal((1000, 3))
+    sums = {parallel.blocked_sum(len(values), lambda lo, hi: values[lo:hi].sum(axis=0),
+                                 values.size, values.strides[0]).tobytes() for _ in range(50)}
+    assert len(sums) == 1
+
+
+def test_every_slice_finishes_and_the_lowest_failure_is_raised(monkeypatch) -> None:
+    import threading
+    import time
+
+    monkeypatch.setenv("CHAINRULE_NUM_THREADS", "3")
+    done, lock = [], threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        if lo == 0:
+            raise ValueError("slice 0")
+        time.sleep(0.05)
+        with lock:
+            done.append(lo)
+        raise KeyError(f"slice {lo}")
+
+    with pytest.raises(ValueError, match="slice 0"):
+        parallel.over_batch(9, work, elements=1 << 20)
+    assert sorted(done) == [3, 6]  # the workers ran to their end before the error came back
+
+
+def test_a_forked_child_can_still_pool(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import os, sys\n"
+        "import chainrule as cr\n"
+        "from chainrule.ops.conv import max_pool2d\n"
+        "x = cr.randn(64, 16, 28, 28)\n"
+        "max_pool2d(x, 2)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    max_pool2d(x, 2)\n"
+        "    os._exit(0)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n")
+    result = subprocess.run([sys.executable, str(script)], timeout=60,
+                            env={**__import__("os").environ, "CHAINRULE_NUM_THREADS": "2"})
+    assert result.returncode == 0

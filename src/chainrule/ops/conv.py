@@ -101,7 +101,12 @@ def _col2im(cols: np.ndarray, target: np.ndarray, stride: Pair, dilation: Pair) 
                 _tap(part, i, j, stride, dilation, (out_h, out_w))[...] += cols[lo:hi, :, :, i, j]
 
     # A few images at a time: their part of the target stays in cache for all kh*kw adds.
-    over_blocks(len(cols), add, cols.size, target[0].nbytes)
+    over_blocks(len(cols), add, cols.size, _image_bytes(target))
+
+
+def _image_bytes(x: np.ndarray) -> int:
+    """Bytes of one image of a batch (defined for an empty batch too)."""
+    return int(np.prod(x.shape[1:])) * x.itemsize
 
 
 def _images(x_nhwc: np.ndarray, padding: Pair) -> np.ndarray:
@@ -267,10 +272,12 @@ class MaxPool2d(_Pool):
             top[...] = _tap(part, 0, 0, ctx.stride, (1, 1), ctx.out_hw)
             for (_, i, j), larger in zip(taps[1:], ctx.larger):
                 candidate = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
+                # A NaN wins its window, as in PyTorch (the last NaN, if several).
                 np.greater(candidate, top, out=larger[lo:hi])
+                larger[lo:hi] |= np.isnan(candidate)
                 np.maximum(top, candidate, out=top)
 
-        over_blocks(len(best), pool, padded.size, padded[0].nbytes)
+        over_blocks(len(best), pool, padded.size, _image_bytes(padded))
         return best.transpose(0, 3, 1, 2)
 
     @staticmethod
@@ -303,7 +310,7 @@ class MaxPool2d(_Pool):
                 else:
                     np.copyto(target, upstream, where=won)
 
-        over_blocks(len(grad_nhwc), route, padded.size, padded[0].nbytes)
+        over_blocks(len(grad_nhwc), route, padded.size, _image_bytes(padded))
         return _images(padded, ctx.padding)
 
 
@@ -316,18 +323,31 @@ class AvgPool2d(_Pool):
     def forward(cls, ctx: Context, x: np.ndarray, kernel_size: int | Pair = 2,
                 stride: int | Pair | None = None, padding: int | Pair = 0) -> np.ndarray:
         padded = cls._setup(ctx, x, kernel_size, stride, padding)
-        total = _tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw).copy()
-        for _, i, j in cls._taps(ctx)[1:]:
-            total += _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)
-        total *= 1 / (ctx.kernel[0] * ctx.kernel[1])
+        taps = cls._taps(ctx)
+        total = np.empty(_tap(padded, 0, 0, ctx.stride, (1, 1), ctx.out_hw).shape, x.dtype)
+
+        def pool(lo: int, hi: int) -> None:
+            part, block = padded[lo:hi], total[lo:hi]
+            block[...] = _tap(part, 0, 0, ctx.stride, (1, 1), ctx.out_hw)
+            for _, i, j in taps[1:]:
+                block += _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
+            block *= 1 / (ctx.kernel[0] * ctx.kernel[1])
+
+        over_blocks(len(total), pool, padded.size, _image_bytes(padded))
         return total.transpose(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         share = grad.transpose(0, 2, 3, 1) * (1 / (ctx.kernel[0] * ctx.kernel[1]))
         padded = np.zeros(ctx.padded_shape, grad.dtype)
-        for _, i, j in AvgPool2d._taps(ctx):
-            _tap(padded, i, j, ctx.stride, (1, 1), ctx.out_hw)[...] += share
+        taps = AvgPool2d._taps(ctx)
+
+        def spread(lo: int, hi: int) -> None:
+            part = padded[lo:hi]
+            for _, i, j in taps:
+                _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)[...] += share[lo:hi]
+
+        over_blocks(len(share), spread, padded.size, _image_bytes(padded))
         return _images(padded, ctx.padding)
 
 

@@ -73,17 +73,17 @@ class BatchNorm(Function):
             ctx.channels = channels
             return x.copy()
         if use_batch:
-            # One pass for both sums, on values shifted by the first row: with the shift
-            # near the mean, E[d^2] - E[d]^2 loses no precision to cancellation.
-            shift_by = rows[0].copy()
+            # Two passes (mean, then squares about it): a one-pass E[x^2] - E[x]^2 loses
+            # digits to cancellation when the mean is large against the spread. Sums
+            # accumulate in float64 (float32 over thousands of rows drifts by 1e-5).
+            mean = (blocked_sum(m, lambda lo, hi: rows[lo:hi].sum(axis=0, dtype=np.float64),
+                                rows.size, row_bytes) / m).astype(rows.dtype)
 
-            def sums(lo: int, hi: int) -> np.ndarray:
-                d = rows[lo:hi] - shift_by
-                return np.stack([d.sum(axis=0), np.einsum("ij,ij->j", d, d)])
+            def squares(lo: int, hi: int) -> np.ndarray:
+                centered = rows[lo:hi] - mean
+                return np.einsum("ij,ij->j", centered, centered, dtype=np.float64)
 
-            total, total_sq = blocked_sum(m, sums, rows.size, row_bytes) / m
-            mean = (shift_by + total).astype(rows.dtype)
-            var = np.maximum(total_sq - total * total, 0).astype(rows.dtype)
+            var = (blocked_sum(m, squares, rows.size, row_bytes) / m).astype(rows.dtype)
             if training and running_mean is not None:
                 # In place, as torch does: these arrays are the layer's buffers.
                 running_mean *= 1 - momentum
@@ -126,8 +126,9 @@ class BatchNorm(Function):
 
         def sums(lo: int, hi: int) -> np.ndarray:  # both per-channel sums in one pass
             block = grads[lo:hi]
-            return np.stack([block.sum(axis=0) if want_sum else np.zeros(block.shape[1]),
-                             np.einsum("ij,ij->j", block, rows[lo:hi] - mean)
+            return np.stack([block.sum(axis=0, dtype=np.float64) if want_sum
+                             else np.zeros(block.shape[1]),
+                             np.einsum("ij,ij->j", block, rows[lo:hi] - mean, dtype=np.float64)
                              if want_centered else np.zeros(block.shape[1])])
 
         if want_sum or want_centered:
