@@ -88,6 +88,12 @@ def test_help_reads_well_and_python_dash_m_works() -> None:
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     ([], "the following arguments are required: COMMAND"),
+    (["train", "--model", "cnn", "--channels", "8,8,8,8,8"], "5 pooling stages"),
+    (["train", "--model", "mlp", "--channels", "8"], "--channels is for the cnn and resnet"),
+    (["train", "--model", "resnet", "--hidden", "8"], "--hidden is for the mlp and cnn"),
+    (["train", "--model", "cnn", "--hidden", "8,8"], "one hidden classifier layer"),
+    (["train", "--model", "mlp", "--dropout", "0.1"], "--dropout is for the cnn model"),
+    (["train", "--model", "cnn", "--dropout", "1"], "--dropout must lie in [0, 1)"),
 ])
 def test_bad_flags_get_argparse_messages_and_exit_2(argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -151,3 +157,35 @@ def test_the_stats_flag_writes_layer_pictures(tmp_path, capsys) -> None:
     assert "act std" in capsys.readouterr().out
     for name in ("layer_stats.png", "layer_histograms.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_checkpoint_from_before_a_new_setting_still_resumes(tmp_path, capsys) -> None:
+    flags = [*QUICK, "--out", str(tmp_path)]
+    assert main(["train", *flags]) == 0
+    path = tmp_path / "checkpoint.safetensors"
+    state, optimizer, info = io.load_checkpoint(path)
+    del info["config"]["flip"]  # written before --flip existed
+    io.save_checkpoint(path, state, optimizer, info)
+    capsys.readouterr()
+    assert main(["train", *flags, "--epochs", "2", "--resume"]) == 2  # epochs differ: refused
+    assert "different settings (epochs)" in capsys.readouterr().err
+    assert main(["train", *flags, "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+
+
+def test_evaluate_uses_its_batch_size(tmp_path, monkeypatch, capsys) -> None:
+    assert main(["train", *QUICK, "--out", str(tmp_path)]) == 0
+    from chainrule import cli
+
+    seen = []
+    loaders = cli._loaders
+
+    def spy(*args, **kwargs):
+        train, test = loaders(*args, **kwargs)
+        seen.append(test.batch_size)
+        return train, test
+
+    monkeypatch.setattr(cli, "_loaders", spy)
+    assert main(["evaluate", str(tmp_path / "checkpoint.safetensors"), "--batch-size",
+                 "123"]) == 0
+    assert seen == [123]

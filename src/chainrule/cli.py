@@ -30,6 +30,8 @@ from chainrule.train import (
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
+# Config keys added in later versions, with the value that means what older runs did.
+CONFIG_ADDED: dict[str, Any] = {"flip": False}
 # Per-model defaults for the flags left unset: what each recipe was tuned with (see README).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "weight_decay": 0.05, "shift": 2,
@@ -201,6 +203,9 @@ def _settings(args: argparse.Namespace) -> None:
         raise ValueError(f"--dropout must lie in [0, 1), got {args.dropout}")
     if args.model == "resnet" and args.hidden is not None:
         raise ValueError("--hidden is for the mlp and cnn models; resnet takes --channels")
+    if args.model == "cnn" and len(args.channels) > 4:
+        raise ValueError(f"--channels: {len(args.channels)} pooling stages halve 28-pixel "
+                         "images to nothing; give at most 4 widths")
     if args.model == "cnn" and len(args.hidden) != 1:
         raise ValueError(f"the cnn has one hidden classifier layer: give --hidden one width, "
                          f"got {','.join(map(str, args.hidden))}")
@@ -224,8 +229,8 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- pieces
-def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool
-             ) -> tuple[DataLoader, DataLoader]:
+def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool,
+             test_batch_size: int = 500) -> tuple[DataLoader, DataLoader]:
     splits = load_dataset(config["dataset"], root=data_dir, download=download or None)
     mean, std = config["normalize"]
     model = config.get("model", {}).get("name", "mlp")
@@ -238,7 +243,8 @@ def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool
         augment.append(transforms.RandomHorizontalFlip())
     train = DataLoader(splits.train, batch_size=config["batch_size"], shuffle=True,
                        seed=config["seed"], transform=transforms.Compose(augment + finish))
-    test = DataLoader(splits.test, batch_size=500, transform=transforms.Compose(finish))
+    test = DataLoader(splits.test, batch_size=test_batch_size,
+                      transform=transforms.Compose(finish))
     return train, test
 
 
@@ -307,7 +313,8 @@ def train(args: argparse.Namespace) -> int:
     if args.resume and checkpoint.exists():
         # Compare settings before loading: other --hidden widths would otherwise surface as
         # a shape error from load_state_dict instead of the flag that differs.
-        saved = io.load_checkpoint(checkpoint)[2].get("config", {})
+        # Settings added after a checkpoint was written count as their old behaviour.
+        saved = {**CONFIG_ADDED, **io.load_checkpoint(checkpoint)[2].get("config", {})}
         if saved != config:
             changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
             print(f"chainrule: cannot resume {checkpoint}: it was trained with different "
@@ -350,8 +357,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"chainrule: {args.checkpoint} does not say how its model was built (no config); "
               "load it in Python with chainrule.io.load_weights", file=sys.stderr)
         return 2
-    config = {**config, "batch_size": args.batch_size}
-    _, test_data = _loaders(config, args.data_dir, False)
+    _, test_data = _loaders(config, args.data_dir, False, test_batch_size=args.batch_size)
     model = models.build_model(config["model"]["name"], **config["model"]["kwargs"])
     model.load_state_dict(model_state)
     learner = Learner(model, [], optimizer=None, metrics=None)

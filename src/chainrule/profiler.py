@@ -5,8 +5,9 @@
     print(prof.table())
 
 Every registered op's ``forward`` and ``backward`` is timed while the block runs (the
-classes are wrapped on entry and restored on exit), so the table adds up the work of each
-primitive: the place to look before optimising anything.
+classes are wrapped on entry and restored on exit; methods an op inherits from a registered
+op count under that op's name), so the table adds up the work of each primitive: the place
+to look before optimising anything.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Profile:
 
     def table(self, top: int = 20, per: int = 1) -> str:
         """The ``top`` most expensive (op, pass) rows; times divided by ``per`` (e.g. steps)."""
+        if per < 1:
+            raise ValueError(f"Profile.table: per must be a positive count, got {per}")
         total = sum(self.seconds.values())
         lines = [f"{'op':<20}{'pass':<10}{'ms':>10}{'share':>8}{'calls':>8}"]
         ranked = sorted(self.seconds.items(), key=lambda item: -item[1])[:top]
