@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
+from chainrule.parallel import matmul as _product
 from chainrule.tensor import Tensor
 
 
@@ -33,7 +34,7 @@ class MatMul(Function):
                 f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the second"
             )
         ctx.a, ctx.b = a, b
-        return a @ b
+        return _product(a, b)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -51,11 +52,11 @@ class MatMul(Function):
             g2 = np.expand_dims(g2, -1)
         grad_a = grad_b = None
         if need_a:
-            grad_a = g2 @ _mT(b2)
+            grad_a = _product(g2, _mT(b2))
             if a.ndim == 1:
                 grad_a = grad_a[..., 0, :]
         if need_b:
-            grad_b = _mT(a2) @ g2
+            grad_b = _product(_mT(a2), g2)
             if b.ndim == 1:
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b
@@ -77,7 +78,7 @@ class Linear(Function):
                 f"(out_features, in_features): the input's last axis must be {weight.shape[-1]}"
             )
         ctx.x, ctx.weight = x, weight
-        out = x @ weight.T
+        out = _product(x, weight.T)
         if bias is not None:
             if bias.dtype == out.dtype:
                 out += bias  # in place: out is a fresh array
@@ -89,9 +90,9 @@ class Linear(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         x, weight = ctx.x, ctx.weight
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = grad @ weight if need_x else None
+        grad_x = _product(grad, weight) if need_x else None
         grad_2d = grad.reshape(-1, grad.shape[-1])
-        grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        grad_w = _product(grad_2d.T, x.reshape(-1, x.shape[-1])) if need_w else None
         grad_b = grad_2d.sum(axis=0) if need_b else None
         return grad_x, grad_w, grad_b
 
