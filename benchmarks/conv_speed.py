@@ -49,7 +49,7 @@ def chainrule_epoch(model, optimizer, data) -> tuple[float, float]:
     total = 0.0
     start = time.perf_counter()
     for x, y in data:
-        loss = F.cross_entropy(model(cr.tensor(x)), y)
+        loss = F.cross_entropy(model(cr.from_numpy(x)), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

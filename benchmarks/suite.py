@@ -7,7 +7,9 @@ Every case runs the same data, architecture and batch size in each library, in t
 process, with repeats interleaved (A, B, C, A, B, C, ...) so that a shared machine's drift
 hits all of them; the table shows medians and ratios. "hand NumPy" is the lesson's style:
 forward and backward written out for the whole network, no autograd, no tape — the floor
-that chainrule's engine overhead is measured against. Peak memory is measured in fresh
+that chainrule's engine overhead is measured against. It multiplies matrices through
+chainrule.parallel.matmul, as chainrule's ops do (small products on one BLAS thread), so
+the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak memory is measured in fresh
 subprocesses (one per library), as the growth of the resident set during training.
 """
 
@@ -28,7 +30,7 @@ import numpy as np
 from chainrule import models, nn, optim
 from chainrule.check.parity import to_torch
 from chainrule.nn import functional as F
-from chainrule.parallel import num_threads
+from chainrule.parallel import matmul, num_threads
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -70,7 +72,7 @@ class HandMLP:
         """One SGD step; returns the loss."""
         acts = [x]
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            out = acts[-1] @ w + b
+            out = matmul(acts[-1], w) + b
             acts.append(np.maximum(out, 0) if i < len(self.weights) - 1 else out)
         logits = acts[-1]
         shifted = logits - logits.max(axis=1, keepdims=True)
@@ -83,9 +85,9 @@ class HandMLP:
         grad /= n
         for i in reversed(range(len(self.weights))):
             w = self.weights[i]
-            grad_w, grad_b = acts[i].T @ grad, grad.sum(axis=0)
+            grad_w, grad_b = matmul(acts[i].T, grad), grad.sum(axis=0)
             if i:
-                grad = (grad @ w.T) * (acts[i] > 0)
+                grad = matmul(grad, w.T) * (acts[i] > 0)
             w -= lr * grad_w
             self.biases[i] -= lr * grad_b
         return loss
@@ -93,7 +95,7 @@ class HandMLP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits, no bookkeeping for backward."""
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = x @ w + b
+            x = matmul(x, w) + b
             if i < len(self.weights) - 1:
                 x = np.maximum(x, 0)
         return x
@@ -117,7 +119,7 @@ def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarra
 
     def chainrule_epoch() -> float:
         for s in starts:
-            loss = F.cross_entropy(ours(cr.tensor(x[s:s + batch])), y[s:s + batch])
+            loss = F.cross_entropy(ours(cr.from_numpy(x[s:s + batch])), y[s:s + batch])
             ours_opt.zero_grad()
             loss.backward()
             ours_opt.step()
@@ -149,7 +151,7 @@ def inference_runners(torch, model: nn.Module, x: np.ndarray, batch: int,
     def chainrule_run() -> float:
         with cr.no_grad():
             for s in range(0, len(x), batch):
-                model(cr.tensor(x[s:s + batch]))
+                model(cr.from_numpy(x[s:s + batch]))
         return 0.0
 
     def torch_run() -> float:
@@ -179,7 +181,7 @@ def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float
 
     def chainrule_run() -> float:
         for s in range(0, len(x), batch):
-            loss = F.cross_entropy(ours(cr.tensor(x[s:s + batch])), y[s:s + batch])
+            loss = F.cross_entropy(ours(cr.from_numpy(x[s:s + batch])), y[s:s + batch])
             ours_opt.zero_grad()
             loss.backward()
             ours_opt.step()
@@ -230,7 +232,7 @@ else:
     model = cr.models.mlp(hidden=(1024, 1024))
     opt = cr.optim.Adam(model.parameters())
     def step():
-        loss = cr.nn.functional.cross_entropy(model(cr.tensor(x)), y)
+        loss = cr.nn.functional.cross_entropy(model(cr.from_numpy(x)), y)
         opt.zero_grad(); loss.backward(); opt.step()
 def status(field):
     for line in open("/proc/self/status"):

@@ -171,17 +171,29 @@ def keep_freed_memory() -> bool:
 # 784-50-10 at batch 64: 68 ms per 10,000 samples with two threads, 42 ms with one.
 SMALL_MATMUL_FLOPS = 1 << 24
 
-_blas: Any = None  # threadpoolctl's handle on NumPy's BLAS; False when it cannot be had
+_blas: Any = None  # (get, set) thread-count functions of NumPy's BLAS; False if unavailable
 
 
-def _blas_library() -> Any:
+def _blas_threads() -> Any:
+    """(get_num_threads, set_num_threads) for NumPy's BLAS, or None when it cannot be driven."""
     global _blas
     if _blas is None:
+        _blas = False
         try:
             from threadpoolctl import ThreadpoolController
 
             found = ThreadpoolController().select(user_api="blas").lib_controllers
-            _blas = found[0] if len(found) == 1 else False
+            if len(found) == 1:
+                lib = found[0]
+                _blas = (lambda: lib.num_threads), lib.set_num_threads
+                symbol = getattr(lib, "_get_symbol", None)
+                if lib.internal_api == "openblas" and symbol is not None:
+                    # The C functions themselves: threadpoolctl's wrappers look the symbol
+                    # up on every call, a quarter of a small MLP step's overhead.
+                    raw_get = symbol("openblas_get_num_threads")
+                    raw_set = symbol("openblas_set_num_threads")
+                    if raw_get is not None and raw_set is not None:
+                        _blas = raw_get, raw_set
         except Exception:  # no threadpoolctl, or a BLAS it cannot drive: leave BLAS alone
             _blas = False
     return _blas or None
@@ -192,14 +204,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     m = a.shape[-2] if a.ndim > 1 else 1
     n = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * m * n * a.shape[-1] * max(a.size // max(m * a.shape[-1], 1), 1)
-    blas = _blas_library() if flops < SMALL_MATMUL_FLOPS else None
+    blas = _blas_threads() if flops < SMALL_MATMUL_FLOPS else None
     if blas is None:
         return a @ b
-    threads = blas.num_threads
+    get_threads, set_threads = blas
+    threads = get_threads()
     if threads == 1:
         return a @ b
-    blas.set_num_threads(1)
+    set_threads(1)
     try:
         return a @ b
     finally:
-        blas.set_num_threads(threads)
+        set_threads(threads)

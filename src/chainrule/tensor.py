@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -326,6 +327,9 @@ class Tensor:
                 held = grads.get(key)
                 # Out of place: an op may hand the same array to two inputs (add does).
                 grads[key] = input_grad if held is None else held + input_grad
+            # Drop this step's references, so _accumulate can tell a gradient nothing else
+            # holds (and keep it rather than copy it).
+            input_grads = input_grad = held = None
             if not retain_graph:
                 node._ctx = _FREED
 
@@ -587,30 +591,43 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     limit.
     """
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    visited: set[int] = {id(root)}
+    # Each entry: a node and an iterator over its parents still to visit.
+    stack = [(root, iter(root._parents))]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent is not None and id(parent) not in visited and parent.requires_grad:
+                visited.add(id(parent))
+                stack.append((parent, iter(parent._parents)))
+                break
+        else:  # every parent done: the node goes after them
+            stack.pop()
             order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent is not None and parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
     return order
+
+
+# References to ``grad`` while _accumulate runs when nothing else holds it: the caller's
+# local, the parameter and getrefcount's own argument.
+_PRIVATE_REFS = 3
 
 
 def _accumulate(tensor: Tensor, grad: np.ndarray) -> None:
     """Add ``grad`` into ``tensor.grad`` (gradients of a tensor used twice add up)."""
     if tensor.grad is None:
-        # A copy: the array may be shared with other tensors' gradients or be a view.
-        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+        # Keep the array itself when nothing else can see it (a fresh result no other
+        # tensor, op or hook holds, not a view); otherwise a copy, since a later
+        # accumulation adds into tensor.grad in place. Saves a parameter-sized copy per
+        # parameter per step.
+        private = (_refcount is not None and _refcount(grad) <= _PRIVATE_REFS
+                   and grad.base is None and grad.dtype == tensor.data.dtype
+                   and grad.flags.writeable and grad.flags.c_contiguous)
+        tensor.grad = grad if private else np.array(grad, dtype=tensor.data.dtype, copy=True)
     else:
         tensor.grad += grad
+
+
+_refcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere gradients are copied
 
 
 def _fit_to(grad: np.ndarray, shape: tuple[int, ...], fn: type) -> np.ndarray:
