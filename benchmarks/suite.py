@@ -9,8 +9,9 @@ hits all of them; the table shows medians and ratios. "hand NumPy" is the lesson
 forward and backward written out for the whole network, no autograd, no tape — the floor
 that chainrule's engine overhead is measured against. It multiplies matrices through
 chainrule.parallel.matmul, as chainrule's ops do (small products on one BLAS thread), so
-the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak memory is measured in fresh
-subprocesses (one per library), as the growth of the resident set during training.
+the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak
+memory is measured in fresh subprocesses (one per library), as the growth of the resident
+set during training.
 """
 
 from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
