@@ -239,7 +239,6 @@ def status(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1]) / 1024  # kB -> MiB
-step()  # one step first: lazy one-off allocations (kernels, optimizer state) are not growth
 before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the high-water mark (VmHWM) to the current resident set
@@ -251,8 +250,9 @@ print(json.dumps({"growth_mib": status("VmHWM") - before, "peak_mib": status("Vm
 
 def peak_memory(library: str, steps: int = 20) -> dict[str, float]:
     """Peak resident-set growth while training MLP 784-1024-1024-10 (batch 256), in a fresh
-    process: the high-water mark during 20 steps minus the resident set after the first step
-    (Linux: /proc/self/status, with the mark reset through /proc/self/clear_refs)."""
+    process: the high-water mark during 20 steps (optimizer state, activations, gradients)
+    minus the resident set before the first (Linux: /proc/self/status, the mark reset
+    through /proc/self/clear_refs)."""
     out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, library, str(steps)],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -333,7 +333,7 @@ def main() -> None:
     ours_mib, torch_mib = (memory[k]["growth_mib"] for k in ("chainrule", "torch"))
     print(f"{'training memory, MLP 784-1024-1024-10':<40}{ours_mib:>9.1f}MB{torch_mib:>9.1f}MB"
           f"{'-':>12}{ours_mib / max(torch_mib, 1e-9):>10.2f}{'-':>9}   (resident-set growth "
-          "over 20 Adam steps, batch 256)")
+          "over 20 Adam steps from the model's creation, batch 256)")
 
 
 if __name__ == "__main__":
