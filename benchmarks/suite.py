@@ -102,6 +102,31 @@ class HandMLP:
         return x
 
 
+def training_runners(torch, ours: nn.Module, ours_opt, twin, twin_opt, x: np.ndarray,
+                     y: np.ndarray, batch: int) -> dict[str, Callable[[], float]]:
+    """One pass of training steps over ``x`` in batches, per library (same batches)."""
+    starts = range(0, len(x) - batch + 1, batch)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def chainrule_run() -> float:
+        for s in starts:
+            loss = F.cross_entropy(ours(cr.from_numpy(x[s:s + batch])), y[s:s + batch])
+            ours_opt.zero_grad()
+            loss.backward()
+            ours_opt.step()
+        return loss.item()
+
+    def torch_run() -> float:
+        for s in starts:
+            loss = torch.nn.functional.cross_entropy(twin(tx[s:s + batch]), ty[s:s + batch])
+            twin_opt.zero_grad()
+            loss.backward()
+            twin_opt.step()
+        return loss.item()
+
+    return {"chainrule": chainrule_run, "torch": torch_run}
+
+
 def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarray
                 ) -> dict[str, Callable[[], float]]:
     """One training epoch of the same MLP (same start weights, plain SGD) per library."""
@@ -113,33 +138,16 @@ def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarra
     for i, layer in enumerate(m for m in ours.modules() if isinstance(m, nn.Linear)):
         hand.weights[i][...] = layer.weight.data.T
         hand.biases[i][...] = layer.bias.data
-    ours_opt = optim.SGD(ours.parameters(), lr=lr)
-    twin_opt = torch.optim.SGD(twin.parameters(), lr=lr)
+    runners = training_runners(torch, ours, optim.SGD(ours.parameters(), lr=lr), twin,
+                               torch.optim.SGD(twin.parameters(), lr=lr), x, y, batch)
     starts = range(0, len(x) - batch + 1, batch)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def chainrule_epoch() -> float:
-        for s in starts:
-            loss = F.cross_entropy(ours(cr.from_numpy(x[s:s + batch])), y[s:s + batch])
-            ours_opt.zero_grad()
-            loss.backward()
-            ours_opt.step()
-        return loss.item()
-
-    def torch_epoch() -> float:
-        for s in starts:
-            loss = torch.nn.functional.cross_entropy(twin(tx[s:s + batch]), ty[s:s + batch])
-            twin_opt.zero_grad()
-            loss.backward()
-            twin_opt.step()
-        return loss.item()
 
     def hand_epoch() -> float:
         for s in starts:
             loss = hand.step(x[s:s + batch], y[s:s + batch], lr)
         return loss
 
-    return {"chainrule": chainrule_epoch, "torch": torch_epoch, "hand NumPy": hand_epoch}
+    return {**runners, "hand NumPy": hand_epoch}
 
 
 def inference_runners(torch, model: nn.Module, x: np.ndarray, batch: int,
@@ -176,27 +184,10 @@ def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float
     cr.manual_seed(0)
     ours = models.cnn()
     twin = to_torch(ours).float()
-    ours_opt = optim.AdamW(ours.parameters(), lr=1e-3, weight_decay=0.01)
-    twin_opt = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def chainrule_run() -> float:
-        for s in range(0, len(x), batch):
-            loss = F.cross_entropy(ours(cr.from_numpy(x[s:s + batch])), y[s:s + batch])
-            ours_opt.zero_grad()
-            loss.backward()
-            ours_opt.step()
-        return loss.item()
-
-    def torch_run() -> float:
-        for s in range(0, len(x), batch):
-            loss = torch.nn.functional.cross_entropy(twin(tx[s:s + batch]), ty[s:s + batch])
-            twin_opt.zero_grad()
-            loss.backward()
-            twin_opt.step()
-        return loss.item()
-
-    return {"chainrule": chainrule_run, "torch": torch_run}
+    return training_runners(torch, ours,
+                            optim.AdamW(ours.parameters(), lr=1e-3, weight_decay=0.01), twin,
+                            torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01),
+                            x, y, batch)
 
 
 def interleaved(runners: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
