@@ -84,10 +84,27 @@ def _tap(x: np.ndarray, i: int, j: int, stride: Pair, dilation: Pair, out: Pair
              left:left + stride[1] * (out[1] - 1) + 1:stride[1]]
 
 
-def _im2col(views: np.ndarray, rows: np.ndarray) -> None:
-    """Copy the (N, out_h, out_w, kh, kw, C) windows into ``rows``, one per output pixel."""
+def _im2col(views: np.ndarray) -> np.ndarray:
+    """The (N, out_h, out_w, kh, kw, C) windows as rows, one per output pixel, (i, j, c) order.
+
+    With one input channel (a first layer on grey images) a row would be gathered one number
+    at a time; instead each kernel position's image is copied whole into a column, and the
+    rows are that matrix transposed (a view: BLAS takes either layout).
+    """
+    n, out_h, out_w, kh, kw, c = views.shape
+    if c == 1:
+        cols = np.empty((kh * kw, n, out_h, out_w), views.dtype)
+
+        def copy(lo: int, hi: int) -> None:
+            for k in range(kh * kw):
+                cols[k, lo:hi] = views[lo:hi, :, :, k // kw, k % kw, 0]
+
+        over_batch(n, copy, cols.size)
+        return cols.reshape(kh * kw, -1).T
+    rows = np.empty((n * out_h * out_w, kh * kw * c), views.dtype)
     blocks = rows.reshape(views.shape)
-    over_batch(len(views), lambda lo, hi: np.copyto(blocks[lo:hi], views[lo:hi]), rows.size)
+    over_batch(n, lambda lo, hi: np.copyto(blocks[lo:hi], views[lo:hi]), rows.size)
+    return rows
 
 
 def _col2im(cols: np.ndarray, target: np.ndarray, stride: Pair, dilation: Pair) -> None:
@@ -166,8 +183,7 @@ class Conv2d(Function):
         flat_out = out.reshape(-1, out_channels)
         rows_per_group = []
         for g in range(groups):
-            rows = np.empty((n * out_h * out_w, kh * kw * group_in), dtype)
-            _im2col(views[..., g * group_in:(g + 1) * group_in], rows)
+            rows = _im2col(views[..., g * group_in:(g + 1) * group_in].astype(dtype, copy=False))
             w2 = w_rows[g * group_out:(g + 1) * group_out]
             if groups == 1:
                 np.matmul(rows, w2.T, out=flat_out)
