@@ -189,3 +189,18 @@ def test_evaluate_uses_its_batch_size(tmp_path, monkeypatch, capsys) -> None:
     assert main(["evaluate", str(tmp_path / "checkpoint.safetensors"), "--batch-size",
                  "123"]) == 0
     assert seen == [123]
+
+
+def test_the_conv_recipes_train_evaluate_and_record_stats(tmp_path, capsys) -> None:
+    flags = ["--epochs", "1", "--no-progress", "--batch-size", "256"]
+    assert main(["train", "--model", "resnet", "--channels", "4,8", *flags,
+                 "--out", str(tmp_path / "resnet")]) == 0
+    assert "training resnet" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "resnet" / "checkpoint.safetensors")]) == 0
+    assert "accuracy 0." in capsys.readouterr().out
+    assert main(["train", "--model", "cnn", "--channels", "4", "--hidden", "8", "--stats",
+                 *flags, "--out", str(tmp_path / "cnn")]) == 0
+    assert (tmp_path / "cnn" / "layer_histograms.png").exists()
+    metrics = json.loads((tmp_path / "cnn" / "metrics.json").read_text())
+    assert metrics["config"]["model"] == {"name": "cnn", "kwargs": {
+        "channels": [4], "hidden": 8, "dropout": 0.1}}
