@@ -176,3 +176,14 @@ def test_a_forked_child_can_still_pool(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(script)], timeout=60,
                             env={**__import__("os").environ, "CHAINRULE_NUM_THREADS": "2"})
     assert result.returncode == 0
+
+
+def test_small_products_on_one_blas_thread_count_batched_operands() -> None:
+    a = RNG.standard_normal((4, 5))
+    b = RNG.standard_normal((3, 5, 2))
+    np.testing.assert_allclose(parallel.matmul(a, b), a @ b)
+    blas = parallel._blas_threads()
+    if blas is not None:  # the thread count comes back after the product
+        before = blas[0]()
+        parallel.matmul(a, b)
+        assert blas[0]() == before

@@ -313,3 +313,12 @@ def test_batch_norm_on_an_empty_batch_is_empty_and_leaves_statistics_alone() -> 
     np.testing.assert_array_equal(layer.running_mean.data, twin.running_mean.numpy())
     np.testing.assert_array_equal(layer.weight.grad, np.zeros(3))
     assert x.grad.shape == (0, 3, 4, 4)
+
+
+def test_batch_norm_with_no_channels_is_empty_like_torch() -> None:
+    x = cr.zeros(2, 0, 3, 3, requires_grad=True)
+    out = cr.batch_norm(x, training=True)
+    out.sum().backward()
+    assert out.shape == tuple(torch.nn.functional.batch_norm(
+        torch.zeros(2, 0, 3, 3), None, None, training=True).shape)
+    assert x.grad.shape == (2, 0, 3, 3)

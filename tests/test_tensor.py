@@ -431,3 +431,32 @@ def test_pow_gradients_at_zero_base_match_torch() -> None:
     (ta**tb).sum().backward()
     np.testing.assert_allclose(a.grad, ta.grad.numpy())
     np.testing.assert_allclose(b.grad, tb.grad.numpy())
+
+
+def test_a_retained_gradient_is_not_changed_by_a_backward_that_works_in_place() -> None:
+    class TripleInPlace(cr.Function, register=False):
+        @staticmethod
+        def forward(ctx, a):
+            return a.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad *= 3  # legal for the op; must not reach y.grad below
+            return grad
+
+    x = cr.tensor([1.0], dtype=np.float64, requires_grad=True)
+    y = TripleInPlace.apply(x * 1.0)
+    y.retain_grad()
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(y.grad, [2.0])
+    np.testing.assert_array_equal(x.grad, [6.0])
+
+
+def test_leaf_gradients_never_share_memory() -> None:
+    a = cr.tensor([1.0, 2.0], requires_grad=True)
+    b = cr.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # add hands one array to both inputs
+    assert not np.shares_memory(a.grad, b.grad)
+    (a + b).sum().backward()  # and accumulating into one leaves the other alone
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])

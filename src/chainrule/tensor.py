@@ -296,8 +296,8 @@ class Tensor:
             if fn is None:
                 _accumulate(node, grad)
                 continue
-            if node._retains_grad:
-                _accumulate(node, grad)
+            if node._retains_grad:  # a copy: fn.backward below still gets (and may change) grad
+                _accumulate(node, grad, may_keep=False)
             ctx = node._ctx
             if ctx is _FREED:
                 raise RuntimeError(
@@ -612,14 +612,14 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 _PRIVATE_REFS = 3
 
 
-def _accumulate(tensor: Tensor, grad: np.ndarray) -> None:
+def _accumulate(tensor: Tensor, grad: np.ndarray, may_keep: bool = True) -> None:
     """Add ``grad`` into ``tensor.grad`` (gradients of a tensor used twice add up)."""
     if tensor.grad is None:
         # Keep the array itself when nothing else can see it (a fresh result no other
         # tensor, op or hook holds, not a view); otherwise a copy, since a later
         # accumulation adds into tensor.grad in place. Saves a parameter-sized copy per
         # parameter per step.
-        private = (_refcount is not None and _refcount(grad) <= _PRIVATE_REFS
+        private = (may_keep and _refcount is not None and _refcount(grad) <= _PRIVATE_REFS
                    and grad.base is None and grad.dtype == tensor.data.dtype
                    and grad.flags.writeable and grad.flags.c_contiguous)
         tensor.grad = grad if private else np.array(grad, dtype=tensor.data.dtype, copy=True)
@@ -627,7 +627,9 @@ def _accumulate(tensor: Tensor, grad: np.ndarray) -> None:
         tensor.grad += grad
 
 
-_refcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere gradients are copied
+# CPython up to 3.13, where the count above is checked; 3.14 counts borrowed references
+# differently, and other interpreters have no getrefcount: there gradients are copied.
+_refcount = getattr(sys, "getrefcount", None) if sys.version_info < (3, 14) else None
 
 
 def _fit_to(grad: np.ndarray, shape: tuple[int, ...], fn: type) -> np.ndarray:

@@ -8,6 +8,7 @@ which keeps only xhat and 1 / sqrt(var + eps).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,6 @@ import numpy as np
 from chainrule.function import Context, Function
 from chainrule.parallel import blocked_sum, over_blocks
 from chainrule.tensor import Tensor
-
 
 _CHUNK = 128  # rows summed in the input's precision before the float64 total takes over
 
@@ -29,7 +29,7 @@ def _column_sums(block: np.ndarray) -> np.ndarray:
     """
     whole = len(block) // _CHUNK * _CHUNK
     ones = np.ones(_CHUNK, block.dtype)
-    total = (ones @ block[:whole].reshape(-1, _CHUNK, block.shape[1])).sum(
+    total = (ones @ block[:whole].reshape(whole // _CHUNK, _CHUNK, block.shape[1])).sum(
         axis=0, dtype=np.float64)
     if whole < len(block):
         total += block[whole:].sum(axis=0, dtype=np.float64)
@@ -39,7 +39,7 @@ def _column_sums(block: np.ndarray) -> np.ndarray:
 def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     """``x`` (N, C, ...) as a (values, C) matrix, and the channels-last shape to undo it."""
     moved = np.moveaxis(x, 1, -1)
-    return moved.reshape(-1, x.shape[1]), moved.shape
+    return moved.reshape(math.prod(moved.shape[:-1]), x.shape[1]), moved.shape
 
 
 def _check_affine(op: str, name: str, value: np.ndarray | None, shape: tuple[int, ...]) -> None:
