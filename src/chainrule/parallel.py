@@ -210,10 +210,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     m = a.shape[-2] if a.ndim > 1 else 1
     n = b.shape[-1] if b.ndim > 1 else 1
-    batch = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    flops = 2 * m * n * a.shape[-1] * batch
-    blas = _blas_threads() if flops < SMALL_MATMUL_FLOPS else None
-    if blas is None:
+    flops = 2 * m * n * a.shape[-1]
+    if a.ndim > 2 or b.ndim > 2:
+        flops *= math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    if flops >= SMALL_MATMUL_FLOPS:
+        return a @ b
+    blas = _blas or _blas_threads()
+    if not blas:
         return a @ b
     get_threads, set_threads = blas
     threads = get_threads()
