@@ -116,3 +116,16 @@ def test_the_script_runs_without_pytorch() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("PyTorch is not installed: the PyTorch check is skipped.") == 2
     assert re.search(r"Summary: all \d+ checks agree \(PyTorch is not installed", result.stdout)
+
+
+def test_the_conv_net_example_checks_compares_and_trains(tmp_path) -> None:
+    result = run(str(ROOT / "examples" / "conv_net.py"), "--epochs", "1", "--channels", "4",
+                 "8", "--out", str(tmp_path))
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    out = result.stdout
+    assert "hand-written Conv: passed" in out
+    assert "backward is 0.25 times the true gradient" in out  # the averaged-batch slip
+    assert "OK: every layer agrees with torch" in out
+    accuracy = float(re.search(r"test accuracy (\d\.\d+)", out).group(1))
+    assert accuracy > 0.5
+    assert (tmp_path / "layer_histograms.png").read_bytes()[:4] == b"\x89PNG"
