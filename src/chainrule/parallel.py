@@ -1,12 +1,16 @@
-"""Split memory-bound array work over the batch axis onto a few threads.
+"""How chainrule uses the machine's cores, caches and memory allocator.
 
-Matrix products already use every core (BLAS is multithreaded), but NumPy's own loops —
-copies, strided adds, comparisons — run on one. They release the GIL, so the same loop over
-two halves of a batch on two threads runs nearly twice as fast on a 2-core machine. The conv
-and pooling ops use this for their im2col copies and col2im adds.
+- ``over_batch``/``over_blocks``/``blocked_sum``: matrix products already use every core
+  (BLAS is multithreaded), but NumPy's own loops — copies, strided adds, comparisons — run on
+  one. They release the GIL, so the same loop over two halves of a batch on two threads runs
+  nearly twice as fast on a 2-core machine, and going a cache-sized block at a time keeps the
+  temporaries in cache. The conv, pooling and BatchNorm ops use them.
+- ``matmul``: small matrix products on one BLAS thread, where a second costs more than it
+  brings.
+- ``keep_freed_memory``: big buffers stay in the heap between training steps.
 
 The thread count is ``CHAINRULE_NUM_THREADS`` if set, else the number of usable cores; 1
-turns this off.
+turns the splitting off.
 """
 
 from __future__ import annotations
