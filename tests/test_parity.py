@@ -496,3 +496,12 @@ def test_a_given_torch_twin_gets_the_models_running_statistics() -> None:
     model = _randomise_batch_norm(nn.BatchNorm1d(3)).eval()
     report = parity_report(model, X[:, :3], torch_model=torch.nn.BatchNorm1d(3).eval())
     assert report.ok, str(report)
+
+
+def test_converting_back_leaves_chainrule_random_stream_alone() -> None:
+    twin = to_torch(cr.models.resnet(widths=(2, 3), blocks=(1, 1)))  # convs, BN, residual
+    cr.manual_seed(5)
+    expected = cr.randn(4).data
+    cr.manual_seed(5)
+    from_torch(twin)
+    np.testing.assert_array_equal(cr.randn(4).data, expected)

@@ -283,14 +283,6 @@ def _linear_from(twin: Any, _children: dict[str, Module]) -> nn.Linear:
     return layer
 
 
-def _relu_to(_layer: nn.ReLU, _children: dict[str, Any]) -> Any:
-    return _torch().nn.ReLU()
-
-
-def _relu_from(_twin: Any, _children: dict[str, Module]) -> nn.ReLU:
-    return nn.ReLU()  # inplace or not, the values are the same
-
-
 def _sequential_to(_layer: nn.Sequential, children: dict[str, Any]) -> Any:
     return _torch().nn.Sequential(*children.values())
 
@@ -449,7 +441,10 @@ def _residual_to(layer: Any, children: dict[str, Any]) -> Any:
 
 def _residual_from(twin: Any, children: dict[str, Module]) -> Module:
     conv1, conv2 = children["conv1"], children["conv2"]
-    block = nn.ResidualBlock(conv1.in_channels, conv1.out_channels, conv1.stride[0])
+    # A private generator, as for Linear and Conv2d: the throwaway initial values leave
+    # chainrule's own stream alone.
+    block = nn.ResidualBlock(conv1.in_channels, conv1.out_channels, conv1.stride[0],
+                             generator=np.random.default_rng(0))
     # Swap in the converted layers: they carry the twin's weights and running statistics.
     block.conv1, block.bn1, block.conv2, block.bn2 = conv1, children["bn1"], conv2, \
         children["bn2"]
@@ -466,7 +461,7 @@ register_converter(nn.Conv2d, "torch.nn.Conv2d", _conv_to, _conv_from)
 register_converter(nn.MaxPool2d, "torch.nn.MaxPool2d", _pool_to, _pool_from)
 register_converter(nn.AvgPool2d, "torch.nn.AvgPool2d", _pool_to, _pool_from)
 register_converter(nn.Flatten, "torch.nn.Flatten", _flatten_to, _flatten_from)
-register_converter(nn.ReLU, "torch.nn.ReLU", _relu_to, _relu_from)
+_register_simple(nn.ReLU, "ReLU")
 register_converter(nn.Sequential, "torch.nn.Sequential", _sequential_to, _sequential_from)
 register_converter(nn.BatchNorm1d, "torch.nn.BatchNorm1d", _batch_norm_to, _batch_norm_from)
 register_converter(nn.BatchNorm2d, "torch.nn.BatchNorm2d", _batch_norm_to, _batch_norm_from)

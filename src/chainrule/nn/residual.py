@@ -21,22 +21,22 @@ class ResidualBlock(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 dtype: np.dtype | str | None = None) -> None:
+                 dtype: np.dtype | str | None = None,
+                 generator: np.random.Generator | None = None) -> None:
         super().__init__()
         if stride < 1:
             raise ValueError(f"ResidualBlock: stride must be >= 1, got {stride}")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
-                            dtype=dtype)
+        conv = {"bias": False, "dtype": dtype, "generator": generator}
+        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, **conv)
         self.bn1 = BatchNorm2d(out_channels, dtype=dtype)
         self.relu = ReLU()
-        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, bias=False, dtype=dtype)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1, **conv)
         self.bn2 = BatchNorm2d(out_channels, dtype=dtype)
         self.shortcut = None
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = Sequential(
-                Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, dtype=dtype),
-                BatchNorm2d(out_channels, dtype=dtype))
+            self.shortcut = Sequential(Conv2d(in_channels, out_channels, 1, stride=stride, **conv),
+                                       BatchNorm2d(out_channels, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
         """Run the block on (N, in_channels, H, W) images."""
