@@ -62,7 +62,7 @@ def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 128), classes: int
 @recipe("cnn", inputs="images")
 def cnn(channels: Sequence[int] = (32, 64), hidden: int = 128, classes: int = 10,
         in_channels: int = 1, size: int = 28, dropout: float = 0.1) -> nn.Sequential:
-    """Conv blocks (3x3 conv, BatchNorm, ReLU, 2x2 max-pool) then a two-layer classifier.
+    """Conv blocks (3x3 conv, BatchNorm, 2x2 max-pool, ReLU) then a two-layer classifier.
 
     The default is the "2 conv + pooling + BN" net of the Fashion-MNIST benchmark table
     (~0.42M parameters on 28x28 inputs).

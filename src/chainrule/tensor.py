@@ -608,8 +608,11 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 
 # References to ``grad`` while _accumulate runs when nothing else holds it: the caller's
-# local, the parameter and getrefcount's own argument.
+# local, the parameter and getrefcount's own argument. Checked on CPython up to 3.13; 3.14
+# counts borrowed references differently, and other interpreters have no getrefcount: there
+# gradients are copied.
 _PRIVATE_REFS = 3
+_refcount = getattr(sys, "getrefcount", None) if sys.version_info < (3, 14) else None
 
 
 def _accumulate(tensor: Tensor, grad: np.ndarray, may_keep: bool = True) -> None:
@@ -625,11 +628,6 @@ def _accumulate(tensor: Tensor, grad: np.ndarray, may_keep: bool = True) -> None
         tensor.grad = grad if private else np.array(grad, dtype=tensor.data.dtype, copy=True)
     else:
         tensor.grad += grad
-
-
-# CPython up to 3.13, where the count above is checked; 3.14 counts borrowed references
-# differently, and other interpreters have no getrefcount: there gradients are copied.
-_refcount = getattr(sys, "getrefcount", None) if sys.version_info < (3, 14) else None
 
 
 def _fit_to(grad: np.ndarray, shape: tuple[int, ...], fn: type) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from chainrule import backend
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
-from chainrule.ops.conv import Pair, avg_pool2d, conv2d, max_pool2d, pair
+from chainrule.ops.conv import Pair, avg_pool2d, conv2d, max_pool2d, pair, pool_settings
 from chainrule.ops.shape import flatten
 from chainrule.tensor import Tensor
 
@@ -71,14 +71,8 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None,
                  padding: int | Pair = 0) -> None:
         super().__init__()
-        name = type(self).__name__
         # Checked here too, so a bad layer fails where it is built, not in the first batch.
-        kernel = pair(kernel_size, "kernel_size", name, 1)
-        if stride is not None:
-            pair(stride, "stride", name, 1)
-        pad = pair(padding, "padding", name, 0)
-        if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
-            raise ValueError(f"{name}: padding {pad} must be at most half the kernel {kernel}")
+        pool_settings(kernel_size, stride, padding, type(self).__name__)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Tensor) -> Tensor:

@@ -84,8 +84,9 @@ def _tap(x: np.ndarray, i: int, j: int, stride: Pair, dilation: Pair, out: Pair
              left:left + stride[1] * (out[1] - 1) + 1:stride[1]]
 
 
-def _im2col(views: np.ndarray) -> np.ndarray:
-    """The (N, out_h, out_w, kh, kw, C) windows as rows, one per output pixel, (i, j, c) order.
+def _im2col(views: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The (N, out_h, out_w, kh, kw, C) windows as ``dtype`` rows, one per output pixel, in
+    (i, j, c) order (the copy converts, so mixed dtypes cost no extra pass).
 
     With one input channel (a first layer on grey images) a row would be gathered one number
     at a time; instead each kernel position's image is copied whole into a column, and the
@@ -93,7 +94,7 @@ def _im2col(views: np.ndarray) -> np.ndarray:
     """
     n, out_h, out_w, kh, kw, c = views.shape
     if c == 1:
-        cols = np.empty((kh * kw, n, out_h, out_w), views.dtype)
+        cols = np.empty((kh * kw, n, out_h, out_w), dtype)
 
         def copy(lo: int, hi: int) -> None:
             for k in range(kh * kw):
@@ -101,7 +102,7 @@ def _im2col(views: np.ndarray) -> np.ndarray:
 
         over_batch(n, copy, cols.size)
         return cols.reshape(kh * kw, -1).T
-    rows = np.empty((n * out_h * out_w, kh * kw * c), views.dtype)
+    rows = np.empty((n * out_h * out_w, kh * kw * c), dtype)
     blocks = rows.reshape(views.shape)
     over_batch(n, lambda lo, hi: np.copyto(blocks[lo:hi], views[lo:hi]), rows.size)
     return rows
@@ -131,6 +132,18 @@ def _images(x_nhwc: np.ndarray, padding: Pair) -> np.ndarray:
     ph, pw = padding
     h, w = x_nhwc.shape[1] - 2 * ph, x_nhwc.shape[2] - 2 * pw
     return x_nhwc[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+
+
+def pool_settings(kernel: int | Pair, stride: int | Pair | None, padding: int | Pair,
+                  op: str) -> tuple[Pair, Pair, Pair]:
+    """A pooling window's (kernel, stride, padding) as pairs, checked; stride defaults to the
+    kernel, and padding may be at most half the kernel."""
+    kernel = pair(kernel, "kernel_size", op, 1)
+    stride = kernel if stride is None else pair(stride, "stride", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    return kernel, stride, padding
 
 
 def _check_images(x: np.ndarray, op: str, channels: int | None = None) -> None:
@@ -183,7 +196,7 @@ class Conv2d(Function):
         flat_out = out.reshape(-1, out_channels)
         rows_per_group = []
         for g in range(groups):
-            rows = _im2col(views[..., g * group_in:(g + 1) * group_in].astype(dtype, copy=False))
+            rows = _im2col(views[..., g * group_in:(g + 1) * group_in], dtype)
             w2 = w_rows[g * group_out:(g + 1) * group_out]
             if groups == 1:
                 np.matmul(rows, w2.T, out=flat_out)
@@ -244,12 +257,7 @@ class _Pool(Function, register=False):
                padding: int | Pair) -> np.ndarray:
         op = cls.name
         _check_images(x, op)
-        kernel = pair(kernel, "kernel_size", op, 1)
-        stride = kernel if stride is None else pair(stride, "stride", op, 1)
-        padding = pair(padding, "padding", op, 0)
-        if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
-            raise ValueError(f"{op}: padding {padding} must be at most half the kernel "
-                             f"{kernel}")
+        kernel, stride, padding = pool_settings(kernel, stride, padding, op)
         ctx.out_hw = (output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, op, "height"),
                       output_size(x.shape[3], kernel[1], stride[1], padding[1], 1, op, "width"))
         padded = _channels_last(x, padding, cls.fill)

@@ -3,7 +3,8 @@
 Both normalise x to xhat = (x - mean) / sqrt(var + eps) with the biased variance, then apply
 an affine map. Written as a chain of elementwise ops and reductions, the backward would walk
 a dozen nodes and keep a dozen arrays; fused, it is the compact formula in each docstring,
-which keeps only xhat and 1 / sqrt(var + eps).
+and keeps per-channel statistics beside one array (layer_norm: xhat; batch_norm: its input,
+which the tape holds anyway).
 """
 
 from __future__ import annotations
@@ -159,11 +160,11 @@ class BatchNorm(Function):
         if need_x:
             grad_x = np.empty_like(grads)
             # dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m) with
-            # xhat = (x - mean) inv_std: per channel, dx = a grad + b x + c.
+            # xhat = (x - mean) inv_std: per channel, dx = a grad + b x + c (eval: a grad).
             a = ctx.scale
-            b = -ctx.scale * inv_std * inv_std * sum_grad_centered / m if through_stats \
-                else np.zeros_like(a)
-            c = (-ctx.scale * sum_grad / m - b * mean) if through_stats else np.zeros_like(a)
+            if through_stats:
+                b = -ctx.scale * inv_std * inv_std * sum_grad_centered / m
+                c = -ctx.scale * sum_grad / m - b * mean
 
             def chain(lo: int, hi: int) -> None:
                 block = grad_x[lo:hi]
