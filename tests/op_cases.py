@@ -273,6 +273,20 @@ def build_linear(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
     return [normal(rng, lead + (n_in,)), normal(rng, (n_out, n_in)), bias], {}
 
 
+def build_linear_relu(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    """Linear's inputs, redrawn until no pre-activation lies within 0.01 of relu's kink."""
+    lead = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    with_bias = draw(st.booleans())
+    for _ in range(1000):
+        x, weight = normal(rng, lead + (n_in,)), normal(rng, (n_out, n_in))
+        bias = normal(rng, (n_out,)) if with_bias else None
+        pre = x @ weight.T + (0 if bias is None else bias)
+        if np.abs(pre).min() >= 0.01:
+            return [x, weight, bias], {}
+    raise AssertionError("build_linear_relu: no draw kept clear of the kink")
+
+
 def build_mse(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
     shape = draw(SHAPE_1D_UP)
     out_shape = shape + (1,) if draw(st.booleans()) else shape  # the seed's (N, 1) output
@@ -459,6 +473,8 @@ CASES: list[Case] = [
          lambda *arrays, axis: torch.stack(arrays, dim=axis)),
     Case("matmul", "2-D, batched, vectors", build_matmul, torch.matmul),
     Case("linear", "leading axes, bias or not", build_linear, F.linear),
+    Case("linear_relu", "leading axes, bias or not, off the kink", build_linear_relu,
+         lambda x, w, b: torch.relu(F.linear(x, w, b))),
     Case("mse_loss", "equal shapes or trailing 1", build_mse, torch_mse),
     Case("conv2d", "stride, padding, dilation, groups, bias", build_conv, F.conv2d),
     Case("max_pool2d", "kernel, stride, padding", build_pool(distinct), F.max_pool2d),

@@ -274,7 +274,8 @@ class Tensor:
                     "for a single-element output. Pass backward(gradient) with that shape, or "
                     "reduce it first (e.g. .sum() or .mean())"
                 )
-            gradient = np.ones_like(self.data)
+            gradient = np.empty(self.data.shape, self.data.dtype)  # np.ones is Python code
+            gradient.fill(1)
         else:
             gradient = _as_data(gradient, self.dtype, "backward(gradient)")
             if gradient.shape != self.shape:
@@ -304,18 +305,24 @@ class Tensor:
                     f"backward() through {fn.__name__} a second time: its saved buffers were "
                     "freed by the first backward(). Pass retain_graph=True to the first call"
                 )
-            input_grads = fn.backward(ctx, grad)
-            if type(input_grads) is not tuple:
-                input_grads = (input_grads,)
+            returned = fn.backward(ctx, grad)
+            # A list, so that each gradient's last reference can be dropped before it is
+            # handed on: _accumulate keeps an array nothing else holds instead of copying it.
+            input_grads = list(returned) if type(returned) is tuple else [returned]
+            returned = grad = None
             parents = node._parents
             if len(input_grads) != len(parents):
                 raise RuntimeError(
                     f"{fn.__name__}.backward returned {len(input_grads)} gradients for "
                     f"{len(parents)} inputs; return one per input (None for no gradient)"
                 )
-            for index, (parent, input_grad) in enumerate(zip(parents, input_grads)):
-                if parent is None or input_grad is None or not parent.requires_grad:
+            for index, parent in enumerate(parents):
+                if parent is None:
                     continue
+                input_grad = input_grads[index]
+                if input_grad is None or not parent.requires_grad:
+                    continue
+                input_grads[index] = None
                 if type(input_grad) is not np.ndarray:
                     input_grad = np.asarray(input_grad.data if isinstance(input_grad, Tensor)
                                             else input_grad)
@@ -323,13 +330,17 @@ class Tensor:
                     input_grad = _fit_to(input_grad, parent.data.shape, fn)
                 if STATE.sentinel is not None:
                     STATE.sentinel.check_backward(fn, index, input_grad)
+                if parent.grad_fn is None and not parent._hooks:
+                    # A leaf nobody watches (a parameter, usually) is not in the order: its
+                    # gradient goes straight into .grad, adding up over its uses.
+                    _accumulate(parent, input_grad)
+                    continue
                 key = id(parent)
                 held = grads.get(key)
                 # Out of place: an op may hand the same array to two inputs (add does).
                 grads[key] = input_grad if held is None else held + input_grad
-            # Drop this step's references, so _accumulate can tell a gradient nothing else
-            # holds (and keep it rather than copy it).
-            input_grads = input_grad = held = None
+                held = None
+            input_grad = None
             if not retain_graph:
                 node._ctx = _FREED
 
@@ -585,7 +596,8 @@ class HookHandle:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor needing a gradient that ``root`` depends on, inputs before outputs.
+    """Every tensor needing a gradient that ``root`` depends on, inputs before outputs,
+    except leaves without hooks (backward adds into their ``.grad`` as gradients arrive).
 
     Iterative depth-first search, so deep graphs (hundreds of layers) do not hit the recursion
     limit.
@@ -597,7 +609,9 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     while stack:
         node, parents = stack[-1]
         for parent in parents:
-            if parent is not None and id(parent) not in visited and parent.requires_grad:
+            if parent is None or not parent.requires_grad or id(parent) in visited:
+                continue
+            if parent.grad_fn is not None or parent._hooks:  # unwatched leaves: see backward
                 visited.add(id(parent))
                 stack.append((parent, iter(parent._parents)))
                 break
@@ -622,10 +636,13 @@ def _accumulate(tensor: Tensor, grad: np.ndarray, may_keep: bool = True) -> None
         # tensor, op or hook holds, not a view); otherwise a copy, since a later
         # accumulation adds into tensor.grad in place. Saves a parameter-sized copy per
         # parameter per step.
-        private = (may_keep and _refcount is not None and _refcount(grad) <= _PRIVATE_REFS
-                   and grad.base is None and grad.dtype == tensor.data.dtype
-                   and grad.flags.writeable and grad.flags.c_contiguous)
-        tensor.grad = grad if private else np.array(grad, dtype=tensor.data.dtype, copy=True)
+        if (may_keep and _refcount is not None and _refcount(grad) <= _PRIVATE_REFS
+                and grad.base is None and grad.dtype == tensor.data.dtype):
+            flags = grad.flags
+            if flags.writeable and flags.c_contiguous:
+                tensor.grad = grad
+                return
+        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
     else:
         tensor.grad += grad
 

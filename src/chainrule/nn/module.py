@@ -61,7 +61,10 @@ class Module:
                 return self._call(args, kwargs)
             finally:
                 guard.layers.pop()
-        return self._call(args, kwargs)
+        if "_forward_hooks" in self.__dict__ or getattr(type(self), "bwd", None) is not None:
+            return self._call(args, kwargs)
+        # The common case, without _call's extra frame: every layer of every step comes here.
+        return self.forward(*args, **kwargs)
 
     def _call(self, args: tuple, kwargs: dict) -> Any:
         if getattr(type(self), "bwd", None) is not None:

@@ -30,7 +30,7 @@ from chainrule.ops.elementwise import (
     tanh,
     where,
 )
-from chainrule.ops.linalg import linear, matmul
+from chainrule.ops.linalg import linear, linear_relu, matmul
 from chainrule.ops.nn import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -60,7 +60,7 @@ __all__ = [
     "abs", "add", "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "cat",
     "clamp", "clone", "concatenate", "conv2d", "cross_entropy", "div", "dropout", "eq", "exp",
     "expand", "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "leaky_relu",
-    "linear", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "max_pool2d", "maximum",
+    "linear", "linear_relu", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "max_pool2d", "maximum",
     "mean", "min", "minimum", "mse", "mul", "ne", "neg", "nll_loss", "permute", "pow", "relu",
     "reshape", "sigmoid", "silu", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
     "tanh", "transpose", "unsqueeze", "var", "where"

@@ -93,8 +93,33 @@ class Linear(Function):
         grad_x = _product(grad, weight) if need_x else None
         grad_2d = grad.reshape(-1, grad.shape[-1])
         grad_w = _product(grad_2d.T, x.reshape(-1, x.shape[-1])) if need_w else None
-        grad_b = grad_2d.sum(axis=0) if need_b else None
+        # The ufunc's reduce itself: ndarray.sum's Python wrapper costs more than a small sum.
+        grad_b = np.add.reduce(grad_2d, axis=0) if need_b else None
         return grad_x, grad_w, grad_b
+
+
+class LinearRelu(Function):
+    """relu(x @ W.T + b): a Linear layer and the ReLU after it, as one node on the tape.
+
+    With h = x @ W.T + b and out = max(h, 0): d/dh = grad where out > 0, else 0 (0 at h = 0,
+    as for relu), and from d/dh on it is Linear's backward. ``Sequential`` uses it for a
+    Linear followed by a ReLU (neither with hooks): at a small network's sizes the Python
+    work of one op fewer on the tape is a tenth of a training step.
+    """
+
+    name = "linear_relu"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
+                bias: np.ndarray | None = None) -> np.ndarray:
+        out = Linear.forward(ctx, x, weight, bias)
+        np.maximum(out, 0, out=out)  # out is a fresh array: the pre-activation is not needed
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        return Linear.backward(ctx, grad * (ctx.out > 0))
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -105,3 +130,8 @@ def matmul(a: Any, b: Any) -> Tensor:
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
     return Linear.apply(x, weight, bias)
+
+
+def linear_relu(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """relu(x @ weight.T + bias) in one op: ``relu(linear(x, weight, bias))``, fused."""
+    return LinearRelu.apply(x, weight, bias)

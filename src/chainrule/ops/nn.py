@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,11 @@ from chainrule.tensor import Tensor, _as_data
 
 def _shifted(a: np.ndarray, axis: int) -> np.ndarray:
     """a minus its max along ``axis``: softmax is unchanged, and exp can no longer overflow."""
-    shift = a.max(axis=axis, keepdims=True)
-    if not np.isfinite(shift).all():  # a row of infinities: shifting by inf would give nan
+    # The ufuncs' reduce rather than the ndarray methods, whose Python wrappers cost more than
+    # the work at a loss's sizes; a sum that is not finite is a cheap test for an infinite max.
+    shift = np.maximum.reduce(a, axis=axis, keepdims=True)
+    if not math.isfinite(np.add.reduce(shift, axis=None)):
+        # a row of infinities: shifting by inf would give nan
         shift = np.where(np.isfinite(shift), shift, 0)
     return a - shift
 
@@ -166,7 +170,8 @@ def _class_targets(logits: np.ndarray, targets: np.ndarray, op: str) -> np.ndarr
             f"{op}: targets must be {logits.shape[0]} integer class indices (shape "
             f"({logits.shape[0]},)), got shape {targets.shape} of {targets.dtype}"
         )
-    if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
+    if targets.size and (np.minimum.reduce(targets) < 0
+                         or np.maximum.reduce(targets) >= logits.shape[1]):
         raise ValueError(f"{op}: class indices must lie in [0, {logits.shape[1]}), got "
                          f"{targets.min()}..{targets.max()}")
     return targets
@@ -178,7 +183,7 @@ def _reduce_loss(losses: np.ndarray, reduction: str, op: str) -> tuple[np.ndarra
         # sum * (1/n), not .mean(): the same number without mean's Python-level set-up,
         # which is a tenth of a small network's step.
         scale = 1 / max(losses.size, 1)
-        return np.asarray(losses.sum() * scale, dtype=losses.dtype), scale
+        return np.asarray(np.add.reduce(losses, axis=None) * scale, dtype=losses.dtype), scale
     if reduction == "sum":
         return np.asarray(losses.sum()), 1.0
     if reduction == "none":
@@ -206,7 +211,7 @@ class CrossEntropy(Function):
         targets = _class_targets(logits, targets, "cross_entropy")
         shifted = _shifted(logits, 1)
         exps = np.exp(shifted)
-        sums = exps.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(exps, axis=1, keepdims=True)
         rows = np.arange(len(targets))
         losses = np.log(sums[:, 0]) - shifted[rows, targets]
         out, ctx.scale = _reduce_loss(losses, reduction, "cross_entropy")

@@ -43,10 +43,12 @@ class SGD(Optimizer):
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         nesterov = bool(group["nesterov"])
         for p in group["params"]:
-            grad = self._grad(p)
+            grad = p.grad
             if grad is None:
                 continue
             param = p.data
+            if grad.shape != param.shape:
+                self._grad(p)  # raises, naming the parameter
             direction = grad
             if weight_decay != 0:
                 direction = param * weight_decay  # a new array: p.grad is left as it was
