@@ -72,6 +72,25 @@ def test_gradients_accumulate_for_a_tensor_used_twice() -> None:
     np.testing.assert_allclose(x.grad, 2 * x.data + 1)
 
 
+def test_a_leaf_hook_sees_the_summed_gradient_once_and_may_replace_it() -> None:
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda grad: seen.append(grad.copy()) or grad * 10)
+    (x * 2 + x * 3).sum().backward()
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], [5.0, 5.0])
+    np.testing.assert_array_equal(x.grad, [50.0, 50.0])
+
+
+def test_two_leaves_given_one_gradient_array_do_not_share_it() -> None:
+    a = cr.tensor([1.0, 2.0], requires_grad=True)
+    b = cr.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # add hands the same array to both inputs
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad += 1
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
 def test_backward_twice_accumulates_into_leaves() -> None:
     x = cr.tensor([1.0, -2.0], requires_grad=True)
     (x * 3).sum().backward()
