@@ -284,6 +284,7 @@ class Tensor:
                     f"{self.shape}; they must match"
                 )
         grads: dict[int, np.ndarray] = {id(self): gradient}
+        sentinel = STATE.sentinel
         for node in reversed(_topological_order(self)):
             grad = grads.pop(id(node), None)
             if grad is None:
@@ -328,8 +329,8 @@ class Tensor:
                                             else input_grad)
                 if input_grad.shape != parent.data.shape:
                     input_grad = _fit_to(input_grad, parent.data.shape, fn)
-                if STATE.sentinel is not None:
-                    STATE.sentinel.check_backward(fn, index, input_grad)
+                if sentinel is not None:
+                    sentinel.check_backward(fn, index, input_grad)
                 if parent.grad_fn is None and not parent._hooks:
                     # A leaf nobody watches (a parameter, usually) is not in the order: its
                     # gradient goes straight into .grad, adding up over its uses.

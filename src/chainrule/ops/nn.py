@@ -215,7 +215,8 @@ class CrossEntropy(Function):
         rows = np.arange(len(targets))
         losses = np.log(sums[:, 0]) - shifted[rows, targets]
         out, ctx.scale = _reduce_loss(losses, reduction, "cross_entropy")
-        ctx.probs, ctx.rows, ctx.targets, ctx.reduction = exps / sums, rows, targets, reduction
+        exps /= sums  # the probabilities, in the array exp made
+        ctx.probs, ctx.rows, ctx.targets, ctx.reduction = exps, rows, targets, reduction
         return out
 
     @staticmethod
