@@ -91,10 +91,11 @@ class Linear(Function):
         x, weight = ctx.x, ctx.weight
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = _product(grad, weight) if need_x else None
-        grad_2d = grad.reshape(-1, grad.shape[-1])
-        grad_w = _product(grad_2d.T, x.reshape(-1, x.shape[-1])) if need_w else None
+        if grad.ndim != 2:  # leading axes: they all count as the batch
+            grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        grad_w = _product(grad.T, x) if need_w else None
         # The ufunc's reduce itself: ndarray.sum's Python wrapper costs more than a small sum.
-        grad_b = np.add.reduce(grad_2d, axis=0) if need_b else None
+        grad_b = np.add.reduce(grad, axis=0) if need_b else None
         return grad_x, grad_w, grad_b
 
 

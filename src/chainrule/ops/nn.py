@@ -193,7 +193,11 @@ def _reduce_loss(losses: np.ndarray, reduction: str, op: str) -> tuple[np.ndarra
 
 def _spread_loss_grad(grad: np.ndarray, scale: float, reduction: str) -> np.ndarray:
     """The upstream gradient per element: a scalar for mean/sum, one per sample for none."""
-    return grad[:, None] * scale if reduction == "none" else grad * scale
+    if reduction == "none":
+        return grad[:, None] * scale
+    # A Python float for a scalar: multiplying by it keeps the array's dtype, and it skips
+    # an array operation on every training step.
+    return float(grad) * scale
 
 
 class CrossEntropy(Function):
