@@ -7,7 +7,9 @@
 Every registered op's ``forward`` and ``backward`` is timed while the block runs (the
 classes are wrapped on entry and restored on exit; methods an op inherits from a registered
 op count under that op's name), so the table adds up the work of each primitive: the place
-to look before optimising anything.
+to look before optimising anything. Times are exclusive: an op whose forward calls another
+op's forward (a fused op built from a plain one) counts only its own part, so the rows add up
+to no more than the time spent in ops.
 """
 
 from __future__ import annotations
@@ -48,15 +50,21 @@ class Profile:
         return "\n".join(lines)
 
 
-def _timed(function: Callable[..., Any], key: tuple[str, str], profile: Profile
-           ) -> Callable[..., Any]:
+def _timed(function: Callable[..., Any], key: tuple[str, str], profile: Profile,
+           inner: list[float]) -> Callable[..., Any]:
+    # ``inner`` is a stack with one entry per timed call in progress: the seconds its nested
+    # timed calls took, which are theirs and not its own.
     def run(*args: Any, **kwargs: Any) -> Any:
+        inner.append(0.0)
         start = time.perf_counter()
         try:
             return function(*args, **kwargs)
         finally:
-            profile.seconds[key] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            profile.seconds[key] += elapsed - inner.pop()
             profile.calls[key] += 1
+            if inner:
+                inner[-1] += elapsed
     return run
 
 
@@ -69,13 +77,14 @@ class profile:  # noqa: N801 - used like a function, as a context manager
             raise RuntimeError("profile: a profile is already running; nest nothing")
         self.result = _active = Profile()
         self.saved: list[tuple[type, str, Any]] = []
+        inner: list[float] = []
         for name, cls in registry().items():
             for kind in ("forward", "backward"):
                 original = cls.__dict__.get(kind)
                 if original is None:
                     continue
                 self.saved.append((cls, kind, original))
-                wrapped = _timed(original.__func__, (name, kind), self.result)
+                wrapped = _timed(original.__func__, (name, kind), self.result, inner)
                 setattr(cls, kind, classmethod(wrapped) if isinstance(original, classmethod)
                         else staticmethod(wrapped))
         self.start = time.perf_counter()

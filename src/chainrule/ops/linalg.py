@@ -62,6 +62,35 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+def _linear_forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
+                    bias: np.ndarray | None) -> np.ndarray:
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+            f"(out_features, in_features): the input's last axis must be {weight.shape[-1]}"
+        )
+    ctx.x, ctx.weight = x, weight
+    out = _product(x, weight.T)
+    if bias is not None:
+        if bias.dtype == out.dtype:
+            out += bias  # in place: out is a fresh array
+        else:
+            out = out + bias
+    return out
+
+
+def _linear_backward(ctx: Context, grad: np.ndarray) -> tuple:
+    x, weight = ctx.x, ctx.weight
+    need_x, need_w, need_b = ctx.needs_input_grad
+    grad_x = _product(grad, weight) if need_x else None
+    if grad.ndim != 2:  # leading axes: they all count as the batch
+        grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    grad_w = _product(grad.T, x) if need_w else None
+    # The ufunc's reduce itself: ndarray.sum's Python wrapper costs more than a small sum.
+    grad_b = np.add.reduce(grad, axis=0) if need_b else None
+    return grad_x, grad_w, grad_b
+
+
 class Linear(Function):
     """x @ W.T + b with W stored (out_features, in_features), as in PyTorch.
 
@@ -72,31 +101,11 @@ class Linear(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
                 bias: np.ndarray | None = None) -> np.ndarray:
-        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-            raise ValueError(
-                f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
-                f"(out_features, in_features): the input's last axis must be {weight.shape[-1]}"
-            )
-        ctx.x, ctx.weight = x, weight
-        out = _product(x, weight.T)
-        if bias is not None:
-            if bias.dtype == out.dtype:
-                out += bias  # in place: out is a fresh array
-            else:
-                out = out + bias
-        return out
+        return _linear_forward(ctx, x, weight, bias)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, weight = ctx.x, ctx.weight
-        need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = _product(grad, weight) if need_x else None
-        if grad.ndim != 2:  # leading axes: they all count as the batch
-            grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-        grad_w = _product(grad.T, x) if need_w else None
-        # The ufunc's reduce itself: ndarray.sum's Python wrapper costs more than a small sum.
-        grad_b = np.add.reduce(grad, axis=0) if need_b else None
-        return grad_x, grad_w, grad_b
+        return _linear_backward(ctx, grad)
 
 
 class LinearRelu(Function):
@@ -113,14 +122,14 @@ class LinearRelu(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
                 bias: np.ndarray | None = None) -> np.ndarray:
-        out = Linear.forward(ctx, x, weight, bias)
+        out = _linear_forward(ctx, x, weight, bias)
         np.maximum(out, 0, out=out)  # out is a fresh array: the pre-activation is not needed
         ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        return Linear.backward(ctx, grad * (ctx.out > 0))
+        return _linear_backward(ctx, grad * (ctx.out > 0))
 
 
 def matmul(a: Any, b: Any) -> Tensor:
