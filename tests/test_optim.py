@@ -97,6 +97,46 @@ def test_matches_torch_float64(kind: str, kwargs: dict) -> None:
 
 
 @pytest.mark.parametrize("kind, kwargs", CASES, ids=CASE_IDS)
+def test_large_parameters_updated_in_blocks_give_the_same_bits(kind: str, kwargs: dict,
+                                                                monkeypatch) -> None:
+    """A parameter past parallel.MIN_ELEMENTS is updated in blocks over threads; the result
+    must be exactly that of one whole-array update, and torch's within rounding."""
+    from chainrule import parallel
+    from chainrule.optim import optimizer
+
+    shapes = [(300, 260), (7,)]  # 78,000 elements: several blocks of 2^14
+    monkeypatch.setattr(optimizer, "UPDATE_BLOCK", 1 << 14)
+    monkeypatch.setenv("CHAINRULE_NUM_THREADS", "2")
+    results = []
+    for min_elements in (parallel.MIN_ELEMENTS, 10**9):  # blocked, then whole arrays
+        monkeypatch.setattr(parallel, "MIN_ELEMENTS", min_elements)
+        ours, theirs = twin_params(np.float32, shapes=shapes)
+        opt = getattr(optim, kind)(ours, **kwargs)
+        reference = getattr(torch.optim, kind)(theirs, **kwargs)
+        rng = np.random.default_rng(3)
+        for step in range(3):
+            grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+            set_grads(ours, grads)
+            set_grads(theirs, grads)
+            opt.step()
+            reference.step()
+        assert_twins(ours, theirs, 1e-5, 1e-6, f"{kind}({kwargs})")
+        results.append([p.data.copy() for p in ours])
+    for blocked, whole in zip(*results):
+        np.testing.assert_array_equal(blocked, whole)
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_a_parameter_that_is_not_contiguous_is_still_updated_in_place(kind: str) -> None:
+    base = np.random.default_rng(0).standard_normal((400, 300)).astype(np.float32)
+    p = cr.from_numpy(base.T, requires_grad=True)  # a transposed view: not C-contiguous
+    before = p.data.copy()
+    p.grad = np.ones_like(p.data)
+    getattr(optim, kind)([p], lr=0.1, **({"momentum": 0.9} if kind == "SGD" else {})).step()
+    assert np.shares_memory(p.data, base) and (p.data < before).all()
+
+
+@pytest.mark.parametrize("kind, kwargs", CASES, ids=CASE_IDS)
 def test_matches_torch_float32(kind: str, kwargs: dict) -> None:
     run_against_torch(kind, kwargs, np.float32, rtol=1e-6, atol=1e-6)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer, ParamsT, check_range
+from chainrule.optim.optimizer import Optimizer, ParamsT, blocked_update, check_range
 
 
 class Adam(Optimizer):
@@ -45,20 +45,12 @@ class Adam(Optimizer):
         lr, eps = float(group["lr"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        for p in group["params"]:
-            grad = self._grad(p)
-            if grad is None:
-                continue
-            param = p.data
-            state = self.state.get(p)
-            if not state:
-                state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(param),
-                                         "exp_avg_sq": np.zeros_like(param)}
-            state["step"] += 1
-            step = state["step"]
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        decoupled = self._decoupled
+
+        def update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
+                   exp_avg_sq: np.ndarray) -> None:
             if weight_decay != 0:
-                if self._decoupled:
+                if decoupled:
                     param *= 1 - lr * weight_decay
                 else:
                     decayed = param * weight_decay  # a new array: p.grad is left as it was
@@ -74,13 +66,27 @@ class Adam(Optimizer):
             tmp *= 1 - beta2
             exp_avg_sq *= beta2
             exp_avg_sq += tmp
-            step_size = lr / (1 - beta1**step)
             np.sqrt(exp_avg_sq, out=tmp)
-            tmp /= math.sqrt(1 - beta2**step)
+            tmp /= bias_correction2
             tmp += eps
             np.divide(exp_avg, tmp, out=tmp)
             tmp *= -step_size
             param += tmp
+
+        for p in group["params"]:
+            grad = self._grad(p)
+            if grad is None:
+                continue
+            param = p.data
+            state = self.state.get(p)
+            if not state:
+                state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(param),
+                                         "exp_avg_sq": np.zeros_like(param)}
+            state["step"] += 1
+            step = state["step"]
+            step_size = lr / (1 - beta1**step)
+            bias_correction2 = math.sqrt(1 - beta2**step)
+            blocked_update(update, param, grad, state["exp_avg"], state["exp_avg_sq"])
 
 
 class AdamW(Adam):

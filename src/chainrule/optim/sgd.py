@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer, ParamsT, check_range
+from chainrule.optim.optimizer import Optimizer, ParamsT, blocked_update, check_range
 
 
 class SGD(Optimizer):
@@ -42,23 +42,17 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         nesterov = bool(group["nesterov"])
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            param = p.data
-            if grad.shape != param.shape:
-                self._grad(p)  # raises, naming the parameter
+
+        def update(param: np.ndarray, grad: np.ndarray, *buffer: np.ndarray) -> None:
             direction = grad
             if weight_decay != 0:
                 direction = param * weight_decay  # a new array: p.grad is left as it was
                 direction += grad
-            if momentum != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
+            if buffer:
+                (buf,) = buffer
+                if first:
                     # As in torch, the buffer starts as the first gradient, undamped.
-                    buf = state["momentum_buffer"] = np.array(direction, dtype=param.dtype)
+                    buf[...] = direction
                 else:
                     buf *= momentum
                     buf += direction if dampening == 0 else direction * (1 - dampening)
@@ -69,3 +63,20 @@ class SGD(Optimizer):
                 else:
                     direction = buf
             param += direction * -lr
+
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            param = p.data
+            if grad.shape != param.shape:
+                self._grad(p)  # raises, naming the parameter
+            if momentum == 0:
+                blocked_update(update, param, grad)
+                continue
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            first = buf is None
+            if first:
+                buf = state["momentum_buffer"] = np.empty_like(param)
+            blocked_update(update, param, grad, buf)
