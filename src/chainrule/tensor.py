@@ -274,8 +274,9 @@ class Tensor:
                     "for a single-element output. Pass backward(gradient) with that shape, or "
                     "reduce it first (e.g. .sum() or .mean())"
                 )
-            gradient = np.empty(self.data.shape, self.data.dtype)  # np.ones is Python code
-            gradient.fill(1)
+            gradient = np.array(1, self.data.dtype)  # (np.ones is Python code)
+            if self.data.ndim:
+                gradient = np.full(self.data.shape, gradient)
         else:
             gradient = _as_data(gradient, self.dtype, "backward(gradient)")
             if gradient.shape != self.shape:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import parallel
 from chainrule.optim.optimizer import Optimizer, ParamsT, blocked_update, check_range
 
 
@@ -72,7 +73,10 @@ class SGD(Optimizer):
             if grad.shape != param.shape:
                 self._grad(p)  # raises, naming the parameter
             if momentum == 0:
-                blocked_update(update, param, grad)
+                if param.size < parallel.MIN_ELEMENTS:  # the common small case, one call less
+                    update(param, grad)
+                else:
+                    blocked_update(update, param, grad)
                 continue
             state = self.state.setdefault(p, {})
             buf = state.get("momentum_buffer")
