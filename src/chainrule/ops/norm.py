@@ -69,64 +69,10 @@ class BatchNorm(Function):
                 bias: np.ndarray | None = None, running_mean: np.ndarray | None = None,
                 running_var: np.ndarray | None = None, training: bool = True,
                 momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
-        if x.ndim < 2:
-            raise ValueError(f"batch_norm: expects (batch, channels, ...) input, got shape "
-                             f"{x.shape}")
-        channels = x.shape[1]
-        for name, value in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                            ("running_var", running_var)):
-            _check_affine("batch_norm", name, value, (channels,))
-        if (running_mean is None) != (running_var is None):
-            raise ValueError("batch_norm: give both running_mean and running_var, or neither")
-        count = x.size // max(channels, 1)
-        if training and count == 1:
-            raise ValueError("batch_norm: Expected more than 1 value per channel when "
-                             f"training, got input size {x.shape}")
-        use_batch = training or running_mean is None
-        # Work on a (values, channels) matrix: a free view of channels-last memory (what the
-        # conv ops return). Each pass goes block by block (a block's temporaries stay in
-        # cache) and the blocks are split over threads: memory is read 3 times, written once.
-        rows, moved_shape = _channel_rows(x)
-        m, row_bytes = len(rows), rows.strides[0]
-        ctx.empty = m == 0
-        if ctx.empty:  # an empty batch: empty output, statistics untouched (as PyTorch)
-            ctx.channels = channels
-            return x.copy()
-        if use_batch:
-            # Two passes (mean, then squares about it): a one-pass E[x^2] - E[x]^2 loses
-            # digits to cancellation when the mean is large against the spread.
-            mean = (blocked_sum(m, lambda lo, hi: _column_sums(rows[lo:hi]), rows.size,
-                                row_bytes) / m).astype(rows.dtype)
-
-            def squares(lo: int, hi: int) -> np.ndarray:
-                centered = rows[lo:hi] - mean
-                centered *= centered
-                return _column_sums(centered)
-
-            var = (blocked_sum(m, squares, rows.size, row_bytes) / m).astype(rows.dtype)
-            if training and running_mean is not None:
-                # In place, as torch does: these arrays are the layer's buffers.
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-                running_var *= 1 - momentum
-                running_var += momentum * var * (count / (count - 1))
-        else:
-            # The statistics take the input's dtype, so float32 buffers do not demote float64.
-            mean = running_mean.astype(x.dtype)
-            var = running_var.astype(x.dtype)
-        inv_std = 1 / np.sqrt(var + eps)
-        scale = inv_std if weight is None else weight * inv_std
-        shift = -mean * scale if bias is None else bias - mean * scale
-        out = np.empty_like(rows)
-
-        def affine(lo: int, hi: int) -> None:  # y = (x - mean) inv_std w + b = x scale + shift
-            np.multiply(rows[lo:hi], scale, out=out[lo:hi])
-            out[lo:hi] += shift
-
-        over_blocks(m, affine, rows.size, row_bytes)
-        ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
-        ctx.use_batch, ctx.moved_shape = use_batch, moved_shape
-        return np.moveaxis(out.reshape(moved_shape), -1, 1)
+        if _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
+                             momentum, eps):
+            return x.copy()  # an empty batch: empty output, statistics untouched (as PyTorch)
+        return _normalised(ctx)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -136,13 +82,9 @@ class BatchNorm(Function):
             return (grad.copy() if need_x else None, nothing if need_weight else None,
                     nothing if need_bias else None)
         grads, _ = _channel_rows(grad)
-        rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
+        rows, mean = ctx.rows, ctx.mean
         m, row_bytes = len(grads), grads.strides[0]
-        dtype = grads.dtype
-        through_stats = need_x and ctx.use_batch
-        sum_grad = sum_grad_centered = None
-        want_sum = need_bias or through_stats
-        want_centered = need_weight or through_stats
+        want_sum, want_centered = _wanted_sums(ctx)
 
         def sums(lo: int, hi: int) -> np.ndarray:  # both per-channel sums in one pass
             block = grads[lo:hi]
@@ -153,30 +95,117 @@ class BatchNorm(Function):
             return np.stack([_column_sums(block) if want_sum else nothing,
                              _column_sums(product) if want_centered else nothing])
 
+        sum_grad = sum_grad_centered = None
         if want_sum or want_centered:
             sum_grad, sum_grad_centered = blocked_sum(m, sums, grads.size,
-                                                      row_bytes).astype(dtype)
+                                                      row_bytes).astype(grads.dtype)
         grad_x = None
         if need_x:
             grad_x = np.empty_like(grads)
-            # dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m) with
-            # xhat = (x - mean) inv_std: per channel, dx = a grad + b x + c (eval: a grad).
-            a = ctx.scale
-            if through_stats:
-                b = -ctx.scale * inv_std * inv_std * sum_grad_centered / m
-                c = -ctx.scale * sum_grad / m - b * mean
+            a, b, c = _input_grad_coefficients(ctx, sum_grad, sum_grad_centered)
 
             def chain(lo: int, hi: int) -> None:
                 block = grad_x[lo:hi]
                 np.multiply(grads[lo:hi], a, out=block)
-                if through_stats:
+                if b is not None:
                     block += rows[lo:hi] * b
                     block += c
 
             over_blocks(m, chain, grads.size, row_bytes)
             grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
-        grad_weight = sum_grad_centered * inv_std if need_weight else None
+        grad_weight = sum_grad_centered * ctx.inv_std if need_weight else None
         return grad_x, grad_weight, sum_grad if need_bias else None
+
+
+def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
+                      bias: np.ndarray | None, running_mean: np.ndarray | None,
+                      running_var: np.ndarray | None, training: bool, momentum: float,
+                      eps: float) -> bool:
+    """Check batch_norm's inputs, find the statistics (updating the running ones in training)
+    and leave on ``ctx`` what the affine pass and backward need. True for an empty batch."""
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expects (batch, channels, ...) input, got shape "
+                         f"{x.shape}")
+    channels = x.shape[1]
+    for name, value in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        _check_affine("batch_norm", name, value, (channels,))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    count = x.size // max(channels, 1)
+    if training and count == 1:
+        raise ValueError("batch_norm: Expected more than 1 value per channel when "
+                         f"training, got input size {x.shape}")
+    use_batch = training or running_mean is None
+    # Work on a (values, channels) matrix: a free view of channels-last memory (what the
+    # conv ops return). Each pass goes block by block (a block's temporaries stay in
+    # cache) and the blocks are split over threads: memory is read 3 times, written once.
+    rows, moved_shape = _channel_rows(x)
+    m, row_bytes = len(rows), rows.strides[0]
+    ctx.empty, ctx.channels = m == 0, channels
+    if ctx.empty:
+        return True
+    if use_batch:
+        # Two passes (mean, then squares about it): a one-pass E[x^2] - E[x]^2 loses
+        # digits to cancellation when the mean is large against the spread.
+        mean = (blocked_sum(m, lambda lo, hi: _column_sums(rows[lo:hi]), rows.size,
+                            row_bytes) / m).astype(rows.dtype)
+
+        def squares(lo: int, hi: int) -> np.ndarray:
+            centered = rows[lo:hi] - mean
+            centered *= centered
+            return _column_sums(centered)
+
+        var = (blocked_sum(m, squares, rows.size, row_bytes) / m).astype(rows.dtype)
+        if training and running_mean is not None:
+            # In place, as torch does: these arrays are the layer's buffers.
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * (count / (count - 1))
+    else:
+        # The statistics take the input's dtype, so float32 buffers do not demote float64.
+        mean = running_mean.astype(x.dtype)
+        var = running_var.astype(x.dtype)
+    inv_std = 1 / np.sqrt(var + eps)
+    scale = inv_std if weight is None else weight * inv_std
+    ctx.shift = -mean * scale if bias is None else bias - mean * scale
+    ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
+    ctx.use_batch, ctx.moved_shape = use_batch, moved_shape
+    return False
+
+
+def _normalised(ctx: Context) -> np.ndarray:
+    """The affine pass y = (x - mean) inv_std w + b = x scale + shift, as (N, C, ...)."""
+    rows, scale, shift = ctx.rows, ctx.scale, ctx.shift
+    out = np.empty_like(rows)
+
+    def affine(lo: int, hi: int) -> None:
+        np.multiply(rows[lo:hi], scale, out=out[lo:hi])
+        out[lo:hi] += shift
+
+    over_blocks(len(rows), affine, rows.size, rows.strides[0])
+    return np.moveaxis(out.reshape(ctx.moved_shape), -1, 1)
+
+
+def _wanted_sums(ctx: Context) -> tuple[bool, bool]:
+    """Which per-channel sums backward needs: of grad, and of grad * (x - mean)."""
+    need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+    through_stats = need_x and ctx.use_batch
+    return need_bias or through_stats, need_weight or through_stats
+
+
+def _input_grad_coefficients(ctx: Context, sum_grad: np.ndarray | None,
+                             sum_grad_centered: np.ndarray | None) -> tuple:
+    """(a, b, c) with d/dx = a grad + b x + c per channel (b, c None in eval).
+
+    dx = scale (grad - sum(grad) / m - xhat sum(grad xhat) / m), xhat = (x - mean) inv_std.
+    """
+    if not ctx.use_batch:
+        return ctx.scale, None, None
+    m = len(ctx.rows)
+    b = -ctx.scale * ctx.inv_std * ctx.inv_std * sum_grad_centered / m
+    return ctx.scale, b, -ctx.scale * sum_grad / m - b * ctx.mean
 
 
 class LayerNorm(Function):
