@@ -371,6 +371,43 @@ def torch_batch_norm(x: torch.Tensor, weight: Any, bias: Any, running_mean: Any,
                         momentum, eps)
 
 
+def build_batch_norm_max_pool(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    """batch_norm then max_pool2d (then relu): weights of either sign (the pooling follows
+    the scale's sign), pool padding sometimes (the op then composes the two plain ops)."""
+    kernel = draw(st.integers(1, 3))
+    padding = draw(st.sampled_from([0, 0, kernel // 2]))
+    stride = draw(st.sampled_from([None, 1, 2]))
+    height, width = (draw(st.integers(max(kernel - 2 * padding, 2), 5)) for _ in range(2))
+    channels, training = draw(st.integers(1, 3)), draw(st.booleans())
+    shape = (draw(st.integers(1, 2)), channels, height, width)
+    relu, affine = draw(st.booleans()), draw(st.booleans())
+    attrs = {"training": training, "momentum": 0.1, "eps": draw(st.sampled_from([1e-5, 1e-3])),
+             "kernel_size": kernel, "stride": stride, "padding": padding, "relu": relu}
+    for _ in range(1000):
+        x = distinct(rng, shape)  # no ties within a finite-difference step
+        weight = nonzero(rng, (channels,)) if affine else None
+        bias = normal(rng, (channels,)) if affine else None
+        stats = {"running_mean": normal(rng, (channels,)),
+                 "running_var": positive(rng, (channels,))} if not training or draw(
+            st.booleans()) else {"running_mean": None, "running_var": None}
+        pooled = torch_batch_norm_max_pool(
+            torch.from_numpy(x), None if weight is None else torch.from_numpy(weight),
+            None if bias is None else torch.from_numpy(bias), **stats,
+            **{**attrs, "relu": False})
+        if not relu or pooled.abs().min() >= 0.01:  # relu's kink out of reach
+            return [x, weight, bias], {**stats, **attrs}
+    raise AssertionError("build_batch_norm_max_pool: no draw kept clear of relu's kink")
+
+
+def torch_batch_norm_max_pool(x: torch.Tensor, weight: Any, bias: Any, running_mean: Any,
+                              running_var: Any, training: bool, momentum: float, eps: float,
+                              kernel_size: int, stride: Any, padding: int, relu: bool
+                              ) -> torch.Tensor:
+    out = F.max_pool2d(torch_batch_norm(x, weight, bias, running_mean, running_var, training,
+                                        momentum, eps), kernel_size, stride, padding)
+    return torch.relu(out) if relu else out
+
+
 def build_layer_norm(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
     shape = draw(SHAPE_1D_UP)
     k = draw(st.integers(1, len(shape)))
@@ -482,6 +519,8 @@ CASES: list[Case] = [
          lambda x, **attrs: F.avg_pool2d(x, count_include_pad=True, **attrs)),
     Case("batch_norm", "train or eval, affine or not, (N, C, ...)", build_batch_norm,
          torch_batch_norm),
+    Case("batch_norm_max_pool2d", "train or eval, either sign, padding, relu or not",
+         build_batch_norm_max_pool, torch_batch_norm_max_pool),
     Case("layer_norm", "trailing axes, affine or not", build_layer_norm,
          lambda x, w, b, normalized_shape, eps: F.layer_norm(
              x, (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape,

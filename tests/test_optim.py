@@ -114,7 +114,7 @@ def test_large_parameters_updated_in_blocks_give_the_same_bits(kind: str, kwargs
         opt = getattr(optim, kind)(ours, **kwargs)
         reference = getattr(torch.optim, kind)(theirs, **kwargs)
         rng = np.random.default_rng(3)
-        for step in range(3):
+        for _ in range(3):
             grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
             set_grads(ours, grads)
             set_grads(theirs, grads)

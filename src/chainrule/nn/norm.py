@@ -3,13 +3,13 @@ chainrule.ops.norm."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from chainrule import backend
 from chainrule.nn.module import Module, Parameter
-from chainrule.ops.norm import batch_norm, layer_norm
+from chainrule.ops.norm import batch_norm, batch_norm_max_pool2d, layer_norm
 from chainrule.tensor import Tensor
 
 
@@ -47,6 +47,11 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` per channel (axis 1)."""
+        return self._normalise(x)
+
+    def _normalise(self, x: Tensor, pool: Any = None, relu: bool = False) -> Tensor:
+        """forward(x); with ``pool`` (a MaxPool2d) and ``relu``, that layer's forward (and
+        relu) applied after it, as one fused op (Sequential uses this)."""
         shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
         if len(shape) not in self.ranks or shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input "
@@ -56,9 +61,15 @@ class _BatchNorm(Module):
         if updating:
             seen = int(self.num_batches_tracked.data) + 1
             factor = 1 / seen if self.momentum is None else self.momentum
-        out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         training=self.training or self.running_mean is None,
-                         momentum=factor, eps=self.eps)
+        training = self.training or self.running_mean is None
+        if pool is None:
+            out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             training=training, momentum=factor, eps=self.eps)
+        else:
+            out = batch_norm_max_pool2d(x, self.running_mean, self.running_var, self.weight,
+                                        self.bias, training=training, momentum=factor,
+                                        eps=self.eps, kernel_size=pool.kernel_size,
+                                        stride=pool.stride, padding=pool.padding, relu=relu)
         if updating:  # after the op: a batch it refused is not counted
             self.num_batches_tracked.data += 1
         return out

@@ -40,7 +40,7 @@ from chainrule.ops.nn import (
     nll_loss,
     softmax,
 )
-from chainrule.ops.norm import batch_norm, layer_norm
+from chainrule.ops.norm import batch_norm, batch_norm_max_pool2d, layer_norm
 from chainrule.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from chainrule.ops.shape import (
     cat,
@@ -57,11 +57,12 @@ from chainrule.ops.shape import (
 )
 
 __all__ = [
-    "abs", "add", "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "cat", "clamp",
-    "clone", "concatenate", "conv2d", "cross_entropy", "div", "dropout", "eq", "exp", "expand",
-    "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "leaky_relu", "linear",
-    "linear_relu", "log", "log_softmax", "logsumexp", "lt", "matmul", "max", "max_pool2d",
-    "maximum", "mean", "min", "minimum", "mse", "mul", "ne", "neg", "nll_loss", "permute", "pow",
-    "relu", "reshape", "sigmoid", "silu", "softmax", "sqrt", "squeeze", "stack", "std", "sub",
-    "sum", "tanh", "transpose", "unsqueeze", "var", "where"
+    "abs", "add", "avg_pool2d", "batch_norm", "batch_norm_max_pool2d",
+    "binary_cross_entropy_with_logits", "cat", "clamp", "clone", "concatenate", "conv2d",
+    "cross_entropy", "div", "dropout", "eq", "exp", "expand", "flatten", "ge", "gelu", "getitem",
+    "gt", "layer_norm", "le", "leaky_relu", "linear", "linear_relu", "log", "log_softmax",
+    "logsumexp", "lt", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum", "mse",
+    "mul", "ne", "neg", "nll_loss", "permute", "pow", "relu", "reshape", "sigmoid", "silu",
+    "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unsqueeze",
+    "var", "where"
 ]

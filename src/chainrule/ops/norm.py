@@ -15,6 +15,15 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
+from chainrule.ops.conv import (
+    MaxPool2d,
+    Pair,
+    _check_images,
+    _image_bytes,
+    _tap,
+    output_size,
+    pool_settings,
+)
 from chainrule.parallel import blocked_sum, over_blocks
 from chainrule.tensor import Tensor
 
@@ -281,3 +290,145 @@ def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = No
                bias: Any = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the trailing ``normalized_shape`` axes."""
     return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+
+
+class BatchNormMaxPool2d(Function):
+    """max_pool2d(batch_norm(x)), then relu if ``relu``: one node on the tape.
+
+    batch_norm is affine per channel, y = s x + t, so with s > 0 the window's largest y sits
+    where its largest x does (with s < 0, its smallest): the windows are found on x itself,
+    and only the pooled values are normalised — the full-size y is never written. Backward:
+    the output's gradient g reaches y only at the winners, so the per-channel sums batch_norm
+    needs (of g, and of g (x - mean)) are taken over the pooled arrays, and
+      d/dx = b x + c everywhere, plus s g at each window's winner
+    (b, c as in batch_norm's d/dx = s grad + b x + c; eval: b = c = 0). Where that shortcut
+    does not hold — a channel with s = 0 (every y of a window tied: torch gives the first the
+    gradient), non-finite statistics, pool padding, an empty batch — the op runs batch_norm
+    and max_pool2d themselves, one after the other.
+    """
+
+    name = "batch_norm_max_pool2d"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,
+                bias: np.ndarray | None = None, running_mean: np.ndarray | None = None,
+                running_var: np.ndarray | None = None, training: bool = True,
+                momentum: float = 0.1, eps: float = 1e-5, kernel_size: int | Pair = 2,
+                stride: int | Pair | None = None, padding: int | Pair = 0,
+                relu: bool = False) -> np.ndarray:
+        empty = _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
+                                  momentum, eps)
+        kernel, stride, pad = pool_settings(kernel_size, stride, padding, "max_pool2d")
+        scale = None if empty else ctx.scale
+        ctx.fast = (not empty and pad == (0, 0) and bool(np.isfinite(scale).all())
+                    and bool((scale != 0).all()) and bool(np.isfinite(ctx.shift).all()))
+        out = _pool_normalised(ctx, kernel, stride) if ctx.fast else None
+        if out is None:
+            ctx.fast = False
+            y = x.copy() if empty else _normalised(ctx)
+            ctx.pool = Context()
+            ctx.pool.needs_input_grad = (True,)
+            out = MaxPool2d.forward(ctx.pool, y, kernel, stride, pad)
+        ctx.relu = relu
+        if relu:
+            np.maximum(out, 0, out=out)  # out is this op's own array
+            ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        if ctx.relu:
+            grad = grad * (ctx.out > 0)
+        if not ctx.fast:
+            return BatchNorm.backward(ctx, MaxPool2d.backward(ctx.pool, grad))
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        upstream = grad.transpose(0, 2, 3, 1)  # (N, out_h, out_w, C), like the pooled x
+        rows, mean = ctx.rows, ctx.mean
+        want_sum, want_centered = _wanted_sums(ctx)
+        sum_grad = sum_grad_centered = None
+        if want_sum or want_centered:
+            flat = np.ascontiguousarray(upstream).reshape(-1, upstream.shape[-1])
+            sum_grad = _column_sums(flat).astype(flat.dtype)
+            centered = ctx.winners.reshape(flat.shape) - mean
+            centered *= flat
+            sum_grad_centered = _column_sums(centered).astype(flat.dtype)
+        grad_x = None
+        if need_x:
+            a, b, c = _input_grad_coefficients(ctx, sum_grad, sum_grad_centered)
+            images = rows.reshape(ctx.moved_shape)  # channels-last x
+            grad_nhwc = (np.zeros if b is None else np.empty)(images.shape, images.dtype)
+            scaled = upstream * a
+            taps = [(i * ctx.kernel[1] + j, i, j) for i in range(ctx.kernel[0])
+                    for j in range(ctx.kernel[1])]
+
+            def route(lo: int, hi: int) -> None:
+                part = grad_nhwc[lo:hi]
+                if b is not None:  # the paths through the batch statistics reach every x
+                    np.multiply(images[lo:hi], b, out=part)
+                    part += c
+                share, taken = scaled[lo:hi], None
+                for k, i, j in reversed(taps):  # the winner: the last strictly larger one
+                    if k == 0:
+                        won = None if taken is None else ~taken
+                    else:
+                        larger = ctx.larger[k - 1][lo:hi]
+                        won = larger if taken is None else larger & ~taken
+                        taken = larger.copy() if taken is None else np.logical_or(
+                            taken, larger, out=taken)
+                    target = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
+                    target += share if won is None else share * won
+
+            over_blocks(len(grad_nhwc), route, grad_nhwc.size, _image_bytes(grad_nhwc))
+            grad_x = grad_nhwc.transpose(0, 3, 1, 2)
+        grad_weight = sum_grad_centered * ctx.inv_std if need_weight else None
+        return grad_x, grad_weight, sum_grad if need_bias else None
+
+
+def _pool_normalised(ctx: Context, kernel: Pair, stride: Pair) -> np.ndarray | None:
+    """The fast forward: pool x by the sign of each channel's scale, normalise the pooled
+    values; None if x holds a NaN."""
+    images = ctx.rows.reshape(ctx.moved_shape)  # (N, H, W, C), a view
+    _check_images(images.transpose(0, 3, 1, 2), "max_pool2d")
+    ctx.kernel, ctx.stride = kernel, stride
+    ctx.out_hw = (output_size(images.shape[1], kernel[0], stride[0], 0, 1, "max_pool2d",
+                              "height"),
+                  output_size(images.shape[2], kernel[1], stride[1], 0, 1, "max_pool2d",
+                              "width"))
+    sign = np.sign(ctx.scale).astype(images.dtype)
+    flip = bool((sign < 0).any())
+    taps = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+    best = np.empty(_tap(images, 0, 0, stride, (1, 1), ctx.out_hw).shape, images.dtype)
+    ctx.larger = [np.empty(best.shape, bool) for _ in taps[1:]]
+
+    def pool(lo: int, hi: int) -> None:  # a running max of sign * x over the kernel positions
+        part, top = images[lo:hi], best[lo:hi]
+        i, j = taps[0]
+        np.multiply(_tap(part, i, j, stride, (1, 1), ctx.out_hw), sign, out=top)
+        for (i, j), larger in zip(taps[1:], ctx.larger):
+            candidate = _tap(part, i, j, stride, (1, 1), ctx.out_hw)
+            if flip:
+                candidate = candidate * sign
+            np.greater(candidate, top, out=larger[lo:hi])
+            np.maximum(top, candidate, out=top)
+
+    over_blocks(len(best), pool, images.size, _image_bytes(images))
+    if np.isnan(np.add.reduce(best, axis=None)):
+        return None  # a NaN in x (eval mode): max_pool2d's own NaN rules decide
+    np.multiply(best, sign, out=best)  # the winners' x (sign is +-1: exact)
+    ctx.winners = best
+    out = best * ctx.scale  # the same rounding as batch_norm's x * scale + shift
+    out += ctx.shift
+    return out.transpose(0, 3, 1, 2)
+
+
+def batch_norm_max_pool2d(x: Any, running_mean: Any = None, running_var: Any = None,
+                          weight: Any = None, bias: Any = None, training: bool = False,
+                          momentum: float = 0.1, eps: float = 1e-5, kernel_size: int | Pair = 2,
+                          stride: int | Pair | None = None, padding: int | Pair = 0,
+                          relu: bool = False) -> Tensor:
+    """``max_pool2d(batch_norm(x, ...), kernel_size, stride, padding)`` (then relu if asked),
+    fused: the same numbers without the full-size normalised array."""
+    return BatchNormMaxPool2d.apply(
+        x, weight, bias, running_mean=_array(running_mean), running_var=_array(running_var),
+        training=training, momentum=momentum, eps=eps, kernel_size=kernel_size, stride=stride,
+        padding=padding, relu=relu)

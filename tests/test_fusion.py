@@ -1,0 +1,115 @@
+"""Sequential's fused BatchNorm2d -> MaxPool2d (-> ReLU): the same numbers as the layers run
+one by one, on the fast path and on each fallback, and never fused where layers must be seen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+
+
+def block(relu: bool = True, channels: int = 3) -> nn.Sequential:
+    cr.manual_seed(0)
+    layers = [nn.Conv2d(2, channels, 3, padding=1, dtype="float64"),
+              nn.BatchNorm2d(channels, dtype="float64"), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, *([nn.ReLU()] if relu else []))
+
+
+def ops_on_tape(out: cr.Tensor) -> list[str]:
+    names, node = [], out
+    while node is not None and node.grad_fn is not None:
+        names.append(node.grad_fn.name)
+        node = node._parents[0]
+    return names
+
+
+def run(model: nn.Sequential, x: np.ndarray, apart: bool) -> tuple[cr.Tensor, list]:
+    """Output and parameter gradients, the layers fused (as Sequential runs them) or apart."""
+    model.zero_grad()
+    inputs = cr.tensor(x)
+    if apart:
+        out = inputs
+        for layer in model:
+            out = layer(out)
+    else:
+        out = model(inputs)
+    weights = np.random.default_rng(1).standard_normal(out.shape)
+    (out * cr.tensor(weights)).sum().backward()
+    return out, [p.grad.copy() for p in model.parameters()]
+
+
+def images(seed: int = 0, size: int = 6) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((4, 2, size, size)) * 2 + 1
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("sign", [1.0, -1.0])  # a negative scale pools by the minimum of x
+def test_the_fused_block_matches_the_layers_one_by_one(relu: bool, training: bool,
+                                                        sign: float) -> None:
+    model = block(relu)
+    model[1].weight.data[:] = sign * np.array([0.5, 2.0, 1.5])
+    model[1].running_var.data[:] = [0.5, 2.0, 1.0]
+    model.train(training)
+    x = images(size=7 if relu else 6)  # 7: the last row and column belong to no window
+    stats_before = [model[1].running_mean.data.copy(), model[1].running_var.data.copy()]
+    fused, fused_grads = run(model, x, apart=False)
+    assert ops_on_tape(fused)[0] == "batch_norm_max_pool2d"
+    stats_fused = [model[1].running_mean.data.copy(), model[1].running_var.data.copy()]
+    model[1].running_mean.data[:], model[1].running_var.data[:] = stats_before
+    model[1].num_batches_tracked.data[...] = 0
+    apart, apart_grads = run(model, x, apart=True)
+    assert ops_on_tape(apart)[:2] in (["relu", "max_pool2d"], ["max_pool2d", "batch_norm"])
+    np.testing.assert_array_equal(fused.data, apart.data)
+    for ours, theirs in zip(fused_grads, apart_grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(stats_fused[0], model[1].running_mean.data)
+    np.testing.assert_array_equal(stats_fused[1], model[1].running_var.data)
+
+
+@pytest.mark.parametrize("case", ["zero weight", "nan in eval", "pool padding", "empty batch"])
+def test_where_the_shortcut_does_not_hold_the_op_composes_the_plain_ops(case: str) -> None:
+    model = block()
+    x = images()
+    if case == "zero weight":  # every y of a channel ties: torch routes to the first
+        model[1].weight.data[1] = 0.0
+    elif case == "nan in eval":
+        model.eval()
+        x[0, 0, 2, 3] = np.nan
+    elif case == "pool padding":
+        model.layers[2] = nn.MaxPool2d(3, stride=2, padding=1)
+    else:
+        model.eval()
+        x = x[:0]
+    fused, fused_grads = run(model, x, apart=False)
+    assert ops_on_tape(fused)[0] == "batch_norm_max_pool2d"
+    apart, apart_grads = run(model, x, apart=True)
+    np.testing.assert_array_equal(fused.data, apart.data)
+    for ours, theirs in zip(fused_grads, apart_grads):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_hooks_subclasses_and_the_sentinel_keep_the_layers_apart() -> None:
+    from chainrule.check import sentinel
+
+    model = block()
+    x = cr.tensor(images())
+    assert ops_on_tape(model(x))[0] == "batch_norm_max_pool2d"
+    handle = model[2].register_forward_hook(lambda module, args, out: None)
+    assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
+    handle.remove()
+    with sentinel(model):
+        assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
+
+    class MyPool(nn.MaxPool2d):
+        pass
+
+    model.layers[2] = MyPool(2)
+    assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
+
+
+def test_batchnorm_then_pool_without_relu_fuses_two_layers() -> None:
+    model = nn.Sequential(*block(relu=False), nn.Tanh())
+    assert ops_on_tape(model(cr.tensor(images())))[:2] == ["tanh", "batch_norm_max_pool2d"]
