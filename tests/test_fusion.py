@@ -113,3 +113,24 @@ def test_hooks_subclasses_and_the_sentinel_keep_the_layers_apart() -> None:
 def test_batchnorm_then_pool_without_relu_fuses_two_layers() -> None:
     model = nn.Sequential(*block(relu=False), nn.Tanh())
     assert ops_on_tape(model(cr.tensor(images())))[:2] == ["tanh", "batch_norm_max_pool2d"]
+
+
+def test_a_batch_the_pooling_refuses_leaves_the_running_statistics_alone() -> None:
+    for apart in (False, True):
+        cr.manual_seed(0)
+        model = nn.Sequential(nn.BatchNorm2d(2, momentum=None), nn.MaxPool2d(3))
+        x = cr.tensor(np.random.default_rng(0).standard_normal((4, 2, 2, 2)))  # 2x2 < 3x3
+        with pytest.raises(ValueError, match="max_pool2d"):
+            layer_by_layer(model, x) if apart else model(x)
+        if apart:  # the layers one by one: batch norm ran and counted before pooling refused
+            assert int(model[0].num_batches_tracked.data) == 1
+        else:  # fused: refused before anything moved
+            assert int(model[0].num_batches_tracked.data) == 0
+            np.testing.assert_array_equal(model[0].running_mean.data, 0.0)
+            np.testing.assert_array_equal(model[0].running_var.data, 1.0)
+
+
+def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:
+    for layer in model:
+        x = layer(x)
+    return x

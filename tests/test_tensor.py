@@ -91,6 +91,23 @@ def test_two_leaves_given_one_gradient_array_do_not_share_it() -> None:
     np.testing.assert_array_equal(b.grad, [1.0, 1.0])
 
 
+@pytest.mark.parametrize("uses", [2, 3])
+def test_a_leaf_used_several_times_adds_up_in_torchs_order(uses: int) -> None:
+    """.grad + ((g1 + g2) + g3), bit for bit as torch (float32 rounding shows the order)."""
+    rng = np.random.default_rng(0)
+    start, *factors = (rng.standard_normal(10_000).astype(np.float32) * scale
+                       for scale in (1, 7, 1, 1e-3, 30)[:uses + 2])
+    ours = cr.tensor(start, requires_grad=True)
+    theirs = torch.tensor(start, requires_grad=True)
+    for leaf, wrap in ((ours, cr.tensor), (theirs, torch.tensor)):
+        (leaf * wrap(factors[0])).sum().backward()  # .grad already holds something
+        total = leaf * wrap(factors[1])
+        for factor in factors[2:]:
+            total = total + leaf * wrap(factor)
+        total.sum().backward()
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
 def test_backward_twice_accumulates_into_leaves() -> None:
     x = cr.tensor([1.0, -2.0], requires_grad=True)
     (x * 3).sum().backward()

@@ -9,11 +9,14 @@ classes are wrapped on entry and restored on exit; methods an op inherits from a
 op count under that op's name), so the table adds up the work of each primitive: the place
 to look before optimising anything. Times are exclusive: an op whose forward calls another
 op's forward (a fused op built from a plain one) counts only its own part, so the rows add up
-to no more than the time spent in ops.
+to no more than the time spent in ops. (A fused op that falls back to running plain ops,
+as batch_norm_max_pool2d does on an input its shortcut cannot take, shows them as rows of
+their own.)
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -51,10 +54,11 @@ class Profile:
 
 
 def _timed(function: Callable[..., Any], key: tuple[str, str], profile: Profile,
-           inner: list[float]) -> Callable[..., Any]:
-    # ``inner`` is a stack with one entry per timed call in progress: the seconds its nested
+           stacks: threading.local) -> Callable[..., Any]:
+    # A stack per thread, one entry per timed call in progress there: the seconds its nested
     # timed calls took, which are theirs and not its own.
     def run(*args: Any, **kwargs: Any) -> Any:
+        inner = stacks.__dict__.setdefault("inner", [])
         inner.append(0.0)
         start = time.perf_counter()
         try:
@@ -77,14 +81,14 @@ class profile:  # noqa: N801 - used like a function, as a context manager
             raise RuntimeError("profile: a profile is already running; nest nothing")
         self.result = _active = Profile()
         self.saved: list[tuple[type, str, Any]] = []
-        inner: list[float] = []
+        stacks = threading.local()
         for name, cls in registry().items():
             for kind in ("forward", "backward"):
                 original = cls.__dict__.get(kind)
                 if original is None:
                     continue
                 self.saved.append((cls, kind, original))
-                wrapped = _timed(original.__func__, (name, kind), self.result, inner)
+                wrapped = _timed(original.__func__, (name, kind), self.result, stacks)
                 setattr(cls, kind, classmethod(wrapped) if isinstance(original, classmethod)
                         else staticmethod(wrapped))
         self.start = time.perf_counter()

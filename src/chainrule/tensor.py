@@ -285,6 +285,9 @@ class Tensor:
                     f"{self.shape}; they must match"
                 )
         grads: dict[int, np.ndarray] = {id(self): gradient}
+        # Gradients of leaves nobody watches, summed as they arrive and stored at the end:
+        # .grad + ((g1 + g2) + g3), the order torch adds in.
+        leaves: dict[int, tuple[Tensor, np.ndarray]] = {}
         sentinel = STATE.sentinel
         for node in reversed(_topological_order(self)):
             grad = grads.pop(id(node), None)
@@ -334,8 +337,11 @@ class Tensor:
                     sentinel.check_backward(fn, index, input_grad)
                 if parent.grad_fn is None and not parent._hooks:
                     # A leaf nobody watches (a parameter, usually) is not in the order: its
-                    # gradient goes straight into .grad, adding up over its uses.
-                    _accumulate(parent, input_grad)
+                    # gradients are summed here and stored after the walk.
+                    key = id(parent)
+                    held = leaves.get(key)
+                    leaves[key] = (parent, input_grad if held is None else held[1] + input_grad)
+                    held = None
                     continue
                 key = id(parent)
                 held = grads.get(key)
@@ -345,6 +351,10 @@ class Tensor:
             input_grad = None
             if not retain_graph:
                 node._ctx = _FREED
+        while leaves:
+            # popitem: the dict lets go of the gradient, so _accumulate may keep it uncopied.
+            _, (leaf, leaf_grad) = leaves.popitem()
+            _accumulate(leaf, leaf_grad)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: Any) -> Tensor:

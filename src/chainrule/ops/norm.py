@@ -182,9 +182,10 @@ def _mean_and_variance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Each cache-sized block gets two passes — its mean, then its squares about that mean —
     while it sits in cache, so memory is read once; the blocks' results are combined in
     float64 with the pairwise formula of Chan, Golub and LeVeque (M2 = sum of the blocks'
-    M2 + n_b (mean_b - mean)^2), in block order, so the same input gives the same bits. A
-    one-pass E[x^2] - E[x]^2 would lose digits to cancellation when the mean is large
-    against the spread; this does not.
+    M2 + n_b (mean_b - mean)^2), in block order, so the same input on the same number of
+    threads (which sets the blocks' bounds) gives the same bits. A one-pass E[x^2] - E[x]^2
+    would lose digits to cancellation when the mean is large against the spread; this does
+    not.
     """
     m = len(rows)
     step = block_rows(rows.strides[0])
@@ -340,6 +341,10 @@ class BatchNormMaxPool2d(Function):
     does not hold — a channel with s = 0 (every y of a window tied: torch gives the first the
     gradient), non-finite statistics, pool padding, an empty batch — the op runs batch_norm
     and max_pool2d themselves, one after the other.
+
+    The output is bit for bit that of the separate ops, and so are the gradients, but for
+    one case: where float rounding makes two different x of a window normalise to the same
+    y, the gradient goes to the larger x, where max_pool2d would give it to the first.
     """
 
     name = "batch_norm_max_pool2d"
@@ -351,9 +356,14 @@ class BatchNormMaxPool2d(Function):
                 momentum: float = 0.1, eps: float = 1e-5, kernel_size: int | Pair = 2,
                 stride: int | Pair | None = None, padding: int | Pair = 0,
                 relu: bool = False) -> np.ndarray:
+        # The pooling is checked first: a refused batch must leave the running statistics
+        # as they were, as it does when the layers run one by one.
+        _check_images(x, "max_pool2d")
+        kernel, stride, pad = pool_settings(kernel_size, stride, padding, "max_pool2d")
+        ctx.out_hw = tuple(output_size(size, k, s, p, 1, "max_pool2d", axis) for size, k, s, p,
+                           axis in zip(x.shape[2:], kernel, stride, pad, ("height", "width")))
         empty = _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
                                   momentum, eps)
-        kernel, stride, pad = pool_settings(kernel_size, stride, padding, "max_pool2d")
         scale = None if empty else ctx.scale
         ctx.fast = (not empty and pad == (0, 0) and bool(np.isfinite(scale).all())
                     and bool((scale != 0).all()))
@@ -424,12 +434,7 @@ def _pool_normalised(ctx: Context, kernel: Pair, stride: Pair) -> np.ndarray | N
     """The fast forward: pool x by the sign of each channel's scale, normalise the pooled
     values; None if x holds a NaN."""
     images = ctx.rows.reshape(ctx.moved_shape)  # (N, H, W, C), a view
-    _check_images(images.transpose(0, 3, 1, 2), "max_pool2d")
     ctx.kernel, ctx.stride = kernel, stride
-    ctx.out_hw = (output_size(images.shape[1], kernel[0], stride[0], 0, 1, "max_pool2d",
-                              "height"),
-                  output_size(images.shape[2], kernel[1], stride[1], 0, 1, "max_pool2d",
-                              "width"))
     sign = np.sign(ctx.scale).astype(images.dtype)
     flip = bool((sign < 0).any())
     taps = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
