@@ -1,0 +1,131 @@
+"""What each fused path buys: the fused and the plain way of the same work, side by side.
+
+    python benchmarks/fusions.py            # ~1 minute on 2 cores
+    python benchmarks/fusions.py --quick    # fewer repeats
+
+Rows, each "fused" against "plain", in one process with repeats interleaved (medians):
+
+- a Sequential's Linear+ReLU run as one op (``linear_relu``) against the layers called one by
+  one, on a whole training step of the small MLP (784-50-10, batch 64: engine overhead is most
+  of what differs) and of a tiny one (8-5-3, batch 4: nothing but engine overhead);
+- BatchNorm2d -> MaxPool2d -> ReLU as one op (``batch_norm_max_pool2d``) against the three
+  ops, forward and backward, at the shapes of the ``cnn`` recipe's two blocks (batch 128);
+- an optimizer step on one parameter of 2^20 float32 numbers, updated in cache-sized blocks
+  split over threads against one whole-array update (what small parameters get).
+"""
+
+from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
+import numpy as np
+from chainrule import models, nn, optim, parallel
+from chainrule.nn import functional as F
+
+
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int, inner: int = 1
+                ) -> dict[str, float]:
+    """Median seconds per call of each run; one warm-up each, then repeats in turn."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                run()
+            times[name].append((time.perf_counter() - start) / inner)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:
+    """The model's layers called one at a time: what Sequential did before fusing."""
+    for layer in model:
+        x = layer(x)
+    return x
+
+
+def mlp_step_runs(hidden: int, features: int, classes: int, batch: int
+                  ) -> dict[str, Callable[[], object]]:
+    cr.manual_seed(0)
+    model = models.mlp(in_features=features, hidden=(hidden,), classes=classes)
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    x = cr.from_numpy(rng.standard_normal((batch, features)).astype(np.float32))
+    y = rng.integers(0, classes, batch)
+
+    def step(forward: Callable[[cr.Tensor], cr.Tensor]) -> None:
+        loss = F.cross_entropy(forward(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return {"fused": lambda: step(model), "plain": lambda: step(
+        lambda inputs: layer_by_layer(model, inputs))}
+
+
+def conv_block_runs(channels: int, size: int) -> dict[str, Callable[[], object]]:
+    """Forward and backward of BatchNorm2d -> MaxPool2d -> ReLU on a conv output's layout."""
+    block = nn.Sequential(nn.BatchNorm2d(channels), nn.MaxPool2d(2), nn.ReLU())
+    rng = np.random.default_rng(0)
+    memory = rng.standard_normal((128, size, size, channels)).astype(np.float32)
+    x = cr.from_numpy(memory.transpose(0, 3, 1, 2), requires_grad=True)  # channels last
+    upstream = rng.standard_normal((128, channels, size // 2, size // 2)).astype(np.float32)
+
+    def run(forward: Callable[[cr.Tensor], cr.Tensor]) -> None:
+        x.grad = None
+        forward(x).backward(upstream)
+
+    return {"fused": lambda: run(block), "plain": lambda: run(
+        lambda inputs: layer_by_layer(block, inputs))}
+
+
+def optimizer_runs(kind: str) -> dict[str, Callable[[], object]]:
+    rng = np.random.default_rng(0)
+    param = cr.tensor(rng.standard_normal(1 << 20).astype(np.float32), requires_grad=True)
+    param.grad = rng.standard_normal(1 << 20).astype(np.float32)
+    opt = optim.Adam([param]) if kind == "Adam" else optim.SGD([param], lr=0.01, momentum=0.9)
+
+    def whole() -> None:
+        saved = parallel.MIN_ELEMENTS
+        parallel.MIN_ELEMENTS = 1 << 62  # every parameter counts as small: one whole update
+        try:
+            opt.step()
+        finally:
+            parallel.MIN_ELEMENTS = saved
+
+    return {"fused": opt.step, "plain": whole}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 15
+    print(f"{'case':<58}{'fused':>10}{'plain':>10}{'saved':>8}")
+    print("-" * 86)
+    cases = [
+        ("training step, MLP 8-5-3, batch 4 (engine only)", mlp_step_runs(5, 8, 3, 4), 200,
+         1e6, "us"),
+        ("training step, MLP 784-50-10, batch 64", mlp_step_runs(50, 784, 10, 64), 50,
+         1e6, "us"),
+        ("BatchNorm2d+MaxPool2d+ReLU fwd+bwd, 32 ch 28x28", conv_block_runs(32, 28), 1,
+         1e3, "ms"),
+        ("BatchNorm2d+MaxPool2d+ReLU fwd+bwd, 64 ch 14x14", conv_block_runs(64, 14), 1,
+         1e3, "ms"),
+        ("SGD (momentum) step, one parameter of 2^20", optimizer_runs("SGD"), 3, 1e3, "ms"),
+        ("Adam step, one parameter of 2^20", optimizer_runs("Adam"), 3, 1e3, "ms"),
+    ]
+    for label, runs, inner, scale, unit in cases:
+        result = interleaved(runs, repeats, inner)
+        fused, plain = result["fused"] * scale, result["plain"] * scale
+        print(f"{label:<58}{fused:>8.1f}{unit}{plain:>8.1f}{unit}"
+              f"{1 - fused / plain:>8.0%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
