@@ -11,12 +11,20 @@ from chainrule import backend
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor, _as_data
 
+_FEW = 32  # classes up to which row-wise work on (N, C) scores goes column by column
+
 
 def _shifted(a: np.ndarray, axis: int) -> np.ndarray:
     """a minus its max along ``axis``: softmax is unchanged, and exp can no longer overflow."""
     # The ufuncs' reduce rather than the ndarray methods, whose Python wrappers cost more than
     # the work at a loss's sizes; a sum that is not finite is a cheap test for an infinite max.
-    shift = np.maximum.reduce(a, axis=axis, keepdims=True)
+    if a.ndim == 2 and axis % 2 == 1 and a.shape[1] <= _FEW:
+        # Few classes: reducing each short row costs NumPy a loop set-up per row; the
+        # transposed copy reduces all rows at once, column by column (4.5 -> 1.5 us for
+        # 64 x 10 here).
+        shift = np.maximum.reduce(np.ascontiguousarray(a.T), axis=0)[:, None]
+    else:
+        shift = np.maximum.reduce(a, axis=axis, keepdims=True)
     if not math.isfinite(np.add.reduce(shift, axis=None)):
         # a row of infinities: shifting by inf would give nan
         shift = np.where(np.isfinite(shift), shift, 0)
@@ -215,7 +223,10 @@ class CrossEntropy(Function):
         targets = _class_targets(logits, targets, "cross_entropy")
         shifted = _shifted(logits, 1)
         exps = np.exp(shifted)
-        sums = np.add.reduce(exps, axis=1, keepdims=True)
+        if exps.shape[1] <= _FEW:  # as in _shifted: all rows at once (BLAS sums them)
+            sums = exps @ np.ones((exps.shape[1], 1), exps.dtype)
+        else:
+            sums = np.add.reduce(exps, axis=1, keepdims=True)
         rows = np.arange(len(targets))
         losses = np.log(sums[:, 0]) - shifted[rows, targets]
         out, ctx.scale = _reduce_loss(losses, reduction, "cross_entropy")
