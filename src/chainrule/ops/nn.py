@@ -169,6 +169,23 @@ def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
     return MSELoss.apply(output, target, reduction=reduction)
 
 
+_CONSTANTS: dict[tuple, np.ndarray] = {}
+
+
+def _constant(kind: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A read-only array of ones (kind 1) or 0, 1, 2, ... (kind "arange"), made once per shape
+    and dtype: a loss needs the same ones every step (np.ones is Python code)."""
+    key = (kind, shape, np.dtype(dtype))
+    array = _CONSTANTS.get(key)
+    if array is None:
+        array = (np.arange(shape[0], dtype=dtype) if kind == "arange"
+                 else np.ones(shape, dtype))
+        array.flags.writeable = False
+        if len(_CONSTANTS) < 256:  # a bound, for programs that see many batch sizes
+            _CONSTANTS[key] = array
+    return array
+
+
 def _class_targets(logits: np.ndarray, targets: np.ndarray, op: str) -> np.ndarray:
     """Check (N, C) logits against (N,) integer class indices in [0, C)."""
     if logits.ndim != 2:
@@ -178,8 +195,10 @@ def _class_targets(logits: np.ndarray, targets: np.ndarray, op: str) -> np.ndarr
             f"{op}: targets must be {logits.shape[0]} integer class indices (shape "
             f"({logits.shape[0]},)), got shape {targets.shape} of {targets.dtype}"
         )
-    if targets.size and (np.minimum.reduce(targets) < 0
-                         or np.maximum.reduce(targets) >= logits.shape[1]):
+    # Seen as unsigned, a negative index is huge: one reduction checks both bounds.
+    unsigned = targets if targets.dtype.kind == "u" else targets.view(
+        np.dtype(f"u{targets.dtype.itemsize}"))
+    if targets.size and np.maximum.reduce(unsigned) >= logits.shape[1]:
         raise ValueError(f"{op}: class indices must lie in [0, {logits.shape[1]}), got "
                          f"{targets.min()}..{targets.max()}")
     return targets
@@ -224,10 +243,10 @@ class CrossEntropy(Function):
         shifted = _shifted(logits, 1)
         exps = np.exp(shifted)
         if exps.shape[1] <= _FEW:  # as in _shifted: all rows at once (BLAS sums them)
-            sums = exps @ np.ones((exps.shape[1], 1), exps.dtype)
+            sums = exps @ _constant(1, (exps.shape[1], 1), exps.dtype)
         else:
             sums = np.add.reduce(exps, axis=1, keepdims=True)
-        rows = np.arange(len(targets))
+        rows = _constant("arange", (len(targets),), np.intp)
         losses = np.log(sums[:, 0]) - shifted[rows, targets]
         out, ctx.scale = _reduce_loss(losses, reduction, "cross_entropy")
         exps /= sums  # the probabilities, in the array exp made
