@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tape import ops_on_tape
 
 import chainrule as cr
 from chainrule import nn
@@ -15,14 +16,6 @@ def block(relu: bool = True, channels: int = 3) -> nn.Sequential:
     layers = [nn.Conv2d(2, channels, 3, padding=1, dtype="float64"),
               nn.BatchNorm2d(channels, dtype="float64"), nn.MaxPool2d(2)]
     return nn.Sequential(*layers, *([nn.ReLU()] if relu else []))
-
-
-def ops_on_tape(out: cr.Tensor) -> list[str]:
-    names, node = [], out
-    while node is not None and node.grad_fn is not None:
-        names.append(node.grad_fn.name)
-        node = node._parents[0]
-    return names
 
 
 def run(model: nn.Sequential, x: np.ndarray, apart: bool) -> tuple[cr.Tensor, list]:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tape import ops_on_tape
 
 import chainrule as cr
 from chainrule import nn
@@ -509,27 +510,18 @@ def test_nested_g_write_watches_restore_the_outer_one() -> None:
 
 
 # ----------------------------------------------------------------------------- Linear+ReLU fusion
-def _tape_ops(out: cr.Tensor) -> list[str]:
-    """Names of the ops on the tape behind ``out``, outputs first."""
-    names, node = [], out
-    while node is not None and node.grad_fn is not None:
-        names.append(node.grad_fn.name)
-        node = node._parents[0]
-    return names
-
-
 def test_sequential_fuses_linear_relu_with_the_same_numbers() -> None:
     cr.manual_seed(0)
     model = mlp()
     x = np.random.default_rng(0).standard_normal((6, 5))
     fused_out = model(cr.tensor(x))
-    assert _tape_ops(fused_out) == ["linear", "linear_relu"]
+    assert ops_on_tape(fused_out) == ["linear", "linear_relu"]
     fused_out.sum().backward()
     fused_grads = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
     first, relu, last = model.layers
     apart = last(relu(first(cr.tensor(x))))  # the layers one by one: three ops
-    assert _tape_ops(apart) == ["linear", "relu", "linear"]
+    assert ops_on_tape(apart) == ["linear", "relu", "linear"]
     apart.sum().backward()
     np.testing.assert_array_equal(fused_out.data, apart.data)
     for fused, separate in zip(fused_grads, (p.grad for p in model.parameters())):
@@ -542,15 +534,15 @@ def test_a_forward_hook_or_a_subclass_keeps_the_layers_apart() -> None:
     x = cr.tensor(np.ones((2, 5)))
     seen = []
     handle = model[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
-    assert _tape_ops(model(x)) == ["linear", "relu", "linear"] and seen == [(2, 4)]
+    assert ops_on_tape(model(x)) == ["linear", "relu", "linear"] and seen == [(2, 4)]
     handle.remove()
-    assert _tape_ops(model(x)) == ["linear", "linear_relu"]
+    assert ops_on_tape(model(x)) == ["linear", "linear_relu"]
 
     class MyReLU(nn.ReLU):
         pass
 
     model.layers[1] = MyReLU()
-    assert _tape_ops(model(x)) == ["linear", "relu", "linear"]
+    assert ops_on_tape(model(x)) == ["linear", "relu", "linear"]
 
 
 def test_the_sentinel_sees_a_linear_before_a_relu_as_itself() -> None:
