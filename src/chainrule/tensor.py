@@ -609,7 +609,7 @@ class HookHandle:
 
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor needing a gradient that ``root`` depends on, inputs before outputs,
-    except leaves without hooks (backward adds into their ``.grad`` as gradients arrive).
+    except leaves without hooks (backward sums their gradients and stores them after the walk).
 
     Iterative depth-first search, so deep graphs (hundreds of layers) do not hit the recursion
     limit.
