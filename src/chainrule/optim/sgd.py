@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import parallel
 from chainrule.optim.optimizer import Optimizer, ParamsT, blocked_update, check_range
 
 
@@ -66,17 +65,12 @@ class SGD(Optimizer):
             param += direction * -lr
 
         for p in group["params"]:
-            grad = p.grad
+            grad = self._grad(p)
             if grad is None:
                 continue
             param = p.data
-            if grad.shape != param.shape:
-                self._grad(p)  # raises, naming the parameter
             if momentum == 0:
-                if param.size < parallel.MIN_ELEMENTS:  # the common small case, one call less
-                    update(param, grad)
-                else:
-                    blocked_update(update, param, grad)
+                blocked_update(update, param, grad)
                 continue
             state = self.state.setdefault(p, {})
             buf = state.get("momentum_buffer")
