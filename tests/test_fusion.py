@@ -22,12 +22,7 @@ def run(model: nn.Sequential, x: np.ndarray, apart: bool) -> tuple[cr.Tensor, li
     """Output and parameter gradients, the layers fused (as Sequential runs them) or apart."""
     model.zero_grad()
     inputs = cr.tensor(x)
-    if apart:
-        out = inputs
-        for layer in model:
-            out = layer(out)
-    else:
-        out = model(inputs)
+    out = layer_by_layer(model, inputs) if apart else model(inputs)
     weights = np.random.default_rng(1).standard_normal(out.shape)
     (out * cr.tensor(weights)).sum().backward()
     return out, [p.grad.copy() for p in model.parameters()]

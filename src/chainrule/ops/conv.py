@@ -9,6 +9,7 @@ Inside, images are channels-last (see ``_channels_last``); the API is (N, C, H, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -248,13 +249,8 @@ class _Pool(Function, register=False):
     @classmethod
     def _setup(cls, ctx: Context, x: np.ndarray, kernel: int | Pair, stride: Any,
                padding: int | Pair) -> np.ndarray:
-        op = cls.name
-        _check_images(x, op)
-        kernel, stride, padding = pool_settings(kernel, stride, padding, op)
-        ctx.out_hw = (output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, op, "height"),
-                      output_size(x.shape[3], kernel[1], stride[1], padding[1], 1, op, "width"))
+        kernel, stride, padding = pool_window(ctx, x, kernel, stride, padding, cls.name)
         padded = _channels_last(x, padding, cls.fill)
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         ctx.padded_shape = padded.shape
         return padded
 
@@ -262,6 +258,35 @@ class _Pool(Function, register=False):
     def _taps(ctx: Context) -> list[tuple[int, int, int]]:
         kh, kw = ctx.kernel
         return [(i * kw + j, i, j) for i in range(kh) for j in range(kw)]
+
+
+def pool_window(ctx: Context, x: np.ndarray, kernel: int | Pair, stride: Any,
+                padding: int | Pair, op: str) -> tuple[Pair, Pair, Pair]:
+    """Check pooling of images ``x``; leave kernel, stride, padding and out_hw on ``ctx``."""
+    _check_images(x, op)
+    kernel, stride, padding = pool_settings(kernel, stride, padding, op)
+    ctx.out_hw = (output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, op, "height"),
+                  output_size(x.shape[3], kernel[1], stride[1], padding[1], 1, op, "width"))
+    ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
+    return kernel, stride, padding
+
+
+def window_winners(ctx: Context, lo: int, hi: int
+                   ) -> Iterator[tuple[int, int, np.ndarray | None]]:
+    """Each kernel position (i, j), last first, with where it won its window, over images
+    lo:hi (None: everywhere). ``ctx.larger[k - 1]`` marks where position k was strictly
+    larger than all before it; the winner is the last such position — on ties the first, as
+    PyTorch picks."""
+    taken = None  # windows already won by a later kernel position
+    for k, i, j in reversed(_Pool._taps(ctx)):
+        if k == 0:
+            won = None if taken is None else ~taken
+        else:
+            larger = ctx.larger[k - 1][lo:hi]
+            won = larger if taken is None else larger & ~taken
+            taken = larger.copy() if taken is None else np.logical_or(taken, larger,
+                                                                      out=taken)
+        yield i, j, won
 
 
 class MaxPool2d(_Pool):
@@ -300,7 +325,6 @@ class MaxPool2d(_Pool):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         grad_nhwc = grad.transpose(0, 2, 3, 1)
-        taps = MaxPool2d._taps(ctx)
         covered = (ctx.stride == ctx.kernel and
                    all(o * k == p for o, k, p in zip(ctx.out_hw, ctx.kernel,
                                                      ctx.padded_shape[1:3])))
@@ -310,15 +334,9 @@ class MaxPool2d(_Pool):
 
         def route(lo: int, hi: int) -> None:
             upstream, part = grad_nhwc[lo:hi], padded[lo:hi]
-            taken = None  # windows already won by a later kernel position
-            for k, i, j in reversed(taps):
-                if k == 0:
-                    won = np.ones(upstream.shape, bool) if taken is None else ~taken
-                else:
-                    larger = ctx.larger[k - 1][lo:hi]
-                    won = larger if taken is None else larger & ~taken
-                    taken = larger.copy() if taken is None else np.logical_or(taken, larger,
-                                                                              out=taken)
+            for i, j, won in window_winners(ctx, lo, hi):
+                if won is None:
+                    won = np.ones(upstream.shape, bool)
                 target = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
                 if overlapping:
                     target += upstream * won

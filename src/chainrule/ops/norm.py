@@ -15,15 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.ops.conv import (
-    MaxPool2d,
-    Pair,
-    _check_images,
-    _image_bytes,
-    _tap,
-    output_size,
-    pool_settings,
-)
+from chainrule.ops.conv import MaxPool2d, Pair, _image_bytes, _tap, pool_window, window_winners
 from chainrule.parallel import block_rows, blocked_sum, over_batch, over_blocks
 from chainrule.tensor import Tensor
 
@@ -358,16 +350,13 @@ class BatchNormMaxPool2d(Function):
                 relu: bool = False) -> np.ndarray:
         # The pooling is checked first: a refused batch must leave the running statistics
         # as they were, as it does when the layers run one by one.
-        _check_images(x, "max_pool2d")
-        kernel, stride, pad = pool_settings(kernel_size, stride, padding, "max_pool2d")
-        ctx.out_hw = tuple(output_size(size, k, s, p, 1, "max_pool2d", axis) for size, k, s, p,
-                           axis in zip(x.shape[2:], kernel, stride, pad, ("height", "width")))
+        kernel, stride, pad = pool_window(ctx, x, kernel_size, stride, padding, "max_pool2d")
         empty = _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
                                   momentum, eps)
         scale = None if empty else ctx.scale
         ctx.fast = (not empty and pad == (0, 0) and bool(np.isfinite(scale).all())
                     and bool((scale != 0).all()))
-        out = _pool_normalised(ctx, kernel, stride) if ctx.fast else None
+        out = _pool_normalised(ctx) if ctx.fast else None
         if out is None:
             ctx.fast = False
             y = x.copy() if empty else _normalised(ctx)
@@ -403,8 +392,6 @@ class BatchNormMaxPool2d(Function):
             images = rows.reshape(ctx.moved_shape)  # channels-last x
             grad_nhwc = (np.zeros if b is None else np.empty)(images.shape, images.dtype)
             scaled = upstream * a
-            taps = [(i * ctx.kernel[1] + j, i, j) for i in range(ctx.kernel[0])
-                    for j in range(ctx.kernel[1])]
 
             def route(lo: int, hi: int) -> None:
                 part = grad_nhwc[lo:hi]
@@ -412,15 +399,8 @@ class BatchNormMaxPool2d(Function):
                     np.subtract(images[lo:hi], mean, out=part)
                     part *= b
                     part += c
-                share, taken = scaled[lo:hi], None
-                for k, i, j in reversed(taps):  # the winner: the last strictly larger one
-                    if k == 0:
-                        won = None if taken is None else ~taken
-                    else:
-                        larger = ctx.larger[k - 1][lo:hi]
-                        won = larger if taken is None else larger & ~taken
-                        taken = larger.copy() if taken is None else np.logical_or(
-                            taken, larger, out=taken)
+                share = scaled[lo:hi]
+                for i, j, won in window_winners(ctx, lo, hi):
                     target = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
                     target += share if won is None else share * won
 
@@ -430,23 +410,21 @@ class BatchNormMaxPool2d(Function):
         return grad_x, grad_weight, sum_grad if need_bias else None
 
 
-def _pool_normalised(ctx: Context, kernel: Pair, stride: Pair) -> np.ndarray | None:
+def _pool_normalised(ctx: Context) -> np.ndarray | None:
     """The fast forward: pool x by the sign of each channel's scale, normalise the pooled
     values; None if x holds a NaN."""
     images = ctx.rows.reshape(ctx.moved_shape)  # (N, H, W, C), a view
-    ctx.kernel, ctx.stride = kernel, stride
     sign = np.sign(ctx.scale).astype(images.dtype)
     flip = bool((sign < 0).any())
-    taps = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
-    best = np.empty(_tap(images, 0, 0, stride, (1, 1), ctx.out_hw).shape, images.dtype)
-    ctx.larger = [np.empty(best.shape, bool) for _ in taps[1:]]
+    (_, i0, j0), *later = MaxPool2d._taps(ctx)
+    best = np.empty(_tap(images, i0, j0, ctx.stride, (1, 1), ctx.out_hw).shape, images.dtype)
+    ctx.larger = [np.empty(best.shape, bool) for _ in later]
 
     def pool(lo: int, hi: int) -> None:  # a running max of sign * x over the kernel positions
         part, top = images[lo:hi], best[lo:hi]
-        i, j = taps[0]
-        np.multiply(_tap(part, i, j, stride, (1, 1), ctx.out_hw), sign, out=top)
-        for (i, j), larger in zip(taps[1:], ctx.larger):
-            candidate = _tap(part, i, j, stride, (1, 1), ctx.out_hw)
+        np.multiply(_tap(part, i0, j0, ctx.stride, (1, 1), ctx.out_hw), sign, out=top)
+        for (_, i, j), larger in zip(later, ctx.larger):
+            candidate = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
             if flip:
                 candidate = candidate * sign
             np.greater(candidate, top, out=larger[lo:hi])
