@@ -270,7 +270,7 @@ class NLLLoss(Function):
     def forward(ctx: Context, log_probs: np.ndarray, targets: np.ndarray,
                 reduction: str = "mean") -> np.ndarray:
         targets = _class_targets(log_probs, targets, "nll_loss")
-        rows = np.arange(len(targets))
+        rows = _constant("arange", (len(targets),), np.intp)
         out, ctx.scale = _reduce_loss(-log_probs[rows, targets], reduction, "nll_loss")
         ctx.shape, ctx.dtype = log_probs.shape, log_probs.dtype
         ctx.rows, ctx.targets, ctx.reduction = rows, targets, reduction
