@@ -17,29 +17,13 @@ Rows, each "fused" against "plain", in one process with repeats interleaved (med
 from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
 import numpy as np
 from chainrule import models, nn, optim, parallel
 from chainrule.nn import functional as F
-
-
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int, inner: int = 1
-                ) -> dict[str, float]:
-    """Median seconds per call of each run; one warm-up each, then repeats in turn."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(inner):
-                run()
-            times[name].append((time.perf_counter() - start) / inner)
-    return {name: statistics.median(values) for name, values in times.items()}
+from suite import interleaved  # same folder: the suite's interleaved, median timing
 
 
 def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:

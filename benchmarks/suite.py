@@ -213,14 +213,19 @@ def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float
                             x, y, batch)
 
 
-def interleaved(runners: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
-    """Median seconds per library; one warm-up each, then repeats in turn."""
+def interleaved(runners: dict[str, Callable[[], object]], repeats: int, inner: int = 1
+                ) -> dict[str, float]:
+    """Median seconds per call of each runner; one warm-up each, then repeats in turn, each
+    repeat timing ``inner`` calls in a row (for calls too short to time one by one)."""
     for run in runners.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
-            times[name].append(_seconds(run))
+            start = time.perf_counter()
+            for _ in range(inner):
+                run()
+            times[name].append((time.perf_counter() - start) / inner)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
