@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.elementwise import gelu, leaky_relu, relu, sigmoid, silu, tanh
 from chainrule.tensor import Tensor
@@ -36,7 +37,8 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = validate.real(type(self).__name__, "negative_slope",
+                                            negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu."""
@@ -59,9 +61,8 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = validate.choice(type(self).__name__, "approximate", approximate,
+                                           ("none", "tanh"))
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply gelu."""

@@ -19,15 +19,28 @@ def _plain(layer: Module) -> bool:
     return not layer.__dict__.get("_forward_hooks")
 
 
+def _check_layer(owner: str, what: str, layer: Any) -> None:
+    """A TypeError unless ``layer`` is a Module instance, with the likely fix."""
+    if isinstance(layer, Module):
+        return
+    if isinstance(layer, type) and issubclass(layer, Module):
+        hint = f"; build it first: {layer.__name__}(...)"
+    elif isinstance(layer, (list, tuple, dict)):
+        hint = "; pass the layers one by one: Sequential(*layers)"
+    else:
+        hint = ""
+    kind = type(layer).__name__
+    article = "an" if kind[0] in "aeiouAEIOU" else "a"
+    raise TypeError(f"{owner}: {what} is {article} {kind}, not a Module{hint}")
+
+
 class Sequential(Module):
     """Calls its layers in order; ``model[i]``, ``len(model)`` and iteration work."""
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, "
-                                "not a Module")
+            _check_layer(type(self).__name__, f"item {i}", layer)
         self.layers = list(layers)
 
     def forward(self, x: Any) -> Any:
@@ -63,6 +76,7 @@ class Sequential(Module):
 
     def append(self, layer: Module) -> Sequential:
         """Add a layer at the end."""
+        _check_layer(f"{type(self).__name__}.append", "the layer", layer)
         self.layers.append(layer)
         return self
 

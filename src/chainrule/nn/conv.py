@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.conv import Pair, avg_pool2d, conv2d, max_pool2d, pair, pool_settings
@@ -23,25 +23,28 @@ class Conv2d(Module):
                  groups: int = 1, bias: bool = True, dtype: np.dtype | str | None = None,
                  generator: np.random.Generator | None = None) -> None:
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(f"Conv2d: channels must be positive, got in_channels="
-                             f"{in_channels}, out_channels={out_channels}")
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
+        name = type(self).__name__
+        in_channels = validate.integer(name, "in_channels", in_channels, low=1)
+        out_channels = validate.integer(name, "out_channels", out_channels, low=1)
+        groups = validate.integer(name, "groups", groups, low=1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d", 1)
-        self.stride = pair(stride, "stride", "Conv2d", 1)
-        self.padding = pair(padding, "padding", "Conv2d", 0)
-        self.dilation = pair(dilation, "dilation", "Conv2d", 1)
-        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        self.kernel_size = pair(kernel_size, "kernel_size", name, 1)
+        self.stride = pair(stride, "stride", name, 1)
+        self.padding = pair(padding, "padding", name, 0)
+        self.dilation = pair(dilation, "dilation", name, 1)
+        bias = validate.boolean(name, "bias", bias)
+        dtype = validate.float_dtype(name, "dtype", dtype)
+        generator = validate.generator(name, "generator", generator)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         bound = 1 / math.sqrt(math.prod(shape[1:]))
-        self.weight = Parameter(np.empty(shape, dtype))
+        self.weight = Parameter(init.empty(shape, dtype))
         init.uniform_(self.weight, -bound, bound, generator=generator)
         self.bias = None
         if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype))
+            self.bias = Parameter(init.empty(out_channels, dtype))
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -96,6 +99,12 @@ class Flatten(Module):
 
     def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
         super().__init__()
+        name = type(self).__name__
+        start_axis = validate.integer(name, "start_axis", start_axis)
+        end_axis = validate.integer(name, "end_axis", end_axis)
+        # Counted from the same end, the order is known before any input is seen.
+        if (start_axis < 0) == (end_axis < 0) and start_axis > end_axis:
+            raise ValueError(f"{name}: start_axis {start_axis} comes after end_axis {end_axis}")
         self.start_axis, self.end_axis = start_axis, end_axis
 
     def forward(self, x: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.nn import dropout
 from chainrule.tensor import Tensor
@@ -19,9 +20,9 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None) -> None:
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: probability has to be between 0 and 1, but got {p}")
-        self.p, self.generator = p, generator
+        name = type(self).__name__
+        self.p = validate.real(name, "p", p, 0, 1)
+        self.generator = validate.generator(name, "generator", generator)
 
     def forward(self, x: Tensor) -> Tensor:
         """Drop elements of ``x`` (training mode only)."""

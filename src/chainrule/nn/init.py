@@ -3,7 +3,11 @@ so that activations keep a standard deviation near 1 through many layers instead
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +36,53 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data[...] = values
+def _fill(tensor: Tensor, draw: Callable[[], np.ndarray]) -> Tensor:
+    """Write ``draw()`` into ``tensor`` in place; under ``shapes_only`` draw nothing at all."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"nn.init fills a Tensor in place (e.g. layer.weight), got "
+                        f"{type(tensor).__name__}")
+    if _SHAPES_ONLY.active:
+        return tensor  # no memory to fill, and the random stream is left as it was
+    tensor.data[...] = draw()
+    tensor._bump_version()  # in place: a graph recorded before this would be stale
     return tensor
+
+
+class _Switch(threading.local):
+    active = False
+
+
+_SHAPES_ONLY = _Switch()
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build layers whose parameters and buffers take no memory, to learn a model's shapes and
+    size before allocating it (what PyTorch calls the meta device).
+
+    Inside the block ``empty`` and ``full`` return read-only zero-stride views and the init
+    functions draw nothing (the random stream does not move), so a recipe's model costs a few
+    bytes per layer whatever its widths. Such a model is a skeleton: do not train it.
+    """
+    previous, _SHAPES_ONLY.active = _SHAPES_ONLY.active, True
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.active = previous
+
+
+def empty(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A new parameter array for an init function to fill (see ``shapes_only``)."""
+    if _SHAPES_ONLY.active:
+        return np.broadcast_to(np.zeros((), dtype), shape)
+    return np.empty(shape, dtype)
+
+
+def full(shape: int | tuple[int, ...], value: float, dtype: Any) -> np.ndarray:
+    """A new array of ``value`` (BatchNorm's ones and zeros; see ``shapes_only``)."""
+    if _SHAPES_ONLY.active:
+        return np.broadcast_to(np.asarray(value, dtype), shape)
+    return np.full(shape, value, dtype)
 
 
 def _rng(generator: np.random.Generator | None) -> np.random.Generator:
@@ -46,7 +94,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     generator: np.random.Generator | None = None) -> Tensor:
     """Fill with N(0, std^2), std = gain / sqrt(fan): He et al. 2015, the seed's sqrt(2/n_in)."""
     std = _gain(a, nonlinearity) / math.sqrt(_fan(tensor, mode))
-    return _fill(tensor, _rng(generator).standard_normal(tensor.shape) * std)
+    return _fill(tensor, lambda: _rng(generator).standard_normal(tensor.shape) * std)
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
@@ -54,7 +102,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      generator: np.random.Generator | None = None) -> Tensor:
     """Fill with U(-b, b), b = gain * sqrt(3 / fan): same variance as kaiming_normal_."""
     bound = _gain(a, nonlinearity) * math.sqrt(3.0 / _fan(tensor, mode))
-    return _fill(tensor, _rng(generator).uniform(-bound, bound, tensor.shape))
+    return _fill(tensor, lambda: _rng(generator).uniform(-bound, bound, tensor.shape))
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
@@ -62,7 +110,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0,
     """Fill with N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio)."""
     fan_in, fan_out = fans(tensor.shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return _fill(tensor, _rng(generator).standard_normal(tensor.shape) * std)
+    return _fill(tensor, lambda: _rng(generator).standard_normal(tensor.shape) * std)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
@@ -70,29 +118,29 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
     """Fill with U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = fans(tensor.shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return _fill(tensor, _rng(generator).uniform(-bound, bound, tensor.shape))
+    return _fill(tensor, lambda: _rng(generator).uniform(-bound, bound, tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
     """Fill with N(mean, std^2)."""
-    return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
+    return _fill(tensor, lambda: _rng(generator).normal(mean, std, tensor.shape))
 
 
 def uniform_(tensor: Tensor, low: float = 0.0, high: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
     """Fill with U(low, high)."""
-    return _fill(tensor, _rng(generator).uniform(low, high, tensor.shape))
+    return _fill(tensor, lambda: _rng(generator).uniform(low, high, tensor.shape))
 
 
 def zeros_(tensor: Tensor) -> Tensor:
     """Fill with zeros."""
-    return _fill(tensor, np.zeros(tensor.shape))
+    return _fill(tensor, lambda: np.zeros(tensor.shape))
 
 
 def ones_(tensor: Tensor) -> Tensor:
     """Fill with ones."""
-    return _fill(tensor, np.ones(tensor.shape))
+    return _fill(tensor, lambda: np.ones(tensor.shape))
 
 
 def _gain(a: float, nonlinearity: str) -> float:

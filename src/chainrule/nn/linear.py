@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.linalg import Linear as _LinearOp
@@ -26,17 +26,19 @@ class Linear(Module):
                  dtype: np.dtype | str | None = None,
                  generator: np.random.Generator | None = None) -> None:
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: features must be positive, got in_features={in_features}, "
-                             f"out_features={out_features}")
+        name = type(self).__name__
+        in_features = validate.integer(name, "in_features", in_features, low=1)
+        out_features = validate.integer(name, "out_features", out_features, low=1)
+        bias = validate.boolean(name, "bias", bias)
+        dtype = validate.float_dtype(name, "dtype", dtype)
+        generator = validate.generator(name, "generator", generator)
         self.in_features, self.out_features = in_features, out_features
-        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
         bound = 1 / math.sqrt(in_features)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype))
+        self.weight = Parameter(init.empty((out_features, in_features), dtype))
         init.uniform_(self.weight, -bound, bound, generator=generator)
         self.bias = None
         if bias:
-            self.bias = Parameter(np.empty(out_features, dtype))
+            self.bias = Parameter(init.empty(out_features, dtype))
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.nn import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
 from chainrule.tensor import Tensor
 
 
 class _Loss(Module):
+    """Shared by the loss layers: ``reduction`` is checked where the layer is built."""
+
+    reductions: ClassVar[tuple[str, ...]] = ("mean", "sum", "none")
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = validate.choice(type(self).__name__, "reduction", reduction,
+                                         self.reductions)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -20,6 +26,8 @@ class _Loss(Module):
 
 class MSELoss(_Loss):
     """Mean squared error; an (N, 1) output against (N,) targets is compared as if squeezed."""
+
+    reductions = ("mean", "sum")  # the op returns one number, so no per-element 'none'
 
     def forward(self, output: Tensor, target: Any) -> Tensor:
         """The loss between ``output`` and ``target``."""

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import validate
+from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.norm import batch_norm, batch_norm_max_pool2d, layer_norm
 from chainrule.tensor import Tensor
@@ -31,18 +32,19 @@ class _BatchNorm(Module):
                  dtype: np.dtype | str | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        if num_features <= 0:
-            raise ValueError(f"{name}: num_features must be positive, got {num_features}")
-        if momentum is not None and not 0 <= momentum <= 1:
-            raise ValueError(f"{name}: momentum must lie in [0, 1] (or be None), got {momentum}")
+        num_features = validate.integer(name, "num_features", num_features, low=1)
+        eps = validate.real(name, "eps", eps, low=0, low_open=True)
+        momentum = validate.real(name, "momentum", momentum, 0, 1, optional=True)
+        affine = validate.boolean(name, "affine", affine)
+        track_running_stats = validate.boolean(name, "track_running_stats", track_running_stats)
+        dtype = validate.float_dtype(name, "dtype", dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
-        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        self.weight = Parameter(init.full(num_features, 1, dtype)) if affine else None
+        self.bias = Parameter(init.full(num_features, 0, dtype)) if affine else None
         tracked = track_running_stats
-        self.register_buffer("running_mean", np.zeros(num_features, dtype) if tracked else None)
-        self.register_buffer("running_var", np.ones(num_features, dtype) if tracked else None)
+        self.register_buffer("running_mean", init.full(num_features, 0, dtype) if tracked else None)
+        self.register_buffer("running_var", init.full(num_features, 1, dtype) if tracked else None)
         self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -101,16 +103,26 @@ class LayerNorm(Module):
                  elementwise_affine: bool = True, bias: bool = True,
                  dtype: np.dtype | str | None = None) -> None:
         super().__init__()
-        shape = ((int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
-                 else tuple(int(n) for n in normalized_shape))
-        if not shape or any(n <= 0 for n in shape):
-            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got "
-                             f"{normalized_shape!r}")
+        name = type(self).__name__
+        if validate.is_int(normalized_shape):
+            shape = (validate.integer(name, "normalized_shape", normalized_shape, low=1),)
+        elif isinstance(normalized_shape, (tuple, list, np.ndarray)):
+            shape = tuple(validate.integer(name, f"normalized_shape[{i}]", n, low=1)
+                          for i, n in enumerate(normalized_shape))
+            if not shape:
+                raise ValueError(f"{name}: normalized_shape must name at least one size, got "
+                                 f"{normalized_shape!r}")
+        else:
+            raise TypeError(f"{name}: normalized_shape must be an int or a tuple of ints, got "
+                            f"{normalized_shape!r} ({type(normalized_shape).__name__})")
+        eps = validate.real(name, "eps", eps, low=0, low_open=True)
+        elementwise_affine = validate.boolean(name, "elementwise_affine", elementwise_affine)
+        bias = validate.boolean(name, "bias", bias)
+        dtype = validate.float_dtype(name, "dtype", dtype)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
-        dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
-        self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None
+        self.weight = Parameter(init.full(shape, 1, dtype)) if elementwise_affine else None
+        self.bias = Parameter(init.full(shape, 0, dtype)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` over its trailing axes."""

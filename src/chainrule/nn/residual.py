@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chainrule import validate
 from chainrule.nn.activation import ReLU
 from chainrule.nn.container import Sequential
 from chainrule.nn.conv import Conv2d
@@ -24,8 +25,13 @@ class ResidualBlock(Module):
                  dtype: np.dtype | str | None = None,
                  generator: np.random.Generator | None = None) -> None:
         super().__init__()
-        if stride < 1:
-            raise ValueError(f"ResidualBlock: stride must be >= 1, got {stride}")
+        # Checked here, so an error names the block rather than a conv inside it.
+        name = type(self).__name__
+        in_channels = validate.integer(name, "in_channels", in_channels, low=1)
+        out_channels = validate.integer(name, "out_channels", out_channels, low=1)
+        stride = validate.integer(name, "stride", stride, low=1)
+        dtype = validate.float_dtype(name, "dtype", dtype)
+        generator = validate.generator(name, "generator", generator)
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         conv = {"bias": False, "dtype": dtype, "generator": generator}
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, **conv)

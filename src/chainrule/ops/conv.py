@@ -18,18 +18,40 @@ from numpy.lib.stride_tricks import as_strided
 from chainrule.function import Context, Function
 from chainrule.parallel import over_batch, over_blocks
 from chainrule.tensor import Tensor
+from chainrule.validate import integer, is_int
 
 Pair = tuple[int, int]
 
 
 def pair(value: int | Pair, name: str, op: str, minimum: int) -> Pair:
-    """``value`` as (height, width), checked against ``minimum``."""
-    result = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(result) != 2 or any(not isinstance(v, (int, np.integer)) or v < minimum
-                               for v in result):
-        raise ValueError(f"{op}: {name} must be an integer >= {minimum} or a pair of them, "
-                         f"got {value!r}")
-    return int(result[0]), int(result[1])
+    """``value`` (an int or a pair of ints) as (height, width), each >= ``minimum``: a float
+    or bool is a TypeError, a size below ``minimum`` a ValueError."""
+    if type(value) is int and value >= minimum:
+        return value, value
+    if type(value) is tuple and len(value) == 2:
+        h, w = value
+        if type(h) is int and type(w) is int and h >= minimum and w >= minimum:
+            return value
+    return _checked_pair(value, name, op, minimum)
+
+
+def _checked_pair(value: Any, name: str, op: str, minimum: int) -> Pair:
+    """pair's slow path: NumPy ints and lists pass; anything else is explained."""
+    wanted = f"{op}: {name} must be an int or a pair of ints"
+    if is_int(value):
+        parts = (value, value)
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        parts = tuple(value)
+        if len(parts) != 2:
+            raise ValueError(f"{wanted}, got {value!r} ({len(parts)} values)")
+    else:
+        raise TypeError(f"{wanted}, got {value!r} ({type(value).__name__})")
+    for part in parts:
+        if not is_int(part):
+            raise TypeError(f"{wanted}, got {value!r} (a {type(part).__name__} in it)")
+    if parts[0] < minimum or parts[1] < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -153,6 +175,7 @@ class Conv2d(Function):
     """
 
     name = "conv2d"
+    same_dtype = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
@@ -165,6 +188,8 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: weight must be (out, in/groups, kh, kw), got shape "
                              f"{weight.shape}")
         out_channels, group_in, kh, kw = weight.shape
+        if type(groups) is not int:
+            groups = integer("conv2d", "groups", groups, low=1)
         if groups < 1 or out_channels % groups:
             raise ValueError(f"conv2d: groups={groups} must divide out channels {out_channels}")
         _check_images(x, "conv2d", group_in * groups)

@@ -10,24 +10,17 @@ import numpy as np
 
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor
+from chainrule.validate import axes as _axes
+from chainrule.validate import boolean, real
 
 Axis = int | Sequence[int] | None
 # This module defines sum, max and min as ops; Python's own are reached as builtins.max etc.
 
 
 def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
-    """``axis`` as a sorted tuple of non-negative axes (all axes for None)."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    result = []
-    for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
-        result.append(int(a) % builtins.max(ndim, 1))
-    if len(set(result)) != len(result):
-        raise ValueError(f"{op}: axis {axis} repeats an axis")
-    return tuple(sorted(result))
+    """``axis`` as a sorted tuple of distinct non-negative axes (all axes for None), checked
+    as every reduction checks it: see ``chainrule.validate.axes``."""
+    return _axes(op, "axis", axis, ndim, empty=False)
 
 
 def _spread(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool,
@@ -44,7 +37,9 @@ class Sum(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
                 keepdims: bool = False) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, "sum")
+        ctx.axes = _axes("sum", "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean("sum", "keepdims", keepdims)
         ctx.keepdims, ctx.shape = keepdims, a.shape
         return a.sum(axis=ctx.axes, keepdims=keepdims)
 
@@ -59,13 +54,19 @@ class Mean(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
                 keepdims: bool = False) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, "mean")
+        ctx.axes = _axes("mean", "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean("mean", "keepdims", keepdims)
         ctx.keepdims, ctx.shape = keepdims, a.shape
         ctx.count = int(np.prod([a.shape[i] for i in ctx.axes]))
+        if ctx.count == 0:  # the mean of nothing is NaN, as in PyTorch, without a warning
+            return np.full(np.sum(a, axis=ctx.axes, keepdims=keepdims).shape, np.nan, a.dtype)
         return a.mean(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if ctx.count == 0:  # no element to send a gradient to
+            return np.zeros(ctx.shape, grad.dtype)
         return _spread(grad / ctx.count, ctx.axes, ctx.keepdims, ctx.shape)
 
 
@@ -77,7 +78,9 @@ class _Extreme(Function, register=False):
     @classmethod
     def forward(cls, ctx: Context, a: np.ndarray, axis: Axis = None,
                 keepdims: bool = False) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, cls.name)
+        ctx.axes = _axes(cls.name, "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean(cls.name, "keepdims", keepdims)
         if a.size == 0:
             raise ValueError(f"{cls.name}: cannot reduce an empty tensor")
         out = cls.reduce(a, axis=ctx.axes, keepdims=True)
@@ -115,7 +118,11 @@ class Var(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
                 correction: int = 1) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, "var")
+        ctx.axes = _axes("var", "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean("var", "keepdims", keepdims)
+        if type(correction) is not int:
+            correction = real("var", "correction", correction)
         count = int(np.prod([a.shape[i] for i in ctx.axes]))
         ctx.divisor = builtins.max(count - correction, 0)
         ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
@@ -139,7 +146,11 @@ class Std(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
                 correction: int = 1) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, "std")
+        ctx.axes = _axes("std", "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean("std", "keepdims", keepdims)
+        if type(correction) is not int:
+            correction = real("std", "correction", correction)
         count = int(np.prod([a.shape[i] for i in ctx.axes]))
         ctx.divisor = builtins.max(count - correction, 0)
         ctx.centered = a - a.mean(axis=ctx.axes, keepdims=True)
@@ -168,7 +179,9 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
                 keepdims: bool = False) -> np.ndarray:
-        ctx.axes = normalize_axes(axis, a.ndim, "logsumexp")
+        ctx.axes = _axes("logsumexp", "axis", axis, a.ndim, empty=False)
+        if keepdims is not True and keepdims is not False:
+            keepdims = boolean("logsumexp", "keepdims", keepdims)
         shift = np.max(a, axis=ctx.axes, keepdims=True)
         shift = np.where(np.isfinite(shift), shift, 0)
         out = np.log(np.exp(a - shift).sum(axis=ctx.axes, keepdims=True)) + shift

@@ -8,15 +8,30 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.ops.reduce import normalize_axes
 from chainrule.tensor import Tensor
+from chainrule.validate import axes as _axes
+from chainrule.validate import axis as _axis
+from chainrule.validate import integer, is_int
 
 
 def _shape_args(shape: tuple) -> tuple[int, ...]:
     """Accept both ``f(2, 3)`` and ``f((2, 3))``."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _sizes(op: str, shape: tuple) -> tuple[int, ...]:
+    """A target shape's entries as ints, each >= -1 (-1: the size is inferred or kept); a
+    float, bool or str entry is a TypeError."""
+    for n in shape:
+        if type(n) is not int or n < -1:
+            break
+    else:
+        return shape
+    # NumPy would take any negative size for -1; PyTorch refuses, and so does this.
+    return tuple(integer(op, f"size {i} of shape {tuple(shape)!r}", n, low=-1)
+                 for i, n in enumerate(shape))
 
 
 class Reshape(Function):
@@ -25,9 +40,13 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         ctx.shape = a.shape
+        shape = _sizes("reshape", shape)
         try:
             return a.reshape(shape)
         except ValueError:
+            if list(shape).count(-1) > 1:
+                raise ValueError(f"reshape: at most one size may be -1 (the size to infer), "
+                                 f"got shape {tuple(shape)}") from None
             raise ValueError(
                 f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
                 f"into shape {tuple(shape)}"
@@ -43,11 +62,17 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis0: int, axis1: int) -> np.ndarray:
-        ctx.axis0, ctx.axis1 = axis0, axis1
+        ndim = a.ndim
+        ctx.axis0 = axis0 = _axis("transpose", "axis0", axis0, ndim)
+        ctx.axis1 = axis1 = _axis("transpose", "axis1", axis1, ndim)
+        if not ndim:  # 0 and -1 both name the one "axis" of a 0-d tensor, as in PyTorch
+            return a.view()
         return np.swapaxes(a, axis0, axis1)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if ctx.axis0 == ctx.axis1:
+            return grad
         return np.swapaxes(grad, ctx.axis0, ctx.axis1)
 
 
@@ -56,15 +81,17 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
-            raise ValueError(f"permute: {tuple(axes)} is not a permutation of the {a.ndim} axes "
+        ndim = a.ndim
+        order = tuple(_axis("permute", "axis", ax, ndim) for ax in axes)
+        if len(order) != ndim or len(set(order)) != ndim:
+            raise ValueError(f"permute: {tuple(axes)} is not a permutation of the {ndim} axes "
                              f"of a tensor of shape {a.shape}")
-        ctx.axes = axes
-        return np.transpose(a, axes)
+        ctx.axes = order
+        return np.transpose(a, order)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        return np.transpose(grad, np.argsort([ax % grad.ndim for ax in ctx.axes]))
+        return np.transpose(grad, np.argsort(ctx.axes))
 
 
 class Squeeze(Function):
@@ -77,8 +104,9 @@ class Squeeze(Function):
         if axis is None:
             return np.squeeze(a)
         # As in PyTorch, naming an axis whose size is not 1 leaves it in place.
-        axes = tuple(ax for ax in normalize_axes(axis, a.ndim, "squeeze") if a.shape[ax] == 1)
-        return np.squeeze(a, axes)
+        shape = a.shape
+        return np.squeeze(a, tuple(ax for ax in _axes("squeeze", "axis", axis, a.ndim)
+                                   if shape[ax] == 1))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
@@ -89,9 +117,16 @@ class Unsqueeze(Function):
     """insert a size-1 axis;  the gradient is reshaped back"""
 
     @staticmethod
-    def forward(ctx: Context, a: np.ndarray, axis: int) -> np.ndarray:
+    def forward(ctx: Context, a: np.ndarray, axis: int | Sequence[int]) -> np.ndarray:
         ctx.shape = a.shape
-        return np.expand_dims(a, axis)
+        # The new axis is counted in the result, which has one more dim (per axis inserted).
+        if type(axis) is int or is_int(axis):
+            return np.expand_dims(a, _axis("unsqueeze", "axis", axis, a.ndim + 1, result=True))
+        if isinstance(axis, (tuple, list)):
+            return np.expand_dims(a, _axes("unsqueeze", "axis", axis, a.ndim + len(axis),
+                                           result=True))
+        raise TypeError(f"unsqueeze: axis must be an int, got {axis!r} "
+                        f"({type(axis).__name__})")
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
@@ -104,9 +139,14 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        shape = _sizes("expand", shape)
         lead = len(shape) - a.ndim
         if lead < 0:
             raise ValueError(f"expand: cannot expand shape {a.shape} to fewer dims {shape}")
+        if -1 in shape[:lead]:
+            raise ValueError(f"expand: -1 keeps an existing axis's size, but in {tuple(shape)} "
+                             f"it is at a new leading axis of the tensor of shape {a.shape}; "
+                             "give that axis's size")
         target = tuple(a.shape[i - lead] if n == -1 and i >= lead else n
                        for i, n in enumerate(shape))
         try:
@@ -127,9 +167,11 @@ class Flatten(Function):
     def forward(ctx: Context, a: np.ndarray, start_axis: int = 0, end_axis: int = -1
                 ) -> np.ndarray:
         ctx.shape = a.shape
-        if a.ndim == 0:
+        ndim = a.ndim
+        start = _axis("flatten", "start_axis", start_axis, ndim)
+        end = _axis("flatten", "end_axis", end_axis, ndim)
+        if ndim == 0:
             return a.reshape(1)
-        start, end = start_axis % a.ndim, end_axis % a.ndim
         if start > end:
             raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} "
                              f"for shape {a.shape}")
@@ -169,18 +211,40 @@ class GetItem(Function):
         return out
 
 
+def _arrays(arrays: tuple) -> tuple[np.ndarray, ...]:
+    """The inputs of a join as arrays (a plain list or number among them becomes one)."""
+    for a in arrays:
+        if type(a) is not np.ndarray:
+            return tuple(np.asarray(a) for a in arrays)
+    return arrays
+
+
+def _shapes(arrays: Sequence[np.ndarray]) -> str:
+    return ", ".join(str(a.shape) for a in arrays)
+
+
 class Concatenate(Function):
     """join along an existing axis;  each input gets its slice of the gradient"""
 
     @staticmethod
     def forward(ctx: Context, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
-        ctx.axis = axis
+        arrays = _arrays(arrays)
+        first = arrays[0].shape
+        if not first:
+            raise ValueError("concatenate: cannot join 0-d tensors, which have no axis to join "
+                             "along; use stack to make a new axis")
+        ctx.axis = axis = _axis("concatenate", "axis", axis, len(first))
+        head, tail = first[:axis], first[axis + 1:]
+        for a in arrays:
+            shape = a.shape
+            if len(shape) != len(first):
+                raise ValueError(f"concatenate: all tensors need the same number of dims, got "
+                                 f"shapes {_shapes(arrays)}")
+            if shape[:axis] != head or shape[axis + 1:] != tail:
+                raise ValueError(f"concatenate: shapes {_shapes(arrays)} differ outside axis "
+                                 f"{axis}")
         ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
-        try:
-            return np.concatenate(arrays, axis=axis)
-        except ValueError:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"concatenate: shapes {shapes} differ outside axis {axis}") from None
+        return np.concatenate(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -192,12 +256,14 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx: Context, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
-        ctx.axis = axis
-        try:
-            return np.stack(arrays, axis=axis)
-        except ValueError:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"stack: all shapes must match, got {shapes}") from None
+        arrays = _arrays(arrays)
+        first = arrays[0].shape
+        # The new axis is counted in the result, which has one more dim than the inputs.
+        ctx.axis = axis = _axis("stack", "axis", axis, len(first) + 1, result=True)
+        for a in arrays:
+            if a.shape != first:
+                raise ValueError(f"stack: all shapes must match, got {_shapes(arrays)}")
+        return np.stack(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -225,7 +291,7 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Tensor:
 
 
 def unsqueeze(a: Any, axis: int) -> Tensor:
-    """Insert a size-1 axis at ``axis``."""
+    """Insert a size-1 axis at ``axis`` (counted in the result, as in PyTorch)."""
     return Unsqueeze.apply(a, axis=axis)
 
 
@@ -255,18 +321,28 @@ def getitem(a: Any, index: Any) -> Tensor:
     return GetItem.apply(a, index=_plain_index(index))
 
 
+def _tensor_list(op: str, tensors: Any) -> Sequence[Any]:
+    """The tensors to join, as a sequence; one tensor (or array, or a str) is refused, since
+    iterating it would join its rows."""
+    if isinstance(tensors, (tuple, list)):
+        if not tensors:
+            raise ValueError(f"{op}: needs at least one tensor, got an empty "
+                             f"{type(tensors).__name__}")
+        return tensors
+    if isinstance(tensors, (Tensor, np.ndarray, str, bytes)) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: tensors must be a list or tuple of tensors, got a "
+                        f"{type(tensors).__name__}; pass them as one list: {op}([a, b], axis)")
+    return _tensor_list(op, tuple(tensors))
+
+
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    if not tensors:
-        raise ValueError("concatenate: needs at least one tensor")
-    return Concatenate.apply(*tensors, axis=axis)
+    return Concatenate.apply(*_tensor_list("concatenate", tensors), axis=axis)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
-    if not tensors:
-        raise ValueError("stack: needs at least one tensor")
-    return Stack.apply(*tensors, axis=axis)
+    return Stack.apply(*_tensor_list("stack", tensors), axis=axis)
 
 
 cat = concatenate
