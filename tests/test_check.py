@@ -351,7 +351,7 @@ def test_chainrule_check_on_the_command_line(tmp_path) -> None:
     assert ok.returncode == 0 and "check ReLU: OK" in ok.stdout
     missing = subprocess.run([sys.executable, "-m", "chainrule", "check", "layers.py:Nope"],
                              cwd=tmp_path, capture_output=True, text=True)
-    assert missing.returncode == 1 and "has no attribute 'Nope'" in missing.stderr
+    assert missing.returncode == 2 and "has no attribute 'Nope'" in missing.stderr
 
 
 def test_modules_are_also_compared_with_their_pytorch_twin() -> None:

@@ -23,6 +23,15 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import unbroadcast
+from chainrule.check.comparison import (
+    BACKWARD_HINT,
+    FORWARD_HINT,
+    compare,
+    first_index,
+    nonfinite_message,
+    unchecked_message,
+    validate_settings,
+)
 from chainrule.function import Context, Function
 from chainrule.nn.module import GradientShapeError, Module, watch_g_writes
 from chainrule.tensor import Tensor, no_grad
@@ -43,10 +52,14 @@ class Mismatch:
     got: float
     wrong: int
     diagnosis: str
+    kind: str = "wrong"  # or "unchecked": the reference was NaN/inf, nothing to compare with
 
     def describe(self) -> str:
         """A paragraph a learner can act on."""
-        if self.element is None:
+        if self.kind == "unchecked":
+            where = "" if self.element is None else f" at element {self.element}"
+            text = f"gradient of {self.name} (shape {self.shape}) could not be checked{where}"
+        elif self.element is None:
             text = f"gradient of {self.name} (shape {self.shape}) is wrong"
         else:
             text = (f"gradient of {self.name} (shape {self.shape}) is wrong at element "
@@ -58,20 +71,25 @@ class Mismatch:
 
 @dataclass
 class CheckReport:
-    """What ``check`` compared and found; ``str(report)`` reads as a summary."""
+    """What ``check`` compared and found; ``str(report)`` reads as a summary. It passes only
+    when something was compared and all of it agreed."""
 
     target: str
     worst_error: dict[str, float] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_checked: str = ""  # why nothing could be compared at all ('' when something was)
 
     @property
     def passed(self) -> bool:
-        """True when every gradient agreed."""
-        return not self.mismatches
+        """True when at least one gradient was compared and every one agreed."""
+        return not self.mismatches and not self.not_checked and bool(self.worst_error)
 
     def __str__(self) -> str:
-        if self.passed:
+        if not self.mismatches and not self.passed:
+            reason = self.not_checked or "no gradient was compared"
+            lines = [f"check {self.target}: FAILED, nothing was checked: {reason}"]
+        elif self.passed:
             count = len(self.worst_error)
             lines = [f"check {self.target}: OK, {count} gradient{'s' if count != 1 else ''} "
                      f"agree{'s' if count == 1 else ''} with finite differences"]
@@ -84,12 +102,34 @@ class CheckReport:
 
 # ----------------------------------------------------------------------------- diagnosis
 def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
-    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+    """``a`` agrees with the reference ``b`` everywhere (NaN/inf never agree)."""
+    return a.shape == b.shape and compare(b, a, rtol, atol).ok
 
 
 def diagnose(expected: np.ndarray, got: np.ndarray, writes: Sequence[np.ndarray] = (),
-             rtol: float = 1e-4, atol: float = 1e-7) -> str:
-    """Name the known mistake that turns the true gradient ``expected`` into ``got``."""
+             rtol: float = 1e-4, atol: float = 1e-7, *, name: str | None = None) -> str:
+    """Name the known mistake that turns the true gradient ``expected`` into ``got``.
+
+    ``name`` (an input or parameter) goes into the text. A NaN/inf in ``got`` where
+    ``expected`` is finite is named first, ahead of every other pattern; an ``expected`` that
+    is itself NaN/inf means the gradient could not be checked, and the text says so.
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    got = np.asarray(got, dtype=np.float64)
+    what = f"the gradient of {name}" if name else "the gradient"
+    if got.shape == expected.shape:
+        verdict = compare(expected, got, rtol, atol)
+        if verdict.nonfinite.any():
+            return _nonfinite_advice(nonfinite_message(
+                what, got, verdict.nonfinite, expected, "the true gradient"))
+        if verdict.unchecked.any():
+            return _unchecked_advice(unchecked_message(what, expected, verdict.unchecked,
+                                                       "the true gradient"))
+    elif not np.isfinite(got).all():
+        return (_nonfinite_advice(nonfinite_message(what, got)) + " Also: "
+                + _diagnose_shape(expected, got, rtol, atol))
+    elif not np.isfinite(expected).all():
+        return _unchecked_advice(unchecked_message(what, expected, None, "the true gradient"))
     atol = max(atol, 1e-6 * float(np.max(np.abs(expected), initial=0.0)))
     if got.shape != expected.shape:
         return _diagnose_shape(expected, got, rtol, atol)
@@ -105,9 +145,10 @@ def diagnose(expected: np.ndarray, got: np.ndarray, writes: Sequence[np.ndarray]
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got.T, expected, rtol, atol):
         return ("the gradient is transposed. For y = x @ W: dW = x.T @ dy and dx = dy @ W.T; "
                 "check which side each factor goes on.")
-    squared = float(np.sum(expected * expected))
-    if squared > 0:
-        factor = float(np.sum(got * expected)) / squared
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = float(np.sum(expected * expected))
+        factor = float(np.sum(got * expected)) / squared if squared > 0 else np.nan
+    if np.isfinite(squared) and np.isfinite(factor):
         if abs(factor - 1) > 1e-3 and _close(got, factor * expected, rtol, atol):
             if abs(factor + 1) < 1e-3:
                 return ("wrong sign: backward gives exactly minus the gradient. Check the "
@@ -116,6 +157,14 @@ def diagnose(expected: np.ndarray, got: np.ndarray, writes: Sequence[np.ndarray]
                     f"gradient{_factor_hint(factor)}.")
     return ("no known pattern. Re-derive this gradient step by step, starting at the element "
             "named above.")
+
+
+def _nonfinite_advice(text: str) -> str:
+    return f"{text}. {BACKWARD_HINT}"
+
+
+def _unchecked_advice(text: str) -> str:
+    return f"{text}. {FORWARD_HINT}"
 
 
 def _diagnose_shape(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str:
@@ -302,6 +351,10 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
     inputs) or 'auto' (full up to ``full_limit`` elements per input). Raises
     GradientCheckError carrying the report unless ``raise_on_failure`` is False.
 
+    A NaN/inf in a gradient is a failure, and so is a check that could not be made: a forward
+    that is not finite at (or within ``eps`` of) the inputs, or nothing to compare (no
+    non-empty floating input and no parameter, an empty output, ``wrt=[]``).
+
     A Module is also compared with its PyTorch twin (``parity_report``) when torch is
     installed and every layer has a converter; ``torch=False`` skips that, ``torch=True``
     insists on it.
@@ -323,30 +376,75 @@ def check(target: Any, *inputs: Any, wrt: Sequence[int] | None = None, mode: str
     _check_count(target.forward, len(inputs), skip, what)
     if mode not in ("auto", "full", "random"):
         raise ValueError(f"check: mode must be 'auto', 'full' or 'random', got {mode!r}")
+    validate_settings("check", positive=("eps", "directions"), rtol=rtol, atol=atol, eps=eps,
+                      directions=directions, full_limit=full_limit)
+    if isinstance(directions, float) or isinstance(full_limit, float):
+        raise TypeError("check: directions and full_limit are counts; give whole numbers")
     rng = np.random.default_rng(seed)
     arrays = _prepare(inputs, what)
     floats = {i for i, x in enumerate(arrays) if _is_float(x)}
-    chosen = floats if wrt is None else {i % len(arrays) for i in wrt}
-    if not chosen <= floats:
-        raise TypeError(f"check: wrt={list(wrt or [])} names inputs that are not floating "
-                        f"arrays (floating inputs: {sorted(floats)})")
+    chosen = floats if wrt is None else _chosen_inputs(wrt, len(arrays), floats)
     report = CheckReport(target=what)
+    nothing = _why_nothing(target, wrt, chosen, floats)
     for attempt in range(1, 4):
         runner = (_FunctionRunner(target, list(arrays), attrs, chosen)
                   if isinstance(target, type) else _ModuleRunner(target, list(arrays), chosen))
-        kinked = _compare(runner, report, rng, mode, rtol, atol, eps, directions, full_limit)
+        kinked = _compare(runner, report, rng, mode, rtol, atol, eps, directions, full_limit,
+                          nothing)
         if not kinked:
             break
         report.notes.append(f"attempt {attempt}: {', '.join(kinked)} sat on a non-"
                             "differentiable point (left and right slopes differ); inputs "
                             "redrawn slightly away from it")
-        arrays = [x + rng.normal(0, 0.05, x.shape) * max(float(np.std(x)), 0.1)
-                  if _is_float(x) else x for x in arrays]
-    if isinstance(target, Module) and torch is not False:
+        arrays = [_nudge(x, rng) if _is_float(x) else x for x in arrays]
+    if isinstance(target, Module) and torch is not False and not report.not_checked:
         _compare_with_torch(target, arrays, report, required=bool(torch))
     if raise_on_failure and not report.passed:
         raise GradientCheckError(str(report))
     return report
+
+
+def _chosen_inputs(wrt: Any, count: int, floats: set[int]) -> set[int]:
+    """The input positions ``wrt`` names, refusing ones that do not exist or take no grad."""
+    if isinstance(wrt, (int, np.integer)) or not isinstance(wrt, Sequence) or isinstance(
+            wrt, str):
+        raise TypeError(f"check: wrt must be a list of input positions, e.g. wrt=[0], got "
+                        f"{wrt!r}")
+    chosen = set()
+    for i in wrt:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"check: wrt={list(wrt)} holds {i!r}; give input positions as "
+                            "integers, e.g. wrt=[0]")
+        if not -count <= i < count:  # i % count would silently check a different input
+            raise IndexError(f"check: wrt={list(wrt)} names input {i}, but there are only "
+                             f"{count} input(s) (positions 0 to {count - 1})")
+        chosen.add(int(i) % count)
+    if not chosen <= floats:
+        raise TypeError(f"check: wrt={list(wrt)} names inputs that are not floating "
+                        f"arrays (floating inputs: {sorted(floats)})")
+    return chosen
+
+
+def _why_nothing(target: Any, wrt: Any, chosen: set[int], floats: set[int]) -> str:
+    """What to say if no gradient ends up compared."""
+    params = (f", and {type(target).__name__} has no parameters"
+              if isinstance(target, Module) else "")
+    if chosen:
+        return (f"every input it was to check is empty{params}. Give inputs with at least "
+                "one element")
+    if wrt is not None and floats:
+        return (f"wrt={list(wrt)} leaves out every input{params}. Name at least one floating "
+                f"input in wrt (floating inputs: {sorted(floats)}), or leave wrt out")
+    return (f"no input is a floating array (integer inputs, like class labels, take no "
+            f"gradient){params}. Give the inputs that take a gradient as float arrays "
+            "(e.g. x.astype(float))")
+
+
+def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` moved slightly, at its own scale, away from a kink."""
+    finite = x[np.isfinite(x)]
+    spread = float(np.std(finite)) if finite.size else 0.0
+    return x + rng.normal(0, 0.05, x.shape) * max(spread, 0.1)
 
 
 def _compare_with_torch(module: Module, arrays: list[Any], report: CheckReport,
@@ -356,11 +454,12 @@ def _compare_with_torch(module: Module, arrays: list[Any], report: CheckReport,
 
     try:
         parity = parity_report(module, tuple(arrays))
-    except (ImportError, ConversionError) as error:
+    except (ImportError, ConversionError, ValueError) as error:
         if required:
             raise
-        reason = "torch is not installed" if isinstance(error, ImportError) else \
-            "not every layer has a torch twin"
+        reason = ("torch is not installed" if isinstance(error, ImportError) else
+                  "not every layer has a torch twin" if isinstance(error, ConversionError)
+                  else str(error))
         report.notes.append(f"PyTorch comparison skipped: {reason}")
         return
     if parity.ok:
@@ -376,14 +475,21 @@ def _compare_with_torch(module: Module, arrays: list[Any], report: CheckReport,
 
 
 def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: str,
-             rtol: float, atol: float, eps: float, directions: int,
-             full_limit: int) -> list[str]:
+             rtol: float, atol: float, eps: float, directions: int, full_limit: int,
+             nothing: str) -> list[str]:
     """Fill the report; return the names whose mismatch sits on a kink (worth a redraw)."""
-    shape = runner.output().shape
+    report.mismatches, report.worst_error, report.not_checked = [], {}, ""
+    if not runner.slots:
+        report.not_checked = nothing
+        return []
+    output = np.asarray(runner.output())
+    report.not_checked = _unusable_output(runner, output)
+    if report.not_checked:
+        return []
+    shape = output.shape
     # A scalar output is a loss: the top of the graph, where the upstream gradient is 1 and the
     # lesson's bwd (mse_grad) rightly ignores out.g. Weighting it randomly would fail them.
     weights = rng.standard_normal(shape) if shape else np.ones(shape)
-    report.mismatches, report.worst_error = [], {}
     try:
         analytic = runner.gradients(weights)
     except GradientShapeError as error:  # a hand-written bwd set a .g of the wrong shape
@@ -391,17 +497,36 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
         x = slot.read()
         expected, _ = _central_differences(_loss_along(runner, slot, weights, x), x, eps)
         report.mismatches.append(Mismatch(slot.name, x.shape, None, np.nan, np.nan, 0,
-                                          diagnose(expected, error.grad)))
+                                          diagnose(expected, error.grad, name=slot.name)))
         report.notes.append("the other gradients are checked once this one has the right "
                             "shape")
         return []
-    kinked_names = []
+    kinked_names, empty = [], []
     for slot in runner.slots:
         got, writes = analytic.get(slot.name, (None, []))
         x = slot.read()
+        if got is not None:
+            try:
+                raw = np.asarray(got.data if isinstance(got, Tensor) else got)
+                if raw.dtype.kind not in "fiub":  # complex would lose its imaginary part
+                    raise TypeError(raw.dtype)
+                got = raw.astype(np.float64)
+            except (TypeError, ValueError):
+                report.mismatches.append(Mismatch(
+                    slot.name, x.shape, None, np.nan, np.nan, 0,
+                    f"backward gives a {type(got).__name__} for it, which is not an array of "
+                    f"real numbers; give an array of the input's shape {x.shape}"))
+                continue
+        if x.size == 0 and (got is None or got.shape == x.shape):
+            empty.append(f"{slot.name} (shape {x.shape})")
+            continue
+        loss = _loss_along(runner, slot, weights, x)
         if got is None:
-            expected, _ = _central_differences(_loss_along(runner, slot, weights, x), x, eps)
-            if np.any(np.abs(expected) > atol):
+            expected, _ = _central_differences(loss, x, eps)
+            verdict = compare(expected, np.zeros_like(expected), rtol, atol)
+            if verdict.unchecked.any():
+                report.mismatches.append(_unchecked(slot.name, x, verdict))
+            elif not verdict.ok:
                 report.mismatches.append(Mismatch(
                     slot.name, x.shape, None, np.nan, np.nan, 0,
                     "backward gives no gradient for it (bwd never set its .g, or backward "
@@ -410,39 +535,89 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
             else:
                 report.worst_error[slot.name] = 0.0
             continue
-        got = np.asarray(
-            got.data if isinstance(got, Tensor) else got, dtype=np.float64)
-
-        loss = _loss_along(runner, slot, weights, x)
         if mode == "random" or (mode == "auto" and x.size > full_limit):
-            if got.shape == x.shape and _directions_agree(loss, x, got, rng, eps, rtol, atol,
-                                                          directions):
-                report.worst_error[slot.name] = float("nan")
+            verdict = (_directions_agree(loss, x, got, rng, eps, rtol, atol, directions)
+                       if got.shape == x.shape else None)
+            if verdict is not None and verdict.ok:
+                report.worst_error[slot.name] = verdict.max_rel
                 continue
             if x.size > 20 * full_limit:
-                report.mismatches.append(Mismatch(
-                    slot.name, x.shape, None, np.nan, np.nan, 0,
-                    "disagrees with finite differences along a random direction; the input "
-                    "is too large to locate the element (try a smaller one)."))
+                report.mismatches.append(_large_mismatch(slot.name, x, got, verdict))
                 continue
         expected, kinks = _central_differences(loss, x, eps)
         if got.shape != x.shape:
             report.mismatches.append(Mismatch(slot.name, x.shape, None, np.nan, np.nan, 0,
-                                              diagnose(expected, got, writes)))
+                                              diagnose(expected, got, writes, name=slot.name)))
             continue
-        wrong = np.abs(expected - got) > atol + rtol * np.abs(expected)
-        report.worst_error[slot.name] = float(np.max(
-            np.abs(expected - got) / np.maximum(np.abs(expected), 1.0), initial=0.0))
-        if not wrong.any():
+        verdict = compare(expected, got, rtol, atol)
+        report.worst_error[slot.name] = verdict.max_rel
+        if verdict.ok:
             continue
-        if np.any(kinks & wrong):
+        if not verdict.wrong.any():
+            report.mismatches.append(_unchecked(slot.name, x, verdict))
+            continue
+        if np.any(kinks & verdict.mismatch):
             kinked_names.append(slot.name)
-        j = int(np.argmax(wrong.reshape(-1)))
+        # A NaN/inf is named first: it is the element the diagnosis talks about.
+        j = first_index(verdict.nonfinite if verdict.nonfinite.any() else verdict.wrong)
         report.mismatches.append(Mismatch(
-            slot.name, x.shape, tuple(int(i) for i in np.unravel_index(j, x.shape)),
-            float(expected.reshape(-1)[j]), float(got.reshape(-1)[j]), int(wrong.sum()),
-            diagnose(expected, got, writes)))
+            slot.name, x.shape, j, float(expected[j]), float(got[j]),
+            int(verdict.wrong.sum()), diagnose(expected, got, writes, name=slot.name)))
+    if empty:
+        report.notes.append(f"nothing to compare for {', '.join(empty)}: it has no elements")
+    if not report.worst_error and not report.mismatches:
+        report.not_checked = nothing
     return kinked_names
+
+
+def _unusable_output(runner: Any, output: np.ndarray) -> str:
+    """Why no finite difference can be taken of this output ('' when they can)."""
+    if output.dtype.kind not in "fiub":
+        return (f"the output has dtype {output.dtype}; the check needs a real-valued "
+                "output")
+    if output.size == 0:
+        return (f"the output is empty (shape {output.shape}), so there is nothing to "
+                "differentiate; give inputs with at least one element")
+    bad = ~np.isfinite(output)
+    if not bad.any():
+        return ""
+    culprits = [f"{slot.name} holds NaN/inf" for slot in runner.slots
+                if not np.isfinite(slot.read()).all()]
+    return (f"the forward gives NaN/inf at these inputs ({int(bad.sum())} of {output.size} "
+            f"output elements, first at {first_index(bad)}), so finite differences cannot "
+            "be taken"
+            + (f" ({'; '.join(culprits)})" if culprits else "")
+            + ". Choose inputs where the forward is finite (for log or sqrt, positive ones)")
+
+
+def _unchecked(name: str, x: np.ndarray, verdict: Any) -> Mismatch:
+    """The gradient of ``name`` could not be checked: finite differences are NaN/inf."""
+    j = first_index(verdict.unchecked)
+    text = unchecked_message(f"the gradient of {name}", verdict.reference, verdict.unchecked,
+                             "finite differences")
+    return Mismatch(name, x.shape, j, float(verdict.reference[j]), float(verdict.got[j]),
+                    int(verdict.unchecked.sum()),
+                    f"{text}. The forward is finite at the inputs but not within eps of them: "
+                    "move the inputs away from where it blows up (log or sqrt near 0, say)",
+                    kind="unchecked")
+
+
+def _large_mismatch(name: str, x: np.ndarray, got: np.ndarray, verdict: Any) -> Mismatch:
+    """A random-direction failure on an input too large to take every element's slope."""
+    if got.shape != x.shape:
+        diagnosis = (f"the gradient has shape {got.shape}, but the input has shape "
+                     f"{x.shape}.")
+    elif verdict is not None and verdict.unchecked.any():
+        return Mismatch(name, x.shape, None, np.nan, np.nan, 0,
+                        "finite differences along a random direction are NaN/inf: the forward "
+                        "is not finite within eps of these inputs; move them away from where "
+                        "it blows up", kind="unchecked")
+    elif not np.isfinite(got).all():  # the elements are known without any slope
+        diagnosis = _nonfinite_advice(nonfinite_message(f"the gradient of {name}", got))
+    else:
+        diagnosis = ("disagrees with finite differences along a random direction; the input "
+                     "is too large to locate the element (try a smaller one).")
+    return Mismatch(name, x.shape, None, np.nan, np.nan, 0, diagnosis)
 
 
 def _loss_along(runner: Any, slot: _Slot, weights: np.ndarray, x: np.ndarray
@@ -451,7 +626,8 @@ def _loss_along(runner: Any, slot: _Slot, weights: np.ndarray, x: np.ndarray
     def loss(value: np.ndarray) -> float:
         slot.write(value)
         try:
-            return float(np.sum(weights * runner.output()))
+            with np.errstate(all="ignore"):  # a NaN/inf here is judged, not warned about
+                return float(np.sum(weights * runner.output()))
         finally:
             slot.write(x)
 
@@ -462,27 +638,32 @@ def _central_differences(loss: Callable[[np.ndarray], float], x: np.ndarray, eps
                          ) -> tuple[np.ndarray, np.ndarray]:
     """The slope along every element, and which elements sit on a kink."""
     flat = x.reshape(-1)
-    slopes = np.zeros(flat.size)
-    kinks = np.zeros(flat.size, dtype=bool)
+    plus, minus = np.zeros(flat.size), np.zeros(flat.size)
     centre = loss(x)
     for j in range(flat.size):
         shifted = flat.copy()
         shifted[j] += eps
-        plus = loss(shifted.reshape(x.shape))
+        plus[j] = loss(shifted.reshape(x.shape))
         shifted[j] = flat[j] - eps
-        minus = loss(shifted.reshape(x.shape))
-        slopes[j] = (plus - minus) / (2 * eps)
+        minus[j] = loss(shifted.reshape(x.shape))
+    with np.errstate(all="ignore"):
+        slopes = (plus - minus) / (2 * eps)
         right, left = (plus - centre) / eps, (centre - minus) / eps
-        kinks[j] = abs(right - left) > 1e-3 * max(abs(right), abs(left), 1.0)
+    # A kink: both one-sided slopes are numbers and they differ. A NaN/inf side is no kink:
+    # the slope there is unusable, which the comparison reports as such.
+    kinks = compare(left, right, 1e-3, 1e-3).mismatch
     return slopes.reshape(x.shape), kinks.reshape(x.shape)
 
 
 def _directions_agree(loss: Callable[[np.ndarray], float], x: np.ndarray, got: np.ndarray,
                       rng: np.random.Generator, eps: float, rtol: float, atol: float,
-                      directions: int) -> bool:
-    for _ in range(directions):
+                      directions: int) -> Any:
+    """Directional derivatives by finite differences against backward's, as a Comparison."""
+    numeric, analytic = np.zeros(directions), np.zeros(directions)
+    for k in range(directions):
         v = rng.standard_normal(x.shape)
-        numeric = (loss(x + eps * v) - loss(x - eps * v)) / (2 * eps)
-        if abs(numeric - float(np.sum(got * v))) > atol * np.sqrt(x.size) + rtol * abs(numeric):
-            return False
-    return True
+        plus, minus = loss(x + eps * v), loss(x - eps * v)
+        with np.errstate(all="ignore"):
+            numeric[k] = (plus - minus) / (2 * eps)
+            analytic[k] = float(np.sum(got * v))
+    return compare(numeric, analytic, rtol, atol * np.sqrt(x.size))

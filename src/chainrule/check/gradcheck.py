@@ -18,6 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.check.comparison import (
+    BACKWARD_HINT,
+    FORWARD_HINT,
+    compare,
+    first_index,
+    nonfinite_message,
+    unchecked_message,
+    validate_settings,
+)
 from chainrule.tensor import Tensor
 
 
@@ -27,7 +36,8 @@ class GradcheckError(AssertionError):
 
 @dataclass
 class GradcheckResult:
-    """What a check compared: the worst relative error per input (None for untested inputs)."""
+    """What a check compared: the worst relative error per input (None for untested inputs,
+    including empty ones); never NaN, since a check that cannot give a number fails."""
 
     mode: str
     worst_error: list[float | None] = field(default_factory=list)
@@ -36,11 +46,33 @@ class GradcheckResult:
 def _scalar(fn: Callable[..., Any], arrays: Sequence[Any], weights: np.ndarray) -> float:
     inputs = [Tensor(a) if isinstance(a, np.ndarray) else a for a in arrays]
     out = fn(*inputs)
-    return float(np.sum(weights * (out.data if isinstance(out, Tensor) else out)))
+    with np.errstate(all="ignore"):  # a NaN/inf here is judged by the comparison
+        return float(np.sum(weights * (out.data if isinstance(out, Tensor) else out)))
 
 
-def _close(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> np.ndarray:
-    return np.abs(expected - got) <= atol + rtol * np.abs(expected)
+def _positions(wrt: Any, arrays: list[Any]) -> list[int]:
+    """The input positions ``wrt`` names, each an existing floating array."""
+    floats = [i for i, a in enumerate(arrays) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    if wrt is None:
+        return floats
+    if isinstance(wrt, (int, np.integer, str)) or not isinstance(wrt, Sequence):
+        raise TypeError(f"gradcheck: wrt must be a list of input positions, e.g. wrt=[0], got "
+                        f"{wrt!r}")
+    chosen: list[int] = []
+    for i in wrt:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"gradcheck: wrt={list(wrt)} holds {i!r}; give input positions as "
+                            "integers")
+        if not -len(arrays) <= i < len(arrays):
+            raise IndexError(f"gradcheck: wrt={list(wrt)} names input {i}, but there are "
+                             f"{len(arrays)} input(s)")
+        i = int(i) % len(arrays)
+        if i not in floats:
+            raise TypeError(f"gradcheck: wrt names input {i}, which is not a floating array "
+                            f"(floating inputs: {floats})")
+        if i not in chosen:
+            chosen.append(i)
+    return chosen
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
@@ -53,11 +85,19 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
     ``wrt`` (all floating ones by default) get gradients. ``mode`` is 'random' (a few random
     directions per input, cheap), 'full' (every element: the whole Jacobian-vector product),
     or 'auto' (full when an input has at most ``full_limit`` elements). Raises GradcheckError
-    naming the input and element that disagree. Floating inputs are taken at float64; a Module
-    ``fn`` runs as a float64 copy, so its parameters and their gradients are left untouched.
+    naming the input and element that disagree, for a NaN/inf gradient, for a forward that is
+    not finite at the inputs, and when nothing could be compared (no non-empty floating
+    input). Floating inputs are taken at float64; a Module ``fn`` runs as a float64 copy, so
+    its parameters and their gradients are left untouched.
     """
     from chainrule.nn.module import Module  # nn imports the engine; the engine not nn
 
+    if mode not in ("auto", "full", "random"):
+        raise ValueError(f"gradcheck: mode must be 'auto', 'full' or 'random', got {mode!r}")
+    validate_settings("gradcheck", positive=("eps", "directions"), rtol=rtol, atol=atol,
+                      eps=eps, directions=directions, full_limit=full_limit)
+    if isinstance(directions, float) or isinstance(full_limit, float):
+        raise TypeError("gradcheck: directions and full_limit are counts; give whole numbers")
     rng = np.random.default_rng(seed)
     if isinstance(fn, Module):
         fn = copy.deepcopy(fn)
@@ -67,58 +107,118 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
               if isinstance(a, (np.ndarray, list, Tensor)) else a for a in inputs]
     arrays = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
               for a in arrays]
-    if wrt is None:
-        wrt = [i for i, a in enumerate(arrays)
-               if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    given = wrt
+    wrt = _positions(wrt, arrays)
+    checked = [i for i in wrt if arrays[i].size > 0]
+    if wrt and not checked:
+        raise GradcheckError(f"gradcheck: nothing was checked: every input it was to check is "
+                             f"empty (shapes {[arrays[i].shape for i in wrt]}); give inputs "
+                             "with at least one element")
+    if not wrt:
+        raise GradcheckError(
+            "gradcheck: nothing was checked: "
+            + (f"wrt={list(given)} names no input; name the floating inputs to check, or "
+               "leave wrt out" if given is not None else
+               "no input is a floating array (integer inputs take no gradient); give the "
+               "inputs that take a gradient as float arrays (e.g. x.astype(float))"))
     tensors = [Tensor(a, requires_grad=(i in wrt)) if isinstance(a, np.ndarray) else a
                for i, a in enumerate(arrays)]
     out = fn(*tensors)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    _check_output(out.data)
     weights = rng.standard_normal(out.shape)
     if out.requires_grad:
         out.backward(weights.astype(out.dtype))
     result = GradcheckResult(mode=mode, worst_error=[None] * len(arrays))
-    for i in wrt:
+    for i in checked:
         x = arrays[i]
         analytic = tensors[i].grad if tensors[i].grad is not None else np.zeros_like(x)
+        analytic = np.asarray(analytic, dtype=np.float64)
+        if analytic.shape != x.shape:
+            raise GradcheckError(f"gradient of input {i} has shape {analytic.shape}, but the "
+                                 f"input has shape {x.shape}")
         use_full = mode == "full" or (mode == "auto" and x.size <= full_limit)
 
         def loss_at(shifted: np.ndarray, i: int = i) -> float:
             return _scalar(fn, arrays[:i] + [shifted] + arrays[i + 1:], weights)
 
         if use_full:
-            numeric = np.zeros(x.size)
-            flat = x.reshape(-1)
-            for j in range(x.size):
-                step = np.zeros_like(flat)
-                step[j] = eps
-                plus, minus = (flat + step).reshape(x.shape), (flat - step).reshape(x.shape)
-                numeric[j] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
-            got = analytic.reshape(-1)
-            ok = _close(numeric, got, rtol, atol)
-            scale = np.maximum(np.abs(numeric), 1.0)
-            result.worst_error[i] = float(np.max(np.abs(numeric - got) / scale, initial=0.0))
-            if not ok.all():
-                j = int(np.argmin(ok))
-                raise GradcheckError(
-                    f"gradient of input {i} (shape {x.shape}) disagrees with finite differences "
-                    f"at element {np.unravel_index(j, x.shape)}: finite differences give "
-                    f"{numeric[j]:.8g}, backward gives {got[j]:.8g} "
-                    f"({int((~ok).sum())} of {x.size} elements differ)"
-                )
+            result.worst_error[i] = _full(loss_at, x, analytic, i, eps, rtol, atol)
         else:
-            worst = 0.0
-            for _ in range(directions):
-                v = rng.standard_normal(x.shape)
-                numeric = (loss_at(x + eps * v) - loss_at(x - eps * v)) / (2 * eps)
-                got = float(np.sum(analytic * v))
-                worst = max(worst, abs(numeric - got) / max(abs(numeric), 1.0))
-                if not _close(np.array(numeric), np.array(got), rtol, atol * x.size):
-                    raise GradcheckError(
-                        f"gradient of input {i} (shape {x.shape}) disagrees with finite "
-                        f"differences along a random direction: the directional derivative is "
-                        f"{numeric:.8g} by finite differences, {got:.8g} by backward"
-                    )
-            result.worst_error[i] = worst
+            result.worst_error[i] = _random(loss_at, x, analytic, i, rng, eps, rtol, atol,
+                                            directions)
     return result
+
+
+def _check_output(out: np.ndarray) -> None:
+    """Refuse an output that finite differences cannot be taken of."""
+    # An empty output is allowed: the gradient of a non-empty input must still come back as
+    # zeros of its shape (an empty slice, say), and that is compared.
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise GradcheckError(
+            f"gradcheck: the check could not be made: the forward gives NaN/inf at these "
+            f"inputs ({int(bad.sum())} of {out.size} output elements, first at "
+            f"{first_index(bad)}). {FORWARD_HINT}")
+
+
+def _full(loss_at: Callable[[np.ndarray], float], x: np.ndarray, analytic: np.ndarray,
+          i: int, eps: float, rtol: float, atol: float) -> float:
+    """Every element's slope against backward; the worst relative error."""
+    numeric = np.zeros(x.size)
+    flat = x.reshape(-1)
+    for j in range(x.size):
+        step = np.zeros_like(flat)
+        step[j] = eps
+        plus, minus = (flat + step).reshape(x.shape), (flat - step).reshape(x.shape)
+        with np.errstate(all="ignore"):
+            numeric[j] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
+    verdict = compare(numeric.reshape(x.shape), analytic, rtol, atol)
+    what = f"the gradient of input {i} (shape {x.shape})"
+    if verdict.nonfinite.any():
+        raise GradcheckError(nonfinite_message(what, analytic, verdict.nonfinite,
+                                               verdict.reference, "finite differences")
+                             + f". {BACKWARD_HINT}")
+    if verdict.mismatch.any():
+        j = first_index(verdict.mismatch)
+        raise GradcheckError(
+            f"gradient of input {i} (shape {x.shape}) disagrees with finite differences "
+            f"at element {j}: finite differences give {verdict.reference[j]:.8g}, backward "
+            f"gives {analytic[j]:.8g} ({int(verdict.mismatch.sum())} of {x.size} elements "
+            "differ)")
+    if verdict.unchecked.any():
+        raise GradcheckError(unchecked_message(what, verdict.reference, verdict.unchecked,
+                                               "finite differences")
+                             + ": the forward is not finite right next to these inputs; "
+                             "move them away from where it blows up")
+    return verdict.max_rel
+
+
+def _random(loss_at: Callable[[np.ndarray], float], x: np.ndarray, analytic: np.ndarray,
+            i: int, rng: np.random.Generator, eps: float, rtol: float, atol: float,
+            directions: int) -> float:
+    """A few random directional derivatives against backward's; the worst relative error."""
+    worst = 0.0
+    for _ in range(directions):
+        v = rng.standard_normal(x.shape)
+        with np.errstate(all="ignore"):
+            numeric = (loss_at(x + eps * v) - loss_at(x - eps * v)) / (2 * eps)
+            got = float(np.sum(analytic * v))
+        verdict = compare(numeric, got, rtol, atol * x.size)
+        if verdict.unchecked.any():
+            raise GradcheckError(
+                f"could not check the gradient of input {i} (shape {x.shape}): finite "
+                f"differences along a random direction give {numeric}: the forward is not "
+                "finite right next to these inputs; move them away from where it blows up")
+        if verdict.nonfinite.any():  # the NaN/inf elements are known without more slopes
+            raise GradcheckError(nonfinite_message(
+                f"the gradient of input {i} (shape {x.shape})", analytic) + f". {BACKWARD_HINT}")
+        if not verdict.ok:
+            raise GradcheckError(
+                f"gradient of input {i} (shape {x.shape}) disagrees with finite "
+                f"differences along a random direction: the directional derivative is "
+                f"{numeric:.8g} by finite differences, {got:.8g} by backward"
+            )
+        worst = max(worst, verdict.max_rel)
+    return worst

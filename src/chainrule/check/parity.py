@@ -34,6 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chainrule import nn
+from chainrule.check.comparison import (
+    compare,
+    first_index,
+    nonfinite_message,
+    validate_settings,
+)
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops import nn as ops_nn
 from chainrule.tensor import Tensor, enable_grad
@@ -491,10 +497,22 @@ class Diff:
     max_abs: float
     max_rel: float  # max_abs over the largest |torch value|: digits of agreement, not noise
     ok: bool
+    problem: str = ""  # NaN/inf on one side, or nothing to compare with: said in words
+    compared: int | None = None  # how many elements were compared (None: not counted)
+    wrong: int | None = None  # how many are known to differ (None: not counted)
+    uncomparable: int = 0  # how many could not be compared: torch gives NaN there
+
+    @property
+    def disagrees(self) -> bool:
+        """Some element is known to differ, not merely uncomparable (torch gives NaN)."""
+        if self.ok:
+            return False
+        return self.wrong is None or self.wrong > 0 or not self.uncomparable
 
     def __str__(self) -> str:
-        return (f"{self.layer} {self.quantity}: {_number(self.max_rel)} relative, "
+        text = (f"{self.layer} {self.quantity}: {_number(self.max_rel)} relative, "
                 f"{_number(self.max_abs)} absolute{'' if self.ok else ' (beyond tolerance)'}")
+        return f"{text}; {self.problem}" if self.problem else text
 
 
 @dataclass
@@ -519,8 +537,11 @@ class LayerParity:
 
     @property
     def local_ok(self) -> bool:
-        """The layer by itself agrees with its twin (False also when it has no twin)."""
-        return self.matched and all(d.ok for d in self.local)
+        """The layer by itself agrees with its twin (False also when it has no twin).
+
+        A local run that torch answers with NaN too (fed a NaN from elsewhere) is no
+        disagreement of this layer's; the row is still not ok."""
+        return self.matched and not any(d.disagrees for d in self.local)
 
     @property
     def ok(self) -> bool:
@@ -545,11 +566,12 @@ class ParityReport:
     atol: float
     batch: int | None = None
     torch_version: str = ""
+    nothing_compared: str = ""  # why the comparison compared nothing ('' when it did)
 
     @property
     def ok(self) -> bool:
-        """Every output, gradient and local check agrees within tolerance."""
-        return all(row.ok for row in self.rows)
+        """Something was compared, and every output, gradient and local check agrees."""
+        return not self.nothing_compared and all(row.ok for row in self.rows)
 
     @property
     def flagged(self) -> list[str]:
@@ -582,10 +604,20 @@ class ParityReport:
         for row in self.rows:
             if row.note:
                 lines.append(f"  {row.name}: {row.note}")
+        # The layers that disagree on their own come first: that is where a NaN starts.
+        ordered = sorted(self.rows, key=lambda row: row.status != "✗")
+        problems = [d.problem for row in ordered
+                    for d in sorted(row.diffs(), key=lambda d: d not in row.local)
+                    if d.problem]
+        lines += [f"  {problem}" for problem in problems[:_PROBLEMS_SHOWN]]
+        if len(problems) > _PROBLEMS_SHOWN:
+            lines.append(f"  ... and {len(problems) - _PROBLEMS_SHOWN} more like these")
         lines.append("")
         worst = self.worst
         largest = f"largest difference: {worst}" if worst else "nothing compared"
-        if self.ok:
+        if self.nothing_compared:
+            lines.append(f"FAILED: nothing was compared: {self.nothing_compared}")
+        elif self.ok:
             lines.append(f"OK: every layer agrees with torch ({largest})")
         else:
             flagged = [r for r in self.rows if r.status == "✗"]
@@ -594,12 +626,18 @@ class ParityReport:
                 inherited = any(r.status == "~" for r in self.rows)
                 lines.append(f"FAILED: disagrees with torch on identical inputs: {named}"
                              + (". Rows marked ~ only inherit that difference" * inherited))
+            elif any(d.uncomparable for row in self.rows for d in row.diffs()):
+                lines.append("FAILED: torch gives NaN as well, so some values could not be "
+                             "compared (see above): choose inputs where the model is finite")
             else:
                 lines.append("FAILED: every layer agrees with torch on its own, yet the "
                              "results differ: look at the code between layers (a container's "
                              "forward) or the loss")
             lines.append(largest)
         return "\n".join(lines)
+
+
+_PROBLEMS_SHOWN = 6  # NaN lines: the first few say where it starts; the rest inherit it
 
 
 def _number(x: float) -> str:
@@ -612,31 +650,47 @@ def _cell(diff: Diff | None) -> str:
 
 def _compare(layer: str, quantity: str, pairs: list[tuple[Any, Any]], rtol: float,
              atol: float) -> Diff | None:
-    """Max abs and scale-relative difference over ``pairs``; a missing gradient counts as 0."""
-    max_abs = scale = 0.0
-    compared = False
+    """Max abs and scale-relative difference over ``pairs``; a missing gradient counts as 0.
+
+    Goes through the shared comparison: a NaN/inf in chainrule's value where torch's is
+    finite is a failure, the same infinity on both sides agrees (torch's value is exact), and
+    a NaN from torch means that element could not be compared, which is a failure too.
+    """
+    prepared = []
     for ours, theirs in pairs:
         if ours is None and theirs is None:
             continue
         ours = np.zeros_like(theirs) if ours is None else np.asarray(ours, np.float64)
         theirs = np.zeros_like(ours) if theirs is None else np.asarray(theirs, np.float64)
-        compared = True
         if ours.shape != theirs.shape:
             return Diff(layer, f"{quantity} (shapes {ours.shape} vs {theirs.shape})",
-                        np.inf, np.inf, False)
-        ours, theirs = ours.reshape(-1), theirs.reshape(-1)  # 0-d losses too
-        with np.errstate(invalid="ignore"):
-            gap = np.abs(ours - theirs)
-        # Equal infinities and NaN in both places agree; a NaN in one place only does not.
-        gap[(ours == theirs) | (np.isnan(ours) & np.isnan(theirs))] = 0.0
-        gap[np.isnan(gap)] = np.inf
-        max_abs = max(max_abs, float(gap.max(initial=0.0)))
-        finite = np.abs(theirs[np.isfinite(theirs)])
-        scale = max(scale, float(finite.max(initial=0.0)))
-    if not compared:
+                        np.inf, np.inf, False, compared=0)
+        prepared.append((ours, theirs))
+    if not prepared:
         return None
+    # One scale for the whole tensor: the tolerance is relative to its largest finite value.
+    scale = max(float(np.abs(t[np.isfinite(t)]).max(initial=0.0)) for _, t in prepared)
+    max_abs, ok, compared, wrong, uncomparable, problem = 0.0, True, 0, 0, 0, ""
+    for ours, theirs in prepared:
+        verdict = compare(theirs, ours, rtol, atol, scale=scale, exact_inf=True)
+        max_abs = max(max_abs, verdict.max_abs)
+        ok = ok and verdict.ok
+        compared += verdict.compared
+        wrong += int(verdict.wrong.sum())
+        uncomparable += int(verdict.unchecked.sum())
+        if problem:
+            continue
+        if verdict.nonfinite.any():
+            problem = nonfinite_message(f"chainrule's {quantity} at {layer}", ours,
+                                        verdict.nonfinite, theirs, "torch")
+        elif verdict.unchecked.any():
+            j = first_index(verdict.unchecked)
+            problem = (f"could not compare the {quantity} at {layer}: torch gives NaN at "
+                       f"{int(verdict.unchecked.sum())} of {theirs.size} elements (first at "
+                       f"{j}, where chainrule gives {float(ours[j]):.6g})")
     rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
-    return Diff(layer, quantity, max_abs, rel, bool(max_abs <= atol + rtol * scale))
+    return Diff(layer, quantity, max_abs, rel, ok, problem=problem, compared=compared,
+                wrong=wrong, uncomparable=uncomparable)
 
 
 # ----------------------------------------------------------------------------- recording
@@ -859,11 +913,18 @@ def parity_report(model: Module, inputs: Any, targets: Any = None, loss: Any = N
               for x in (inputs if isinstance(inputs, tuple) else (inputs,))]
     arrays = [a.astype(dtype) if dtype is not None and a.dtype.kind == "f" else a.copy()
               for a in arrays]
+    for i, a in enumerate(arrays):
+        bad = ~np.isfinite(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+        if bad.any():  # NaN in, NaN out on both sides: nothing would be learnt
+            raise ValueError(f"parity_report: input {i} holds NaN/inf at {int(bad.sum())} of "
+                             f"{a.size} elements (first at {first_index(bad)}); compare on "
+                             "finite inputs")
     float_kinds = {a.dtype for a in arrays if a.dtype.kind == "f"}
     float_kinds |= {p.dtype for p in ours_model.parameters()}
     single = np.dtype(np.float32) in float_kinds
     rtol = rtol if rtol is not None else (1e-4 if single else 1e-7)
     atol = atol if atol is not None else (1e-6 if single else 1e-12)
+    validate_settings("parity_report", rtol=rtol, atol=atol)
 
     # Record every row layer's calls on both sides.
     theirs_by_name = dict(twin.named_modules())
@@ -961,10 +1022,17 @@ def parity_report(model: Module, inputs: Any, targets: Any = None, loss: Any = N
     loss_row.local = _local_loss(ours_loss_fn, their_loss_fn, model_out.data, ours_t, their_t,
                                  rtol, atol)
     report_rows.append(loss_row)
+    nothing = ""
+    if model_out.size == 0:  # every gradient is trivially zero: agreeing says nothing
+        nothing = (f"the model's output is empty (shape {model_out.shape}); give a batch "
+                   "with at least one sample")
+    elif not any(d.compared for row in report_rows if row.name != "(loss)"
+                 for d in row.diffs()):
+        nothing = "no layer output or gradient had an element to compare"
     return ParityReport(report_rows, str(arrays[0].dtype if dtype is None else dtype),
                         loss_name, (float(ours_loss.data), float(_numpy(their_loss))),
                         rtol, atol, batch=arrays[0].shape[0] if arrays[0].ndim else None,
-                        torch_version=torch.__version__)
+                        torch_version=torch.__version__, nothing_compared=nothing)
 
 
 def _callable_name(fn: Any) -> str:
