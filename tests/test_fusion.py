@@ -107,7 +107,8 @@ def test_a_batch_the_pooling_refuses_leaves_the_running_statistics_alone() -> No
     for apart in (False, True):
         cr.manual_seed(0)
         model = nn.Sequential(nn.BatchNorm2d(2, momentum=None), nn.MaxPool2d(3))
-        x = cr.tensor(np.random.default_rng(0).standard_normal((4, 2, 2, 2)))  # 2x2 < 3x3
+        x = cr.tensor(np.random.default_rng(0).standard_normal((4, 2, 2, 2)),  # 2x2 < 3x3
+                      dtype="float32")
         with pytest.raises(ValueError, match="max_pool2d"):
             layer_by_layer(model, x) if apart else model(x)
         if apart:  # the layers one by one: batch norm ran and counted before pooling refused

@@ -176,11 +176,13 @@ def _call_with(layer: nn.Module, param: cr.Tensor, value: cr.Tensor, x: np.ndarr
     for module in layer.modules():
         for attr, held in list(vars(module).items()):
             if held is param:
-                setattr(module, attr, value)
+                # Past Module's guard on purpose: a plain tensor in a parameter's place is what
+                # a functional call needs, and the parameter goes back right after.
+                object.__setattr__(module, attr, value)
                 try:
                     return layer(cr.tensor(x))
                 finally:
-                    setattr(module, attr, param)
+                    object.__setattr__(module, attr, param)
     raise AssertionError("parameter not found")
 
 
@@ -299,9 +301,9 @@ def test_repr_reads_like_torch() -> None:
 
 
 def test_bad_layer_arguments_are_explained() -> None:
-    with pytest.raises(ValueError, match="features must be positive"):
+    with pytest.raises(ValueError, match="Linear: in_features must be >= 1, got 0"):
         nn.Linear(0, 3)
-    with pytest.raises(TypeError, match="item 1 is a int, not a Module"):
+    with pytest.raises(TypeError, match="item 1 is an int, not a Module"):
         nn.Sequential(nn.ReLU(), 3)
     with pytest.raises(ValueError, match=r"linear: input of shape \(2, 4\).*\(3, 5\)"):
         nn.Linear(5, 3)(cr.ones(2, 4))
@@ -452,7 +454,7 @@ def test_conv_layers_explain_bad_input() -> None:
     with pytest.raises(ValueError, match="kernel spans 3 pixels in height but the padded "
                                          "input has only 2"):
         layer(cr.zeros(1, 3, 2, 2))
-    with pytest.raises(ValueError, match="stride must be an integer >= 1"):
+    with pytest.raises(ValueError, match="Conv2d: stride must be >= 1, got 0"):
         nn.Conv2d(3, 8, 3, stride=0)
     with pytest.raises(ValueError, match="groups=2 must divide in_channels=3"):
         nn.Conv2d(3, 8, 3, groups=2)

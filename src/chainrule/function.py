@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from chainrule import backend
+
 _REGISTRY: dict[str, type[Function]] = {}
 
 
@@ -90,18 +92,29 @@ class Function:
         # its Python work is a measurable part of a training step.
         arrays = []
         parents = []
+        versions = []
         needs = []
         for value in inputs:
             if isinstance(value, Tensor):
-                arrays.append(value.data)
-                if value.requires_grad:
-                    parents.append(value)
-                    needs.append(True)
-                    continue
+                arrays.append(value._data)
+                # Every tensor input, gradient or not: backward checks that none of them
+                # was changed in place since (a weight or the batch an op saved).
+                parents.append(value)
+                versions.append(value._counter[0])
+                needs.append(value.requires_grad)
             else:
                 arrays.append(value)
-            parents.append(None)
-            needs.append(False)
+                parents.append(None)
+                versions.append(None)
+                needs.append(False)
+        if cls.same_dtype:  # inline: it runs for every such op call
+            try:
+                first = arrays[0].dtype
+                for array in arrays:
+                    if array is not None and array.dtype != first:
+                        _refuse_mixed_dtypes(cls, arrays)
+            except AttributeError:
+                pass  # not an array (a list, say): forward says what it needs
         ctx = Context()
         ctx.needs_input_grad = tuple(needs)
         try:
@@ -112,14 +125,51 @@ class Function:
                 raise
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: {error} (input shapes {shapes})") from error
-        if type(out) is not np.ndarray and isinstance(out, Tensor):
-            out = out.data
+        if type(out) is not np.ndarray:
+            out = _output_array(cls, out)
+        dtype = out.dtype
+        if dtype not in _TENSOR_DTYPES:
+            backend.check_dtype(dtype, f"{cls.name} output")
         if STATE.sentinel is not None:
-            out = np.asarray(out)
             STATE.sentinel.check_forward(cls, arrays, out)
-        if STATE.grad_enabled and True in needs:
-            return Tensor._from_op(out, cls, ctx, tuple(parents))
+        # Gradients flow only through floating outputs: astype(int64) and friends end the tape.
+        if STATE.grad_enabled and True in needs and dtype.kind == "f":
+            return Tensor._from_op(out, cls, ctx, tuple(parents), tuple(versions))
         return Tensor._from_op(out, None, None, ())
+
+    #: Set on ops that combine an input with weights (matmul, linear, conv, norms): their
+    #: float inputs must share one dtype, as PyTorch requires, instead of NumPy promoting a
+    #: float64 batch to run the whole network in float64 beside float32 weights.
+    same_dtype: ClassVar[bool] = False
+
+
+def _output_array(fn: type[Function], out: Any) -> np.ndarray:
+    """What a forward returned, as an array; None (a forgotten ``return``) is an error."""
+    if out is None:
+        raise TypeError(f"{fn.__name__}.forward returned None; it must return the output "
+                        "array (did it forget `return`?)")
+    if isinstance(out, Tensor):
+        return out._data
+    array = np.asarray(out)
+    if array.dtype.kind == "O":
+        raise TypeError(f"{fn.__name__}.forward returned a {type(out).__name__}, not an array "
+                        "of numbers")
+    return array
+
+
+def _refuse_mixed_dtypes(fn: type[Function], arrays: list[Any]) -> None:
+    """The error for an op that needs one dtype (``same_dtype``) given several."""
+    dtypes = [(i, a.dtype) for i, a in enumerate(arrays) if getattr(a, "dtype", None) is not None]
+    (first, dtype), (index, other) = dtypes[0], next(d for d in dtypes if d[1] != dtypes[0][1])
+    raise TypeError(
+        f"{fn.name}: input {first} is {dtype} but input {index} is {other}; {fn.name} needs one "
+        f"dtype (PyTorch refuses mixed dtypes here too). Convert the input "
+        f"(x.astype(np.float32), or cr.tensor(x, dtype=...)), or make the layer in the input's "
+        f"dtype (dtype= when building it)"
+    )
+
+
+_TENSOR_DTYPES = frozenset(np.dtype(code) for code in "? b h i l q B H I L Q f d".split())
 
 
 # Imported last: tensor.py imports the ops, which subclass Function, so Function must exist

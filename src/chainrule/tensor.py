@@ -65,16 +65,31 @@ _FREED = object()
 def _as_data(value: Any, dtype: Any = None, where: str = "tensor") -> np.ndarray:
     """Turn ``value`` into an ndarray with a supported dtype (Python floats -> default dtype)."""
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, np.ndarray):
         array = value if dtype is None else value.astype(dtype, copy=False)
     else:
-        array = np.asarray(value, dtype=dtype)
+        try:
+            array = np.asarray(value, dtype=dtype)
+        except (ValueError, TypeError) as error:
+            raise _conversion_error(value, where, error) from None
         if dtype is None and array.dtype == np.float64 and not isinstance(value, np.generic):
             # Python floats carry no precision of their own: they take the default dtype.
             array = array.astype(backend.get_default_dtype())
+    if array.dtype.kind == "O" and not isinstance(value, np.ndarray):
+        raise TypeError(f"{where}: cannot make a tensor from {type(value).__name__}; give "
+                        "numbers, nested lists of numbers or a NumPy array")
     backend.check_dtype(array.dtype, where)
     return array
+
+
+def _conversion_error(value: Any, where: str, error: Exception) -> Exception:
+    """NumPy's complaint about ``value``, said in terms of what to fix."""
+    if isinstance(value, (list, tuple)) and "inhomogeneous" in str(error):
+        return ValueError(f"{where}: the nested lists are ragged (rows of different lengths, "
+                          f"or numbers mixed with lists): every row must have the same length. "
+                          f"NumPy said: {error}")
+    return TypeError(f"{where}: cannot make a tensor from {type(value).__name__} ({error})")
 
 
 class Tensor:
@@ -85,24 +100,28 @@ class Tensor:
     op (``grad_fn``), the op's context and its input tensors: that record is the tape.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_ctx", "_parents", "_retains_grad",
-                 "_hooks", "name", "g", "__weakref__")
+    __slots__ = ("_data", "_counter", "grad", "requires_grad", "grad_fn", "_ctx", "_parents",
+                 "_versions", "_retains_grad", "_hooks", "name", "g", "__weakref__")
     # Let NumPy hand `ndarray + tensor` to Tensor.__radd__ instead of converting the tensor.
     __array_ufunc__ = None
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
                  name: str | None = None) -> None:
-        self.data = _as_data(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
+        self._data = _as_data(data, dtype)
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
-                f"tensor: only floating tensors can require gradients, got {self.data.dtype}; "
+                f"tensor: only floating tensors can require gradients, got {self._data.dtype}; "
                 "create it with dtype=float32 or float64"
             )
+        # A tensor that shares another's array shares its version counter (see _version).
+        shared = isinstance(data, Tensor) and data._data is self._data
+        self._counter: list[int] = data._counter if shared else [0]
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn: type | None = None  # the Function class that made this tensor
         self._ctx: Any = None
         self._parents: tuple[Tensor | None, ...] = ()
+        self._versions: tuple[int | None, ...] = ()
         self._retains_grad = False
         self._hooks: list | None = None
         self.name = name
@@ -110,41 +129,84 @@ class Tensor:
 
     @classmethod
     def _from_op(cls, data: np.ndarray, fn: type | None, ctx: Any,
-                 parents: tuple[Tensor | None, ...]) -> Tensor:
-        """Wrap an op's output without re-checking its dtype (the fast path of Function.apply)."""
+                 parents: tuple[Tensor | None, ...], versions: tuple[int | None, ...] = ()
+                 ) -> Tensor:
+        """Wrap an op's output without re-checking its dtype (the fast path of Function.apply).
+
+        ``parents`` are the op's inputs (None where an input is not a tensor) and ``versions``
+        their version counts when the op ran, which backward compares with the current ones.
+        """
         out = cls.__new__(cls)
-        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out._data = data
+        out._counter = [0]
         out.grad = None
         out.requires_grad = fn is not None
         out.grad_fn = fn
         out._ctx = ctx
         out._parents = parents
+        out._versions = versions
         out._retains_grad = False
         out._hooks = None
         out.name = None
         out.g = None
         return out
 
+    # ----------------------------------------------------------------- data and its version
+    @property
+    def data(self) -> np.ndarray:
+        """The NumPy array this tensor holds (shared, not copied)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if value is self._data:
+            # `t.data += 1` and the other augmented assignments change the array in place
+            # and then assign it back: ops that kept the array for backward must learn of it.
+            self._counter[0] += 1
+            return
+        array = _as_data(value, where="data")
+        if self.requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"data: this tensor requires a gradient, so its data must be "
+                            f"float32 or float64, got {array.dtype}")
+        # A new array: what ops saved is the old one, still intact, so nothing is bumped.
+        self._data = array
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's array was changed in place by chainrule's own means.
+
+        Optimizer steps, load_state_dict, the init functions and augmented assignment to
+        ``.data`` (``t.data -= lr * t.grad``) count; so do they on any tensor sharing the array
+        (``detach()``, ``Parameter(t)``). Backward refuses to use an input an op saw at another
+        version. Writes straight into the NumPy array (``t.data[0] = 1``, ``np.copyto``, or
+        into the array given to ``from_numpy``) are invisible to chainrule: see README.
+        """
+        return self._counter[0]
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of this tensor's array (for the backward check)."""
+        self._counter[0] += 1
+
     # ----------------------------------------------------------------- basic properties
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of ``data``."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """Number of dimensions."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """Number of elements."""
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
         """The NumPy dtype of ``data``."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -153,22 +215,24 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"item(): tensor of shape {self.shape} has {self.size} elements, not 1")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         """The data as nested Python lists."""
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> Tensor:
         """A tensor sharing this data but cut from the tape (no gradient flows through it)."""
-        return Tensor._from_op(self.data, None, None, ())
+        out = Tensor._from_op(self._data, None, None, ())
+        out._counter = self._counter  # one array, one version count
+        return out
 
     def clone(self) -> Tensor:
         """A copy with its own memory; unlike detach(), gradients flow through it."""
@@ -203,10 +267,15 @@ class Tensor:
         return self
 
     def astype(self, dtype: Any) -> Tensor:
-        """A copy converted to ``dtype``; differentiable between float dtypes."""
+        """A copy converted to ``dtype``; differentiable between float dtypes, and the end of
+        the tape for integer and bool ones (as in PyTorch)."""
         from chainrule.ops.elementwise import Cast
 
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"astype: {dtype!r} is not a dtype") from None
+        return Cast.apply(self, dtype=backend.check_dtype(dtype, "astype"))
 
     def float(self) -> Tensor:
         """Convert to the default float dtype (float32 unless changed)."""
@@ -218,32 +287,32 @@ class Tensor:
 
     def long(self) -> Tensor:
         """Convert to int64 (no gradient)."""
-        return Tensor(self.data.astype(np.int64))
+        return Tensor(self._data.astype(np.int64))
 
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
             yield self[i]
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4,
+        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4,
                                threshold=200, edgeitems=3)
         extras = []
         if self.dtype != backend.get_default_dtype() and self.dtype != np.int64 \
@@ -268,15 +337,15 @@ class Tensor:
                 "computed from has requires_grad=True (or it was computed under no_grad())"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward(): the tensor has shape {self.shape}; gradients are implicit only "
                     "for a single-element output. Pass backward(gradient) with that shape, or "
                     "reduce it first (e.g. .sum() or .mean())"
                 )
-            gradient = np.array(1, self.data.dtype)  # (np.ones is Python code)
-            if self.data.ndim:
-                gradient = np.full(self.data.shape, gradient)
+            gradient = np.array(1, self._data.dtype)  # (np.ones is Python code)
+            if self._data.ndim:
+                gradient = np.full(self._data.shape, gradient)
         else:
             gradient = _as_data(gradient, self.dtype, "backward(gradient)")
             if gradient.shape != self.shape:
@@ -294,10 +363,7 @@ class Tensor:
             if grad is None:
                 continue
             if node._hooks:
-                for hook in node._hooks:
-                    replaced = hook(grad)
-                    if replaced is not None:
-                        grad = np.asarray(replaced)
+                grad = _run_hooks(node, grad)
             fn = node.grad_fn
             if fn is None:
                 _accumulate(node, grad)
@@ -310,12 +376,28 @@ class Tensor:
                     f"backward() through {fn.__name__} a second time: its saved buffers were "
                     "freed by the first backward(). Pass retain_graph=True to the first call"
                 )
+            parents = node._parents
+            # Each input as the op saw it, and the output as it made it (see _version).
+            for parent, seen in zip(parents, node._versions):
+                if parent is not None and parent._counter[0] != seen:
+                    _refuse_modified(node, fn)
+            if node._counter[0]:
+                _refuse_modified(node, fn)
             returned = fn.backward(ctx, grad)
             # A list, so that each gradient's last reference can be dropped before it is
             # handed on: _accumulate keeps an array nothing else holds instead of copying it.
-            input_grads = list(returned) if type(returned) is tuple else [returned]
+            if type(returned) is tuple:
+                input_grads = list(returned)
+            elif returned is None and True in ctx.needs_input_grad:
+                raise TypeError(
+                    f"{fn.__name__}.backward returned None, but input "
+                    f"{ctx.needs_input_grad.index(True)} needs a gradient: did it forget "
+                    "`return`? Return one gradient per input (None only for inputs that need "
+                    "none), as a tuple when there are several"
+                )
+            else:
+                input_grads = [returned]
             returned = grad = None
-            parents = node._parents
             if len(input_grads) != len(parents):
                 raise RuntimeError(
                     f"{fn.__name__}.backward returned {len(input_grads)} gradients for "
@@ -328,11 +410,11 @@ class Tensor:
                 if input_grad is None or not parent.requires_grad:
                     continue
                 input_grads[index] = None
-                if type(input_grad) is not np.ndarray:
-                    input_grad = np.asarray(input_grad.data if isinstance(input_grad, Tensor)
-                                            else input_grad)
-                if input_grad.shape != parent.data.shape:
-                    input_grad = _fit_to(input_grad, parent.data.shape, fn)
+                data = parent._data
+                if type(input_grad) is not np.ndarray or input_grad.dtype != data.dtype:
+                    input_grad = _as_gradient(input_grad, data.dtype, fn, index)
+                if input_grad.shape != data.shape:
+                    input_grad = _fit_to(input_grad, data.shape, node._data.shape, fn, index)
                 if sentinel is not None:
                     sentinel.check_backward(fn, index, input_grad)
                 if parent.grad_fn is None and not parent._hooks:
@@ -539,19 +621,19 @@ class Tensor:
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the maxima (no gradient)."""
-        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
+        return Tensor(np.argmax(self._data, axis=axis, keepdims=keepdims))
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the minima (no gradient)."""
-        return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
+        return Tensor(np.argmin(self._data, axis=axis, keepdims=keepdims))
 
     def any(self) -> bool:
         """True if any element is nonzero."""
-        return bool(self.data.any())
+        return bool(self._data.any())
 
     def all(self) -> bool:
         """True if every element is nonzero."""
-        return bool(self.data.all())
+        return bool(self._data.all())
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         """The same elements in a new shape (one entry may be -1)."""
@@ -649,28 +731,86 @@ def _accumulate(tensor: Tensor, grad: np.ndarray, may_keep: bool = True) -> None
         # accumulation adds into tensor.grad in place. Saves a parameter-sized copy per
         # parameter per step.
         if (may_keep and _refcount is not None and _refcount(grad) <= _PRIVATE_REFS
-                and grad.base is None and grad.dtype == tensor.data.dtype):
+                and grad.base is None and grad.dtype == tensor._data.dtype):
             flags = grad.flags
             if flags.writeable and flags.c_contiguous:
                 tensor.grad = grad
                 return
-        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+        tensor.grad = np.array(grad, dtype=tensor._data.dtype, copy=True)
     else:
         tensor.grad += grad
 
 
-def _fit_to(grad: np.ndarray, shape: tuple[int, ...], fn: type) -> np.ndarray:
-    """Undo broadcasting of an input, or say which op returned a gradient of the wrong shape."""
-    try:
-        fitted = backend.unbroadcast(grad, shape)
-    except (ValueError, IndexError):
-        fitted = None
-    if fitted is None or fitted.shape != shape:
+def _fit_to(grad: np.ndarray, shape: tuple[int, ...], out_shape: tuple[int, ...], fn: type,
+            index: int) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting ``shape`` into the output added or
+    stretched; any other mismatch is the op's mistake, and the error says so.
+
+    An axis counts as broadcast only when the output has it too, with the gradient's size, at
+    the same place (counted from the left, where batch axes lead): a gradient with a leading
+    axis the output lacks is not one the engine may guess a sum for.
+    """
+    extra = grad.ndim - len(shape)
+    broadcast = 0 <= extra and grad.ndim <= len(out_shape)
+    if broadcast:
+        for axis, size in enumerate(grad.shape):
+            own = shape[axis - extra] if axis >= extra else 1
+            if size != own and not (own == 1 and size == out_shape[axis]):
+                broadcast = False
+                break
+    if not broadcast:
         raise RuntimeError(
-            f"{fn.__name__}.backward returned a gradient of shape {grad.shape} for an input of "
-            f"shape {shape}; it must have the input's shape (or a shape that broadcasts from it)"
+            f"{fn.__name__}.backward returned a gradient of shape {grad.shape} for input "
+            f"{index} of shape {shape} (the output has shape {out_shape}). A gradient must have "
+            "its input's shape, or the shape that input was broadcast to in the output (the "
+            "engine sums that back); sum any other axes in backward yourself"
         )
-    return fitted
+    return backend.unbroadcast(grad, shape)
+
+
+def _as_gradient(value: Any, dtype: np.dtype, fn: type, index: int) -> np.ndarray:
+    """A gradient a backward returned, as an array of its input's dtype (as PyTorch casts)."""
+    array = np.asarray(value._data if isinstance(value, Tensor) else value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{fn.__name__}.backward returned a gradient of dtype {array.dtype} "
+                        f"for input {index}; return a float array of the input's dtype ({dtype})")
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+def _run_hooks(node: Tensor, grad: np.ndarray) -> np.ndarray:
+    """Call the tensor's hooks in order; each may replace the gradient with one of its shape."""
+    for hook in node._hooks:
+        replaced = hook(grad)
+        if replaced is None:
+            continue
+        replaced = np.asarray(replaced._data if isinstance(replaced, Tensor) else replaced)
+        if replaced.shape != grad.shape or replaced.dtype.kind not in "fiub":
+            name = getattr(hook, "__qualname__", type(hook).__name__)
+            raise RuntimeError(
+                f"hook {name} on a tensor of shape {node.shape} returned a gradient of shape "
+                f"{replaced.shape} and dtype {replaced.dtype}; return an array of shape "
+                f"{grad.shape} (or None to keep the gradient as it is)"
+            )
+        grad = replaced if replaced.dtype == grad.dtype else replaced.astype(grad.dtype)
+    return grad
+
+
+def _refuse_modified(node: Tensor, fn: type) -> None:
+    """Raise for the first input of ``fn`` (or its output) changed in place since it ran:
+    its backward would read the new values, a silently wrong gradient."""
+    for index, (parent, seen) in enumerate(zip(node._parents, node._versions)):
+        if parent is not None and parent._counter[0] != seen:
+            raise RuntimeError(_modified(fn, f"input {index}", parent, seen))
+    raise RuntimeError(_modified(fn, "the output", node, 0))
+
+
+def _modified(fn: type, what: str, tensor: Tensor, seen: int) -> str:
+    name = f" ({tensor.name})" if tensor.name else ""
+    return (f"backward(): {what}{name} of {fn.__name__} (shape {tensor.shape}) was modified "
+            f"in place after {fn.__name__} ran (version {seen}, now {tensor._counter[0]}): an "
+            "optimizer step, load_state_dict or an in-place write to .data in between. Its "
+            "backward would use the new values and give a wrong gradient. Run the forward "
+            "again after the change, or change a copy (t.clone() / t.detach().data.copy())")
 
 
 # Imported last: the ops build Tensors, so they need this module complete first.

@@ -20,8 +20,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
-        super().__init__(data.data if isinstance(data, Tensor) else data,
-                         requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad)  # a Tensor's array is shared
 
     def __repr__(self) -> str:
         return "Parameter(" + super().__repr__()[len("tensor("):]
@@ -48,6 +47,12 @@ class Module:
 
     def __init__(self) -> None:
         self.training = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name)
+        if isinstance(old, Tensor) and value is not None and value is not old:
+            _check_replacement(self, name, old, value)
+        object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the layer's output; every Module subclass defines it."""
@@ -199,9 +204,15 @@ class Module:
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy arrays (NumPy or anything np.asarray accepts, torch tensors included) in.
 
-        With ``strict`` every key must match. Shapes must always match; nothing is changed
-        unless everything fits.
+        With ``strict`` every key must match. Shapes must always match, and values must be
+        numbers that convert to the parameter's dtype without changing kind (no strings,
+        objects, complex; no floats into an integer buffer). Everything is checked before
+        anything changes, so a refused dict leaves the module as it was.
         """
+        name_of = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict into {name_of}: expected a mapping of names to "
+                            f"arrays (a state_dict), got {type(state).__name__}")
         own = dict(self._named_state())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -209,21 +220,30 @@ class Module:
         if strict and missing:
             problems.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
-            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+            problems.append(f"unexpected keys: {', '.join(map(str, unexpected))}")
         arrays = {}
         for name, param in own.items():
             if name not in state:
                 continue
-            array = np.asarray(state[name])
-            if array.shape != param.shape:
+            value = state[name]
+            try:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except (ValueError, TypeError) as error:
+                problems.append(f"{name}: not an array ({error})")
+                continue
+            if array.dtype.kind not in "fiub" or not np.can_cast(array.dtype, param.dtype,
+                                                                "same_kind"):
+                problems.append(f"{name}: checkpoint holds {array.dtype}, which does not "
+                                f"convert to the model's {param.dtype}")
+            elif array.shape != param.shape:
                 problems.append(f"{name}: checkpoint has shape {array.shape}, "
                                 f"model has {param.shape}")
             arrays[name] = array
         if problems:
-            raise ValueError(f"load_state_dict into {type(self).__name__}: "
-                             + "; ".join(problems))
+            raise ValueError(f"load_state_dict into {name_of}: " + "; ".join(problems))
         for name, array in arrays.items():
             own[name].data[...] = array  # in place: the optimizer holds these very arrays
+            own[name]._bump_version()
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
@@ -239,6 +259,22 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _check_replacement(module: Module, name: str, old: Tensor, value: Any) -> None:
+    """Refuse an assignment that would silently drop a parameter or buffer from the module."""
+    where = f"{type(module).__name__}.{name}"
+    if name in module.__dict__.get("_buffer_names", ()):
+        if not isinstance(value, Tensor) or isinstance(value, Parameter) or value.requires_grad:
+            raise TypeError(
+                f"{where} is a buffer: assign a Tensor without gradient or None (e.g. "
+                f"cr.tensor(array)), or change it in place ({where}.data[...] = array); this "
+                f"{type(value).__name__} would silently drop out of state_dict()")
+    elif _is_trainable(old) and not _is_trainable(value):
+        raise TypeError(
+            f"{where} is a parameter: assign an nn.Parameter (nn.Parameter(array)) or None, or "
+            f"change it in place ({where}.data[...] = array). This {type(value).__name__} would "
+            "silently drop out of parameters(), state_dict() and the optimizer")
 
 
 def _is_trainable(value: Any) -> bool:
@@ -372,6 +408,7 @@ def _cross_check(module: Module, args: list, kwargs: dict, named: list, grad: np
     """Differentiate ``module.forward`` a second way — by autograd through the primitives it
     is written with — and fail loudly if that disagrees with the hand-written ``bwd``."""
     from chainrule.check.checker import diagnose
+    from chainrule.check.comparison import compare
     from chainrule.tensor import enable_grad
 
     saved = [(p, p.grad, p.requires_grad) for _, p in named]
@@ -398,13 +435,17 @@ def _cross_check(module: Module, args: list, kwargs: dict, named: list, grad: np
     for name, mine, theirs in zip(names, hand, auto):
         if mine is None or theirs is None:
             continue
-        scale = max(float(np.max(np.abs(theirs), initial=0.0)), 1.0)
-        error = np.abs(mine - theirs)
-        if np.all(error <= atol * scale + rtol * np.abs(theirs)):
+        theirs = np.asarray(theirs, np.float64)
+        # The check's one comparison: a NaN/inf from bwd where autograd is finite is wrong.
+        finite = theirs[np.isfinite(theirs)]
+        scale = max(float(np.abs(finite).max(initial=0.0)), 1.0)
+        verdict = compare(theirs, mine, rtol, atol * scale, exact_inf=True)
+        if verdict.ok:
             continue
-        j = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), error.shape))
+        diagnosis = diagnose(theirs, np.asarray(mine, np.float64), name=name)
+        if not verdict.nonfinite.any():  # (a NaN's diagnosis already says where and how many)
+            diagnosis = (f"{verdict.describe(f'{name}.g', 'autograd', 'bwd')}. Diagnosis: "
+                         f"{diagnosis}")
         raise GradientMismatchError(
             f"{type(module).__name__}: the hand-written bwd and autograd through forward "
-            f"disagree on {name}.g: largest difference {float(error[j]):.4g} at {j} (bwd "
-            f"{float(mine[j]):.6g}, autograd {float(theirs[j]):.6g}). Diagnosis: "
-            f"{diagnose(np.asarray(theirs, np.float64), np.asarray(mine, np.float64))}")
+            f"disagree on {name}.g: {diagnosis}")

@@ -22,6 +22,8 @@ class MatMul(Function):
     and the engine sums the gradient over the axes an operand was broadcast along.
     """
 
+    same_dtype = True
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 0 or b.ndim == 0:
@@ -63,10 +65,10 @@ class MatMul(Function):
 
 
 def _linear_forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
-                    bias: np.ndarray | None) -> np.ndarray:
+                    bias: np.ndarray | None, op: str = "linear") -> np.ndarray:
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+            f"{op}: input of shape {x.shape} does not fit weight of shape {weight.shape} "
             f"(out_features, in_features): the input's last axis must be {weight.shape[-1]}"
         )
     ctx.x, ctx.weight = x, weight
@@ -98,6 +100,8 @@ class Linear(Function):
     Fused so that one node on the tape does what three (matmul, transpose, add) would.
     """
 
+    same_dtype = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
                 bias: np.ndarray | None = None) -> np.ndarray:
@@ -118,11 +122,12 @@ class LinearRelu(Function):
     """
 
     name = "linear_relu"
+    same_dtype = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
                 bias: np.ndarray | None = None) -> np.ndarray:
-        out = _linear_forward(ctx, x, weight, bias)
+        out = _linear_forward(ctx, x, weight, bias, "linear_relu")
         np.maximum(out, 0, out=out)  # out is a fresh array: the pre-activation is not needed
         ctx.out = out
         return out

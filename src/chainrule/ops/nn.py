@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import backend, validate
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor, _as_data
 
@@ -36,6 +36,10 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: int = -1) -> np.ndarray:
+        axis = validate.axis("softmax", "axis", axis, a.ndim)
+        if a.ndim == 0:  # one value along the axis: its share is all of it, as in PyTorch
+            ctx.out, ctx.axis = np.ones_like(a), None
+            return ctx.out
         exps = np.exp(_shifted(a, axis))
         out = exps / exps.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = out, axis
@@ -54,6 +58,10 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: int = -1) -> np.ndarray:
+        axis = validate.axis("log_softmax", "axis", axis, a.ndim)
+        if a.ndim == 0:
+            ctx.out, ctx.axis = np.zeros_like(a), None
+            return ctx.out
         shifted = _shifted(a, axis)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = out, axis
@@ -137,9 +145,10 @@ class MSELoss(Function):
         squeeze = _mse_pair(output, target)
         diff = (output[..., 0] if squeeze else output) - target
         ctx.diff, ctx.shape = diff, output.shape
-        ctx.scale = 2 / diff.size if reduction == "mean" else 2
+        mean = _mean_factor(diff.size) if reduction == "mean" else 1.0
+        ctx.scale = 2 * mean
         total = np.dot(diff.ravel(), diff.ravel())
-        return np.asarray(total / diff.size if reduction == "mean" else total)
+        return np.asarray(total * mean, dtype=diff.dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -204,12 +213,17 @@ def _class_targets(logits: np.ndarray, targets: np.ndarray, op: str) -> np.ndarr
     return targets
 
 
+def _mean_factor(count: int) -> float:
+    """1 / count for a mean; NaN for an empty batch, whose mean PyTorch also calls NaN."""
+    return 1 / count if count else math.nan
+
+
 def _reduce_loss(losses: np.ndarray, reduction: str, op: str) -> tuple[np.ndarray, float]:
     """The reduced loss and the factor each element's gradient carries."""
     if reduction == "mean":
         # sum * (1/n), not .mean(): the same number without mean's Python-level set-up,
         # which is a tenth of a small network's step.
-        scale = 1 / max(losses.size, 1)
+        scale = _mean_factor(losses.size)
         return np.asarray(np.add.reduce(losses, axis=None) * scale, dtype=losses.dtype), scale
     if reduction == "sum":
         return np.asarray(losses.sum()), 1.0

@@ -64,6 +64,7 @@ class BatchNorm(Function):
     """
 
     name = "batch_norm"
+    same_dtype = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,
@@ -257,6 +258,7 @@ class LayerNorm(Function):
     """
 
     name = "layer_norm"
+    same_dtype = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,
@@ -340,6 +342,7 @@ class BatchNormMaxPool2d(Function):
     """
 
     name = "batch_norm_max_pool2d"
+    same_dtype = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,

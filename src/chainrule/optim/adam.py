@@ -77,7 +77,7 @@ class Adam(Optimizer):
             grad = self._grad(p)
             if grad is None:
                 continue
-            param = p.data
+            param = p._data
             state = self.state.get(p)
             if not state:
                 state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(param),

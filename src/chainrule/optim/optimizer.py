@@ -147,6 +147,9 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             self._update_group(group)
+            for p in group["params"]:
+                if p.grad is not None:  # updated in place: a graph that saw it is stale now
+                    p._counter[0] += 1
         return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -155,7 +158,7 @@ class Optimizer:
     def _grad(self, p: Tensor) -> np.ndarray | None:
         """p's gradient, checked against p's shape (None: skip the parameter)."""
         grad = p.grad
-        if grad is not None and grad.shape != p.data.shape:
+        if grad is not None and grad.shape != p._data.shape:
             index = next(i for i, q in enumerate(self._params()) if q is p)
             raise ValueError(f"{type(self).__name__}: parameter {index} has shape {p.data.shape} "
                              f"but its grad has shape {grad.shape}")

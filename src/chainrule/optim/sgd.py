@@ -68,7 +68,7 @@ class SGD(Optimizer):
             grad = self._grad(p)
             if grad is None:
                 continue
-            param = p.data
+            param = p._data
             if momentum == 0:
                 blocked_update(update, param, grad)
                 continue
