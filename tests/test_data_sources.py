@@ -265,9 +265,11 @@ def test_root_beats_env_beats_cache_beats_system(tmp_path, monkeypatch) -> None:
 def test_search_paths_lists_every_place_in_order(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CHAINRULE_DATA", os.pathsep.join([str(tmp_path / "a"),
                                                          str(tmp_path / "b")]))
-    places = search_paths("fashion-mnist", root=tmp_path / "r")
-    assert places == [(tmp_path / "r", "root argument"),
-                      (tmp_path / "a" / "fashion-mnist", "$CHAINRULE_DATA"),
+    # a root that is given is the only place: nothing tops it up
+    assert search_paths("fashion-mnist", root=tmp_path / "r") == [(tmp_path / "r",
+                                                                   "root argument")]
+    places = search_paths("fashion-mnist")
+    assert places == [(tmp_path / "a" / "fashion-mnist", "$CHAINRULE_DATA"),
                       (tmp_path / "b" / "fashion-mnist", "$CHAINRULE_DATA"),
                       (cache_of(tmp_path, "fashion-mnist"), "user cache"),
                       (tmp_path / "system" / "fashion-mnist", "system data")]
@@ -289,16 +291,17 @@ def test_the_search_list_can_be_replaced(tmp_path) -> None:
 
 
 def test_not_found_lists_every_place_and_how_to_get_the_data(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "env"))
-    partial = tmp_path / "root"
+    monkeypatch.setenv("CHAINRULE_DATA", os.pathsep.join([str(tmp_path / "partial"),
+                                                         str(tmp_path / "env")]))
+    partial = tmp_path / "partial" / "fashion-mnist"
     write_idx(partial, 2)
     os.unlink(partial / "t10k-images-idx3-ubyte.gz")
     os.unlink(partial / "t10k-labels-idx1-ubyte.gz")
     (tmp_path / "system" / "fashion-mnist").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError) as caught:
-        load_dataset("fashion-mnist", root=partial)
+        load_dataset("fashion-mnist")
     message = str(caught.value)
-    for folder, why in search_paths("fashion-mnist", root=partial):
+    for folder, why in search_paths("fashion-mnist"):
         assert f"{folder} ({why})" in message
     assert "has 2 of the 4 files, missing t10k-images-idx3-ubyte[.gz]" in message
     assert "holds none of the 4 files" in message and "no such folder" in message

@@ -6,14 +6,16 @@ as int64 (N,). Turn them into what a model wants with the loader's transforms, o
 ``Compose([ToFloat(), AddChannel()])`` gives a CNN (B, 1, 28, 28). Keeping the raw bytes costs
 a quarter of the memory of float32 and leaves the choice of scaling to the model.
 
-Where the files are looked for, in order (the first folder holding all four files wins):
+Where the files are looked for. A ``root`` that is given is the only place: it must hold the
+four files (or, with downloading allowed, receive them), and nothing else is searched, so a
+mistyped folder is an error rather than another copy of the data. Without ``root``, in order
+(the first folder holding all four files wins):
 
-1. ``root``, when given;
-2. ``$CHAINRULE_DATA/<name>`` (several folders may be given, separated by ``os.pathsep``);
-3. the user cache, ``$XDG_CACHE_HOME/chainrule/<name>`` or ``~/.cache/chainrule/<name>``;
-4. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` fills
+1. ``$CHAINRULE_DATA/<name>`` (several folders may be given, separated by ``os.pathsep``);
+2. the user cache, ``$XDG_CACHE_HOME/chainrule/<name>`` or ``~/.cache/chainrule/<name>``;
+3. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` fills
    ``/usr/share/datasets/fashion-mnist``);
-5. for "mnist-sample" only, the copy inside this package.
+4. for "mnist-sample" only, the copy inside this package.
 
 Nothing is downloaded unless asked: ``download=True`` or ``$CHAINRULE_DOWNLOAD=1``. Then the
 missing files are fetched into ``root`` (or else the user cache) from ``mirror``,
@@ -127,6 +129,7 @@ class _Spec:
     # sha256 and byte size of each .gz file as its authors publish it
     sha256: tuple[tuple[str, str, int], ...] = ()
     how_to_get: str = ""
+    image_shape: tuple[int, int] = (28, 28)
 
 
 # MNIST: the digests and sizes of the original LeCun files, as TensorFlow's and PyTorch's
@@ -188,11 +191,14 @@ def cache_dir() -> Path:
 
 
 def search_paths(name: str, root: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
-    """The folders ``load_dataset(name, root)`` looks in, in order, each with why it is there."""
+    """The folders ``load_dataset(name, root)`` looks in, in order, each with why it is there.
+
+    A given ``root`` is the only one: it is never topped up from other places.
+    """
     _spec(name)
-    places: list[tuple[Path, str]] = []
     if root is not None:
-        places.append((Path(root), "root argument"))
+        return [(_root_path(root), "root argument")]
+    places: list[tuple[Path, str]] = []
     for entry in os.environ.get("CHAINRULE_DATA", "").split(os.pathsep):
         if entry:
             places.append((Path(entry) / name, "$CHAINRULE_DATA"))
@@ -208,10 +214,20 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
                  search: Sequence[str | os.PathLike] | None = None) -> Splits:
     """Load "mnist-sample", "mnist" or "fashion-mnist" as uint8 (N, 28, 28) images + int64 labels.
 
-    ``download=None`` means "only if ``$CHAINRULE_DOWNLOAD`` says so"; ``search`` replaces the
-    folders of ``search_paths`` (for tests and unusual layouts). See the module docstring.
+    ``root``, when given, is the one folder used (see the module docstring); ``download=None``
+    means "only if ``$CHAINRULE_DOWNLOAD`` says so"; ``search`` replaces the folders of
+    ``search_paths`` (for tests and unusual layouts).
     """
     spec = _spec(name)
+    if download is not None and not isinstance(download, bool):
+        raise TypeError(f"load_dataset: download must be True, False or None, got "
+                        f"{download!r}")
+    if mirror is not None and not isinstance(mirror, (str, Mirror)):
+        raise TypeError(f"load_dataset: mirror must be a URL (str) or a Mirror, got "
+                        f"{type(mirror).__name__}")
+    if root is not None and search is not None:
+        raise ValueError("load_dataset: give root (the one folder to use) or search (the "
+                         "folders to look in), not both")
     places = (search_paths(name, root) if search is None
               else [(Path(folder), "search argument") for folder in search])
     looked = []
@@ -221,12 +237,16 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
             return _read_splits(name, spec, folder, files)
         looked.append((folder, why, state))
 
-    target = Path(root) if root is not None else cache_dir() / name
+    target = places[0][0] if root is not None else cache_dir() / name
     if not _download_wanted(download):
-        raise DatasetNotFoundError(_not_found_message(name, spec, looked, target))
+        raise DatasetNotFoundError(_not_found_message(name, spec, looked, target, root))
     if not spec.sha256:
-        raise DatasetNotFoundError(_not_found_message(name, spec, looked, target)
+        raise DatasetNotFoundError(_not_found_message(name, spec, looked, target, root)
                                    + f"\n(there is nothing to download for {name!r})")
+    if target.exists() and not target.is_dir():
+        raise DatasetNotFoundError(f"dataset {name!r}: cannot download into {target}: it is a "
+                                   "file, not a folder. Pass as root the folder that is to "
+                                   "hold the four IDX files.")
     _download_missing(spec, target, _mirrors(spec, mirror))
     files, state = _find_files(target)
     if files is None:  # only if the folder changed under us
@@ -234,9 +254,25 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     return _read_splits(name, spec, target, files)
 
 
+def _root_path(root: str | os.PathLike) -> Path:
+    """``root`` as a Path, refusing what cannot be a folder name."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"load_dataset: root must be a folder path (str or os.PathLike), got "
+                        f"{type(root).__name__}")
+    if not os.fspath(root):
+        raise ValueError("load_dataset: root is empty; pass the folder that holds the "
+                         "dataset, or None to search the usual places")
+    return Path(root)
+
+
 def _spec(name: str) -> _Spec:
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a str, one of {', '.join(DATASETS)}; got "
+                        f"{type(name).__name__}")
     if name not in _SPECS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        near = name.strip().lower().replace("_", "-")
+        hint = f" (did you mean {near!r}?)" if near in _SPECS else ""
+        raise ValueError(f"unknown dataset {name!r}{hint}; choose one of {', '.join(DATASETS)}")
     return _SPECS[name]
 
 
@@ -252,7 +288,7 @@ def _locate(folder: Path, base: str) -> Path | None:
 def _find_files(folder: Path) -> tuple[dict[str, Path] | None, str]:
     """The four IDX files in ``folder``, or a phrase saying why not."""
     if not folder.is_dir():
-        return None, "no such folder"
+        return None, "a file, not a folder" if folder.exists() else "no such folder"
     located = {base: _locate(folder, base) for base in SPLIT_FILES}
     found = {base: path for base, path in located.items() if path is not None}
     missing = [base + "[.gz]" for base in SPLIT_FILES if base not in found]
@@ -271,6 +307,10 @@ def _read_splits(name: str, spec: _Spec, folder: Path, files: dict[str, Path]) -
         if x.ndim != 3 or x.dtype != np.uint8:
             raise IDXError(f"{x_path}: expected uint8 images of shape (N, rows, cols), got "
                            f"{x.dtype} {x.shape}")
+        if x.shape[1:] != spec.image_shape:
+            rows, cols = spec.image_shape
+            raise IDXError(f"{x_path}: {name} images are {rows}x{cols} pixels, this file "
+                           f"holds {x.shape[1]}x{x.shape[2]}; is it another dataset's file?")
         if y.ndim != 1 or y.dtype.kind not in "ui":
             raise IDXError(f"{y_path}: expected integer labels of shape (N,), got "
                            f"{y.dtype} {y.shape}")
@@ -297,7 +337,9 @@ def _download_wanted(download: bool | None) -> bool:
 def _mirrors(spec: _Spec, mirror: str | Mirror | None) -> list[Mirror]:
     if isinstance(mirror, Mirror):
         return [mirror]
-    chosen = mirror or os.environ.get("CHAINRULE_MIRROR", "")
+    if mirror is not None:
+        return [Mirror(mirror)]
+    chosen = os.environ.get("CHAINRULE_MIRROR", "")
     if chosen:
         return [Mirror(chosen)]
     return [Mirror(url) for url in spec.mirrors]
@@ -324,23 +366,43 @@ def _download_missing(spec: _Spec, target: Path, mirrors: list[Mirror]) -> None:
             except DownloadError as error:
                 failures.append(str(error))
         else:
-            raise DownloadError(f"could not download {filename}:\n  " + "\n  ".join(failures))
+            raise DownloadError(
+                f"could not download {filename} into {target} from "
+                + (f"any of the {len(mirrors)} mirrors" if len(mirrors) > 1 else "the mirror")
+                + ":\n" + "".join(f"  - {failure}\n" for failure in failures)
+                + "Check your network, choose a mirror that works (mirror= or "
+                f"$CHAINRULE_MIRROR), or copy the file into {target} yourself.")
 
 
 def _not_found_message(name: str, spec: _Spec, looked: list[tuple[Path, str, str]],
-                       target: Path) -> str:
+                       target: Path, root: str | os.PathLike | None = None) -> str:
     files = ", ".join(base + "[.gz]" for base in SPLIT_FILES)
-    lines = [f"dataset {name!r} not found: no folder holds its four IDX files ({files}).",
-             "Looked in:"]
-    lines += [f"  - {folder} ({why}): {state}" for folder, why, state in looked]
+    if root is not None:
+        folder, _, state = looked[0]
+        lines = [(f"dataset {name!r} not found in root={folder}: {state}. It must hold the "
+                  f"four IDX files ({files}); no other place is searched when root is given.")]
+    else:
+        lines = [f"dataset {name!r} not found: no folder holds its four IDX files ({files}).",
+                 "Looked in:"]
+        lines += [f"  - {folder} ({why}): {state}" for folder, why, state in looked]
     lines.append("To get it:")
-    if spec.how_to_get:
+    if root is not None:
+        if str(root).startswith("~"):
+            lines.append("  - note that ~ is not expanded here: give the full path")
+        lines.append(f"  - check the folder's name, or copy the files into {target}")
+        if name == "mnist-sample":
+            lines.append("  - or leave root out to use the copy bundled with chainrule")
+    if spec.how_to_get and (root is None or name != "mnist-sample"):
         lines.append(f"  - {spec.how_to_get}")
     if spec.sha256:
         mirror = os.environ.get("CHAINRULE_MIRROR") or spec.mirrors[0]
         lines.append(f"  - download it: load_dataset({name!r}, download=True) or "
                      f"CHAINRULE_DOWNLOAD=1 (fetches from {mirror} into {target}; "
                      "choose another mirror with mirror= or $CHAINRULE_MIRROR)")
-    lines.append(f"  - or copy the files into a folder F and pass root=F, or put them in "
-                 f"D/{name} and set CHAINRULE_DATA=D")
+    if root is None:
+        lines.append(f"  - or copy the files into a folder F and pass root=F, or put them in "
+                     f"D/{name} and set CHAINRULE_DATA=D")
+    else:
+        lines.append("  - or leave root out to search $CHAINRULE_DATA, the user cache and "
+                     "the system data folders")
     return "\n".join(lines)

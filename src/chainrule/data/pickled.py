@@ -21,6 +21,9 @@ import numpy as np
 
 from chainrule.data.idx import read_bytes_maybe_gzip
 
+#: default limit on the bytes a pickle may decompress to (generous for the lesson's file)
+MAX_BYTES = 2**30
+
 
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle that names a global outside the NumPy-array allowlist."""
@@ -104,20 +107,25 @@ def safe_loads(data: bytes, encoding: str = "latin-1") -> Any:
 Pair = tuple[np.ndarray, np.ndarray]
 
 
-def read_mnist_pkl(path: str | os.PathLike) -> tuple[Pair, Pair, Pair]:
+def read_mnist_pkl(path: str | os.PathLike, max_bytes: int = MAX_BYTES
+                   ) -> tuple[Pair, Pair, Pair]:
     """The lesson's ``mnist.pkl.gz``: ((x_train, y_train), (x_valid, y_valid), (x_test, y_test)).
 
     The file is a (usually gzip-compressed) protocol-2 pickle written by Python 2; only NumPy
-    arrays are rebuilt, anything else raises UnsafePickleError before it runs.
+    arrays are rebuilt, anything else raises UnsafePickleError before it runs. A file that
+    decompresses to more than ``max_bytes`` (a gzip bomb) raises UnpicklingError unread.
     """
     path = Path(path)
-    raw = read_bytes_maybe_gzip(path, pickle.UnpicklingError)
+    raw = read_bytes_maybe_gzip(path, pickle.UnpicklingError, max_bytes)
     try:
         obj = safe_loads(raw)
     except UnsafePickleError as error:
         raise UnsafePickleError(f"{path}: {error}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
         raise pickle.UnpicklingError(f"{path}: not a readable pickle ({error})") from None
+    except MemoryError:  # a length field claiming more than the machine has
+        raise pickle.UnpicklingError(f"{path}: not a readable pickle (it asks for more "
+                                     "memory than there is; the file is damaged)") from None
     _check_splits(obj, path)
     return obj
 
