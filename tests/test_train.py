@@ -117,9 +117,9 @@ def test_history_has_a_row_per_epoch_and_the_model_learns() -> None:
     learner = make_learner()
     history = learner.fit(3)
     assert [row["epoch"] for row in history] == [0, 1, 2]
-    assert set(history[0]) == {"epoch", "train_loss", "valid_loss", "accuracy", "seconds"}
+    assert set(history[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy", "seconds"}
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert history[-1]["accuracy"] > 0.6
+    assert history[-1]["valid_accuracy"] > 0.6
 
 
 def test_a_nan_loss_stops_training_and_says_what_to_try() -> None:
@@ -178,4 +178,4 @@ def test_evaluate_and_predict_record_nothing() -> None:
     assert out.shape == (4, 3) and not out.requires_grad
     assert learner.model.training
     result = learner.evaluate(learner.valid_data)
-    assert set(result) == {"valid_loss", "accuracy"}
+    assert set(result) == {"loss", "accuracy"}

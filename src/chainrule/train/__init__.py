@@ -16,7 +16,13 @@ from chainrule.train.callbacks import (
     TrainingDiverged,
 )
 from chainrule.train.layer_stats import LayerStats, dead_fraction
-from chainrule.train.learner import Learner, suggest_lr
+from chainrule.train.learner import (
+    IncompatibleDataError,
+    Learner,
+    check_fits,
+    default_metrics,
+    suggest_lr,
+)
 from chainrule.train.metrics import accuracy
 from chainrule.train.plots import (
     plot_layer_histograms,
@@ -28,7 +34,8 @@ from chainrule.train.plots import (
 __all__ = [
     "EVENTS", "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
     "CancelTrainException", "CancelValidateException", "CheckpointCallback", "DivergenceGuard",
-    "LayerStats", "Learner", "ProgressBar", "Recorder", "SchedulerCallback", "TrainingDiverged",
-    "accuracy", "dead_fraction", "plot_layer_histograms", "plot_layer_stats", "plot_loss_curves",
+    "IncompatibleDataError", "LayerStats", "Learner", "ProgressBar", "Recorder",
+    "SchedulerCallback", "TrainingDiverged", "accuracy", "check_fits", "dead_fraction",
+    "default_metrics", "plot_layer_histograms", "plot_layer_stats", "plot_loss_curves",
     "plot_lr_find", "suggest_lr"
 ]

@@ -109,7 +109,8 @@ class Callback:
 class Recorder(Callback):
     """Keeps the training loss and learning rate of every batch, and a row per epoch.
 
-    ``learner.history`` gets one dict per epoch: epoch, train_loss, valid_loss, each metric and
+    ``learner.history`` gets one dict per epoch: epoch, train_loss, the validation figures
+    (``valid_loss``, ``valid_accuracy``, ...; ``test_...`` when the test split is watched) and
     seconds. Always present in a Learner (order -20: it sees the raw values first).
     """
 
@@ -146,7 +147,9 @@ class Recorder(Callback):
 
     def after_epoch(self, learner: Learner) -> None:
         row: dict[str, Any] = {"epoch": learner.epoch}
-        row["train_loss"] = self._train_sum / max(self._train_count, 1)
+        # No sample seen (every batch cancelled): NaN, not a mean of nothing called 0.
+        row["train_loss"] = (self._train_sum / self._train_count if self._train_count
+                             else math.nan)
         row.update(learner.last_validation)
         row["seconds"] = round(time.perf_counter() - self._start, 3)
         learner.history.append(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from chainrule import backend, io
+from chainrule.nn.loss import CrossEntropyLoss, NLLLoss
 from chainrule.nn.module import Module
-from chainrule.ops.nn import cross_entropy
+from chainrule.ops.nn import cross_entropy, nll_loss
 from chainrule.tensor import Tensor, no_grad
 from chainrule.train.callbacks import (
     Callback,
@@ -32,10 +34,18 @@ Metric = Callable[[Any, Any], float]
 class Learner:
     """Trains ``model`` on ``train_data`` with ``optimizer``, calling ``callbacks`` on the way.
 
-    ``train_data``/``valid_data`` are iterables of (inputs, targets) batches with ``len()``;
-    a ``set_epoch(e)`` method, if present, is called each epoch (chainrule's DataLoader uses it
-    to make shuffling reproducible and resumable). After each epoch ``history`` gains a row:
-    epoch, train_loss, valid_loss, the ``metrics`` and seconds.
+    ``train_data``/``valid_data`` are re-iterable collections of (inputs, targets) batches with
+    ``len()`` (a DataLoader or a list; a one-shot generator would be empty from the second epoch
+    on, which fit refuses); a ``set_epoch(e)`` method, if present, is called each epoch
+    (chainrule's DataLoader uses it to make shuffling reproducible and resumable). After each
+    epoch ``history`` gains a row: epoch, train_loss, then ``<valid_name>_loss`` and
+    ``<valid_name>_<metric>`` for each metric when there is ``valid_data``, and seconds.
+    ``valid_name`` says what ``valid_data`` is: "valid" for data held out from training, "test"
+    when the test split is looked at every epoch (then say so, as the history keys do).
+
+    ``metrics`` default by task: accuracy for the classification losses (cross_entropy,
+    nll_loss and their layers), none otherwise (a regression's "accuracy" would be a
+    meaningless 0).
 
     Attributes callbacks read: model, optimizer, epoch, epochs, step (optimizer steps so far),
     batch_index, batch, preds, loss, training, lr, history, last_validation.
@@ -46,11 +56,15 @@ class Learner:
                  loss_func: Callable[[Any, Any], Tensor] = cross_entropy,
                  callbacks: Sequence[Callback] = (),
                  metrics: Mapping[str, Metric] | None = None,
-                 scheduler: Any = None, config: Mapping[str, Any] | None = None) -> None:
+                 scheduler: Any = None, config: Mapping[str, Any] | None = None,
+                 valid_name: str = "valid") -> None:
+        _check_parts(model, train_data, optimizer, valid_data, loss_func, metrics, scheduler,
+                     valid_name)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_data, self.valid_data = train_data, valid_data
         self.loss_func = loss_func
-        self.metrics = dict(metrics) if metrics is not None else {"accuracy": accuracy}
+        self.valid_name = valid_name
+        self.metrics = dict(metrics) if metrics is not None else default_metrics(loss_func)
         self.config = dict(config or {})  # JSON-able: how to rebuild model and data
         self.recorder = Recorder()
         self.callbacks: list[Callback] = [self.recorder, DivergenceGuard()]
@@ -95,11 +109,25 @@ class Learner:
         return float(groups[0]["lr"]) if groups else float("nan")
 
     def fit(self, epochs: int) -> list[dict[str, Any]]:
-        """Train until ``epochs`` epochs are done in all (a resumed learner continues)."""
+        """Train until ``epochs`` epochs are done in all (a resumed learner continues).
+
+        Before the first epoch the model is tried on two samples of the first training (and
+        validation) batch, so data the model cannot take fails at once, with both shapes.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise TypeError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if epochs < self.next_epoch:
             raise ValueError(f"fit({epochs}): this learner has already done {self.next_epoch} "
                              "epochs; ask for more")
-        self.epochs = epochs
+        if self.optimizer is None:
+            raise ValueError("fit: this Learner has no optimizer (it was made for evaluate "
+                             "only); pass one, e.g. optim.AdamW(model.parameters())")
+        _require_batches(self.train_data, "training", "fit")
+        self._check_fits(self.train_data, "training")
+        if self.valid_data is not None:
+            _require_batches(self.valid_data, self.valid_name, "fit")
+            self._check_fits(self.valid_data, self.valid_name)
+        self.epochs = int(epochs)
         try:
             self._stage("fit", self._fit_body, CancelFitException)
         finally:
@@ -125,10 +153,16 @@ class Learner:
         self.model.train()
         self.training = True
         _set_epoch(self.train_data, self.epoch)
+        index = -1
         for index, batch in enumerate(self.train_data):
             self.batch_index, self.batch = index, batch
             self.preds = self.loss = None  # a cancelled batch must not show the last one's
             self._stage("batch", self._train_batch, CancelBatchException)
+        if index < 0:
+            raise ValueError(
+                f"fit: epoch {self.epoch + 1} got no training batches: train_data gave nothing "
+                "this time (a generator or iterator is used up after one pass; pass a "
+                "DataLoader or a list)")
 
     def _train_batch(self) -> None:
         inputs, targets = self.batch
@@ -143,14 +177,22 @@ class Learner:
         self.optimizer.zero_grad()
 
     def _validate_body(self) -> None:
-        self.last_validation = self.evaluate(self.valid_data, events=True)
+        result = self.evaluate(self.valid_data, events=True, name=self.valid_name)
+        self.last_validation = {f"{self.valid_name}_{key}": value for key, value in
+                                result.items()}
 
-    def evaluate(self, data: Iterable, events: bool = False) -> dict[str, float]:
-        """Mean loss and metrics over ``data``, without recording gradients."""
+    def evaluate(self, data: Iterable, events: bool = False, name: str = "evaluation"
+                 ) -> dict[str, float]:
+        """Mean loss and metrics over ``data`` ({"loss": ..., metric: ...}), without
+        recording gradients. The learner's state (training flag, current batch, loss) is as it
+        was afterwards, so a callback may evaluate in the middle of training. Empty data is an
+        error naming ``name``: a mean over no samples has no value."""
+        _require_batches(data, name, "evaluate")
+        saved = (self.training, self.batch_index, self.batch, self.preds, self.loss)
         was_training = self.model.training
         self.model.eval()
         self.training = False
-        totals: dict[str, float] = {"valid_loss": 0.0, **{k: 0.0 for k in self.metrics}}
+        totals: dict[str, float] = {"loss": 0.0, **{k: 0.0 for k in self.metrics}}
         count = 0
         try:
             with no_grad():
@@ -164,15 +206,25 @@ class Learner:
                     if events:
                         self._event("after_loss")
                     size = len(targets)
-                    totals["valid_loss"] += float(self.loss.item()) * size
-                    for name, metric in self.metrics.items():
-                        totals[name] += metric(self.preds, targets) * size
+                    totals["loss"] += float(self.loss.item()) * size
+                    for metric_name, metric in self.metrics.items():
+                        totals[metric_name] += metric(self.preds, targets) * size
                     count += size
                     if events:
                         self._event("after_batch")
         finally:
             self.model.train(was_training)
-        return {name: total / max(count, 1) for name, total in totals.items()}
+            if not events:  # validation inside fit leaves the state to the next stage
+                (self.training, self.batch_index, self.batch, self.preds,
+                 self.loss) = saved
+        if count == 0:
+            raise ValueError(f"evaluate: the {name} data has no samples; a loss or metric "
+                             "over nothing has no value. Check that split (its size, or "
+                             "drop_last with fewer samples than one batch)")
+        return {key: total / count for key, total in totals.items()}
+
+    def _check_fits(self, data: Iterable, name: str) -> None:
+        check_fits(self.model, data, self.loss_func, name)
 
     def predict(self, inputs: Any) -> Tensor:
         """The model's output for ``inputs`` in eval mode, without recording gradients."""
@@ -193,6 +245,7 @@ class Learner:
         ``stop_factor`` times its minimum. Model, optimizer and learner state are restored
         afterwards, so the sweep leaves no trace.
         """
+        _require_batches(self.train_data, "training", "lr_find")
         saved_model = self.model.state_dict()
         saved_optimizer = copy.deepcopy(self.optimizer.state_dict())
         saved_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -247,12 +300,27 @@ class Learner:
         io.save_checkpoint(path, self.model.state_dict(), self.optimizer.state_arrays(), info)
 
     def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Restore a checkpoint saved by ``save_checkpoint``; returns its info."""
-        model_state, optimizer_arrays, info = io.load_checkpoint(path)
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_flat_state(info["optimizer"], optimizer_arrays)
-        if self.scheduler is not None and info.get("scheduler") is not None:
-            self.scheduler.load_state_dict(info["scheduler"])
+        """Restore a checkpoint saved by ``save_checkpoint``; returns its info.
+
+        The file is verified (checksum, structure) before anything changes, and if this
+        learner cannot take it (another architecture, optimizer or schedule) everything is put
+        back as it was and a CheckpointError says why.
+        """
+        model_state, optimizer_arrays, info = io.load_checkpoint(path, require=io.RESUME_KEYS)
+        before = (self.model.state_dict(), copy.deepcopy(self.optimizer.state_dict()),
+                  None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
+        try:
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_flat_state(info["optimizer"], optimizer_arrays)
+            if self.scheduler is not None and info.get("scheduler") is not None:
+                self.scheduler.load_state_dict(info["scheduler"])
+        except (TypeError, ValueError, KeyError) as error:
+            self.model.load_state_dict(before[0])
+            self.optimizer.load_state_dict(before[1])
+            if before[2] is not None:
+                self.scheduler.load_state_dict(before[2])
+            raise io.CheckpointError(f"{path}: this learner cannot take it, nothing was "
+                                     f"changed: {error}") from error
         self.next_epoch, self.step = info["next_epoch"], info["step"]
         self.history = list(info["history"])
         self.recorder.load_state(info["recorder"])
@@ -276,4 +344,132 @@ def _set_epoch(data: Any, epoch: int) -> None:
 
 def _cycle(data: Iterable) -> Any:
     while True:
-        yield from data
+        empty = True
+        for batch in data:
+            empty = False
+            yield batch
+        if empty:  # else an exhausted iterator would spin here for ever
+            raise ValueError("lr_find: the training data gave no batches (an exhausted "
+                             "iterator?); pass a DataLoader or a list")
+
+
+class IncompatibleDataError(ValueError):
+    """The model cannot take the data it was given (shapes or dtypes), found before training."""
+
+
+def check_fits(model: Module, data: Iterable,
+               loss_func: Callable[[Any, Any], Any] = cross_entropy,
+               name: str = "training") -> None:
+    """Run ``model`` and ``loss_func`` on two samples of ``data``'s first batch, in eval mode
+    and without recording, so that data the model cannot take fails now, with both shapes, and
+    not in the middle of an epoch. One-shot iterators are left alone (peeking would use up a
+    batch)."""
+    batch = _peek(data)
+    if batch is None:
+        return
+    try:
+        inputs, targets = batch
+    except (TypeError, ValueError):
+        raise TypeError(f"the {name} data must give (inputs, targets) pairs, got a "
+                        f"{type(batch).__name__}") from None
+    few = _first_rows(inputs), _first_rows(targets)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            loss_func(model(few[0]), few[1])
+    except Exception as error:
+        raise IncompatibleDataError(
+            f"the model cannot take the {name} data: on its first batch (inputs "
+            f"{_shape_of(inputs)} {_dtype_of(inputs)}, targets {_shape_of(targets)} "
+            f"{_dtype_of(targets)}) it fails with {type(error).__name__}: {error}"
+        ) from error
+    finally:
+        model.train(was_training)
+
+
+_CLASSIFICATION_LOSSES = (cross_entropy, nll_loss)
+
+
+def default_metrics(loss_func: Any) -> dict[str, Metric]:
+    """The metrics a Learner reports when given none: accuracy for classification losses."""
+    classifying = loss_func in _CLASSIFICATION_LOSSES or isinstance(
+        loss_func, (CrossEntropyLoss, NLLLoss))
+    return {"accuracy": accuracy} if classifying else {}
+
+
+def _check_parts(model: Any, train_data: Any, optimizer: Any, valid_data: Any, loss_func: Any,
+                 metrics: Any, scheduler: Any, valid_name: Any) -> None:
+    """Refuse, at construction, what would otherwise fail at the first batch."""
+    if not isinstance(model, Module):
+        raise TypeError(f"Learner: model must be a chainrule nn.Module, got "
+                        f"{type(model).__name__}")
+    for label, data in (("train_data", train_data), ("valid_data", valid_data)):
+        if data is None and label == "valid_data":
+            continue
+        if not isinstance(data, Iterable) or isinstance(data, (str, bytes, Mapping)):
+            raise TypeError(f"Learner: {label} must be an iterable of (inputs, targets) "
+                            f"batches such as a DataLoader, got {type(data).__name__}")
+    if optimizer is not None and not (callable(getattr(optimizer, "step", None))
+                                      and callable(getattr(optimizer, "zero_grad", None))):
+        raise TypeError(f"Learner: optimizer must have step() and zero_grad() (e.g. "
+                        f"optim.AdamW(model.parameters())), got {type(optimizer).__name__}")
+    if isinstance(loss_func, str):
+        raise TypeError(f"Learner: loss_func must be a function, not the string "
+                        f"{loss_func!r}; e.g. loss_func=chainrule.nn.functional.mse or "
+                        "nn.functional.cross_entropy")
+    if not callable(loss_func):
+        raise TypeError(f"Learner: loss_func must be callable as loss_func(preds, targets), "
+                        f"got {type(loss_func).__name__}")
+    if metrics is not None:
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"Learner: metrics must be a dict of name -> function(preds, "
+                            f"targets), got {type(metrics).__name__}")
+        for name, metric in metrics.items():
+            if not isinstance(name, str) or not callable(metric):
+                raise TypeError(f"Learner: metrics[{name!r}] must be a function(preds, "
+                                f"targets) under a string name")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(f"Learner: scheduler must have step(), got {type(scheduler).__name__}")
+    if not isinstance(valid_name, str) or not valid_name.isidentifier():
+        raise ValueError(f"Learner: valid_name must be a short name such as 'valid' or "
+                         f"'test', got {valid_name!r}")
+
+
+def _require_batches(data: Any, name: str, where: str) -> None:
+    """An error naming the split when ``data`` says it has no batches."""
+    try:
+        size = len(data)
+    except TypeError:
+        return  # no len(): counted while iterating instead
+    if size == 0:
+        raise ValueError(f"{where}: the {name} data is empty (0 batches); a loss or metric over "
+                         "no samples has no value. Check that split (its size, or drop_last "
+                         "with fewer samples than one batch)")
+
+
+def _peek(data: Any) -> Any:
+    """The first batch of a re-iterable collection, without consuming a one-shot iterator."""
+    epoch = getattr(data, "epoch", None)
+    try:
+        iterator = iter(data)
+        return None if iterator is data else next(iterator, None)
+    finally:
+        if epoch is not None and hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)  # a DataLoader counts the epochs it was iterated
+
+
+def _first_rows(value: Any) -> Any:
+    try:
+        return value[:2]
+    except (TypeError, IndexError, KeyError, ValueError):
+        return value
+
+
+def _shape_of(value: Any) -> str:
+    return str(tuple(np.shape(value.data if isinstance(value, Tensor) else value)))
+
+
+def _dtype_of(value: Any) -> str:
+    data = value.data if isinstance(value, Tensor) else value
+    return str(getattr(data, "dtype", type(data).__name__))

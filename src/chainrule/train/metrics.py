@@ -14,5 +14,20 @@ def _array(value: Any) -> np.ndarray:
 
 
 def accuracy(scores: Any, targets: Any) -> float:
-    """Fraction of rows whose largest score is at the target class."""
-    return float(np.mean(_array(scores).argmax(axis=-1) == _array(targets)))
+    """Fraction of rows whose largest score is at the target class.
+
+    ``scores`` are (N, C) class scores with C >= 2 and ``targets`` N integer class indices; for
+    anything else (a regression's float targets, one output column) accuracy has no meaning
+    and is refused rather than reported as a number.
+    """
+    scores, targets = _array(scores), _array(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"accuracy: targets must be integer class indices, got {targets.dtype}; "
+                        "for a regression leave accuracy out (Learner(metrics={}) or a metric "
+                        "of your own)")
+    if scores.ndim < 1 or scores.shape[-1] < 2 or targets.shape != scores.shape[:-1]:
+        raise ValueError(f"accuracy: expects (N, C) scores over C >= 2 classes and N targets, "
+                         f"got scores {scores.shape} and targets {targets.shape}")
+    if targets.size == 0:
+        raise ValueError("accuracy: no samples; the accuracy of nothing has no value")
+    return float(np.mean(scores.argmax(axis=-1) == targets))

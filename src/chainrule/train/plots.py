@@ -45,25 +45,36 @@ def plot_loss_curves(recorder: Any, history: Sequence[dict[str, Any]],
     if history and steps:
         per_epoch = max(len(steps) // max(len(history), 1), 1)
         ends = [steps[min((i + 1) * per_epoch, len(steps)) - 1] for i in range(len(history))]
-        if "valid_loss" in history[0]:
-            left.plot(ends, [row["valid_loss"] for row in history], "o-", color="tab:orange",
-                      label="validation")
+        for key in _per_epoch_losses(history[0]):
+            left.plot(ends, [row[key] for row in history], "o-", color="tab:orange",
+                      label=_split_label(key[:-len("_loss")]))
     left.set_xlabel("optimizer step")
     left.set_ylabel("loss")
     left.set_yscale("log")
     left.legend()
     left.set_title("loss")
-    metric_names = [k for k in (history[0] if history else {}) if k not in
-                    ("epoch", "train_loss", "valid_loss", "seconds")]
+    first = history[0] if history else {}
+    losses = _per_epoch_losses(first)
+    metric_names = [k for k in first if k not in ("epoch", "train_loss", "seconds", *losses)]
     for name in metric_names:
         right.plot([row["epoch"] + 1 for row in history], [row[name] for row in history],
                    "o-", label=name)
     right.set_xlabel("epoch")
-    right.set_title("validation metrics")
+    splits = sorted({_split_label(key[:-len("_loss")]) for key in losses})
+    right.set_title(f"{' and '.join(splits) or 'per-epoch'} metrics")
     if metric_names:
         right.legend()
     figure.tight_layout()
     return _save(figure, path)
+
+
+def _per_epoch_losses(row: dict[str, Any]) -> list[str]:
+    """The history keys of losses measured once an epoch on held-out data (valid_, test_)."""
+    return [key for key in row if key.endswith("_loss") and key != "train_loss"]
+
+
+def _split_label(prefix: str) -> str:
+    return {"valid": "validation"}.get(prefix, prefix)
 
 
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: float,
