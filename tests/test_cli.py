@@ -93,7 +93,7 @@ def test_help_reads_well_and_python_dash_m_works() -> None:
     (["train", "--model", "resnet", "--hidden", "8"], "--hidden is for the mlp and cnn"),
     (["train", "--model", "cnn", "--hidden", "8,8"], "one hidden classifier layer"),
     (["train", "--model", "mlp", "--dropout", "0.1"], "--dropout is for the cnn model"),
-    (["train", "--model", "cnn", "--dropout", "1"], "--dropout must lie in [0, 1)"),
+    (["train", "--model", "cnn", "--dropout", "1"], "--dropout: must be a number in [0, 1)"),
 ])
 def test_bad_flags_get_argparse_messages_and_exit_2(argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -119,7 +119,7 @@ def test_evaluate_refuses_a_checkpoint_of_another_architecture(tmp_path, capsys)
     io.save_checkpoint(path, state, optimizer, info)
     capsys.readouterr()
     assert main(["evaluate", str(path)]) == 1
-    assert "0.weight: checkpoint has shape (32, 784), model has (64, 784)" in \
+    assert "0.weight: the settings give (64, 784), the file has (32, 784)" in \
         capsys.readouterr().err
 
 
@@ -181,9 +181,9 @@ def test_evaluate_uses_its_batch_size(tmp_path, monkeypatch, capsys) -> None:
     loaders = cli._loaders
 
     def spy(*args, **kwargs):
-        train, test = loaders(*args, **kwargs)
+        train, valid, test = loaders(*args, **kwargs)
         seen.append(test.batch_size)
-        return train, test
+        return train, valid, test
 
     monkeypatch.setattr(cli, "_loaders", spy)
     assert main(["evaluate", str(tmp_path / "checkpoint.safetensors"), "--batch-size",

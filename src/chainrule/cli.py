@@ -1,12 +1,25 @@
-"""The command line: ``chainrule train``, ``chainrule evaluate`` and ``chainrule lr-find``."""
+"""The command line: ``chainrule train``, ``evaluate``, ``lr-find`` and ``check``.
+
+Every expected failure -- a bad flag, missing or damaged data, a checkpoint that does not fit,
+a folder that cannot be written, a diverging run -- is reported in a line or two on stderr with a
+non-zero exit status (2 for bad usage, 1 for the rest, 130 when interrupted), never as a
+traceback; ``--debug`` (or ``CHAINRULE_DEBUG=1``) shows the traceback too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import shlex
+import shutil
+import signal
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +27,7 @@ import numpy as np
 
 from chainrule import backend, io, models, optim
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback
-from chainrule.data import DataLoader, DatasetNotFoundError, load_dataset, transforms
-from chainrule.data.idx import IDXError
+from chainrule.data import ArrayDataset, DataLoader, Splits, load_dataset, transforms
 from chainrule.train import (
     CheckpointCallback,
     LayerStats,
@@ -23,6 +35,7 @@ from chainrule.train import (
     ProgressBar,
     SchedulerCallback,
     TrainingDiverged,
+    check_fits,
     plot_loss_curves,
     plot_lr_find,
 )
@@ -31,7 +44,7 @@ DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
 # Config keys added in later versions, with the value that means what older runs did.
-CONFIG_ADDED: dict[str, Any] = {"flip": False}
+CONFIG_ADDED: dict[str, Any] = {"flip": False, "valid_split": 0.0}
 # Per-model defaults for the flags left unset: what each recipe was tuned with (see README).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"epochs": 12, "lr": 3e-3, "batch_size": 64, "weight_decay": 0.05, "shift": 2,
@@ -41,31 +54,66 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "resnet": {"epochs": 15, "lr": 3e-3, "batch_size": 128, "weight_decay": 0.01, "shift": 1,
                "channels": [16, 32, 64]},
 }
+#: the files ``chainrule train`` writes into --out; finding any of them there means a run
+RUN_FILES = ("checkpoint.safetensors", "model.safetensors", "metrics.json", "loss_curve.png",
+             "layer_stats.png", "layer_histograms.png")
+_HOLD_OUT_TAG = 0x5641  # "VA": the validation split's own random stream
+_MAX_WIDTH = 1 << 20  # a layer wider than this is a typo (or an attack), not a model
+_MAX_BATCH = 1 << 24
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the CLI prints it and exits with status 2."""
 
 
 # ---------------------------------------------------------------------------- argument types
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers in [low, high], with a message that says so."""
+    if high is not None:
+        wanted = f"a whole number from {low} to {high}"
+    else:
+        wanted = {0: "zero or a positive whole number", 1: "a positive integer"}.get(
+            low, f"a whole number of at least {low}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _real(low: float, high: float = math.inf, low_open: bool = False,
+          high_open: bool = False, wanted: str = "") -> Callable[[str], float]:
+    """An argparse type for finite numbers in a range (NaN and inf never pass)."""
+    if not wanted:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        wanted = f"a number in {left}{low:g}, {high:g}{right}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        inside = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+        if not math.isfinite(value) or not inside:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
+_positive_int = _integer(1)
+_positive_float = _real(0.0, low_open=True, high_open=True, wanted="a positive number")
+_non_negative_float = _real(0.0, high_open=True, wanted="zero or more (a finite number)")
+_seed = _integer(0, 2**63 - 1)
 
 
 def _sizes(text: str) -> list[int]:
@@ -74,14 +122,26 @@ def _sizes(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated layer widths such as 256,128, got {text!r}") from None
-    if any(size <= 0 for size in sizes):
-        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
+    if not sizes:
+        raise argparse.ArgumentTypeError(
+            f"must name at least one width, such as 256,128; got {text!r}")
+    if any(size <= 0 or size > _MAX_WIDTH for size in sizes):
+        raise argparse.ArgumentTypeError(
+            f"layer widths must lie in 1..{_MAX_WIDTH}, got {text!r}")
     return sizes
+
+
+_sizes.__name__ = "widths"
 
 
 # ---------------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``chainrule`` command."""
+    # On every subcommand too, so `chainrule train --debug` works; SUPPRESS keeps a subcommand
+    # from resetting a `chainrule --debug train` to False.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error (also CHAINRULE_DEBUG=1)")
     parser = argparse.ArgumentParser(
         prog="chainrule",
         description="Train and evaluate neural networks with chainrule (NumPy, CPU). "
@@ -89,12 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: chainrule train --epochs 3 --out runs/quick   "
                "|  chainrule evaluate runs/quick/checkpoint.safetensors",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also CHAINRULE_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
-        "train", help="train a model (default: an MLP on the bundled MNIST sample)",
+        "train", parents=[debug], help="train a model (default: an MLP on the bundled MNIST "
+                                       "sample)",
         description="Train a model and write checkpoint, weights, metrics JSON and a loss "
-                    "curve into --out. Runs offline on the bundled MNIST sample by default.")
+                    "curve into --out. Runs offline on the bundled MNIST sample by default. "
+                    "A folder that already holds a run is never overwritten silently: give "
+                    "--resume to continue it or --overwrite to start it over.")
     _data_arguments(train)
     _model_arguments(train)
     train.add_argument("--epochs", type=_positive_int, default=None,
@@ -102,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "resnet 15)")
     train.add_argument("--lr", type=_positive_float, default=None,
                        help="peak learning rate (default: 0.003)")
-    train.add_argument("--batch-size", type=_positive_int, default=None,
+    train.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=None,
                        help="samples per optimizer step (default: mlp 64, cnn and resnet 128)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="optimizer (default: %(default)s)")
@@ -110,19 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight decay (default: mlp 0.05, cnn and resnet 0.01)")
     train.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
                        help="learning-rate schedule, stepped every batch (default: %(default)s)")
-    train.add_argument("--shift", type=int, choices=range(0, 5), default=None,
-                       metavar="PIXELS",
+    train.add_argument("--shift", type=_integer(0, 4), default=None, metavar="PIXELS",
                        help="augment: move each training image by up to this many pixels, "
                             "0 to 4 (default: mlp 2, cnn and resnet 1)")
     train.add_argument("--flip", action="store_true",
                        help="augment: mirror half the training images left-right (for "
                             "clothes, not digits)")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed for init, shuffling and augmentation (default: %(default)s)")
+    train.add_argument("--valid-split", type=_real(0.0, 1.0, high_open=True), default=0.0,
+                       metavar="FRACTION",
+                       help="hold out this fraction of the training set (chosen by --seed) "
+                            "and report each epoch's loss and accuracy on it; the test split "
+                            "is then used once, at the end. With 0 (the default) each epoch "
+                            "is reported on the test split, labelled test_")
+    train.add_argument("--seed", type=_seed, default=0,
+                       help="seed for init, shuffling, augmentation and the validation split "
+                            "(default: %(default)s)")
     train.add_argument("--out", type=Path, default=None,
                        help="output folder (default: runs/DATASET-MODEL)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from OUT/checkpoint.safetensors if it exists")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint.safetensors (a new "
+                            "run if the folder holds none)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start over in an --out that holds an earlier run, replacing its "
+                            "files")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar (a line per epoch is still printed)")
     train.add_argument("--stats", action="store_true",
@@ -133,27 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "(slower)")
 
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate a checkpoint on its dataset's test split",
+        "evaluate", parents=[debug], help="evaluate a checkpoint on its dataset's test split",
         description="Rebuild the model a checkpoint was trained as, load its weights and "
                     "report test loss and accuracy.")
     evaluate.add_argument("checkpoint", type=Path, help="a checkpoint.safetensors file")
     evaluate.add_argument("--data-dir", type=Path, default=None,
                           help="folder holding the dataset's IDX files")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=500)
+    evaluate.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=500)
 
     finder = commands.add_parser(
-        "lr-find", help="sweep the learning rate and suggest one",
+        "lr-find", parents=[debug], help="sweep the learning rate and suggest one",
         description="Train briefly with an exponentially growing learning rate, plot loss "
                     "against it, and suggest a rate. The model is thrown away afterwards.")
     _data_arguments(finder)
     _model_arguments(finder)
-    finder.add_argument("--batch-size", type=_positive_int, default=None)
+    finder.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=None)
     finder.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    finder.add_argument("--seed", type=int, default=0)
+    finder.add_argument("--seed", type=_seed, default=0)
     finder.add_argument("--out", type=Path, default=Path("runs/lr-find"),
-                        help="where lr_find.png goes (default: %(default)s)")
+                        help="where lr_find.png goes, replacing an earlier one (default: "
+                             "%(default)s)")
     checker = commands.add_parser(
-        "check", help="verify a Function's or Module's backward pass",
+        "check", parents=[debug], help="verify a Function's or Module's backward pass",
         description="Compare the backward pass of your Function or Module with finite "
                     "differences of its forward, and say what is wrong if they disagree.",
         epilog="TARGET is module.path:Name or path/to/file.py:Name; Name is a Function "
@@ -164,12 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="D1,D2,...",
                          help="shape of a random float64 input; repeat for each input "
                               "(default: the target's example_inputs)")
-    checker.add_argument("--wrt", type=int, action="append", default=None, metavar="INDEX",
+    checker.add_argument("--wrt", type=_integer(-1000, 1000), action="append", default=None,
+                         metavar="INDEX",
                          help="check only this input position (repeat); e.g. leave out a "
                               "float target")
     checker.add_argument("--mode", choices=("auto", "full", "random"), default="auto",
                          help="every element, random directions, or full when small")
-    checker.add_argument("--seed", type=int, default=0)
+    checker.add_argument("--seed", type=_seed, default=0)
     return parser
 
 
@@ -184,7 +262,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=_sizes, default=None, metavar="C1,C2,...",
                         help="conv widths per stage: cnn (default 32,64) or resnet "
                              "(default 16,32,64)")
-    parser.add_argument("--dropout", type=float, default=None, metavar="P",
+    parser.add_argument("--dropout", type=_real(0.0, 1.0, high_open=True), default=None,
+                        metavar="P",
                         help="dropout probability in the cnn's classifier (default 0.1)")
 
 
@@ -196,19 +275,19 @@ def _settings(args: argparse.Namespace) -> None:
         if hasattr(args, name) and getattr(args, name) is None:
             setattr(args, name, defaults.get(name))
     if args.model == "mlp" and args.channels is not None:
-        raise ValueError("--channels is for the cnn and resnet models; the mlp takes --hidden")
+        raise UsageError("--channels is for the cnn and resnet models; the mlp takes --hidden")
     if args.model != "cnn" and args.dropout is not None:
-        raise ValueError("--dropout is for the cnn model")
-    if args.dropout is not None and not 0 <= args.dropout < 1:
-        raise ValueError(f"--dropout must lie in [0, 1), got {args.dropout}")
+        raise UsageError("--dropout is for the cnn model")
     if args.model == "resnet" and args.hidden is not None:
-        raise ValueError("--hidden is for the mlp and cnn models; resnet takes --channels")
+        raise UsageError("--hidden is for the mlp and cnn models; resnet takes --channels")
     if args.model == "cnn" and len(args.channels) > 4:
-        raise ValueError(f"--channels: {len(args.channels)} pooling stages halve 28-pixel "
+        raise UsageError(f"--channels: {len(args.channels)} pooling stages halve 28-pixel "
                          "images to nothing; give at most 4 widths")
     if args.model == "cnn" and len(args.hidden) != 1:
-        raise ValueError(f"the cnn has one hidden classifier layer: give --hidden one width, "
+        raise UsageError(f"the cnn has one hidden classifier layer: give --hidden one width, "
                          f"got {','.join(map(str, args.hidden))}")
+    if args.model in ("mlp", "resnet") and len(args.hidden or args.channels) > 64:
+        raise UsageError("give at most 64 layer widths")
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,15 +302,52 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
                         help="dataset (default: %(default)s, bundled, 8,000 + 2,000 digits)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder holding the dataset's IDX files (searched first)")
+                        help="folder holding the dataset's IDX files (then only this folder "
+                             "is used)")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset (sha256-checked) if it is not found")
 
 
-# ---------------------------------------------------------------------------- pieces
-def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool,
-             test_batch_size: int = 500) -> tuple[DataLoader, DataLoader]:
-    splits = load_dataset(config["dataset"], root=data_dir, download=download or None)
+# ---------------------------------------------------------------------------- data
+def _splits(name: str, data_dir: Path | None, download: bool) -> Splits:
+    """The dataset, with every split it has checked to hold samples."""
+    splits = load_dataset(name, root=data_dir, download=download or None)
+    for split, part in (("training", splits.train), ("test", splits.test)):
+        if len(part) == 0:
+            raise ValueError(f"the {split} split of {name} (in {splits.root}) has no samples")
+    return splits
+
+
+def _hold_out(dataset: ArrayDataset, fraction: float, seed: int
+              ) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """Split off ``fraction`` of ``dataset`` as a validation set, chosen by ``seed``."""
+    if not fraction:
+        return dataset, None
+    n = len(dataset)
+    count = round(n * fraction)
+    if not 0 < count < n:
+        raise ValueError(f"--valid-split {fraction:g} of {n} training samples leaves "
+                         f"{count} for validation and {n - count} for training; both need "
+                         "at least one")
+    order = np.random.default_rng([_HOLD_OUT_TAG, seed]).permutation(n)
+    valid, train = np.sort(order[:count]), np.sort(order[count:])
+    return (ArrayDataset(dataset.x[train], dataset.y[train]),
+            ArrayDataset(dataset.x[valid], dataset.y[valid]))
+
+
+def _statistics(dataset: ArrayDataset) -> list[float]:
+    """Mean and std of the training pixels in [0, 1], for normalisation."""
+    pixels = np.asarray(dataset.x, dtype=np.float32) / 255
+    std = float(pixels.std())
+    if not std > 0:
+        raise ValueError("the training images are all the same value (std 0): nothing to learn "
+                         "from, and they cannot be normalised")
+    return [round(float(pixels.mean()), 4), round(std, 4)]
+
+
+def _loaders(config: dict[str, Any], splits: Splits, test_batch_size: int = 500
+             ) -> tuple[DataLoader, DataLoader | None, DataLoader]:
+    """The training, validation (None without a split) and test loaders of a run."""
     mean, std = config["normalize"]
     model = config.get("model", {}).get("name", "mlp")
     layout = transforms.Flatten() if models.input_kind(model) == "flat" else \
@@ -241,20 +357,18 @@ def _loaders(config: dict[str, Any], data_dir: Path | None, download: bool,
     augment = [transforms.RandomShift(shift)] if shift else []
     if config.get("flip"):
         augment.append(transforms.RandomHorizontalFlip())
-    train = DataLoader(splits.train, batch_size=config["batch_size"], shuffle=True,
-                       seed=config["seed"], transform=transforms.Compose(augment + finish))
+    train_part, valid_part = _hold_out(splits.train, config.get("valid_split", 0.0),
+                                       config.get("seed", 0))
+    train = DataLoader(train_part, batch_size=config.get("batch_size", 64), shuffle=True,
+                       seed=config.get("seed", 0), transform=transforms.Compose(augment + finish))
+    valid = None if valid_part is None else DataLoader(
+        valid_part, batch_size=test_batch_size, transform=transforms.Compose(finish))
     test = DataLoader(splits.test, batch_size=test_batch_size,
                       transform=transforms.Compose(finish))
-    return train, test
+    return train, valid, test
 
 
-def _dataset_statistics(name: str, data_dir: Path | None, download: bool) -> list[float]:
-    """Mean and std of the training pixels in [0, 1], for normalisation."""
-    splits = load_dataset(name, root=data_dir, download=download or None)
-    pixels = np.asarray(splits.train.x, dtype=np.float32) / 255
-    return [round(float(pixels.mean()), 4), round(float(pixels.std()), 4)]
-
-
+# ---------------------------------------------------------------------------- pieces
 def _optimizer(name: str, parameters: list, lr: float, weight_decay: float) -> Any:
     if name == "sgd":
         return optim.SGD(parameters, lr=lr, momentum=0.9, nesterov=True,
@@ -274,9 +388,23 @@ def _scheduler(name: str, optimizer: Any, lr: float, total_steps: int) -> Any:
     return None
 
 
+def _build_model(config: dict[str, Any]) -> Any:
+    """The config's model, after checking that this machine can hold it."""
+    name, kwargs = config["model"]["name"], config["model"]["kwargs"]
+    count = models.parameter_count(name, **kwargs)
+    # weights, gradients, two optimizer moments and a copy for the checkpoint, in float32
+    need = count * 4 * 5
+    memory = _physical_memory()
+    if memory and need > 0.8 * memory:
+        raise ValueError(f"the {name} model would have {count:,} parameters, needing about "
+                         f"{_size(need)} with gradients and optimizer state: more than this "
+                         f"machine's {_size(memory)} of memory. Use smaller widths")
+    return models.build_model(name, **kwargs)
+
+
 def _build(config: dict[str, Any], train_batches: int) -> tuple[Any, Any, Any]:
     backend.manual_seed(config["seed"])
-    model = models.build_model(config["model"]["name"], **config["model"]["kwargs"])
+    model = _build_model(config)
     optimizer = _optimizer(config["optimizer"], model.parameters(), config["lr"],
                            config["weight_decay"])
     scheduler = _scheduler(config["schedule"], optimizer, config["lr"],
@@ -284,21 +412,104 @@ def _build(config: dict[str, Any], train_batches: int) -> tuple[Any, Any, Any]:
     return model, optimizer, scheduler
 
 
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""  # not reached
+
+
+# ---------------------------------------------------------------------------- the run folder
+def _run_folder(out: Path, resume: bool, overwrite: bool) -> list[str]:
+    """Check that ``out`` can hold a run, before anything is trained; returns the run files
+    already in it. An earlier run is never replaced without --resume or --overwrite."""
+    for place in (out, *out.parents):
+        if place.exists() and not place.is_dir():
+            where = "is" if place == out else f"lies under {place}, which is"
+            raise UsageError(f"--out {out} {where} a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".chainrule-write-test"
+        io.atomic_write(probe, lambda file: file.write(b"ok"))
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--out {out} cannot be written ({error.strerror or error}); choose "
+                         "a folder you can write to") from None
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    checkpoint = out / "checkpoint.safetensors"
+    if existing and not (resume or overwrite):
+        raise UsageError(
+            f"--out {out} already holds a run ({', '.join(existing)}); nothing was changed. "
+            "Add --resume to continue it, --overwrite to start it over (its files are "
+            "replaced), or choose another --out")
+    if resume and existing and not checkpoint.exists():
+        raise UsageError(f"--resume: {out} holds {', '.join(existing)} but no "
+                         "checkpoint.safetensors to continue from; use --overwrite to start "
+                         "over there")
+    return existing
+
+
+def _check_free_space(out: Path, parameters: int) -> None:
+    """Refuse to start a run whose checkpoints the disk could not hold."""
+    # checkpoint (weights + two Adam moments) while the previous one still exists, + weights
+    need = parameters * 4 * 8 + (1 << 20)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise UsageError(f"--out {out}: only {_size(free)} free, and this run's checkpoints "
+                         f"need about {_size(need)}; free some space or choose another --out")
+
+
+def _resume_command(argv: Sequence[str]) -> str:
+    """The command line that continues this run: the same flags, --resume instead of
+    --overwrite."""
+    words = [word for word in argv if word != "--overwrite"]
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["chainrule", *words])
+
+
 # ---------------------------------------------------------------------------- commands
 def train(args: argparse.Namespace) -> int:
     """Run ``chainrule train``."""
     out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
+    existing = _run_folder(out, args.resume, args.overwrite)
+    splits = _splits(args.dataset, args.data_dir, args.download)
+    train_part, _ = _hold_out(splits.train, args.valid_split, args.seed)
+    kwargs = _model_kwargs(args)
     config = {
         "dataset": args.dataset, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "optimizer": args.optimizer,
         "weight_decay": args.weight_decay, "schedule": args.schedule, "seed": args.seed,
-        "shift": args.shift, "flip": args.flip,
-        "model": {"name": args.model, "kwargs": _model_kwargs(args)},
-        "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download),
+        "shift": args.shift, "flip": args.flip, "valid_split": args.valid_split,
+        "model": {"name": args.model, "kwargs": kwargs},
+        "normalize": _statistics(train_part),
     }
-    train_data, test_data = _loaders(config, args.data_dir, args.download)
+    train_data, valid_data, test_data = _loaders(config, splits)
+    checkpoint = out / "checkpoint.safetensors"
+    resuming = args.resume and checkpoint.exists()
+    saved = {}
+    if resuming:
+        # Compare settings before building: other --hidden widths would otherwise surface as
+        # a shape error from load_state_dict instead of the flag that differs. Settings added
+        # after a checkpoint was written count as their old behaviour.
+        saved = {**CONFIG_ADDED, **io.load_checkpoint(checkpoint)[2].get("config", {})}
+        if saved != config:
+            changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
+            raise UsageError(f"cannot resume {checkpoint}: it was trained with different "
+                             f"settings ({', '.join(changed)}); use the same flags, "
+                             "--overwrite to start over, or another --out")
     model, optimizer, scheduler = _build(config, len(train_data))
-    callbacks: list = [CheckpointCallback(out / "checkpoint.safetensors")]
+    params = sum(p.size for p in model.parameters())
+    _check_free_space(out, params)
+    callbacks: list = [CheckpointCallback(checkpoint)]
     if scheduler is not None:
         callbacks.append(SchedulerCallback(scheduler))
     callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
@@ -307,38 +518,35 @@ def train(args: argparse.Namespace) -> int:
     stats = LayerStats(every=max(len(train_data) // 50, 1)) if args.stats else None
     if stats is not None:
         callbacks.append(stats)
-    learner = Learner(model, train_data, optimizer, valid_data=test_data, callbacks=callbacks,
-                      scheduler=scheduler, config=config)
-    checkpoint = out / "checkpoint.safetensors"
-    if args.resume and checkpoint.exists():
-        # Compare settings before loading: other --hidden widths would otherwise surface as
-        # a shape error from load_state_dict instead of the flag that differs.
-        # Settings added after a checkpoint was written count as their old behaviour.
-        saved = {**CONFIG_ADDED, **io.load_checkpoint(checkpoint)[2].get("config", {})}
-        if saved != config:
-            changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
-            print(f"chainrule: cannot resume {checkpoint}: it was trained with different "
-                  f"settings ({', '.join(changed)}); use another --out or the same flags",
-                  file=sys.stderr)
-            return 2
+    watched = valid_data if valid_data is not None else test_data
+    learner = Learner(model, train_data, optimizer, valid_data=watched, callbacks=callbacks,
+                      scheduler=scheduler, config=config,
+                      valid_name="valid" if valid_data is not None else "test")
+    if resuming:
         learner.load_checkpoint(checkpoint)
         print(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
-    params = sum(p.size for p in model.parameters())
+    elif args.resume:
+        print(f"nothing to resume in {out}: starting a new run")
+    elif existing:  # --overwrite: the earlier run's files go now, so none outlives this run
+        for name in existing:
+            (out / name).unlink()
+        print(f"--overwrite: removed the earlier run's {', '.join(existing)} from {out}")
+    held_out = "" if valid_data is None else f" ({len(valid_data.dataset):,} held out)"
     print(f"training {args.model} ({params:,} parameters) on {args.dataset}: "
-          f"{len(train_data.dataset):,} train / {len(test_data.dataset):,} test, "
+          f"{len(train_data.dataset):,} train{held_out} / {len(test_data.dataset):,} test, "
           f"{args.epochs} epochs, {args.optimizer} lr {args.lr:g} ({args.schedule}), "
           f"batch {args.batch_size}, seed {args.seed}")
     start = time.perf_counter()
     learner.fit(args.epochs)
     seconds = time.perf_counter() - start
-    final = learner.evaluate(test_data)
+    final = learner.evaluate(test_data, name="test")
     io.save_weights(model, out / "model.safetensors")
     metrics = {"config": config, "history": learner.history, "test": final,
                "train_seconds": round(seconds, 2)}
     io.atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2)),
                     mode="w")
     plot_loss_curves(learner.recorder, learner.history, out / "loss_curve.png")
-    print(f"test accuracy {final['accuracy']:.4f}  test loss {final['valid_loss']:.4f}  "
+    print(f"test accuracy {final['accuracy']:.4f}  test loss {final['loss']:.4f}  "
           f"({seconds:.1f} s training)")
     written = "checkpoint.safetensors, model.safetensors, metrics.json, loss_curve.png"
     if stats is not None:
@@ -352,31 +560,75 @@ def train(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     """Run ``chainrule evaluate``."""
     model_state, _, info = io.load_checkpoint(args.checkpoint)
-    config = info.get("config")
-    if not config:
-        print(f"chainrule: {args.checkpoint} does not say how its model was built (no config); "
-              "load it in Python with chainrule.io.load_weights", file=sys.stderr)
-        return 2
-    _, test_data = _loaders(config, args.data_dir, False, test_batch_size=args.batch_size)
-    model = models.build_model(config["model"]["name"], **config["model"]["kwargs"])
+    if not info.get("config"):
+        raise io.CheckpointError(
+            f"{args.checkpoint} does not say how its model was built (no config); load it in "
+            "Python with chainrule.io.load_weights")
+    config = _checked_config(info["config"], args.checkpoint)
+    name, kwargs = config["model"]["name"], config["model"]["kwargs"]
+    # The config is the file's word; the tensors are its substance. They must agree before
+    # anything the config asks for is allocated.
+    models.check_state_shapes(name, kwargs, model_state, str(args.checkpoint))
+    splits = _splits(config["dataset"], args.data_dir, False)
+    _, _, test_data = _loaders(config, splits, test_batch_size=args.batch_size)
+    model = models.build_model(name, **kwargs)
     model.load_state_dict(model_state)
-    learner = Learner(model, [], optimizer=None, metrics=None)
-    result = learner.evaluate(test_data)
+    check_fits(model, test_data, name="test")
+    learner = Learner(model, [], optimizer=None)
+    result = learner.evaluate(test_data, name="test")
     print(f"{args.checkpoint}: {config['dataset']} test ({len(test_data.dataset):,} samples): "
-          f"accuracy {result['accuracy']:.4f}  loss {result['valid_loss']:.4f}")
+          f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}")
     return 0
+
+
+def _checked_config(config: Any, path: Path) -> dict[str, Any]:
+    """The parts of a checkpoint's config that evaluate uses, checked before they are used."""
+    def bad(what: str) -> io.CheckpointError:
+        return io.CheckpointError(f"{path}: its config is not one chainrule wrote: {what}")
+
+    if not isinstance(config, dict):
+        raise bad(f"expected an object, got {type(config).__name__}")
+    if config.get("dataset") not in DATASETS:
+        raise bad(f"dataset {config.get('dataset')!r} is not one of {', '.join(DATASETS)}")
+    model = config.get("model")
+    if not isinstance(model, dict) or model.get("name") not in models.recipes() or \
+            not isinstance(model.get("kwargs"), dict):
+        raise bad(f"model must name a recipe ({', '.join(models.recipes())}) and its kwargs, "
+                  f"got {model!r:.200}")
+    try:
+        models.check_kwargs(model["name"], model["kwargs"])
+    except (TypeError, ValueError) as error:
+        raise bad(str(error)) from None
+    normalize = config.get("normalize")
+    if not (isinstance(normalize, list) and len(normalize) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in normalize) and normalize[1] > 0):
+        raise bad(f"normalize must be [mean, std] with std > 0, got {normalize!r:.200}")
+    for key, low, high in (("shift", 0, 4), ("seed", 0, 2**63 - 1), ("batch_size", 1, None)):
+        value = config.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+                high is not None and value > high):
+            raise bad(f"{key} must be a whole number of at least {low}, got {value!r:.100}")
+    split = config.get("valid_split", 0.0)
+    if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
+        raise bad(f"valid_split must be a number in [0, 1), got {split!r:.100}")
+    return config
 
 
 def lr_find(args: argparse.Namespace) -> int:
     """Run ``chainrule lr-find``."""
+    splits = _splits(args.dataset, args.data_dir, args.download)
+    kwargs = _model_kwargs(args)
     config = {"dataset": args.dataset, "batch_size": args.batch_size, "seed": args.seed,
-              "model": {"name": args.model, "kwargs": _model_kwargs(args)},
-              "normalize": _dataset_statistics(args.dataset, args.data_dir, args.download)}
-    train_data, _ = _loaders(config, args.data_dir, args.download)
+              "model": {"name": args.model, "kwargs": kwargs},
+              "normalize": _statistics(splits.train)}
+    _run_folder(args.out, resume=False, overwrite=True)  # writable; lr_find.png is replaced
+    train_data, _, _ = _loaders(config, splits)
     backend.manual_seed(args.seed)
-    model = models.build_model(args.model, **config["model"]["kwargs"])
+    model = _build_model(config)
     optimizer = _optimizer(args.optimizer, model.parameters(), 1e-3, 0.0)
     learner = Learner(model, train_data, optimizer)
+    check_fits(model, train_data, name="training")
     lrs, losses, suggestion = learner.lr_find()
     path = plot_lr_find(lrs, losses, suggestion, args.out / "lr_find.png")
     print(f"suggested learning rate {suggestion:.3g} (loss lowest near {suggestion * 10:.3g}); "
@@ -391,21 +643,30 @@ def _load_target(spec: str) -> Any:
 
     source, _, name = spec.rpartition(":")
     if not source or not name:
-        raise ValueError(f"check: TARGET must look like module.path:Name or file.py:Name, "
+        raise UsageError(f"check: TARGET must look like module.path:Name or file.py:Name, "
                          f"got {spec!r}")
-    if source.endswith(".py") or "/" in source:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"check: no such file {path}")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
-    else:
-        sys.path.insert(0, str(Path.cwd()))
-        module = importlib.import_module(source)
+    try:
+        if source.endswith(".py") or "/" in source:
+            path = Path(source)
+            if not path.is_file():
+                raise UsageError(f"check: no such file {path}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[path.stem] = module
+            module_spec.loader.exec_module(module)
+        else:
+            sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(source)
+    except UsageError:
+        raise
+    except Exception as error:  # the user's module: report its error, not ours
+        where = ""
+        if isinstance(error, SyntaxError) and error.lineno:
+            where = f" (line {error.lineno})"
+        raise UsageError(f"check: importing {source} failed{where}: {type(error).__name__}: "
+                         f"{error}") from error
     if not hasattr(module, name):
-        raise ValueError(f"check: {source} has no attribute {name!r}")
+        raise UsageError(f"check: {source} has no attribute {name!r}")
     return getattr(module, name)
 
 
@@ -422,9 +683,8 @@ def check_command(args: argparse.Namespace) -> int:
         target = target()
     if not (isinstance(target, Module) or
             (isinstance(target, type) and issubclass(target, Function))):
-        print(f"chainrule: {args.target} is a {type(target).__name__}, not a Function "
-              "subclass or a Module", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.target} is a {type(target).__name__}, not a Function "
+                         "subclass or a Module")
     rng = np.random.default_rng(args.seed)
     if args.input:
         inputs = [rng.standard_normal(shape) for shape in args.input]
@@ -432,9 +692,8 @@ def check_command(args: argparse.Namespace) -> int:
         example = target.example_inputs
         inputs = list(example() if callable(example) else example)
     else:
-        print(f"chainrule: give the shape of each input of {args.target} with --input "
-              "(e.g. --input 8,3), or define example_inputs on it", file=sys.stderr)
-        return 2
+        raise UsageError(f"give the shape of each input of {args.target} with --input "
+                         "(e.g. --input 8,3), or define example_inputs on it")
     try:
         report = check(target, *inputs, wrt=args.wrt, mode=args.mode, seed=args.seed)
     except GradientCheckError as error:
@@ -444,39 +703,112 @@ def check_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- entry point
+#: errors that are chainrule's way of saying what is wrong with the input or the machine
+_EXPECTED = (ValueError, TypeError, OSError, RuntimeError, ArithmeticError, MemoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chainrule`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or os.environ.get("CHAINRULE_DEBUG", "") not in (
+        "", "0")
     if args.command in ("train", "lr-find"):
         try:
             _settings(args)
-        except ValueError as error:
+        except UsageError as error:
             parser.error(str(error))  # usage and exit status 2, like any bad flag
     command = {"train": train, "evaluate": evaluate, "lr-find": lr_find,
                "check": check_command}[args.command]
     try:
-        return command(args)
-    except DatasetNotFoundError as error:
-        print(f"chainrule: {error}", file=sys.stderr)
-        return 1
-    except (IDXError, io.CheckpointError, FileNotFoundError) as error:
-        print(f"chainrule: {error}", file=sys.stderr)
-        return 1
+        with _notes_on_stderr(), _terminate_as_interrupt():
+            return command(args)
+    except UsageError as error:
+        if debug:
+            raise
+        print(f"chainrule {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _report_interrupt(args, argv)
+        return 130
     except (TrainingDiverged, NonFiniteError) as error:
+        if debug:
+            raise
         print(f"chainrule: training stopped: {error}", file=sys.stderr)
         return 1
-    except TypeError as error:
-        if str(error).startswith("check:"):
-            print(f"chainrule: {error}", file=sys.stderr)
-            return 2
-        raise
-    except ValueError as error:
-        if "load_state_dict" in str(error) or str(error).startswith("check:"):
-            print(f"chainrule: {error}", file=sys.stderr)
-            return 1
-        raise
-    except KeyboardInterrupt:
-        print("chainrule: interrupted; the last finished epoch's checkpoint is kept",
+    except MemoryError as error:
+        if debug:
+            raise
+        print(f"chainrule: not enough memory ({error or 'MemoryError'}); try a smaller "
+              "--batch-size, --hidden or --channels", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if debug:
+            raise
+        _report_error(args, error)
+        return 1
+
+
+def _report_error(args: argparse.Namespace, error: Exception) -> None:
+    """One paragraph on stderr: the message, or for a bug, where to look."""
+    message = str(error) or type(error).__name__
+    if args.command == "check":
+        # Everything below check runs the user's own forward and backward.
+        print(f"chainrule check {args.target}: {type(error).__name__}: {message}\n"
+              "  (in the checked code or its inputs; --debug shows the traceback)",
               file=sys.stderr)
-        return 130
+    elif isinstance(error, _EXPECTED):
+        print(f"chainrule {args.command}: {message}", file=sys.stderr)
+    else:
+        print(f"chainrule {args.command}: internal error: {type(error).__name__}: {message}\n"
+              "  This is a bug in chainrule; please report it with the output of --debug.",
+              file=sys.stderr)
+
+
+def _report_interrupt(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    if args.command != "train":
+        print("chainrule: interrupted", file=sys.stderr)
+        return
+    out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
+    checkpoint = out / "checkpoint.safetensors"
+    try:
+        done = io.load_checkpoint(checkpoint)[2].get("next_epoch")
+    except (OSError, ValueError):
+        done = None
+    if done is None:
+        print("chainrule: interrupted before the first epoch finished; nothing was saved. "
+              "Run the same command again to start over", file=sys.stderr)
+        return
+    print(f"chainrule: interrupted; {checkpoint} (after epoch {done}) is kept. To continue:\n"
+          f"  {_resume_command(argv)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _notes_on_stderr() -> Iterator[None]:
+    """Warnings (e.g. a checkpoint without a checksum) as one "chainrule: note:" line each."""
+    def show(message: Any, category: type, *_args: Any, **_kwargs: Any) -> None:
+        print(f"chainrule: note: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a command the way Ctrl-C does: files stay whole and the resume command is
+    printed."""
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. called from a test runner's worker)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chainrule import nn
@@ -41,9 +43,88 @@ def recipes() -> list[str]:
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the model recipe ``name`` with ``kwargs``."""
-    if name not in _RECIPES:
+    return _recipe(name)(**kwargs)
+
+
+def _recipe(name: str) -> Callable[..., nn.Module]:
+    if not isinstance(name, str) or name not in _RECIPES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(recipes())}")
-    return _RECIPES[name](**kwargs)
+    return _RECIPES[name]
+
+
+#: bounds on what a recipe's settings may be: far past any model this library trains, and
+#: small enough that a skeleton of them builds in moments (they may come from a file)
+MAX_SETTING = 1 << 24
+MAX_LIST = 64
+
+
+def check_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse settings recipe ``name`` does not take, or that no real model has.
+
+    For settings read from a file: each is a bool, a number of at most ``MAX_SETTING``, a short
+    string, or a list of at most ``MAX_LIST`` such numbers. The recipe checks the rest.
+    """
+    build = _recipe(name)
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"{name}: settings must be a mapping, got {type(kwargs).__name__}")
+    taken = inspect.signature(build).parameters
+    unknown = sorted(str(key) for key in kwargs if key not in taken)
+    if unknown:
+        raise ValueError(f"{name} takes no setting {', '.join(unknown)} (it takes "
+                         f"{', '.join(taken)})")
+    for key, value in kwargs.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and len(value) > MAX_LIST:
+            raise ValueError(f"{name}: {key} lists {len(value)} entries, more than {MAX_LIST}")
+        for item in items:
+            if isinstance(item, bool) or item is None:
+                continue
+            if isinstance(item, str) and len(item) <= 100:
+                continue
+            if isinstance(item, (int, float)) and math.isfinite(item) and \
+                    abs(item) <= MAX_SETTING:
+                continue
+            raise ValueError(f"{name}: {key}={value!r:.100} is not a setting a model can have "
+                             f"(numbers up to {MAX_SETTING:,}, lists of them, or flags)")
+
+
+def parameter_shapes(name: str, **kwargs: Any) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of recipe ``name``, learnt without allocating them (a skeleton
+    built under ``nn.init.shapes_only``); the settings are checked with ``check_kwargs``."""
+    check_kwargs(name, kwargs)
+    with nn.init.shapes_only():
+        skeleton = build_model(name, **kwargs)
+    return {key: tuple(t.shape) for key, t in skeleton._named_state()}
+
+
+def parameter_count(name: str, **kwargs: Any) -> int:
+    """How many trainable numbers recipe ``name`` would have, without building it."""
+    check_kwargs(name, kwargs)
+    with nn.init.shapes_only():
+        skeleton = build_model(name, **kwargs)
+    return sum(p.size for p in skeleton.parameters())
+
+
+def check_state_shapes(name: str, kwargs: Mapping[str, Any], state: Mapping[str, Any],
+                       source: str = "the state") -> None:
+    """Refuse a state_dict whose names or shapes are not those recipe ``name`` builds with
+    ``kwargs``: a file's config must agree with its own tensors before a model is built."""
+    try:
+        wanted = parameter_shapes(name, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: its settings do not build a {name}: {error}") from None
+    problems = [f"{key}: the settings give {shape}, the file has {tuple(state[key].shape)}"
+                for key, shape in wanted.items()
+                if key in state and tuple(state[key].shape) != shape]
+    missing = [key for key in wanted if key not in state]
+    unexpected = [key for key in state if key not in wanted]
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {', '.join(map(str, unexpected))}")
+    if problems:
+        raise ValueError(f"{source}: its settings and its tensors disagree (a damaged or "
+                         f"edited file?): {'; '.join(problems)}")
 
 
 @recipe("mlp")
