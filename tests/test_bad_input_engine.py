@@ -50,7 +50,8 @@ def test_every_op_refuses_backward_after_its_output_changed_in_place(case: Case,
             out.data *= 1
         return
     out.data *= 1
-    with pytest.raises(RuntimeError, match="the output of .* modified in place"):
+    # (a view's output is its input's array: the change shows as one of input 0)
+    with pytest.raises(RuntimeError, match="(the output|input 0) of .* modified in place"):
         out.backward(np.ones(out.shape, out.dtype))
 
 
@@ -130,12 +131,41 @@ def test_rebinding_data_keeps_the_recorded_values() -> None:
     np.testing.assert_allclose(w.grad, [2.0, 4.0])
 
 
-def test_the_version_counter_is_readable_like_pytorchs() -> None:
+def test_the_version_stamp_grows_with_every_change_and_is_shared_by_aliases() -> None:
     w = cr.zeros(3, requires_grad=True)
     assert w._version == 0
     w.data -= 1
-    assert w._version == 1 and w.detach()._version == 1
-    assert cr.Tensor(w)._version == 1  # shares the array, so the count
+    first = w._version
+    assert first > 0 and w.detach()._version == first
+    assert cr.Tensor(w)._version == first  # shares the array, so the stamp
+    w.data *= 2
+    assert w._version > first
+
+
+@pytest.mark.parametrize("view", [
+    lambda t: t[0:2], lambda t: t.reshape(3, 2), lambda t: t.T, lambda t: t.transpose(0, 1),
+    lambda t: t.permute(1, 0), lambda t: t.unsqueeze(0), lambda t: t.flatten(),
+    lambda t: t[None][0], lambda t: t.squeeze(),
+], ids=["slice", "reshape", "T", "transpose", "permute", "unsqueeze", "flatten",
+        "index of a view", "squeeze"])
+def test_a_change_through_a_view_is_a_change_of_the_tensor(view) -> None:
+    w = cr.randn(2, 3, requires_grad=True)
+    x = cr.randn(2, 3)
+    loss = (w * x).sum()
+    alias = view(x)
+    alias.data += 10  # writes x's own array
+    with pytest.raises(RuntimeError, match="input 1 of Mul .* modified in place"):
+        loss.backward()
+
+
+def test_a_copy_made_by_an_op_is_its_own_tensor() -> None:
+    w = cr.randn(2, 3, requires_grad=True)
+    x = cr.randn(2, 3)
+    loss = (w * x).sum()
+    copy = x[[0, 1]]  # integer indexing copies: changing the copy leaves x as it was
+    copy.data += 10
+    loss.backward()
+    np.testing.assert_allclose(w.grad, x.data)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -170,6 +200,14 @@ def test_a_gradient_the_engine_may_not_sum_is_refused_naming_both_shapes(reply, 
         _Returns.apply(x).sum().backward()
 
 
+def test_a_gradient_already_summed_over_some_broadcast_axes_is_summed_over_the_rest() -> None:
+    # out (2, 3, 4) from an input (4,): a backward may hand back (3, 4), partly reduced.
+    _Returns.reply = staticmethod(lambda g: (g.sum(0) * 3.0, None))
+    x = cr.randn(4, requires_grad=True)
+    _Returns.apply(x, cr.randn(2, 3, 4)).sum().backward()
+    np.testing.assert_allclose(x.grad, np.full(4, 18.0))  # 3 x (2 summed here, 3 by the engine)
+
+
 def test_axes_that_broadcasting_added_are_still_summed() -> None:
     _Returns.reply = staticmethod(lambda g: (g * 3.0, g * 2.0))
     x = cr.randn(4, 1, 3, requires_grad=True)
@@ -190,6 +228,13 @@ def test_a_backward_that_returns_nonsense_is_named(reply, message) -> None:
     x = cr.randn(3, requires_grad=True)
     with pytest.raises((TypeError, RuntimeError), match=message):
         _Returns.apply(x).sum().backward()
+
+
+def test_a_list_of_gradients_is_told_to_be_a_tuple() -> None:
+    _Returns.reply = staticmethod(lambda g: [g, g])
+    with pytest.raises(RuntimeError, match="1 gradients for 2 inputs.*as a tuple: a list "
+                                           "counts as one gradient"):
+        _Returns.apply(cr.randn(3, requires_grad=True), cr.randn(3)).sum().backward()
 
 
 def test_a_gradient_of_another_numeric_dtype_is_cast_as_pytorch_does() -> None:
@@ -315,6 +360,17 @@ def test_what_cannot_be_a_tensor_is_named(value, message) -> None:
         cr.tensor(value)
 
 
+def test_a_list_of_tensors_keeps_values_and_refuses_to_cut_gradients() -> None:
+    x = cr.randn(3, requires_grad=True)
+    with pytest.raises(TypeError, match=r"requires a gradient.*cr.stack"):
+        cr.tensor([x, x])
+    with pytest.raises(TypeError, match="cr.stack"):
+        cr.tensor([[1.0, 2.0, 3.0], [x]])
+    plain = cr.tensor([cr.tensor(1.0), cr.tensor(2.0)])  # 0-d tensors, no gradient: values
+    np.testing.assert_array_equal(plain.data, [1.0, 2.0])
+    assert cr.tensor([x.detach(), x.detach()]).shape == (2, 3)
+
+
 # ----------------------------------------------------------------------------- modules
 @pytest.mark.parametrize("value", [np.zeros((2, 3), np.float32), cr.zeros(2, 3),
                                    [[0.0] * 3] * 2, 0.5], ids=["ndarray", "Tensor", "list",
@@ -337,6 +393,20 @@ def test_a_parameter_attribute_takes_a_parameter_or_none() -> None:
     assert len(seed_style.parameters()) == 1
 
 
+def test_a_module_may_keep_any_tensor_that_is_not_a_parameter() -> None:
+    class Stash(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, x):
+            self.last_input = x  # first a leaf that requires grad (check's), then another
+            return self.lin(x)
+
+    report = cr.check.check(Stash(), np.ones((2, 3)), torch=False)
+    assert report.passed
+
+
 @pytest.mark.parametrize("value", [np.zeros(3), nn.Parameter(np.zeros(3)),
                                    cr.zeros(3, requires_grad=True)],
                          ids=["ndarray", "Parameter", "trainable Tensor"])
@@ -353,6 +423,7 @@ def test_a_buffer_attribute_refuses_what_state_dict_would_lose(value) -> None:
     (np.array([object(), 1]), "holds object"),
     (np.array([1 + 1j, 2]), "holds complex128"),
     (np.ones(3), r"checkpoint has shape \(3,\), model has \(2,\)"),
+    (np.array([1e300, 0.0]), "beyond what the model's float32 can hold"),
     ([[1.0], [2.0, 3.0]], "not an array"),
 ])
 def test_load_state_dict_checks_every_entry_before_changing_anything(bad, message) -> None:
@@ -370,6 +441,9 @@ def test_load_state_dict_refuses_floats_into_an_integer_buffer_and_non_mappings(
     state = norm.state_dict()
     state["num_batches_tracked"] = np.array(1.5)
     with pytest.raises(ValueError, match="num_batches_tracked: checkpoint holds float64"):
+        norm.load_state_dict(state)
+    state["num_batches_tracked"] = np.array(2**64 - 1, np.uint64)
+    with pytest.raises(ValueError, match="beyond what the model's int64 can hold"):
         norm.load_state_dict(state)
     with pytest.raises(TypeError, match="expected a mapping"):
         norm.load_state_dict([("weight", np.ones(2))])

@@ -16,7 +16,6 @@ import chainrule as cr
 from chainrule import nn, validate
 from chainrule.nn import functional as F
 from chainrule.ops.conv import pair
-from chainrule.ops.reduce import normalize_axes
 
 NAN, INF = math.nan, math.inf
 
@@ -239,8 +238,8 @@ def test_an_axis_error_is_a_value_error_and_an_index_error() -> None:
     assert isinstance(info.value, ValueError) and isinstance(info.value, IndexError)
     assert str(info.value) == ("stack: axis 77 is out of range for the result's 3 dims "
                                "(valid: -3 to 2)")
-    assert normalize_axes((-1, 0), 3, "sum") == (0, 2)
-    assert normalize_axes(-1, 0, "sum") == ()  # a 0-d tensor: no axis NumPy knows
+    assert validate.axes("sum", "axis", (-1, 0), 3, empty=False) == (0, 2)
+    assert validate.axes("sum", "axis", -1, 0, empty=False) == ()  # 0-d: no axis NumPy has
     assert validate.axes("squeeze", "axis", (), 3) == ()
 
 

@@ -92,7 +92,6 @@ class Function:
         # its Python work is a measurable part of a training step.
         arrays = []
         parents = []
-        versions = []
         needs = []
         for value in inputs:
             if isinstance(value, Tensor):
@@ -100,12 +99,10 @@ class Function:
                 # Every tensor input, gradient or not: backward checks that none of them
                 # was changed in place since (a weight or the batch an op saved).
                 parents.append(value)
-                versions.append(value._counter[0])
                 needs.append(value.requires_grad)
             else:
                 arrays.append(value)
                 parents.append(None)
-                versions.append(None)
                 needs.append(False)
         if cls.same_dtype:  # inline: it runs for every such op call
             try:
@@ -134,13 +131,21 @@ class Function:
             STATE.sentinel.check_forward(cls, arrays, out)
         # Gradients flow only through floating outputs: astype(int64) and friends end the tape.
         if STATE.grad_enabled and True in needs and dtype.kind == "f":
-            return Tensor._from_op(out, cls, ctx, tuple(parents), tuple(versions))
-        return Tensor._from_op(out, None, None, ())
+            result = Tensor._from_op(out, cls, ctx, tuple(parents))
+        else:
+            result = Tensor._from_op(out, None, None, ())
+        if cls.view and parents and parents[0] is not None and (
+                out.base is not None or out is arrays[0]):
+            result._counter = parents[0]._counter  # one array, one count of its changes
+        return result
 
     #: Set on ops that combine an input with weights (matmul, linear, conv, norms): their
     #: float inputs must share one dtype, as PyTorch requires, instead of NumPy promoting a
     #: float64 batch to run the whole network in float64 beside float32 weights.
     same_dtype: ClassVar[bool] = False
+    #: Set on ops whose output may be a view of input 0's array (reshape, transpose, slicing):
+    #: an in-place change through the view is a change of the input, and counts as one.
+    view: ClassVar[bool] = False
 
 
 def _output_array(fn: type[Function], out: Any) -> np.ndarray:
@@ -157,11 +162,15 @@ def _output_array(fn: type[Function], out: Any) -> np.ndarray:
     return array
 
 
+class DtypeMismatchError(TypeError):
+    """An op that meets weights (``same_dtype``) was given inputs of different dtypes."""
+
+
 def _refuse_mixed_dtypes(fn: type[Function], arrays: list[Any]) -> None:
     """The error for an op that needs one dtype (``same_dtype``) given several."""
     dtypes = [(i, a.dtype) for i, a in enumerate(arrays) if getattr(a, "dtype", None) is not None]
     (first, dtype), (index, other) = dtypes[0], next(d for d in dtypes if d[1] != dtypes[0][1])
-    raise TypeError(
+    raise DtypeMismatchError(
         f"{fn.name}: input {first} is {dtype} but input {index} is {other}; {fn.name} needs one "
         f"dtype (PyTorch refuses mixed dtypes here too). Convert the input "
         f"(x.astype(np.float32), or cr.tensor(x, dtype=...)), or make the layer in the input's "

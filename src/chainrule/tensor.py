@@ -69,6 +69,8 @@ def _as_data(value: Any, dtype: Any = None, where: str = "tensor") -> np.ndarray
     if isinstance(value, np.ndarray):
         array = value if dtype is None else value.astype(dtype, copy=False)
     else:
+        if isinstance(value, (list, tuple)):
+            value = _unwrap_tensors(value, where)
         try:
             array = np.asarray(value, dtype=dtype)
         except (ValueError, TypeError) as error:
@@ -81,6 +83,26 @@ def _as_data(value: Any, dtype: Any = None, where: str = "tensor") -> np.ndarray
                         "numbers, nested lists of numbers or a NumPy array")
     backend.check_dtype(array.dtype, where)
     return array
+
+
+def _unwrap_tensors(items: list | tuple, where: str) -> Any:
+    """Nested lists with the tensors in them replaced by their arrays; a tensor that needs a
+    gradient is refused, since copying its values would silently cut it from the tape."""
+    if not any(isinstance(item, (Tensor, list, tuple)) for item in items):
+        return items
+    unwrapped = []
+    for item in items:
+        if isinstance(item, Tensor):
+            if item.requires_grad:
+                raise TypeError(f"{where}: the list holds a tensor that requires a gradient; "
+                                "making a tensor copies values and would cut it from the "
+                                "tape. Use cr.stack([...]) to keep the gradient (or detach() "
+                                "it first)")
+            item = item._data
+        elif isinstance(item, (list, tuple)):
+            item = _unwrap_tensors(item, where)
+        unwrapped.append(item)
+    return unwrapped
 
 
 def _conversion_error(value: Any, where: str, error: Exception) -> Exception:
@@ -101,7 +123,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_counter", "grad", "requires_grad", "grad_fn", "_ctx", "_parents",
-                 "_versions", "_retains_grad", "_hooks", "name", "g", "__weakref__")
+                 "_born", "_retains_grad", "_hooks", "name", "g", "__weakref__")
     # Let NumPy hand `ndarray + tensor` to Tensor.__radd__ instead of converting the tensor.
     __array_ufunc__ = None
 
@@ -116,12 +138,12 @@ class Tensor:
         # A tensor that shares another's array shares its version counter (see _version).
         shared = isinstance(data, Tensor) and data._data is self._data
         self._counter: list[int] = data._counter if shared else [0]
+        self._born = 0
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn: type | None = None  # the Function class that made this tensor
         self._ctx: Any = None
         self._parents: tuple[Tensor | None, ...] = ()
-        self._versions: tuple[int | None, ...] = ()
         self._retains_grad = False
         self._hooks: list | None = None
         self.name = name
@@ -129,12 +151,12 @@ class Tensor:
 
     @classmethod
     def _from_op(cls, data: np.ndarray, fn: type | None, ctx: Any,
-                 parents: tuple[Tensor | None, ...], versions: tuple[int | None, ...] = ()
-                 ) -> Tensor:
+                 parents: tuple[Tensor | None, ...]) -> Tensor:
         """Wrap an op's output without re-checking its dtype (the fast path of Function.apply).
 
-        ``parents`` are the op's inputs (None where an input is not a tensor) and ``versions``
-        their version counts when the op ran, which backward compares with the current ones.
+        ``parents`` are the op's inputs (None where an input is not a tensor). ``_born`` is the
+        modification clock at this moment: backward refuses the op if any of them, or this
+        output, was changed in place later (see ``_version``).
         """
         out = cls.__new__(cls)
         out._data = data
@@ -144,7 +166,7 @@ class Tensor:
         out.grad_fn = fn
         out._ctx = ctx
         out._parents = parents
-        out._versions = versions
+        out._born = _CLOCK[0]
         out._retains_grad = False
         out._hooks = None
         out.name = None
@@ -162,7 +184,7 @@ class Tensor:
         if value is self._data:
             # `t.data += 1` and the other augmented assignments change the array in place
             # and then assign it back: ops that kept the array for backward must learn of it.
-            self._counter[0] += 1
+            self._bump_version()
             return
         array = _as_data(value, where="data")
         if self.requires_grad and array.dtype.kind != "f":
@@ -173,19 +195,22 @@ class Tensor:
 
     @property
     def _version(self) -> int:
-        """How many times this tensor's array was changed in place by chainrule's own means.
+        """When this tensor's array was last changed in place by chainrule's own means: a
+        stamp of a clock that ticks at every such change (0 for never), so it only grows.
 
         Optimizer steps, load_state_dict, the init functions and augmented assignment to
-        ``.data`` (``t.data -= lr * t.grad``) count; so do they on any tensor sharing the array
-        (``detach()``, ``Parameter(t)``). Backward refuses to use an input an op saw at another
-        version. Writes straight into the NumPy array (``t.data[0] = 1``, ``np.copyto``, or
-        into the array given to ``from_numpy``) are invisible to chainrule: see README.
+        ``.data`` (``t.data -= lr * t.grad``) tick it, on every tensor sharing the array too
+        (``detach()``, ``Parameter(t)``, views such as ``t.T`` or ``t[1:]``). Backward refuses
+        an op whose input or output changed after the op ran. Writes straight into the NumPy
+        array (``t.data[0] = 1``, ``np.copyto``, or into the array given to ``from_numpy``) are
+        invisible to chainrule: see README.
         """
         return self._counter[0]
 
     def _bump_version(self) -> None:
         """Record an in-place change of this tensor's array (for the backward check)."""
-        self._counter[0] += 1
+        _CLOCK[0] += 1
+        self._counter[0] = _CLOCK[0]
 
     # ----------------------------------------------------------------- basic properties
     @property
@@ -377,12 +402,8 @@ class Tensor:
                     "freed by the first backward(). Pass retain_graph=True to the first call"
                 )
             parents = node._parents
-            # Each input as the op saw it, and the output as it made it (see _version).
-            for parent, seen in zip(parents, node._versions):
-                if parent is not None and parent._counter[0] != seen:
-                    _refuse_modified(node, fn)
-            if node._counter[0]:
-                _refuse_modified(node, fn)
+            if _CLOCK[0] > node._born:  # something changed in place since the op ran
+                _check_unchanged(node, fn)
             returned = fn.backward(ctx, grad)
             # A list, so that each gradient's last reference can be dropped before it is
             # handed on: _accumulate keeps an array nothing else holds instead of copying it.
@@ -399,9 +420,11 @@ class Tensor:
                 input_grads = [returned]
             returned = grad = None
             if len(input_grads) != len(parents):
+                listed = type(input_grads[0]) is list and len(input_grads) == 1
                 raise RuntimeError(
                     f"{fn.__name__}.backward returned {len(input_grads)} gradients for "
                     f"{len(parents)} inputs; return one per input (None for no gradient)"
+                    + (", as a tuple: a list counts as one gradient" if listed else "")
                 )
             for index, parent in enumerate(parents):
                 if parent is None:
@@ -747,15 +770,16 @@ def _fit_to(grad: np.ndarray, shape: tuple[int, ...], out_shape: tuple[int, ...]
     stretched; any other mismatch is the op's mistake, and the error says so.
 
     An axis counts as broadcast only when the output has it too, with the gradient's size, at
-    the same place (counted from the left, where batch axes lead): a gradient with a leading
+    the same place counted from the right (as broadcasting aligns shapes): a gradient with an
     axis the output lacks is not one the engine may guess a sum for.
     """
     extra = grad.ndim - len(shape)
-    broadcast = 0 <= extra and grad.ndim <= len(out_shape)
+    offset = len(out_shape) - grad.ndim
+    broadcast = extra >= 0 and offset >= 0
     if broadcast:
         for axis, size in enumerate(grad.shape):
             own = shape[axis - extra] if axis >= extra else 1
-            if size != own and not (own == 1 and size == out_shape[axis]):
+            if size != own and not (own == 1 and size == out_shape[axis + offset]):
                 broadcast = False
                 break
     if not broadcast:
@@ -795,22 +819,28 @@ def _run_hooks(node: Tensor, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-def _refuse_modified(node: Tensor, fn: type) -> None:
-    """Raise for the first input of ``fn`` (or its output) changed in place since it ran:
-    its backward would read the new values, a silently wrong gradient."""
-    for index, (parent, seen) in enumerate(zip(node._parents, node._versions)):
-        if parent is not None and parent._counter[0] != seen:
-            raise RuntimeError(_modified(fn, f"input {index}", parent, seen))
-    raise RuntimeError(_modified(fn, "the output", node, 0))
+def _check_unchanged(node: Tensor, fn: type) -> None:
+    """Refuse ``fn``'s backward if an input, or its output, was changed in place after it ran:
+    the backward would read the new values, a silently wrong gradient."""
+    for index, parent in enumerate(node._parents):
+        if parent is not None and parent._counter[0] > node._born:
+            raise RuntimeError(_modified(fn, f"input {index}", parent))
+    if node._counter[0] > node._born:
+        raise RuntimeError(_modified(fn, "the output", node))
 
 
-def _modified(fn: type, what: str, tensor: Tensor, seen: int) -> str:
+def _modified(fn: type, what: str, tensor: Tensor) -> str:
     name = f" ({tensor.name})" if tensor.name else ""
     return (f"backward(): {what}{name} of {fn.__name__} (shape {tensor.shape}) was modified "
-            f"in place after {fn.__name__} ran (version {seen}, now {tensor._counter[0]}): an "
-            "optimizer step, load_state_dict or an in-place write to .data in between. Its "
-            "backward would use the new values and give a wrong gradient. Run the forward "
-            "again after the change, or change a copy (t.clone() / t.detach().data.copy())")
+            f"in place after {fn.__name__} ran: an optimizer step, load_state_dict or an "
+            "in-place write to .data in between. Its backward would use the new values and "
+            "give a wrong gradient. Run the forward again after the change, or change a copy "
+            "(t.clone())")
+
+
+#: The modification clock: it ticks at every in-place change chainrule sees, and a tensor's
+#: counter holds the tick of its last change, so "changed after the op ran" is one comparison.
+_CLOCK = [0]
 
 
 # Imported last: the ops build Tensors, so they need this module complete first.

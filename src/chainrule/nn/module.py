@@ -238,6 +238,9 @@ class Module:
             elif array.shape != param.shape:
                 problems.append(f"{name}: checkpoint has shape {array.shape}, "
                                 f"model has {param.shape}")
+            elif not _fits(array, param.dtype):
+                problems.append(f"{name}: checkpoint holds values beyond what the model's "
+                                f"{param.dtype} can hold (they would become inf or wrap)")
             arrays[name] = array
         if problems:
             raise ValueError(f"load_state_dict into {name_of}: " + "; ".join(problems))
@@ -261,6 +264,15 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
+def _fits(array: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether every finite value of ``array`` survives a cast to ``dtype``."""
+    if array.size == 0 or np.can_cast(array.dtype, dtype, "safe"):
+        return True
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    return finite.size == 0 or bool(info.min <= finite.min() and finite.max() <= info.max)
+
+
 def _check_replacement(module: Module, name: str, old: Tensor, value: Any) -> None:
     """Refuse an assignment that would silently drop a parameter or buffer from the module."""
     where = f"{type(module).__name__}.{name}"
@@ -268,13 +280,16 @@ def _check_replacement(module: Module, name: str, old: Tensor, value: Any) -> No
         if not isinstance(value, Tensor) or isinstance(value, Parameter) or value.requires_grad:
             raise TypeError(
                 f"{where} is a buffer: assign a Tensor without gradient or None (e.g. "
-                f"cr.tensor(array)), or change it in place ({where}.data[...] = array); this "
+                f"cr.tensor(array)), or give it new values ({where}.data = array); this "
                 f"{type(value).__name__} would silently drop out of state_dict()")
-    elif _is_trainable(old) and not _is_trainable(value):
+    elif isinstance(old, Parameter) and not isinstance(value, Parameter):
+        # Only a Parameter's slot is guarded: other tensor attributes (an input a layer keeps,
+        # the lesson's requires_grad tensors) are the module's own business, as in PyTorch.
         raise TypeError(
             f"{where} is a parameter: assign an nn.Parameter (nn.Parameter(array)) or None, or "
-            f"change it in place ({where}.data[...] = array). This {type(value).__name__} would "
-            "silently drop out of parameters(), state_dict() and the optimizer")
+            f"give it new values ({where}.data = array, of the same shape). This "
+            f"{type(value).__name__} would silently drop out of parameters(), state_dict() and "
+            "the optimizer")
 
 
 def _is_trainable(value: Any) -> bool:

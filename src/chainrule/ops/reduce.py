@@ -17,12 +17,6 @@ Axis = int | Sequence[int] | None
 # This module defines sum, max and min as ops; Python's own are reached as builtins.max etc.
 
 
-def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
-    """``axis`` as a sorted tuple of distinct non-negative axes (all axes for None), checked
-    as every reduction checks it: see ``chainrule.validate.axes``."""
-    return _axes(op, "axis", axis, ndim, empty=False)
-
-
 def _spread(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool,
             shape: tuple[int, ...]) -> np.ndarray:
     """Give the reduced axes back to ``grad`` (as size 1) and broadcast it to ``shape``."""

@@ -37,6 +37,8 @@ def _sizes(op: str, shape: tuple) -> tuple[int, ...]:
 class Reshape(Function):
     """the same elements in a new shape;  the gradient is reshaped back"""
 
+    view = True
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         ctx.shape = a.shape
@@ -60,6 +62,8 @@ class Reshape(Function):
 class Transpose(Function):
     """swap two axes;  swapping them again puts the gradient back"""
 
+    view = True
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis0: int, axis1: int) -> np.ndarray:
         ndim = a.ndim
@@ -79,6 +83,8 @@ class Transpose(Function):
 class Permute(Function):
     """reorder axes;  the inverse permutation puts the gradient back"""
 
+    view = True
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         ndim = a.ndim
@@ -96,6 +102,8 @@ class Permute(Function):
 
 class Squeeze(Function):
     """drop size-1 axes;  the gradient is reshaped back"""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: int | Sequence[int] | None = None
@@ -115,6 +123,8 @@ class Squeeze(Function):
 
 class Unsqueeze(Function):
     """insert a size-1 axis;  the gradient is reshaped back"""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: int | Sequence[int]) -> np.ndarray:
@@ -136,6 +146,8 @@ class Unsqueeze(Function):
 class Expand(Function):
     """broadcast to a larger shape;  backward returns the gradient as is, and the engine's
     one unbroadcast sums the copies back to the input's shape"""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -162,6 +174,8 @@ class Expand(Function):
 
 class Flatten(Function):
     """merge axes start..end into one;  the gradient is reshaped back"""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, start_axis: int = 0, end_axis: int = -1
@@ -192,6 +206,8 @@ def _is_basic(index: Any) -> bool:
 class GetItem(Function):
     """a[index];  the gradient is scattered back into zeros, added up where an integer array
     picks the same element twice"""
+
+    view = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, index: Any) -> np.ndarray:
