@@ -478,3 +478,35 @@ def test_the_two_path_cross_check_catches_a_nan_from_bwd() -> None:
     with pytest.raises(GradientMismatchError, match=r"disagree on w.g: NaN/inf in the gradient "
                                                     r"of w: 1 of 3"):
         layer(cr.randn(4, 3, dtype="float64")).sum().backward()
+
+
+def test_gradcheck_of_a_closure_over_a_float32_layer_says_how_to_check_it() -> None:
+    from chainrule.function import DtypeMismatchError
+
+    layer = nn.Linear(3, 2)
+    with pytest.raises(DtypeMismatchError, match="gradcheck runs in float64: pass the Module "
+                                                 "itself"):
+        gradcheck(lambda x: layer(x), [np.random.default_rng(0).standard_normal((4, 3))])
+    assert gradcheck(layer, [np.random.default_rng(0).standard_normal((4, 3))]).worst_error[0] \
+        is not None
+
+
+def test_check_names_a_forward_that_forgot_return() -> None:
+    class Forgets(cr.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x * 2  # noqa: B018 - the mistake under test
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(TypeError, match=r"Forgets.forward returned None.*forget `return`"):
+        check(Forgets, np.ones(3))
+
+
+@pytest.mark.parametrize("run", [lambda: check(nn.ReLU(), np.ones(3), rtol=1.0),
+                                 lambda: gradcheck(cr.relu, [np.ones(3)], rtol=1e9)])
+def test_a_relative_tolerance_that_passes_anything_is_refused(run) -> None:
+    with pytest.raises(ValueError, match="rtol must be below 1"):
+        run()

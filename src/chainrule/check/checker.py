@@ -32,7 +32,7 @@ from chainrule.check.comparison import (
     unchecked_message,
     validate_settings,
 )
-from chainrule.function import Context, Function
+from chainrule.function import Context, Function, _output_array
 from chainrule.nn.module import GradientShapeError, Module, watch_g_writes
 from chainrule.tensor import Tensor, no_grad
 
@@ -224,7 +224,8 @@ class _FunctionRunner:
                       for i in sorted(wrt)]
 
     def output(self) -> np.ndarray:
-        return np.asarray(self.fn.forward(Context(), *self.arrays, **self.attrs))
+        # The engine's own reading of what forward returned (None: a forgotten `return`).
+        return _output_array(self.fn, self.fn.forward(Context(), *self.arrays, **self.attrs))
 
     def gradients(self, weights: np.ndarray) -> dict[str, tuple[Any, list]]:
         ctx = Context()

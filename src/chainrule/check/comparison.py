@@ -134,7 +134,8 @@ def compare(reference: Any, got: Any, rtol: float, atol: float, *, scale: float 
 def validate_settings(where: str, *, positive: tuple[str, ...] = (), **values: Any) -> None:
     """Refuse a tolerance, step or count that would make a check pass vacuously or crash.
 
-    Every value must be a finite real number >= 0 (an infinite atol would pass anything);
+    Every value must be a finite real number >= 0 (an infinite atol would pass anything), and
+    rtol below 1;
     those named in ``positive`` must be > 0 (eps = 0 divides by zero, directions = 0 compares
     nothing).
     """
@@ -145,6 +146,9 @@ def validate_settings(where: str, *, positive: tuple[str, ...] = (), **values: A
         if not np.isfinite(value) or value < 0 or (name in positive and value == 0):
             bound = "> 0" if name in positive else ">= 0"
             raise ValueError(f"{where}: {name} must be a finite number {bound}, got {value!r}")
+        if name == "rtol" and value >= 1:
+            raise ValueError(f"{where}: rtol must be below 1, got {value!r}: a relative "
+                             "tolerance of 1 or more lets a gradient twice too large pass")
 
 
 def first_index(mask: np.ndarray) -> tuple[int, ...]:

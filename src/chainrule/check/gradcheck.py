@@ -27,6 +27,7 @@ from chainrule.check.comparison import (
     unchecked_message,
     validate_settings,
 )
+from chainrule.function import DtypeMismatchError
 from chainrule.tensor import Tensor
 
 
@@ -123,7 +124,13 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
                "inputs that take a gradient as float arrays (e.g. x.astype(float))"))
     tensors = [Tensor(a, requires_grad=(i in wrt)) if isinstance(a, np.ndarray) else a
                for i, a in enumerate(arrays)]
-    out = fn(*tensors)
+    try:
+        out = fn(*tensors)
+    except DtypeMismatchError as error:
+        # Inputs are taken to float64 here, and layers a closure reaches are not.
+        raise DtypeMismatchError(
+            f"gradcheck: {error}. gradcheck runs in float64: pass the Module itself (it is "
+            "checked as a float64 copy), or build the layers with dtype=np.float64") from error
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     _check_output(out.data)
