@@ -101,8 +101,9 @@ def test_data_the_model_cannot_take_fails_before_the_first_step(images, message)
     before = learner.model.state_dict()
     learner.train_data = DataLoader(ArrayDataset(images, np.zeros(len(images), np.int64)),
                                     batch_size=16)
-    with pytest.raises(IncompatibleDataError, match="the model cannot take the training "
-                                                    "data: on its first batch " + message):
+    with pytest.raises(IncompatibleDataError, match="the model and loss cannot run on the "
+                                                    "training data: on its first batch "
+                                                    + message):
         learner.fit(1)
     assert learner.step == 0 and learner.history == []
     for key, value in learner.model.state_dict().items():
@@ -113,7 +114,7 @@ def test_targets_the_loss_cannot_take_fail_before_the_first_step() -> None:
     learner = make_learner()
     learner.valid_data = DataLoader(ArrayDataset(toy_data(16).x, np.full(16, 9)),
                                     batch_size=16)
-    with pytest.raises(IncompatibleDataError, match="cannot take the valid data.*class "
+    with pytest.raises(IncompatibleDataError, match="cannot run on the valid data.*class "
                                                     "indices must lie in"):
         learner.fit(1)
 
@@ -131,6 +132,7 @@ def test_the_check_does_not_disturb_the_loaders_epochs() -> None:
     ({"model": lambda x: x}, "model must be a chainrule nn.Module"),
     ({"loss_func": "mse"}, "loss_func must be a function, not the string 'mse'"),
     ({"loss_func": 3}, "loss_func must be callable"),
+    ({"loss_func": nn.CrossEntropyLoss}, r"the class CrossEntropyLoss; pass an instance"),
     ({"optimizer": "adam"}, "optimizer must have step"),
     ({"train_data": None}, "train_data must be an iterable"),
     ({"train_data": "batches"}, "train_data must be an iterable"),
@@ -152,8 +154,10 @@ def test_fit_without_an_optimizer_or_with_a_bad_epoch_count_is_refused() -> None
     learner = Learner(nn.Linear(8, 3), [], optimizer=None)
     with pytest.raises(ValueError, match="no optimizer"):
         learner.fit(1)
-    with pytest.raises(TypeError, match="epochs must be a non-negative int"):
+    with pytest.raises(TypeError, match="fit: epochs must be an int"):
         make_learner().fit(1.5)
+    with pytest.raises(ValueError, match="fit: epochs must be >= 0"):
+        make_learner().fit(-1)
 
 
 def test_metrics_default_by_task() -> None:
@@ -161,6 +165,10 @@ def test_metrics_default_by_task() -> None:
     assert set(default_metrics(nn.CrossEntropyLoss())) == {"accuracy"}
     assert set(default_metrics(F.nll_loss)) == {"accuracy"}
     assert default_metrics(cr.mse) == {} and default_metrics(nn.MSELoss()) == {}
+    import functools
+
+    assert set(default_metrics(functools.partial(F.cross_entropy, reduction="mean"))) == {
+        "accuracy"}
 
 
 def test_a_regression_reports_no_accuracy() -> None:
@@ -244,3 +252,41 @@ def test_a_checkpoint_the_learner_cannot_take_changes_nothing(tmp_path, change) 
     for key, value in target.model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
     assert target.optimizer.state == {} and target.next_epoch == 0
+
+
+def test_an_empty_batch_inside_the_data_is_named_not_called_divergence() -> None:
+    learner = make_learner(with_scheduler=False)
+    x, y = toy_data(16).x, toy_data(16).y
+    learner.train_data = [(cr.tensor(x), cr.tensor(y)), (cr.tensor(x[:0]), cr.tensor(y[:0]))]
+    with pytest.raises(ValueError, match="fit: batch 2 of epoch 1 has no samples"):
+        learner.fit(1)
+
+
+def test_lr_find_refuses_to_suggest_from_nothing() -> None:
+    learner = make_learner(with_scheduler=False)
+    x, y = toy_data(16).x.copy(), toy_data(16).y
+    x[0, 0] = np.nan
+    learner.train_data = [(cr.tensor(x), cr.tensor(y))]
+    with pytest.raises(ValueError, match="lr_find: the loss was nan at the first step"):
+        learner.lr_find(steps=5)
+    learner = make_learner(with_scheduler=False)
+    for bad in ({"steps": 1}, {"start": 0.0}, {"end": 1e-9}, {"stop_factor": 0.5}):
+        with pytest.raises(ValueError, match="lr_find"):
+            learner.lr_find(**bad)
+
+
+def test_accuracy_of_scores_that_are_not_finite_is_nan() -> None:
+    scores = np.array([[np.nan, 1.0], [0.0, 1.0]])
+    assert math.isnan(accuracy(scores, np.array([0, 1])))
+
+
+@pytest.mark.parametrize("step", [-3, 2.5])
+def test_an_optimizer_state_with_an_impossible_step_count_is_refused(step) -> None:
+    model = nn.Linear(2, 2)
+    opt = optim.Adam(model.parameters())
+    model(cr.randn(3, 2)).sum().backward()
+    opt.step()
+    state = opt.state_dict()
+    state["state"][0]["step"] = step
+    with pytest.raises((TypeError, ValueError), match="state step of parameter 0"):
+        opt.load_state_dict(state)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import parallel
+from chainrule import parallel, validate
 from chainrule.tensor import Tensor, enable_grad
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -64,8 +64,8 @@ class Optimizer:
     """Base class of the optimizers: holds parameter groups and per-parameter state.
 
     A subclass passes its hyperparameter defaults to ``__init__``, lists the names of its
-    per-parameter state in ``state_names`` (those that are Python numbers, like ``step``, also in
-    ``scalar_state_names``), checks a group's hyperparameters in ``_validate`` and updates one
+    per-parameter state in ``state_names`` (those that are counts kept as Python ints, like
+    ``step``, also in ``scalar_state_names``), checks a group's hyperparameters in ``_validate`` and updates one
     group's parameters in ``_update_group``.
     """
 
@@ -149,7 +149,7 @@ class Optimizer:
             self._update_group(group)
             for p in group["params"]:
                 if p.grad is not None:  # updated in place: a graph that saw it is stale now
-                    p._counter[0] += 1
+                    p._bump_version()
         return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -234,7 +234,10 @@ class Optimizer:
                 if isinstance(value, bool) or not isinstance(value, numbers.Real):
                     raise TypeError(f"{name}: state {key} of parameter {index} must be a "
                                     f"number, got {type(value).__name__}")
-                checked[key] = value
+                # The scalar states are counts (Adam's step): a negative or fractional one
+                # would make the bias corrections meaningless, or fail in a sqrt later.
+                checked[key] = validate.integer(name, f"state {key} of parameter {index}",
+                                                value, low=0)
                 continue
             value = np.asarray(value)
             if value.shape != p.data.shape:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
-import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from chainrule import backend, io
+from chainrule import backend, io, validate
 from chainrule.nn.loss import CrossEntropyLoss, NLLLoss
 from chainrule.nn.module import Module
 from chainrule.ops.nn import cross_entropy, nll_loss
@@ -114,8 +114,7 @@ class Learner:
         Before the first epoch the model is tried on two samples of the first training (and
         validation) batch, so data the model cannot take fails at once, with both shapes.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-            raise TypeError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+        epochs = validate.integer("fit", "epochs", epochs, low=0)
         if epochs < self.next_epoch:
             raise ValueError(f"fit({epochs}): this learner has already done {self.next_epoch} "
                              "epochs; ask for more")
@@ -166,6 +165,8 @@ class Learner:
 
     def _train_batch(self) -> None:
         inputs, targets = self.batch
+        _require_samples(targets, "fit", f"batch {self.batch_index + 1} of epoch "
+                                          f"{self.epoch + 1}")
         self.preds = self.model(inputs)
         self.loss = self.loss_func(self.preds, targets)
         self._event("after_loss")
@@ -246,6 +247,10 @@ class Learner:
         afterwards, so the sweep leaves no trace.
         """
         _require_batches(self.train_data, "training", "lr_find")
+        validate.real("lr_find", "start", start, low=0.0, low_open=True)
+        validate.real("lr_find", "end", end, low=start, low_open=True)
+        validate.integer("lr_find", "steps", steps, low=2)
+        validate.real("lr_find", "stop_factor", stop_factor, low=1.0, low_open=True)
         saved_model = self.model.state_dict()
         saved_optimizer = copy.deepcopy(self.optimizer.state_dict())
         saved_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -261,9 +266,16 @@ class Learner:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 inputs, targets = next(batches)
+                _require_samples(targets, "lr_find", f"batch {i + 1} of the sweep")
                 loss = self.loss_func(self.model(inputs), targets)
                 value = float(loss.item())
                 if not math.isfinite(value):
+                    if not lrs:  # nothing to suggest from: say why rather than return nan
+                        raise ValueError(
+                            f"lr_find: the loss was {value} at the first step (learning rate "
+                            f"{lr:.3g}), before the sweep began: the model's outputs are not "
+                            "finite on this data (NaN in the inputs, or inputs far from unit "
+                            "scale?)")
                     break
                 loss.backward()
                 self.optimizer.step()
@@ -354,7 +366,7 @@ def _cycle(data: Iterable) -> Any:
 
 
 class IncompatibleDataError(ValueError):
-    """The model cannot take the data it was given (shapes or dtypes), found before training."""
+    """The model and loss cannot run on the data given (shapes or dtypes), found before training."""
 
 
 def check_fits(model: Module, data: Iterable,
@@ -380,9 +392,9 @@ def check_fits(model: Module, data: Iterable,
             loss_func(model(few[0]), few[1])
     except Exception as error:
         raise IncompatibleDataError(
-            f"the model cannot take the {name} data: on its first batch (inputs "
+            f"the model and loss cannot run on the {name} data: on its first batch (inputs "
             f"{_shape_of(inputs)} {_dtype_of(inputs)}, targets {_shape_of(targets)} "
-            f"{_dtype_of(targets)}) it fails with {type(error).__name__}: {error}"
+            f"{_dtype_of(targets)}) they fail with {type(error).__name__}: {error}"
         ) from error
     finally:
         model.train(was_training)
@@ -392,7 +404,11 @@ _CLASSIFICATION_LOSSES = (cross_entropy, nll_loss)
 
 
 def default_metrics(loss_func: Any) -> dict[str, Metric]:
-    """The metrics a Learner reports when given none: accuracy for classification losses."""
+    """The metrics a Learner reports when given none: accuracy for classification losses
+    (cross_entropy, nll_loss, their layers, or a functools.partial of one); none otherwise,
+    so pass ``metrics=`` for a loss of your own."""
+    while isinstance(loss_func, functools.partial):
+        loss_func = loss_func.func
     classifying = loss_func in _CLASSIFICATION_LOSSES or isinstance(
         loss_func, (CrossEntropyLoss, NLLLoss))
     return {"accuracy": accuracy} if classifying else {}
@@ -417,6 +433,10 @@ def _check_parts(model: Any, train_data: Any, optimizer: Any, valid_data: Any, l
     if isinstance(loss_func, str):
         raise TypeError(f"Learner: loss_func must be a function, not the string "
                         f"{loss_func!r}; e.g. loss_func=chainrule.nn.functional.mse or "
+                        "nn.functional.cross_entropy")
+    if isinstance(loss_func, type):
+        raise TypeError(f"Learner: loss_func is the class {loss_func.__name__}; pass an "
+                        f"instance, {loss_func.__name__}(), or a function such as "
                         "nn.functional.cross_entropy")
     if not callable(loss_func):
         raise TypeError(f"Learner: loss_func must be callable as loss_func(preds, targets), "
@@ -446,6 +466,14 @@ def _require_batches(data: Any, name: str, where: str) -> None:
         raise ValueError(f"{where}: the {name} data is empty (0 batches); a loss or metric over "
                          "no samples has no value. Check that split (its size, or drop_last "
                          "with fewer samples than one batch)")
+
+
+def _require_samples(targets: Any, where: str, which: str) -> None:
+    """An error naming the batch when it holds no samples (its loss would be NaN)."""
+    shape = np.shape(targets.data if isinstance(targets, Tensor) else targets)
+    if shape and shape[0] == 0:
+        raise ValueError(f"{where}: {which} has no samples; a batch needs at least one (does "
+                         "the data give empty batches?)")
 
 
 def _peek(data: Any) -> Any:

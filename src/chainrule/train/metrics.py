@@ -18,7 +18,7 @@ def accuracy(scores: Any, targets: Any) -> float:
 
     ``scores`` are (N, C) class scores with C >= 2 and ``targets`` N integer class indices; for
     anything else (a regression's float targets, one output column) accuracy has no meaning
-    and is refused rather than reported as a number.
+    and is refused rather than reported as a number; scores that are not finite give NaN.
     """
     scores, targets = _array(scores), _array(targets)
     if targets.dtype.kind not in "iu":
@@ -30,4 +30,6 @@ def accuracy(scores: Any, targets: Any) -> float:
                          f"got scores {scores.shape} and targets {targets.shape}")
     if targets.size == 0:
         raise ValueError("accuracy: no samples; the accuracy of nothing has no value")
+    if not np.isfinite(scores).all():
+        return float("nan")  # argmax of a NaN row is 0: a number, but not an accuracy
     return float(np.mean(scores.argmax(axis=-1) == targets))

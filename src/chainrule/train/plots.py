@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,20 +46,20 @@ def plot_loss_curves(recorder: Any, history: Sequence[dict[str, Any]],
     if history and steps:
         per_epoch = max(len(steps) // max(len(history), 1), 1)
         ends = [steps[min((i + 1) * per_epoch, len(steps)) - 1] for i in range(len(history))]
-        for key in _per_epoch_losses(history[0]):
-            left.plot(ends, [row[key] for row in history], "o-", color="tab:orange",
+        for key in _per_epoch_losses(history):
+            left.plot(ends, [row.get(key, math.nan) for row in history], "o-",
                       label=_split_label(key[:-len("_loss")]))
     left.set_xlabel("optimizer step")
     left.set_ylabel("loss")
     left.set_yscale("log")
     left.legend()
     left.set_title("loss")
-    first = history[0] if history else {}
-    losses = _per_epoch_losses(first)
-    metric_names = [k for k in first if k not in ("epoch", "train_loss", "seconds", *losses)]
+    keys = _keys(history)  # of every row: a resumed run's rows need not all have the same
+    losses = _per_epoch_losses(history)
+    metric_names = [k for k in keys if k not in ("epoch", "train_loss", "seconds", *losses)]
     for name in metric_names:
-        right.plot([row["epoch"] + 1 for row in history], [row[name] for row in history],
-                   "o-", label=name)
+        right.plot([row["epoch"] + 1 for row in history],
+                   [row.get(name, math.nan) for row in history], "o-", label=name)
     right.set_xlabel("epoch")
     splits = sorted({_split_label(key[:-len("_loss")]) for key in losses})
     right.set_title(f"{' and '.join(splits) or 'per-epoch'} metrics")
@@ -68,9 +69,14 @@ def plot_loss_curves(recorder: Any, history: Sequence[dict[str, Any]],
     return _save(figure, path)
 
 
-def _per_epoch_losses(row: dict[str, Any]) -> list[str]:
+def _keys(history: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of the history's rows, in order of first appearance."""
+    return list(dict.fromkeys(key for row in history for key in row))
+
+
+def _per_epoch_losses(history: Sequence[dict[str, Any]]) -> list[str]:
     """The history keys of losses measured once an epoch on held-out data (valid_, test_)."""
-    return [key for key in row if key.endswith("_loss") and key != "train_loss"]
+    return [key for key in _keys(history) if key.endswith("_loss") and key != "train_loss"]
 
 
 def _split_label(prefix: str) -> str:
