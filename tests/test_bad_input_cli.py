@@ -265,7 +265,7 @@ def test_evaluate_tries_the_model_on_the_data_before_reporting(tmp_path, capsys,
     loaders = cli._loaders
     monkeypatch.setattr(cli, "_loaders", shrink)
     status, _, err = run(["evaluate", str(tmp_path / "o" / "checkpoint.safetensors")], capsys)
-    assert status == 1 and "cannot take the test data" in err and "(inputs (500, 100)" in err
+    assert status == 1 and "cannot run on the test data" in err and "(inputs (500, 100)" in err
 
 
 def test_a_validation_split_is_held_out_and_the_test_split_used_once(tmp_path, capsys) -> None:
@@ -314,11 +314,13 @@ def _rewrite(path: Path, change) -> None:
     (lambda i: i["config"]["model"].update(name="transformer"), "must name a recipe"),
     (lambda i: i["config"].update(dataset="../../etc"), "dataset '../../etc' is not one of"),
     (lambda i: i["config"].update(normalize=[0.1, 0.0]), "normalize must be"),
+    (lambda i: i["config"].update(normalize=[0.1, 1e-300]), "normalize must be"),
     (lambda i: i["config"].update(normalize="fast"), "normalize must be"),
     (lambda i: i.update(config=[1, 2]), "expected an object"),
     (lambda i: i["config"].update(shift=-3), "shift must be"),
 ], ids=["huge widths", "a million layers", "absurd width", "unknown setting",
-        "unknown model", "dataset path", "zero std", "std not a list", "config a list",
+        "unknown model", "dataset path", "zero std", "tiny std", "std not a list",
+        "config a list",
         "negative shift"])
 def test_evaluate_checks_a_checkpoints_config_before_building_anything(trained, capsys, change,
                                                                       message) -> None:
@@ -329,6 +331,15 @@ def test_evaluate_checks_a_checkpoints_config_before_building_anything(trained, 
     assert __import__("re").search(message, err), err
     assert "Traceback" not in err and "MemoryError" not in err
     assert time.perf_counter() - start < 10
+
+
+def test_evaluate_refuses_to_report_an_accuracy_for_outputs_that_are_not_finite(trained,
+                                                                              capsys) -> None:
+    state, optimizer, info = io.load_checkpoint(trained)
+    state["0.weight"][0, 0] = np.nan
+    io.save_checkpoint(trained, state, optimizer, info)
+    status, printed, err = run(["evaluate", str(trained)], capsys)
+    assert status == 1 and "loss on the test split is nan" in err and "accuracy" not in printed
 
 
 def test_a_model_too_big_for_the_machine_is_refused_before_allocation(tmp_path, capsys) -> None:
@@ -367,9 +378,9 @@ def test_a_real_shell_sees_no_traceback(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("source, message, code", [
-    ("def broken(:\n", "importing .* failed \\(line 1\\): SyntaxError", 2),
+    ("def broken(:\n", "check: importing .* failed \\(line 1\\): SyntaxError", 2),
     ("import not_a_module_anywhere\n", "ModuleNotFoundError", 2),
-    ("X = 1\n", "is a int, not a Function subclass or a Module", 2),
+    ("X = 1\n", "is an int, not a Function subclass or a Module", 2),
     ("import chainrule as cr\nclass Bad(cr.nn.Module):\n    def forward(self, x):\n"
      "        raise ValueError('my bug')\n", "check .*:Bad: ValueError: my bug", 1),
 ], ids=["syntax error", "import error", "not a target", "forward raises"])
@@ -380,3 +391,62 @@ def test_check_reports_the_users_own_errors_in_a_line(tmp_path, capsys, source, 
     name = "X" if "X = 1" in source else "Bad"
     status, _, err = run(["check", f"{path}:{name}", "--input", "3"], capsys)
     assert status == code and __import__("re").search(message, err), err
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / ".chainrule-train.lock"
+    lock.write_text(str(os.getppid()))  # a live process holds it
+    status, printed, err = run(["train", *QUICK, "--out", str(out)], capsys)
+    assert status == 2 and "in use by another chainrule train" in err
+    assert "training" not in printed and lock.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    lock.write_text(dead)  # left by a run that was killed
+    assert run(["train", *QUICK, "--out", str(out)], capsys)[0] == 0
+    assert not lock.exists()
+
+
+def test_abbreviated_flags_are_refused_so_a_printed_command_is_exact(capsys) -> None:
+    status, _, err = run(["train", "--over"], capsys)
+    assert status == 2 and "unrecognized arguments: --over" in err
+
+
+def test_a_run_from_before_validation_splits_resumes_with_honest_labels(tmp_path,
+                                                                         capsys) -> None:
+    out = tmp_path / "run"
+    flags = ["--epochs", "2", "--hidden", "16", "--no-progress", "--batch-size", "256",
+             "--out", str(out)]
+    save = CheckpointCallback.after_epoch
+
+    def stop(self, learner) -> None:
+        save(self, learner)
+        raise KeyboardInterrupt
+
+    CheckpointCallback.after_epoch = stop
+    try:
+        assert run(["train", *flags], capsys)[0] == 130
+    finally:
+        CheckpointCallback.after_epoch = save
+    path = out / "checkpoint.safetensors"
+    state, optimizer, info = io.load_checkpoint(path)
+    del info["config"]["valid_split"]  # as a checkpoint written before --valid-split
+    info["history"] = [{"epoch": r["epoch"], "train_loss": r["train_loss"],
+                        "valid_loss": r["test_loss"], "accuracy": r["test_accuracy"],
+                        "seconds": r["seconds"]} for r in info["history"]]
+    io.save_checkpoint(path, state, optimizer, info)
+    status, printed, err = run(["train", *flags, "--resume"], capsys)
+    assert status == 0, err
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [sorted(row) for row in history] == [
+        ["epoch", "seconds", "test_accuracy", "test_loss", "train_loss"]] * 2
+
+
+def test_check_usage_mistakes_are_usage_errors(tmp_path, capsys) -> None:
+    status, _, err = run(["check", "chainrule.nn:ReLU", "--input", "3", "--wrt", "5"], capsys)
+    assert status == 2 and "--wrt 5: chainrule.nn:ReLU takes 1 input (positions 0 to 0)" in err
+    status, _, err = run(["check", "chainrule.nn:ReLU", "--input", "3,x"], capsys)
+    assert status == 2 and "must be an array shape" in err
+    status, _, err = run(["check", str(tmp_path / "nope.py") + ":X", "--input", "3"], capsys)
+    assert status == 2 and err.count("check:") == 1 and "no such file" in err

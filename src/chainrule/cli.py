@@ -134,16 +134,39 @@ def _sizes(text: str) -> list[int]:
 _sizes.__name__ = "widths"
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    """An input shape for ``chainrule check``: comma-separated positive sizes."""
+    try:
+        shape = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an array shape such as 8,3 (sizes separated by commas), got {text!r}"
+        ) from None
+    if not shape or any(size <= 0 for size in shape):
+        raise argparse.ArgumentTypeError(f"must be an array shape of positive sizes such as "
+                                         f"8,3, got {text!r}")
+    if math.prod(shape) > _MAX_CHECKED:
+        raise argparse.ArgumentTypeError(
+            f"must have at most {_MAX_CHECKED:,} elements (finite differences over more take "
+            f"too long), got {text!r}")
+    return shape
+
+
+_shape.__name__ = "widths"  # the same kind of flag for the tests that sweep them
+_MAX_CHECKED = 1 << 20
+
+
 # ---------------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``chainrule`` command."""
     # On every subcommand too, so `chainrule train --debug` works; SUPPRESS keeps a subcommand
     # from resetting a `chainrule --debug train` to False.
-    debug = argparse.ArgumentParser(add_help=False)
+    debug = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the traceback of an error (also CHAINRULE_DEBUG=1)")
+    # allow_abbrev=False: "--over" for --overwrite would make the printed resume command wrong.
     parser = argparse.ArgumentParser(
-        prog="chainrule",
+        prog="chainrule", allow_abbrev=False,
         description="Train and evaluate neural networks with chainrule (NumPy, CPU). "
                     "Every gradient is hand-derived and checked against PyTorch.",
         epilog="Example: chainrule train --epochs 3 --out runs/quick   "
@@ -154,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
-        "train", parents=[debug], help="train a model (default: an MLP on the bundled MNIST "
+        "train", parents=[debug], allow_abbrev=False, help="train a model (default: an MLP on the bundled MNIST "
                                        "sample)",
         description="Train a model and write checkpoint, weights, metrics JSON and a loss "
                     "curve into --out. Runs offline on the bundled MNIST sample by default. "
@@ -209,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(slower)")
 
     evaluate = commands.add_parser(
-        "evaluate", parents=[debug], help="evaluate a checkpoint on its dataset's test split",
+        "evaluate", parents=[debug], allow_abbrev=False, help="evaluate a checkpoint on its dataset's test split",
         description="Rebuild the model a checkpoint was trained as, load its weights and "
                     "report test loss and accuracy.")
     evaluate.add_argument("checkpoint", type=Path, help="a checkpoint.safetensors file")
@@ -218,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=500)
 
     finder = commands.add_parser(
-        "lr-find", parents=[debug], help="sweep the learning rate and suggest one",
+        "lr-find", parents=[debug], allow_abbrev=False, help="sweep the learning rate and suggest one",
         description="Train briefly with an exponentially growing learning rate, plot loss "
                     "against it, and suggest a rate. The model is thrown away afterwards.")
     _data_arguments(finder)
@@ -230,14 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where lr_find.png goes, replacing an earlier one (default: "
                              "%(default)s)")
     checker = commands.add_parser(
-        "check", parents=[debug], help="verify a Function's or Module's backward pass",
+        "check", parents=[debug], allow_abbrev=False, help="verify a Function's or Module's backward pass",
         description="Compare the backward pass of your Function or Module with finite "
                     "differences of its forward, and say what is wrong if they disagree.",
         epilog="TARGET is module.path:Name or path/to/file.py:Name; Name is a Function "
                "subclass, a Module instance or class (built with no arguments), or a function "
                "returning one. Example: chainrule check mylayers.py:Lin --input 8,3")
     checker.add_argument("target", metavar="TARGET", help="what to check, e.g. mylayers.py:Lin")
-    checker.add_argument("--input", action="append", type=_sizes, default=None,
+    checker.add_argument("--input", action="append", type=_shape, default=None,
                          metavar="D1,D2,...",
                          help="shape of a random float64 input; repeat for each input "
                               "(default: the target's example_inputs)")
@@ -428,9 +451,8 @@ def _size(count: float) -> str:
 
 
 # ---------------------------------------------------------------------------- the run folder
-def _run_folder(out: Path, resume: bool, overwrite: bool) -> list[str]:
-    """Check that ``out`` can hold a run, before anything is trained; returns the run files
-    already in it. An earlier run is never replaced without --resume or --overwrite."""
+def _writable_folder(out: Path) -> None:
+    """Make ``out`` if need be and check that it can be written, before anything is trained."""
     for place in (out, *out.parents):
         if place.exists() and not place.is_dir():
             where = "is" if place == out else f"lies under {place}, which is"
@@ -443,6 +465,43 @@ def _run_folder(out: Path, resume: bool, overwrite: bool) -> list[str]:
     except OSError as error:
         raise UsageError(f"--out {out} cannot be written ({error.strerror or error}); choose "
                          "a folder you can write to") from None
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out`` for this run, so that a second ``chainrule train`` into the same folder
+    is refused instead of the two runs silently writing over each other's files."""
+    lock = out / ".chainrule-train.lock"
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and io.process_alive(holder):
+                raise UsageError(f"--out {out} is in use by another chainrule train (process "
+                                 f"{holder}); wait for it, or choose another --out (if no "
+                                 f"such run is going on, delete {lock})") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # left by a run that was killed: stale
+            continue
+        with os.fdopen(handle, "w") as file:
+            file.write(str(os.getpid()))
+        break
+    else:
+        raise UsageError(f"--out {out}: could not take {lock}; delete it if no run is going on")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def _existing_run(out: Path, resume: bool, overwrite: bool) -> list[str]:
+    """The run files already in ``out``; an earlier run is never replaced without --resume
+    or --overwrite."""
     existing = [name for name in RUN_FILES if (out / name).exists()]
     checkpoint = out / "checkpoint.safetensors"
     if existing and not (resume or overwrite):
@@ -467,6 +526,16 @@ def _check_free_space(out: Path, parameters: int) -> None:
                          f"need about {_size(need)}; free some space or choose another --out")
 
 
+def _test_labels(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row of a run from before --valid-split, keyed as such runs are now
+    ("valid_loss" and "accuracy" were measured on the test split: "test_loss", ...)."""
+    if "valid_loss" not in row:
+        return row
+    fixed = {"epoch", "train_loss", "seconds"}
+    return {("test_loss" if key == "valid_loss" else key if key in fixed else f"test_{key}"):
+            value for key, value in row.items()}
+
+
 def _resume_command(argv: Sequence[str]) -> str:
     """The command line that continues this run: the same flags, --resume instead of
     --overwrite."""
@@ -480,7 +549,12 @@ def _resume_command(argv: Sequence[str]) -> str:
 def train(args: argparse.Namespace) -> int:
     """Run ``chainrule train``."""
     out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
-    existing = _run_folder(out, args.resume, args.overwrite)
+    _writable_folder(out)
+    with _run_lock(out):
+        return _train(args, out, _existing_run(out, args.resume, args.overwrite))
+
+
+def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
     splits = _splits(args.dataset, args.data_dir, args.download)
     train_part, _ = _hold_out(splits.train, args.valid_split, args.seed)
     kwargs = _model_kwargs(args)
@@ -500,7 +574,8 @@ def train(args: argparse.Namespace) -> int:
         # Compare settings before building: other --hidden widths would otherwise surface as
         # a shape error from load_state_dict instead of the flag that differs. Settings added
         # after a checkpoint was written count as their old behaviour.
-        saved = {**CONFIG_ADDED, **io.load_checkpoint(checkpoint)[2].get("config", {})}
+        written = io.load_checkpoint(checkpoint)[2].get("config", {})
+        saved = {**CONFIG_ADDED, **written}
         if saved != config:
             changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
             raise UsageError(f"cannot resume {checkpoint}: it was trained with different "
@@ -524,6 +599,8 @@ def train(args: argparse.Namespace) -> int:
                       valid_name="valid" if valid_data is not None else "test")
     if resuming:
         learner.load_checkpoint(checkpoint)
+        if "valid_split" not in written:  # written before splits: its epochs watched the test
+            learner.history = [_test_labels(row) for row in learner.history]
         print(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
     elif args.resume:
         print(f"nothing to resume in {out}: starting a new run")
@@ -576,6 +653,10 @@ def evaluate(args: argparse.Namespace) -> int:
     check_fits(model, test_data, name="test")
     learner = Learner(model, [], optimizer=None)
     result = learner.evaluate(test_data, name="test")
+    if not math.isfinite(result["loss"]):
+        raise ValueError(f"{args.checkpoint}: the model's loss on the test split is "
+                         f"{result['loss']}: its weights (or the config's normalisation) make "
+                         "outputs that are not finite, so there is no accuracy to report")
     print(f"{args.checkpoint}: {config['dataset']} test ({len(test_data.dataset):,} samples): "
           f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}")
     return 0
@@ -600,10 +681,12 @@ def _checked_config(config: Any, path: Path) -> dict[str, Any]:
     except (TypeError, ValueError) as error:
         raise bad(str(error)) from None
     normalize = config.get("normalize")
+    # Training writes the mean and std of pixels in [0, 1]: nothing else is a real config.
     if not (isinstance(normalize, list) and len(normalize) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in normalize) and normalize[1] > 0):
-        raise bad(f"normalize must be [mean, std] with std > 0, got {normalize!r:.200}")
+            for v in normalize) and 0 <= normalize[0] <= 1 and 1e-3 <= normalize[1] <= 1):
+        raise bad(f"normalize must be [mean, std] of pixels in [0, 1] (mean in [0, 1], std in "
+                  f"[0.001, 1]), got {normalize!r:.200}")
     for key, low, high in (("shift", 0, 4), ("seed", 0, 2**63 - 1), ("batch_size", 1, None)):
         value = config.get(key, low)
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (
@@ -622,7 +705,7 @@ def lr_find(args: argparse.Namespace) -> int:
     config = {"dataset": args.dataset, "batch_size": args.batch_size, "seed": args.seed,
               "model": {"name": args.model, "kwargs": kwargs},
               "normalize": _statistics(splits.train)}
-    _run_folder(args.out, resume=False, overwrite=True)  # writable; lr_find.png is replaced
+    _writable_folder(args.out)  # (lr_find.png is the sweep's own picture: it is replaced)
     train_data, _, _ = _loaders(config, splits)
     backend.manual_seed(args.seed)
     model = _build_model(config)
@@ -643,13 +726,13 @@ def _load_target(spec: str) -> Any:
 
     source, _, name = spec.rpartition(":")
     if not source or not name:
-        raise UsageError(f"check: TARGET must look like module.path:Name or file.py:Name, "
+        raise UsageError(f"TARGET must look like module.path:Name or file.py:Name, "
                          f"got {spec!r}")
     try:
         if source.endswith(".py") or "/" in source:
             path = Path(source)
             if not path.is_file():
-                raise UsageError(f"check: no such file {path}")
+                raise UsageError(f"no such file {path}")
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[path.stem] = module
@@ -663,10 +746,10 @@ def _load_target(spec: str) -> Any:
         where = ""
         if isinstance(error, SyntaxError) and error.lineno:
             where = f" (line {error.lineno})"
-        raise UsageError(f"check: importing {source} failed{where}: {type(error).__name__}: "
+        raise UsageError(f"importing {source} failed{where}: {type(error).__name__}: "
                          f"{error}") from error
     if not hasattr(module, name):
-        raise UsageError(f"check: {source} has no attribute {name!r}")
+        raise UsageError(f"{source} has no attribute {name!r}")
     return getattr(module, name)
 
 
@@ -683,8 +766,9 @@ def check_command(args: argparse.Namespace) -> int:
         target = target()
     if not (isinstance(target, Module) or
             (isinstance(target, type) and issubclass(target, Function))):
-        raise UsageError(f"{args.target} is a {type(target).__name__}, not a Function "
-                         "subclass or a Module")
+        kind = type(target).__name__
+        raise UsageError(f"{args.target} is {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind}, "
+                         "not a Function subclass or a Module")
     rng = np.random.default_rng(args.seed)
     if args.input:
         inputs = [rng.standard_normal(shape) for shape in args.input]
@@ -694,6 +778,11 @@ def check_command(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"give the shape of each input of {args.target} with --input "
                          "(e.g. --input 8,3), or define example_inputs on it")
+    wrong = [i for i in args.wrt or () if not -len(inputs) <= i < len(inputs)]
+    if wrong:
+        raise UsageError(f"--wrt {wrong[0]}: {args.target} takes {len(inputs)} input"
+                         f"{'s' if len(inputs) != 1 else ''} (positions 0 to "
+                         f"{len(inputs) - 1})")
     try:
         report = check(target, *inputs, wrt=args.wrt, mode=args.mode, seed=args.seed)
     except GradientCheckError as error:
@@ -741,8 +830,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError as error:
         if debug:
             raise
-        print(f"chainrule: not enough memory ({error or 'MemoryError'}); try a smaller "
-              "--batch-size, --hidden or --channels", file=sys.stderr)
+        smaller = ("smaller --input shapes" if args.command == "check" else
+                   "a smaller --batch-size" + ("" if args.command == "evaluate" else
+                                               ", --hidden or --channels"))
+        print(f"chainrule {args.command}: not enough memory ({error or 'MemoryError'}); try "
+              f"{smaller}", file=sys.stderr)
         return 1
     except Exception as error:
         if debug:
@@ -756,6 +848,7 @@ def _report_error(args: argparse.Namespace, error: Exception) -> None:
     message = str(error) or type(error).__name__
     if args.command == "check":
         # Everything below check runs the user's own forward and backward.
+        message = message.removeprefix("check: ")
         print(f"chainrule check {args.target}: {type(error).__name__}: {message}\n"
               "  (in the checked code or its inputs; --debug shows the traceback)",
               file=sys.stderr)
