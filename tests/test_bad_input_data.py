@@ -724,3 +724,22 @@ def test_a_killed_downloads_part_file_is_cleared_by_the_next_download(server, tm
     alive.write_bytes(b"someone else's")
     download_file(f"{server[0]}/good/{LABELS}", dest, SAMPLE_SHA256[LABELS])
     assert listing(dest.parent) == sorted([LABELS, alive.name])
+
+
+def test_an_image_file_claiming_more_images_than_its_labels_is_refused_from_its_header(
+        tmp_path) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    labels = idx_header(0x08, [3]) + bytes(3)
+    # a small bomb: the header claims 2,000,000 images, and the stream would deliver them
+    claim = idx_header(0x08, [2_000_000, 28, 28])
+    for split in ("train", "t10k"):
+        write(folder / f"{split}-labels-idx1-ubyte.gz", gzip.compress(labels))
+        write(folder / f"{split}-images-idx3-ubyte.gz", bomb(claim, 64 * MiB))
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match=r"holds 2000000 entries, but .*labels.* says 3"):
+            load_dataset("mnist", root=folder)
+        assert tracemalloc.get_traced_memory()[1] < 8 * MiB
+    finally:
+        tracemalloc.stop()

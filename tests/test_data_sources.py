@@ -326,8 +326,11 @@ def test_bad_files_name_their_path(tmp_path) -> None:
     write_idx(folder, 3)
     labels = folder / "train-labels-idx1-ubyte.gz"
     labels.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"))
-    with pytest.raises(IDXError, match=re.escape(f"{labels}: 2 labels for the 3 images")):
+    images = folder / "train-images-idx3-ubyte.gz"
+    with pytest.raises(IDXError, match=re.escape(f"{images}: holds 3 entries, but {labels} "
+                                                 "(labels) says 2")):
         load_dataset("mnist", root=folder)
+    write_idx(folder, 3)  # whole again, but for one file:
     images = folder / "t10k-images-idx3-ubyte.gz"
     images.write_bytes(gzip.compress(b"PK\x03\x04 not idx"))
     write_idx(tmp_path / "bad2", 3)

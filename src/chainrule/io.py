@@ -184,6 +184,12 @@ def _writer_alive(pid: int, name: str) -> bool:
         # Our own pid: a run before ours (a container restarts with the same pids) or us.
         with _live_lock:
             return name in _live_temps
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` (not this one) may still be running: False only when it is
+    surely gone, so a caller that removes what it left never removes a live process's file."""
     if os.name != "posix":
         return True  # no safe liveness probe here (os.kill would terminate the process)
     try:
@@ -318,18 +324,12 @@ def _save_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any],
         # (np.ascontiguousarray would turn a 0-d array into shape (1,).)
         arrays[name] = array if array.flags.c_contiguous else np.ascontiguousarray(array)
     metadata = dict(metadata)
-    # Serialised once to learn the layout, hashed exactly as a load will read it, then again
-    # with the checksum: the tensor bytes do not move when metadata is added.
-    payload = save(arrays, metadata=metadata)
-    length = struct.unpack("<Q", payload[:8])[0]
-    header = json.loads(payload[8:8 + length])
-    start = 8 + length
-    view = memoryview(payload)
-    entries = {name: (entry["dtype"], entry["shape"],
-                      view[start + entry["data_offsets"][0]:start + entry["data_offsets"][1]])
-               for name, entry in header.items() if name != "__metadata__"}
+    # Hashed from the arrays as the file will hold them (little-endian, C order), which is
+    # what a load hashes from the file's bytes.
+    entries = {name: (_CODES[array.dtype.newbyteorder("=")], list(array.shape),
+                      array.reshape(-1).view(np.uint8)) for name, array in arrays.items()}
     metadata["checksum"] = f"sha256:{_tensor_digest(entries)}:{_metadata_digest(metadata)}"
-    del entries, view, payload
+    del entries
     payload = save(arrays, metadata=metadata)
     return atomic_write(path, lambda file: file.write(payload))
 

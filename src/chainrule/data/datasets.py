@@ -299,8 +299,15 @@ def _find_files(folder: Path) -> tuple[dict[str, Path] | None, str]:
 
 
 def _read_splits(name: str, spec: _Spec, folder: Path, files: dict[str, Path]) -> Splits:
-    """Read and cross-check the four files: 3-D uint8 images, 1-D labels, equal counts."""
-    train_x, train_y, test_x, test_y = (read_idx(files[base]) for base in SPLIT_FILES)
+    """Read and cross-check the four files: 3-D uint8 images, 1-D labels, equal counts.
+
+    The labels are read first: an image file must hold as many images as they say (checked
+    from its header), so a crafted one cannot make the reader take more memory than that.
+    """
+    train_y, test_y = read_idx(files[SPLIT_FILES[1]]), read_idx(files[SPLIT_FILES[3]])
+    train_x, test_x = (read_idx(files[base], items=(len(labels), f"{files[label]} (labels)"))
+                       for base, label, labels in ((SPLIT_FILES[0], SPLIT_FILES[1], train_y),
+                                                   (SPLIT_FILES[2], SPLIT_FILES[3], test_y)))
     splits = []
     for x, y, x_path, y_path in ((train_x, train_y, *(files[b] for b in SPLIT_FILES[:2])),
                                  (test_x, test_y, *(files[b] for b in SPLIT_FILES[2:]))):

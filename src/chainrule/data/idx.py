@@ -53,18 +53,21 @@ def parse_idx(raw: bytes | bytearray | memoryview, source: str = "<bytes>") -> n
     return _decode(io.BytesIO(raw), source, None, memoryview(raw).nbytes, "data")
 
 
-def read_idx(path: str | os.PathLike, max_bytes: int = MAX_BYTES) -> np.ndarray:
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_BYTES, *,
+             items: tuple[int, str] | None = None) -> np.ndarray:
     """Read an IDX file; gzip is detected from its first bytes, not its name.
 
     Raises IDXError (naming the file) for a file that is corrupt, truncated, has trailing
-    bytes or claims more than ``max_bytes`` bytes of values.
+    bytes or claims more than ``max_bytes`` bytes of values. ``items`` = (count, where) says
+    how many entries the first axis must have and what says so (e.g. the labels file): a
+    header claiming another count is refused before any value is read.
     """
     path = Path(path)
     _check_limit(max_bytes, "read_idx")
     with open(path, "rb") as file, _opened(file, path, IDXError) as (stream, gz):
         if gz:
-            return _decode(stream, str(path), max_bytes, None, "decompressed data")
-        return _decode(stream, str(path), max_bytes, _regular_size(file), "file")
+            return _decode(stream, str(path), max_bytes, None, "decompressed data", items)
+        return _decode(stream, str(path), max_bytes, _regular_size(file), "file", items)
 
 
 def read_bytes_maybe_gzip(path: Path, error: type[Exception], max_bytes: int = MAX_BYTES
@@ -97,7 +100,7 @@ def read_bytes_maybe_gzip(path: Path, error: type[Exception], max_bytes: int = M
 # Decoding
 
 def _decode(stream: BinaryIO, source: str, max_bytes: int | None, size: int | None,
-            what: str) -> np.ndarray:
+            what: str, items: tuple[int, str] | None = None) -> np.ndarray:
     """Header, checks of its claim, then exactly the claimed values and a check for more."""
     head = _read_up_to(stream, 4)
     if len(head) < 4:
@@ -115,6 +118,9 @@ def _decode(stream: BinaryIO, source: str, max_bytes: int | None, size: int | No
     if len(dims) < 4 * ndim:
         raise IDXError(f"{source}: truncated header ({header} bytes, {ndim} dims declared)")
     shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+    if items is not None and (shape[0] if shape else 1) != items[0]:
+        raise IDXError(f"{source}: holds {shape[0] if shape else 1} entries, but {items[1]} "
+                       f"says {items[0]}; the files do not belong together")
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     expected = header + nbytes
     if size is not None and size != expected:
