@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
-        "train", parents=[debug], allow_abbrev=False, help="train a model (default: an MLP on the bundled MNIST "
-                                       "sample)",
+        "train", parents=[debug], allow_abbrev=False,
+        help="train a model (default: an MLP on the bundled MNIST sample)",
         description="Train a model and write checkpoint, weights, metrics JSON and a loss "
                     "curve into --out. Runs offline on the bundled MNIST sample by default. "
                     "A folder that already holds a run is never overwritten silently: give "
@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(slower)")
 
     evaluate = commands.add_parser(
-        "evaluate", parents=[debug], allow_abbrev=False, help="evaluate a checkpoint on its dataset's test split",
+        "evaluate", parents=[debug], allow_abbrev=False,
+        help="evaluate a checkpoint on its dataset's test split",
         description="Rebuild the model a checkpoint was trained as, load its weights and "
                     "report test loss and accuracy.")
     evaluate.add_argument("checkpoint", type=Path, help="a checkpoint.safetensors file")
@@ -241,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=500)
 
     finder = commands.add_parser(
-        "lr-find", parents=[debug], allow_abbrev=False, help="sweep the learning rate and suggest one",
+        "lr-find", parents=[debug], allow_abbrev=False,
+        help="sweep the learning rate and suggest one",
         description="Train briefly with an exponentially growing learning rate, plot loss "
                     "against it, and suggest a rate. The model is thrown away afterwards.")
     _data_arguments(finder)
@@ -253,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where lr_find.png goes, replacing an earlier one (default: "
                              "%(default)s)")
     checker = commands.add_parser(
-        "check", parents=[debug], allow_abbrev=False, help="verify a Function's or Module's backward pass",
+        "check", parents=[debug], allow_abbrev=False,
+        help="verify a Function's or Module's backward pass",
         description="Compare the backward pass of your Function or Module with finite "
                     "differences of its forward, and say what is wrong if they disagree.",
         epilog="TARGET is module.path:Name or path/to/file.py:Name; Name is a Function "

@@ -65,8 +65,8 @@ class Optimizer:
 
     A subclass passes its hyperparameter defaults to ``__init__``, lists the names of its
     per-parameter state in ``state_names`` (those that are counts kept as Python ints, like
-    ``step``, also in ``scalar_state_names``), checks a group's hyperparameters in ``_validate`` and updates one
-    group's parameters in ``_update_group``.
+    ``step``, also in ``scalar_state_names``), checks a group's hyperparameters in
+    ``_validate`` and updates one group's parameters in ``_update_group``.
     """
 
     state_names: tuple[str, ...] = ()
