@@ -12,7 +12,7 @@ import chainrule as cr
 from chainrule import nn, optim
 from chainrule.check import check
 from chainrule.data import ArrayDataset, DataLoader
-from chainrule.ops.nn import Dropout as DropoutOp
+from chainrule.ops.elementwise import DropoutOp
 from chainrule.train import CheckpointCallback, LayerStats, Learner
 
 RNG = np.random.default_rng(0)

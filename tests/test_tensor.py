@@ -204,7 +204,7 @@ def test_numpy_item_repr_and_len() -> None:
     with pytest.raises(ValueError, match="2 elements"):
         x.item()
     assert repr(x) == "tensor([[1., 2.]], requires_grad=True)"
-    assert repr(x * 2) == "tensor([[2., 4.]], grad_fn=<Mul>)"
+    assert repr(x * 2) == "tensor([[2., 4.]], grad_fn=<MulOp>)"
     assert "dtype=float64" in repr(cr.tensor(np.zeros(1)))
     assert len(x) == 1 and x.shape == (1, 2) and x.ndim == 2 and x.size == 2
 

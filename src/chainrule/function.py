@@ -56,8 +56,10 @@ class Context:
 class Function:
     """Base class of every op: subclass it and define ``forward`` and ``backward``.
 
-    Subclasses register themselves under ``name`` (the lower-case class name by default); pass
-    ``register=False`` in the class statement to keep a helper out of the registry.
+    Subclasses register themselves under ``name`` (by default the class name in lower case,
+    without an ``Op`` suffix: ``AddOp`` is "add"); pass ``register=False`` in the class
+    statement to keep a helper out of the registry. The built-in ops are all named ``...Op``,
+    so that no op shares a name with the nn layer that calls it (``LinearOp`` vs ``Linear``).
     """
 
     name: ClassVar[str] = ""
@@ -65,7 +67,7 @@ class Function:
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
-            cls.name = cls.__name__.lower()
+            cls.name = cls.__name__.removesuffix("Op").lower()
         if register:
             other = _REGISTRY.get(cls.name)
             if other is not None and other.__qualname__ != cls.__qualname__:

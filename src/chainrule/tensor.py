@@ -294,13 +294,13 @@ class Tensor:
     def astype(self, dtype: Any) -> Tensor:
         """A copy converted to ``dtype``; differentiable between float dtypes, and the end of
         the tape for integer and bool ones (as in PyTorch)."""
-        from chainrule.ops.elementwise import Cast
+        from chainrule.ops.elementwise import CastOp
 
         try:
             dtype = np.dtype(dtype)
         except TypeError:
             raise TypeError(f"astype: {dtype!r} is not a dtype") from None
-        return Cast.apply(self, dtype=backend.check_dtype(dtype, "astype"))
+        return CastOp.apply(self, dtype=backend.check_dtype(dtype, "astype"))
 
     def float(self) -> Tensor:
         """Convert to the default float dtype (float32 unless changed)."""

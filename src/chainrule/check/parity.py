@@ -41,7 +41,7 @@ from chainrule.check.comparison import (
     validate_settings,
 )
 from chainrule.nn.module import Module, Parameter
-from chainrule.ops import nn as ops_nn
+from chainrule.ops import loss as ops_loss
 from chainrule.tensor import Tensor, enable_grad
 
 if TYPE_CHECKING:
@@ -778,10 +778,10 @@ def _local(name: str, layer: Module, twin: Any, calls: _Calls, rtol: float,
 
 # ----------------------------------------------------------------------------- losses
 _FUNCTIONAL_LOSSES = {
-    ops_nn.cross_entropy: "cross_entropy",
-    ops_nn.nll_loss: "nll_loss",
-    ops_nn.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits",
-    ops_nn.mse: "mse_loss",
+    ops_loss.cross_entropy: "cross_entropy",
+    ops_loss.nll_loss: "nll_loss",
+    ops_loss.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits",
+    ops_loss.mse: "mse_loss",
 }
 
 
@@ -801,7 +801,7 @@ def _loss_pair(loss: Any, integer_targets: bool, torch_loss: Any
     """The loss's name, and it as a chainrule and as a torch function of (output, target)."""
     functional = _torch().nn.functional
     if loss is None:
-        loss = ops_nn.cross_entropy if integer_targets else ops_nn.mse
+        loss = ops_loss.cross_entropy if integer_targets else ops_loss.mse
     func, keywords = loss, {}
     if isinstance(loss, functools.partial) and not loss.args:
         func, keywords = loss.func, dict(loss.keywords)
@@ -815,7 +815,7 @@ def _loss_pair(loss: Any, integer_targets: bool, torch_loss: Any
         name = _FUNCTIONAL_LOSSES[func]
         if keywords:
             name += "(" + ", ".join(f"{k}={v!r}" for k, v in keywords.items()) + ")"
-        theirs = (_torch_mse(**keywords) if func is ops_nn.mse
+        theirs = (_torch_mse(**keywords) if func is ops_loss.mse
                   else functools.partial(getattr(functional, name.split("(")[0]), **keywords))
     elif torch_loss is not None:
         name, theirs = _callable_name(loss), torch_loss

@@ -10,7 +10,7 @@ from chainrule.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLL
 from chainrule.nn.module import Module, Parameter
 from chainrule.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.residual import ResidualBlock
-from chainrule.ops.nn import mse
+from chainrule.ops.loss import mse
 
 __all__ = [
     "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",

@@ -10,7 +10,7 @@ from chainrule.nn.conv import MaxPool2d
 from chainrule.nn.linear import Linear
 from chainrule.nn.module import Module
 from chainrule.nn.norm import BatchNorm2d
-from chainrule.ops.linalg import LinearRelu
+from chainrule.ops.linalg import LinearReluOp
 from chainrule.tensor import STATE
 
 
@@ -61,7 +61,7 @@ class Sequential(Module):
             if fuse and i < count and _plain(layer):
                 kind = type(layer)
                 if kind is Linear and type(layers[i]) is ReLU and _plain(layers[i]):
-                    x = LinearRelu.apply(x, layer.weight, layer.bias)
+                    x = LinearReluOp.apply(x, layer.weight, layer.bias)
                     i += 1
                     continue
                 if kind is BatchNorm2d and type(layers[i]) is MaxPool2d and _plain(layers[i]):

@@ -1,4 +1,4 @@
-"""Dropout layer; the op lives in chainrule.ops.nn."""
+"""Dropout layer; the op lives in chainrule.ops.elementwise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from chainrule import validate
 from chainrule.nn.module import Module
-from chainrule.ops.nn import dropout
+from chainrule.ops.elementwise import dropout
 from chainrule.tensor import Tensor
 
 

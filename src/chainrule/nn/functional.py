@@ -3,12 +3,11 @@
 chainrule.ops."""
 
 from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
-from chainrule.ops.elementwise import gelu, leaky_relu, relu, sigmoid, silu, tanh
+from chainrule.ops.elementwise import dropout, gelu, leaky_relu, relu, sigmoid, silu, tanh
 from chainrule.ops.linalg import linear
-from chainrule.ops.nn import (
+from chainrule.ops.loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
-    dropout,
     log_softmax,
     mse,
     nll_loss,

@@ -9,7 +9,7 @@ import numpy as np
 from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
-from chainrule.ops.linalg import Linear as _LinearOp
+from chainrule.ops.linalg import LinearOp
 from chainrule.tensor import Tensor
 
 
@@ -43,7 +43,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x @ weight.T + bias."""
-        return _LinearOp.apply(x, self.weight, self.bias)
+        return LinearOp.apply(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

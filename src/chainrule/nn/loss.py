@@ -1,4 +1,4 @@
-"""Loss functions as layers; the functional forms (and their backward passes) live in ops.nn."""
+"""Loss functions as layers; the functional forms (and their backward passes) live in ops.loss."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from chainrule import validate
 from chainrule.nn.module import Module
-from chainrule.ops.nn import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
+from chainrule.ops.loss import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
 from chainrule.tensor import Tensor
 
 

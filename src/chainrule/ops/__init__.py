@@ -7,6 +7,7 @@ from chainrule.ops.elementwise import (
     clamp,
     clone,
     div,
+    dropout,
     eq,
     exp,
     ge,
@@ -31,10 +32,9 @@ from chainrule.ops.elementwise import (
     where,
 )
 from chainrule.ops.linalg import linear, linear_relu, matmul
-from chainrule.ops.nn import (
+from chainrule.ops.loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
-    dropout,
     log_softmax,
     mse,
     nll_loss,

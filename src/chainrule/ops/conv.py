@@ -164,7 +164,7 @@ def _check_images(x: np.ndarray, op: str, channels: int | None = None) -> None:
                          f"(input shape {x.shape})")
 
 
-class Conv2d(Function):
+class Conv2dOp(Function):
     """out[n, o] = sum over c, i, j of x[n, c, s*h + d*i, s*w + d*j] * W[o, c, i, j] + b[o]
 
     With rows = im2col(x) (one receptive field per output pixel, ordered (i, j, c)) and
@@ -262,7 +262,7 @@ class Conv2d(Function):
         return grad_x, grad_w, grad_b
 
 
-class _Pool(Function, register=False):
+class _PoolOp(Function, register=False):
     """Shared set-up of the pooling ops: the padded channels-last input and the output size.
 
     Pooling goes one kernel position at a time (4 passes for 2x2): each pass is a strided
@@ -303,7 +303,7 @@ def window_winners(ctx: Context, lo: int, hi: int
     larger than all before it; the winner is the last such position — on ties the first, as
     PyTorch picks."""
     taken = None  # windows already won by a later kernel position
-    for k, i, j in reversed(_Pool._taps(ctx)):
+    for k, i, j in reversed(_PoolOp._taps(ctx)):
         if k == 0:
             won = None if taken is None else ~taken
         else:
@@ -314,7 +314,7 @@ def window_winners(ctx: Context, lo: int, hi: int
         yield i, j, won
 
 
-class MaxPool2d(_Pool):
+class MaxPool2dOp(_PoolOp):
     """max over each window;  the gradient goes to the window's (first) largest element
 
     Forward keeps a running max over the kernel positions and, for each position k > 0, where
@@ -374,7 +374,7 @@ class MaxPool2d(_Pool):
         return _images(padded, ctx.padding)
 
 
-class AvgPool2d(_Pool):
+class AvgPool2dOp(_PoolOp):
     """mean over each window (padding counts as zeros);  each element gets grad / window size"""
 
     name = "avg_pool2d"
@@ -400,7 +400,7 @@ class AvgPool2d(_Pool):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         share = grad.transpose(0, 2, 3, 1) * (1 / (ctx.kernel[0] * ctx.kernel[1]))
         padded = np.zeros(ctx.padded_shape, grad.dtype)
-        taps = AvgPool2d._taps(ctx)
+        taps = AvgPool2dOp._taps(ctx)
 
         def spread(lo: int, hi: int) -> None:
             part = padded[lo:hi]
@@ -414,17 +414,17 @@ class AvgPool2d(_Pool):
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | Pair = 1,
            padding: int | Pair = 0, dilation: int | Pair = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) images."""
-    return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+    return Conv2dOp.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                         groups=groups)
 
 
 def max_pool2d(x: Any, kernel_size: int | Pair = 2, stride: int | Pair | None = None,
                padding: int | Pair = 0) -> Tensor:
     """Max over windows (stride defaults to the kernel size)."""
-    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return MaxPool2dOp.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def avg_pool2d(x: Any, kernel_size: int | Pair = 2, stride: int | Pair | None = None,
                padding: int | Pair = 0) -> Tensor:
     """Mean over windows (stride defaults to the kernel size)."""
-    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    return AvgPool2dOp.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)

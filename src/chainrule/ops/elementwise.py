@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import backend
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor, _as_data
 
@@ -38,7 +39,7 @@ def _binary(fn: type[Function], a: Any, b: Any) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- arithmetic
-class Add(Function):
+class AddOp(Function):
     """a + b"""
 
     @staticmethod
@@ -50,7 +51,7 @@ class Add(Function):
         return grad, grad
 
 
-class Sub(Function):
+class SubOp(Function):
     """a - b"""
 
     @staticmethod
@@ -62,7 +63,7 @@ class Sub(Function):
         return grad, (-grad if ctx.needs_input_grad[1] else None)
 
 
-class Mul(Function):
+class MulOp(Function):
     """a * b"""
 
     @staticmethod
@@ -76,7 +77,7 @@ class Mul(Function):
         return (grad * ctx.b if need_a else None), (grad * ctx.a if need_b else None)
 
 
-class Div(Function):
+class DivOp(Function):
     """a / b;  d/da = 1/b,  d/db = -a/b^2 = -out/b"""
 
     @staticmethod
@@ -92,7 +93,7 @@ class Div(Function):
         return (grad_a if need_a else None), (-grad_a * ctx.out if need_b else None)
 
 
-class Neg(Function):
+class NegOp(Function):
     """-a"""
 
     @staticmethod
@@ -104,7 +105,7 @@ class Neg(Function):
         return -grad
 
 
-class Pow(Function):
+class PowOp(Function):
     """a ** b;  d/da = b a^(b-1),  d/db = a^b log(a) (defined for a > 0)"""
 
     @staticmethod
@@ -128,7 +129,7 @@ class Pow(Function):
         return grad_a, grad_b
 
 
-class Clone(Function):
+class CloneOp(Function):
     """a copy of a;  d/da = 1"""
 
     @staticmethod
@@ -140,7 +141,7 @@ class Clone(Function):
         return grad
 
 
-class Cast(Function):
+class CastOp(Function):
     """a converted to another dtype; the gradient is converted back."""
 
     @staticmethod
@@ -154,7 +155,7 @@ class Cast(Function):
 
 
 # ----------------------------------------------------------------------------- unary math
-class Exp(Function):
+class ExpOp(Function):
     """e^a;  d/da = e^a = out"""
 
     @staticmethod
@@ -167,7 +168,7 @@ class Exp(Function):
         return grad * ctx.out
 
 
-class Log(Function):
+class LogOp(Function):
     """log(a);  d/da = 1/a"""
 
     @staticmethod
@@ -180,7 +181,7 @@ class Log(Function):
         return grad / ctx.a
 
 
-class Sqrt(Function):
+class SqrtOp(Function):
     """sqrt(a);  d/da = 1 / (2 sqrt(a))"""
 
     @staticmethod
@@ -193,7 +194,7 @@ class Sqrt(Function):
         return grad / (2 * ctx.out)
 
 
-class Tanh(Function):
+class TanhOp(Function):
     """tanh(a);  d/da = 1 - tanh(a)^2"""
 
     @staticmethod
@@ -206,7 +207,7 @@ class Tanh(Function):
         return grad * (1 - ctx.out * ctx.out)
 
 
-class Sigmoid(Function):
+class SigmoidOp(Function):
     """1 / (1 + e^-a);  d/da = s (1 - s)"""
 
     @staticmethod
@@ -221,7 +222,7 @@ class Sigmoid(Function):
         return grad * ctx.out * (1 - ctx.out)
 
 
-class Relu(Function):
+class ReluOp(Function):
     """max(a, 0);  d/da = 1 where a > 0, else 0 (0 at a = 0, as in PyTorch)"""
 
     @staticmethod
@@ -235,7 +236,7 @@ class Relu(Function):
         return grad * (ctx.out > 0)
 
 
-class LeakyRelu(Function):
+class LeakyReluOp(Function):
     """a where a > 0, else negative_slope * a;  d/da = 1 where a > 0, else negative_slope
     (the slope at 0 is negative_slope, as in PyTorch)"""
 
@@ -252,12 +253,12 @@ class LeakyRelu(Function):
         return np.where(ctx.positive, grad, grad * ctx.slope)
 
 
-class Silu(Function):
+class SiluOp(Function):
     """a * sigmoid(a) (also called swish);  d/da = s + a s (1 - s) = s (1 + a (1 - s))"""
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        s = 0.5 * (1 + np.tanh(0.5 * a))  # sigmoid without overflow, as in Sigmoid
+        s = 0.5 * (1 + np.tanh(0.5 * a))  # sigmoid without overflow, as in SigmoidOp's forward
         ctx.a, ctx.s = a, s
         return a * s
 
@@ -280,7 +281,7 @@ def _erf(a: np.ndarray) -> np.ndarray:
     return np.asarray(_ERF(a), dtype=a.dtype)
 
 
-class Gelu(Function):
+class GeluOp(Function):
     """a * Phi(a), Phi the standard normal CDF;  d/da = Phi(a) + a phi(a), phi its density
 
     approximate='none': Phi(a) = (1 + erf(a / sqrt 2)) / 2, with an exact float64 erf
@@ -311,7 +312,7 @@ class Gelu(Function):
         return grad * slope
 
 
-class Abs(Function):
+class AbsOp(Function):
     """|a|;  d/da = sign(a) (0 at a = 0)"""
 
     @staticmethod
@@ -324,7 +325,7 @@ class Abs(Function):
         return grad * np.sign(ctx.a)
 
 
-class Clamp(Function):
+class ClampOp(Function):
     """min(max(a, low), high);  d/da = 1 inside [low, high] (bounds included), else 0"""
 
     @staticmethod
@@ -345,7 +346,7 @@ class Clamp(Function):
         return grad * ((a >= ctx.low) & (a <= ctx.high))
 
 
-class Maximum(Function):
+class MaximumOp(Function):
     """max(a, b) elementwise; the larger input takes the gradient, ties share it equally."""
 
     @staticmethod
@@ -359,7 +360,7 @@ class Maximum(Function):
         return grad * share_a, grad * (1 - share_a)
 
 
-class Minimum(Function):
+class MinimumOp(Function):
     """min(a, b) elementwise; the smaller input takes the gradient, ties share it equally."""
 
     @staticmethod
@@ -373,7 +374,7 @@ class Minimum(Function):
         return grad * share_a, grad * (1 - share_a)
 
 
-class Where(Function):
+class WhereOp(Function):
     """a where condition else b; the condition takes no gradient."""
 
     @staticmethod
@@ -387,111 +388,153 @@ class Where(Function):
         return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
 
 
+class DropoutOp(Function):
+    """x * mask * scale;  d/dx = grad * mask * scale
+
+    The boolean mask (which units survive) is an input that takes no gradient, drawn by the
+    caller (``dropout`` below): backward reuses exactly the units forward kept, and a test can
+    hand the same mask to PyTorch. ``scale`` is 1 / (1 - p), so the expected value is kept.
+    The mask may broadcast (one draw per channel, say) but may not grow x.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, mask: np.ndarray, scale: float = 1.0
+                ) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise ValueError(f"dropout: mask must be a boolean array, got {mask.dtype}")
+        if np.broadcast_shapes(mask.shape, x.shape) != x.shape:
+            raise ValueError(f"dropout: mask shape {mask.shape} does not broadcast to the "
+                             f"input shape {x.shape}")
+        keep = mask * x.dtype.type(scale)
+        ctx.keep = keep
+        return x * keep
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        return grad * ctx.keep, None
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) in training;
+    the identity otherwise. The mask comes from ``generator`` or chainrule's own
+    (``cr.manual_seed``); p = 1 gives zeros, as in PyTorch."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x if isinstance(x, Tensor) else Tensor(_as_data(x, where="dropout input"))
+    data = x.data if isinstance(x, Tensor) else _as_data(x, where="dropout input")
+    rng = generator if generator is not None else backend.default_generator()
+    mask = rng.random(data.shape) >= p  # kept with probability 1 - p
+    return DropoutOp.apply(x, mask, scale=0.0 if p == 1 else 1 / (1 - p))
+
+
 # ----------------------------------------------------------------------------- functions
 def add(a: Any, b: Any) -> Tensor:
     """a + b with broadcasting."""
-    return _binary(Add, a, b)
+    return _binary(AddOp, a, b)
 
 
 def sub(a: Any, b: Any) -> Tensor:
     """a - b with broadcasting."""
-    return _binary(Sub, a, b)
+    return _binary(SubOp, a, b)
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b with broadcasting."""
-    return _binary(Mul, a, b)
+    return _binary(MulOp, a, b)
 
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b with broadcasting."""
-    return _binary(Div, a, b)
+    return _binary(DivOp, a, b)
 
 
 def neg(a: Any) -> Tensor:
     """-a."""
-    return Neg.apply(a)
+    return NegOp.apply(a)
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the op's name
     """a ** b with broadcasting."""
-    return _binary(Pow, a, b)
+    return _binary(PowOp, a, b)
 
 
 def clone(a: Any) -> Tensor:
     """A copy with its own memory; gradients flow through it."""
-    return Clone.apply(a)
+    return CloneOp.apply(a)
 
 
 def exp(a: Any) -> Tensor:
     """e ** a."""
-    return Exp.apply(a)
+    return ExpOp.apply(a)
 
 
 def log(a: Any) -> Tensor:
     """Natural logarithm."""
-    return Log.apply(a)
+    return LogOp.apply(a)
 
 
 def sqrt(a: Any) -> Tensor:
     """Square root."""
-    return Sqrt.apply(a)
+    return SqrtOp.apply(a)
 
 
 def tanh(a: Any) -> Tensor:
     """Hyperbolic tangent."""
-    return Tanh.apply(a)
+    return TanhOp.apply(a)
 
 
 def sigmoid(a: Any) -> Tensor:
     """Logistic sigmoid 1 / (1 + e^-a)."""
-    return Sigmoid.apply(a)
+    return SigmoidOp.apply(a)
 
 
 def relu(a: Any) -> Tensor:
     """max(a, 0)."""
-    return Relu.apply(a)
+    return ReluOp.apply(a)
 
 
 def leaky_relu(a: Any, negative_slope: float = 0.01) -> Tensor:
     """a where a > 0, else negative_slope * a."""
-    return LeakyRelu.apply(a, negative_slope=negative_slope)
+    return LeakyReluOp.apply(a, negative_slope=negative_slope)
 
 
 def silu(a: Any) -> Tensor:
     """a * sigmoid(a) (swish)."""
-    return Silu.apply(a)
+    return SiluOp.apply(a)
 
 
 def gelu(a: Any, approximate: str = "none") -> Tensor:
     """a * Phi(a) with the exact normal CDF, or PyTorch's tanh form (``approximate='tanh'``)."""
-    return Gelu.apply(a, approximate=approximate)
+    return GeluOp.apply(a, approximate=approximate)
 
 
 def abs(a: Any) -> Tensor:  # noqa: A001 - the op's name
     """|a|."""
-    return Abs.apply(a)
+    return AbsOp.apply(a)
 
 
 def clamp(a: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
     """Limit ``a`` to [min, max]; either bound may be None."""
-    return Clamp.apply(a, low=min, high=max)
+    return ClampOp.apply(a, low=min, high=max)
 
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum with broadcasting."""
-    return _binary(Maximum, a, b)
+    return _binary(MaximumOp, a, b)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise minimum with broadcasting."""
-    return _binary(Minimum, a, b)
+    return _binary(MinimumOp, a, b)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Pick ``a`` where ``condition`` holds, else ``b`` (broadcasting)."""
     condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    return Where.apply(condition.astype(bool, copy=False), _operand(a, b), _operand(b, a))
+    return WhereOp.apply(condition.astype(bool, copy=False), _operand(a, b), _operand(b, a))
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:

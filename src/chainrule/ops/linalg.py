@@ -15,7 +15,7 @@ def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matri
     return np.swapaxes(a, -1, -2)
 
 
-class MatMul(Function):
+class MatMulOp(Function):
     """a @ b;  d/da = grad @ b^T,  d/db = a^T @ grad  (the seed's lin_grad)
 
     A 1-D operand is a row (left) or column (right) vector, as in NumPy. Batch axes broadcast,
@@ -93,7 +93,7 @@ def _linear_backward(ctx: Context, grad: np.ndarray) -> tuple:
     return grad_x, grad_w, grad_b
 
 
-class Linear(Function):
+class LinearOp(Function):
     """x @ W.T + b with W stored (out_features, in_features), as in PyTorch.
 
     d/dx = grad @ W,   d/dW = grad^T @ x,   d/db = grad summed over all leading axes.
@@ -112,11 +112,11 @@ class Linear(Function):
         return _linear_backward(ctx, grad)
 
 
-class LinearRelu(Function):
+class LinearReluOp(Function):
     """relu(x @ W.T + b): a Linear layer and the ReLU after it, as one node on the tape.
 
     With h = x @ W.T + b and out = max(h, 0): d/dh = grad where out > 0, else 0 (0 at h = 0,
-    as for relu), and from d/dh on it is Linear's backward. ``Sequential`` uses it for a
+    as for relu), and from d/dh on it is LinearOp's backward. ``Sequential`` uses it for a
     Linear followed by a ReLU (neither with hooks): at a small network's sizes the Python
     work of one op fewer on the tape is a tenth of a training step.
     """
@@ -139,14 +139,14 @@ class LinearRelu(Function):
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules for 1-D and batched operands."""
-    return MatMul.apply(a, b)
+    return MatMulOp.apply(a, b)
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
-    return Linear.apply(x, weight, bias)
+    return LinearOp.apply(x, weight, bias)
 
 
 def linear_relu(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """relu(x @ weight.T + bias) in one op: ``relu(linear(x, weight, bias))``, fused."""
-    return LinearRelu.apply(x, weight, bias)
+    return LinearReluOp.apply(x, weight, bias)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Context, Function
-from chainrule.ops.conv import MaxPool2d, Pair, _image_bytes, _tap, pool_window, window_winners
+from chainrule.ops.conv import MaxPool2dOp, Pair, _image_bytes, _tap, pool_window, window_winners
 from chainrule.parallel import block_rows, blocked_sum, over_batch, over_blocks
 from chainrule.tensor import Tensor
 
@@ -49,7 +49,7 @@ def _check_affine(op: str, name: str, value: np.ndarray | None, shape: tuple[int
         raise ValueError(f"{op}: {name} must have shape {shape}, got {np.shape(value)}")
 
 
-class BatchNorm(Function):
+class BatchNormOp(Function):
     """Normalise each channel (axis 1) over every other axis, then y = weight * xhat + bias.
 
     Training (or no running statistics): mean and biased var over the m values of a channel,
@@ -246,7 +246,7 @@ def _input_grad_coefficients(ctx: Context, sum_grad: np.ndarray | None,
     return ctx.scale, b, -ctx.scale * sum_grad / m
 
 
-class LayerNorm(Function):
+class LayerNormOp(Function):
     """Normalise over the last len(normalized_shape) axes, then y = weight * xhat + bias.
 
     xhat = (x - mean) / sqrt(var + eps), mean and biased var over the n normalised values of
@@ -311,7 +311,7 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
     In training the running statistics, if given, are updated in place; otherwise (eval) they
     normalise. Buffers are statistics, not inputs: no gradient flows to them.
     """
-    return BatchNorm.apply(x, weight, bias, running_mean=_array(running_mean),
+    return BatchNormOp.apply(x, weight, bias, running_mean=_array(running_mean),
                            running_var=_array(running_var), training=training,
                            momentum=momentum, eps=eps)
 
@@ -319,10 +319,10 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
 def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
                bias: Any = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the trailing ``normalized_shape`` axes."""
-    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+    return LayerNormOp.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
-class BatchNormMaxPool2d(Function):
+class BatchNormMaxPool2dOp(Function):
     """max_pool2d(batch_norm(x)), then relu if ``relu``: one node on the tape.
 
     batch_norm is affine per channel, y = s x + t, so with s > 0 the window's largest y sits
@@ -365,7 +365,7 @@ class BatchNormMaxPool2d(Function):
             y = x.copy() if empty else _normalised(ctx)
             ctx.pool = Context()
             ctx.pool.needs_input_grad = (True,)
-            out = MaxPool2d.forward(ctx.pool, y, kernel, stride, pad)
+            out = MaxPool2dOp.forward(ctx.pool, y, kernel, stride, pad)
         ctx.relu = relu
         if relu:
             np.maximum(out, 0, out=out)  # out is this op's own array
@@ -377,7 +377,7 @@ class BatchNormMaxPool2d(Function):
         if ctx.relu:
             grad = grad * (ctx.out > 0)
         if not ctx.fast:
-            return BatchNorm.backward(ctx, MaxPool2d.backward(ctx.pool, grad))
+            return BatchNormOp.backward(ctx, MaxPool2dOp.backward(ctx.pool, grad))
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         upstream = grad.transpose(0, 2, 3, 1)  # (N, out_h, out_w, C), like the pooled x
         rows, mean = ctx.rows, ctx.mean
@@ -419,7 +419,7 @@ def _pool_normalised(ctx: Context) -> np.ndarray | None:
     images = ctx.rows.reshape(ctx.moved_shape)  # (N, H, W, C), a view
     sign = np.sign(ctx.scale).astype(images.dtype)
     flip = bool((sign < 0).any())
-    (_, i0, j0), *later = MaxPool2d._taps(ctx)
+    (_, i0, j0), *later = MaxPool2dOp._taps(ctx)
     best = np.empty(_tap(images, i0, j0, ctx.stride, (1, 1), ctx.out_hw).shape, images.dtype)
     ctx.larger = [np.empty(best.shape, bool) for _ in later]
 
@@ -452,7 +452,7 @@ def batch_norm_max_pool2d(x: Any, running_mean: Any = None, running_var: Any = N
                           relu: bool = False) -> Tensor:
     """``max_pool2d(batch_norm(x, ...), kernel_size, stride, padding)`` (then relu if asked),
     fused: the same numbers without the full-size normalised array."""
-    return BatchNormMaxPool2d.apply(
+    return BatchNormMaxPool2dOp.apply(
         x, weight, bias, running_mean=_array(running_mean), running_var=_array(running_var),
         training=training, momentum=momentum, eps=eps, kernel_size=kernel_size, stride=stride,
         padding=padding, relu=relu)

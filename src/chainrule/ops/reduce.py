@@ -25,7 +25,7 @@ def _spread(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool,
     return np.broadcast_to(grad, shape)
 
 
-class Sum(Function):
+class SumOp(Function):
     """sum over axes;  every input element gets the upstream gradient of its sum"""
 
     @staticmethod
@@ -42,7 +42,7 @@ class Sum(Function):
         return _spread(grad, ctx.axes, ctx.keepdims, ctx.shape)
 
 
-class Mean(Function):
+class MeanOp(Function):
     """mean over axes;  every input element gets grad / (number of elements averaged)"""
 
     @staticmethod
@@ -64,7 +64,7 @@ class Mean(Function):
         return _spread(grad / ctx.count, ctx.axes, ctx.keepdims, ctx.shape)
 
 
-class _Extreme(Function, register=False):
+class _ExtremeOp(Function, register=False):
     """Shared backward of max and min: the elements equal to the result share its gradient."""
 
     reduce: Any = None
@@ -91,19 +91,19 @@ class _Extreme(Function, register=False):
         return (grad * share).astype(grad.dtype, copy=False)
 
 
-class Max(_Extreme):
+class MaxOp(_ExtremeOp):
     """max over axes;  the gradient goes to the maximal elements"""
 
     reduce = staticmethod(np.max)
 
 
-class Min(_Extreme):
+class MinOp(_ExtremeOp):
     """min over axes;  the gradient goes to the minimal elements"""
 
     reduce = staticmethod(np.min)
 
 
-class Var(Function):
+class VarOp(Function):
     """sum((a - mean)^2) / (N - correction);  d/da = 2 (a - mean) / (N - correction)
 
     The mean's own dependence on ``a`` drops out because sum(a - mean) = 0.
@@ -134,7 +134,7 @@ class Var(Function):
             return grad * (np.float64(2) / ctx.divisor) * ctx.centered
 
 
-class Std(Function):
+class StdOp(Function):
     """sqrt(var);  d/da = (a - mean) / ((N - correction) std)"""
 
     @staticmethod
@@ -164,7 +164,7 @@ class Std(Function):
         return grad * ctx.centered * scale
 
 
-class LogSumExp(Function):
+class LogSumExpOp(Function):
     """log(sum(exp(a)));  d/da = exp(a - out) = softmax(a)
 
     The max is subtracted before exponentiating so that large inputs do not overflow.
@@ -191,34 +191,34 @@ class LogSumExp(Function):
 
 def sum(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (all axes if None)."""
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+    return SumOp.apply(a, axis=axis, keepdims=keepdims)
 
 
 def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes if None)."""
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+    return MeanOp.apply(a, axis=axis, keepdims=keepdims)
 
 
 def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis`` (values only; use argmax for indices)."""
-    return Max.apply(a, axis=axis, keepdims=keepdims)
+    return MaxOp.apply(a, axis=axis, keepdims=keepdims)
 
 
 def min(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis`` (values only; use argmin for indices)."""
-    return Min.apply(a, axis=axis, keepdims=keepdims)
+    return MinOp.apply(a, axis=axis, keepdims=keepdims)
 
 
 def var(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Variance over ``axis``; ``correction=1`` (default) divides by N - 1, as PyTorch does."""
-    return Var.apply(a, axis=axis, keepdims=keepdims, correction=correction)
+    return VarOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 
 def std(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Standard deviation over ``axis``; ``correction`` as in ``var``."""
-    return Std.apply(a, axis=axis, keepdims=keepdims, correction=correction)
+    return StdOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 
 def logsumexp(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(a))) over ``axis``, stable for large values."""
-    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+    return LogSumExpOp.apply(a, axis=axis, keepdims=keepdims)

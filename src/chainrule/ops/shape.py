@@ -34,7 +34,7 @@ def _sizes(op: str, shape: tuple) -> tuple[int, ...]:
                  for i, n in enumerate(shape))
 
 
-class Reshape(Function):
+class ReshapeOp(Function):
     """the same elements in a new shape;  the gradient is reshaped back"""
 
     view = True
@@ -59,7 +59,7 @@ class Reshape(Function):
         return grad.reshape(ctx.shape)
 
 
-class Transpose(Function):
+class TransposeOp(Function):
     """swap two axes;  swapping them again puts the gradient back"""
 
     view = True
@@ -80,7 +80,7 @@ class Transpose(Function):
         return np.swapaxes(grad, ctx.axis0, ctx.axis1)
 
 
-class Permute(Function):
+class PermuteOp(Function):
     """reorder axes;  the inverse permutation puts the gradient back"""
 
     view = True
@@ -100,7 +100,7 @@ class Permute(Function):
         return np.transpose(grad, np.argsort(ctx.axes))
 
 
-class Squeeze(Function):
+class SqueezeOp(Function):
     """drop size-1 axes;  the gradient is reshaped back"""
 
     view = True
@@ -121,7 +121,7 @@ class Squeeze(Function):
         return grad.reshape(ctx.shape)
 
 
-class Unsqueeze(Function):
+class UnsqueezeOp(Function):
     """insert a size-1 axis;  the gradient is reshaped back"""
 
     view = True
@@ -143,7 +143,7 @@ class Unsqueeze(Function):
         return grad.reshape(ctx.shape)
 
 
-class Expand(Function):
+class ExpandOp(Function):
     """broadcast to a larger shape;  backward returns the gradient as is, and the engine's
     one unbroadcast sums the copies back to the input's shape"""
 
@@ -172,7 +172,7 @@ class Expand(Function):
         return grad
 
 
-class Flatten(Function):
+class FlattenOp(Function):
     """merge axes start..end into one;  the gradient is reshaped back"""
 
     view = True
@@ -203,7 +203,7 @@ def _is_basic(index: Any) -> bool:
                for p in parts)
 
 
-class GetItem(Function):
+class GetItemOp(Function):
     """a[index];  the gradient is scattered back into zeros, added up where an integer array
     picks the same element twice"""
 
@@ -239,7 +239,7 @@ def _shapes(arrays: Sequence[np.ndarray]) -> str:
     return ", ".join(str(a.shape) for a in arrays)
 
 
-class Concatenate(Function):
+class ConcatenateOp(Function):
     """join along an existing axis;  each input gets its slice of the gradient"""
 
     @staticmethod
@@ -267,7 +267,7 @@ class Concatenate(Function):
         return tuple(np.split(grad, ctx.splits, axis=ctx.axis))
 
 
-class Stack(Function):
+class StackOp(Function):
     """join along a new axis;  each input gets its index of the gradient"""
 
     @staticmethod
@@ -288,37 +288,37 @@ class Stack(Function):
 
 def reshape(a: Any, *shape: int | Sequence[int]) -> Tensor:
     """The same elements in a new shape (one entry may be -1)."""
-    return Reshape.apply(a, shape=_shape_args(shape))
+    return ReshapeOp.apply(a, shape=_shape_args(shape))
 
 
 def transpose(a: Any, axis0: int = -2, axis1: int = -1) -> Tensor:
     """Swap two axes."""
-    return Transpose.apply(a, axis0=axis0, axis1=axis1)
+    return TransposeOp.apply(a, axis0=axis0, axis1=axis1)
 
 
 def permute(a: Any, *axes: int | Sequence[int]) -> Tensor:
     """Reorder the axes."""
-    return Permute.apply(a, axes=_shape_args(axes))
+    return PermuteOp.apply(a, axes=_shape_args(axes))
 
 
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Tensor:
     """Remove size-1 axes (all, or those named in ``axis``)."""
-    return Squeeze.apply(a, axis=axis)
+    return SqueezeOp.apply(a, axis=axis)
 
 
 def unsqueeze(a: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis`` (counted in the result, as in PyTorch)."""
-    return Unsqueeze.apply(a, axis=axis)
+    return UnsqueezeOp.apply(a, axis=axis)
 
 
 def expand(a: Any, *shape: int | Sequence[int]) -> Tensor:
     """Broadcast to ``shape`` (-1 keeps a size)."""
-    return Expand.apply(a, shape=_shape_args(shape))
+    return ExpandOp.apply(a, shape=_shape_args(shape))
 
 
 def flatten(a: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes ``start_axis``..``end_axis`` into one."""
-    return Flatten.apply(a, start_axis=start_axis, end_axis=end_axis)
+    return FlattenOp.apply(a, start_axis=start_axis, end_axis=end_axis)
 
 
 def _plain_index(index: Any) -> Any:
@@ -334,7 +334,7 @@ def _plain_index(index: Any) -> Any:
 
 def getitem(a: Any, index: Any) -> Tensor:
     """``a[index]``: ints, slices, None, Ellipsis, integer arrays and boolean masks."""
-    return GetItem.apply(a, index=_plain_index(index))
+    return GetItemOp.apply(a, index=_plain_index(index))
 
 
 def _tensor_list(op: str, tensors: Any) -> Sequence[Any]:
@@ -353,12 +353,12 @@ def _tensor_list(op: str, tensors: Any) -> Sequence[Any]:
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    return Concatenate.apply(*_tensor_list("concatenate", tensors), axis=axis)
+    return ConcatenateOp.apply(*_tensor_list("concatenate", tensors), axis=axis)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
-    return Stack.apply(*_tensor_list("stack", tensors), axis=axis)
+    return StackOp.apply(*_tensor_list("stack", tensors), axis=axis)
 
 
 cat = concatenate

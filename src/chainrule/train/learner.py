@@ -14,7 +14,7 @@ import numpy as np
 from chainrule import backend, io, validate
 from chainrule.nn.loss import CrossEntropyLoss, NLLLoss
 from chainrule.nn.module import Module
-from chainrule.ops.nn import cross_entropy, nll_loss
+from chainrule.ops.loss import cross_entropy, nll_loss
 from chainrule.tensor import Tensor, no_grad
 from chainrule.train.callbacks import (
     Callback,

@@ -1,4 +1,4 @@
-"""Neural-network ops: softmax, log-softmax, dropout and the losses."""
+"""The losses, and the softmax and log-softmax they are built on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, validate
+from chainrule import validate
 from chainrule.function import Context, Function
 from chainrule.tensor import Tensor, _as_data
 
@@ -31,7 +31,7 @@ def _shifted(a: np.ndarray, axis: int) -> np.ndarray:
     return a - shift
 
 
-class Softmax(Function):
+class SoftmaxOp(Function):
     """s = exp(a) / sum(exp(a));  d/da = s * (grad - sum(grad * s))"""
 
     @staticmethod
@@ -51,7 +51,7 @@ class Softmax(Function):
         return out * (grad - (grad * out).sum(axis=ctx.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     """a - logsumexp(a);  d/da = grad - softmax(a) * sum(grad)"""
 
     name = "log_softmax"
@@ -72,48 +72,6 @@ class LogSoftmax(Function):
         return grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
-class Dropout(Function):
-    """x * mask * scale;  d/dx = grad * mask * scale
-
-    The boolean mask (which units survive) is an input that takes no gradient, drawn by the
-    caller (``dropout`` below): backward reuses exactly the units forward kept, and a test can
-    hand the same mask to PyTorch. ``scale`` is 1 / (1 - p), so the expected value is kept.
-    The mask may broadcast (one draw per channel, say) but may not grow x.
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, mask: np.ndarray, scale: float = 1.0
-                ) -> np.ndarray:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_:
-            raise ValueError(f"dropout: mask must be a boolean array, got {mask.dtype}")
-        if np.broadcast_shapes(mask.shape, x.shape) != x.shape:
-            raise ValueError(f"dropout: mask shape {mask.shape} does not broadcast to the "
-                             f"input shape {x.shape}")
-        keep = mask * x.dtype.type(scale)
-        ctx.keep = keep
-        return x * keep
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        return grad * ctx.keep, None
-
-
-def dropout(x: Any, p: float = 0.5, training: bool = True,
-            generator: np.random.Generator | None = None) -> Tensor:
-    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) in training;
-    the identity otherwise. The mask comes from ``generator`` or chainrule's own
-    (``cr.manual_seed``); p = 1 gives zeros, as in PyTorch."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0:
-        return x if isinstance(x, Tensor) else Tensor(_as_data(x, where="dropout input"))
-    data = x.data if isinstance(x, Tensor) else _as_data(x, where="dropout input")
-    rng = generator if generator is not None else backend.default_generator()
-    mask = rng.random(data.shape) >= p  # kept with probability 1 - p
-    return Dropout.apply(x, mask, scale=0.0 if p == 1 else 1 / (1 - p))
-
-
 def _mse_pair(output: np.ndarray, target: np.ndarray) -> bool:
     """Check shapes for mse; True when the seed's trailing size-1 axis must be dropped."""
     if output.shape == target.shape:
@@ -127,7 +85,7 @@ def _mse_pair(output: np.ndarray, target: np.ndarray) -> bool:
     )
 
 
-class MSELoss(Function):
+class MSELossOp(Function):
     """mean((output - target)^2);  d/d output = 2 (output - target) / N,  d/d target = -that
 
     An output of shape target.shape + (1,) (the seed's (N, 1) model output against (N,)
@@ -160,12 +118,12 @@ class MSELoss(Function):
 
 def softmax(a: Any, axis: int = -1) -> Tensor:
     """Softmax along ``axis``."""
-    return Softmax.apply(a, axis=axis)
+    return SoftmaxOp.apply(a, axis=axis)
 
 
 def log_softmax(a: Any, axis: int = -1) -> Tensor:
     """Log of softmax along ``axis``, without overflow or log(0)."""
-    return LogSoftmax.apply(a, axis=axis)
+    return LogSoftmaxOp.apply(a, axis=axis)
 
 
 def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
@@ -175,7 +133,7 @@ def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
     output_data = output.data if isinstance(output, Tensor) else _as_data(output)
     if target.dtype.kind != "f" and output_data.dtype.kind == "f":
         target = np.asarray(target).astype(output_data.dtype)
-    return MSELoss.apply(output, target, reduction=reduction)
+    return MSELossOp.apply(output, target, reduction=reduction)
 
 
 _CONSTANTS: dict[tuple, np.ndarray] = {}
@@ -241,7 +199,7 @@ def _spread_loss_grad(grad: np.ndarray, scale: float, reduction: str) -> np.ndar
     return float(grad) * scale
 
 
-class CrossEntropy(Function):
+class CrossEntropyOp(Function):
     """-log softmax(logits)[target], fused;  d/d logits = softmax(logits) - onehot(target)
 
     One primitive instead of log_softmax + indexing: the backward is one subtraction, and the
@@ -275,7 +233,7 @@ class CrossEntropy(Function):
         return grad_logits, None
 
 
-class NLLLoss(Function):
+class NLLLossOp(Function):
     """-log_probs[target];  d/d log_probs = -1 at the target, 0 elsewhere"""
 
     name = "nll_loss"
@@ -298,7 +256,7 @@ class NLLLoss(Function):
         return grad_log_probs, None
 
 
-class BCEWithLogits(Function):
+class BCEWithLogitsOp(Function):
     """max(x, 0) - x t + log(1 + e^-|x|), the stable form of binary cross-entropy of
     sigmoid(x) against t;  d/dx = sigmoid(x) - t,  d/dt = -x"""
 
@@ -330,12 +288,12 @@ def _int_targets(targets: Any) -> np.ndarray:
 
 def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of (N, C) logits against (N,) class indices."""
-    return CrossEntropy.apply(logits, _int_targets(targets), reduction=reduction)
+    return CrossEntropyOp.apply(logits, _int_targets(targets), reduction=reduction)
 
 
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of (N, C) log-probabilities at (N,) class indices."""
-    return NLLLoss.apply(log_probs, _int_targets(targets), reduction=reduction)
+    return NLLLossOp.apply(log_probs, _int_targets(targets), reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any,
@@ -346,4 +304,4 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any,
     logits_dtype = logits.dtype if isinstance(logits, Tensor) else np.asarray(logits).dtype
     if targets.dtype != logits_dtype and not isinstance(targets, Tensor):
         targets = targets.astype(logits_dtype)
-    return BCEWithLogits.apply(logits, targets, reduction=reduction)
+    return BCEWithLogitsOp.apply(logits, targets, reduction=reduction)
