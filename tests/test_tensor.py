@@ -496,3 +496,19 @@ def test_leaf_gradients_never_share_memory() -> None:
     (a + b).sum().backward()  # and accumulating into one leaves the other alone
     np.testing.assert_array_equal(a.grad, [2.0, 2.0])
     np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+
+
+def test_grad_mode_is_per_thread_as_in_pytorch() -> None:
+    import threading
+
+    seen = {}
+
+    def record() -> None:
+        seen["other"] = (cr.randn(2, requires_grad=True) * 2).requires_grad
+
+    with cr.no_grad():
+        worker = threading.Thread(target=record)
+        worker.start()
+        worker.join()
+        seen["here"] = (cr.randn(2, requires_grad=True) * 2).requires_grad
+    assert seen == {"other": True, "here": False}
