@@ -512,3 +512,35 @@ def test_grad_mode_is_per_thread_as_in_pytorch() -> None:
         worker.join()
         seen["here"] = (cr.randn(2, requires_grad=True) * 2).requires_grad
     assert seen == {"other": True, "here": False}
+
+
+def test_a_gradient_nothing_else_holds_becomes_the_leafs_grad_uncopied() -> None:
+    # What autograd._unshared buys: one parameter-sized copy less per parameter per step.
+    made = []
+
+    class Fresh(cr.Function, register=False):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = grad * 2
+            made.append(id(out))
+            return out
+
+    w = cr.randn(4, 3, requires_grad=True)
+    Fresh.apply(w).sum().backward()
+    assert id(w.grad) == made[0]
+    kept = []
+
+    class Keeps(Fresh, register=False):
+        @staticmethod
+        def backward(ctx, grad):
+            out = grad * 2
+            kept.append(out)  # someone else holds it: the leaf must get a copy
+            return out
+
+    v = cr.randn(4, 3, requires_grad=True)
+    Keeps.apply(v).sum().backward()
+    assert v.grad is not kept[0] and not np.shares_memory(v.grad, kept[0])
