@@ -1,5 +1,6 @@
-"""Sequential's fused BatchNorm2d -> MaxPool2d (-> ReLU): the same numbers as the layers run
-one by one, on the fast path and on each fallback, and never fused where layers must be seen."""
+"""nn.fuse and the fused layers: BatchNorm2d -> MaxPool2d (-> ReLU) and Linear -> ReLU as one
+op, with the same numbers as the plain layers on the fast path and on each fallback; the fused
+model shows what runs, keeps the plain model's state and names, and unfuses back."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def block(relu: bool = True, channels: int = 3) -> nn.Sequential:
 
 
 def run(model: nn.Sequential, x: np.ndarray, apart: bool) -> tuple[cr.Tensor, list]:
-    """Output and parameter gradients, the layers fused (as Sequential runs them) or apart."""
+    """Output and parameter gradients, the layers fused (nn.fuse) or as they are."""
     model.zero_grad()
     inputs = cr.tensor(x)
-    out = layer_by_layer(model, inputs) if apart else model(inputs)
+    out = model(inputs) if apart else nn.fuse(model)(inputs)
     weights = np.random.default_rng(1).standard_normal(out.shape)
     (out * cr.tensor(weights)).sum().backward()
     return out, [p.grad.copy() for p in model.parameters()]
@@ -79,28 +80,64 @@ def test_where_the_shortcut_does_not_hold_the_op_composes_the_plain_ops(case: st
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_hooks_subclasses_and_the_sentinel_keep_the_layers_apart() -> None:
-    from chainrule.check import sentinel
-
+def test_hooks_and_subclasses_keep_the_layers_apart_and_nothing_fuses_unasked() -> None:
     model = block()
     x = cr.tensor(images())
-    assert ops_on_tape(model(x))[0] == "batch_norm_max_pool2d"
-    handle = model[2].register_forward_hook(lambda module, args, out: None)
     assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
+    assert ops_on_tape(nn.fuse(model)(x))[0] == "batch_norm_max_pool2d"
+    handle = model[2].register_forward_hook(lambda module, args, out: None)
+    assert ops_on_tape(nn.fuse(model)(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
     handle.remove()
-    with sentinel(model):
-        assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
 
     class MyPool(nn.MaxPool2d):
         pass
 
     model.layers[2] = MyPool(2)
-    assert ops_on_tape(model(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
+    assert ops_on_tape(nn.fuse(model)(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
 
 
 def test_batchnorm_then_pool_without_relu_fuses_two_layers() -> None:
-    model = nn.Sequential(*block(relu=False), nn.Tanh())
+    model = nn.fuse(nn.Sequential(*block(relu=False), nn.Tanh()))
     assert ops_on_tape(model(cr.tensor(images())))[:2] == ["tanh", "batch_norm_max_pool2d"]
+    assert [type(layer).__name__ for layer in model] == [
+        "Conv2d", "BatchNormMaxPool2d", "Fused", "Tanh"]
+
+
+def test_the_fused_model_prints_what_runs_and_keeps_the_plain_models_state() -> None:
+    plain = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), *block(), nn.Flatten(), nn.Linear(3, 2))
+    fused = nn.fuse(plain)
+    text = repr(fused)
+    assert "(0): LinearReLU(in_features=4" in text and "(1): Fused(ReLU())" in text
+    assert "(3): BatchNormMaxPool2d(3, " in text and "relu=True" in text
+    assert "(4): Fused(MaxPool2d(" in text and "(5): Fused(ReLU())" in text
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    assert [id(p) for p in fused.parameters()] == [id(p) for p in plain.parameters()]
+    assert [id(b) for b in fused.buffers()] == [id(b) for b in plain.buffers()]
+    back = nn.unfuse(fused)
+    assert repr(back) == repr(plain)
+    assert [id(p) for p in back.parameters()] == [id(p) for p in plain.parameters()]
+
+
+def test_fuse_reaches_nested_sequentials_and_carries_the_mode() -> None:
+    inner = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    model = nn.Sequential(inner, nn.Linear(3, 1)).eval()
+    fused = nn.fuse(model)
+    assert isinstance(fused[0][0], nn.LinearReLU) and not fused.training
+    assert nn.fuse(nn.Linear(3, 2)).__class__ is nn.Linear  # nothing to fuse: as it is
+    assert isinstance(model[0][0], nn.Linear) and type(model[0][0]) is nn.Linear  # unchanged
+
+
+def test_an_optimizer_made_on_the_plain_model_trains_the_fused_one() -> None:
+    cr.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    fused = nn.fuse(plain)
+    opt = cr.optim.SGD(plain.parameters(), lr=0.1)
+    before = plain.state_dict()
+    fused(cr.randn(5, 4)).sum().backward()
+    opt.step()
+    assert not np.array_equal(plain[0].weight.data, before["0.weight"])
+    plain.load_state_dict(before)  # and a checkpoint of either loads into the other
+    np.testing.assert_array_equal(fused[0].weight.data, before["0.weight"])
 
 
 def test_a_batch_the_pooling_refuses_leaves_the_running_statistics_alone() -> None:
@@ -110,16 +147,10 @@ def test_a_batch_the_pooling_refuses_leaves_the_running_statistics_alone() -> No
         x = cr.tensor(np.random.default_rng(0).standard_normal((4, 2, 2, 2)),  # 2x2 < 3x3
                       dtype="float32")
         with pytest.raises(ValueError, match="max_pool2d"):
-            layer_by_layer(model, x) if apart else model(x)
+            model(x) if apart else nn.fuse(model)(x)
         if apart:  # the layers one by one: batch norm ran and counted before pooling refused
             assert int(model[0].num_batches_tracked.data) == 1
         else:  # fused: refused before anything moved
             assert int(model[0].num_batches_tracked.data) == 0
             np.testing.assert_array_equal(model[0].running_mean.data, 0.0)
             np.testing.assert_array_equal(model[0].running_var.data, 1.0)
-
-
-def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:
-    for layer in model:
-        x = layer(x)
-    return x

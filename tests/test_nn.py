@@ -512,39 +512,39 @@ def test_nested_g_write_watches_restore_the_outer_one() -> None:
 
 
 # ----------------------------------------------------------------------------- Linear+ReLU fusion
-def test_sequential_fuses_linear_relu_with_the_same_numbers() -> None:
+def test_fuse_makes_linear_relu_one_op_with_the_same_numbers() -> None:
     cr.manual_seed(0)
     model = mlp()
     x = np.random.default_rng(0).standard_normal((6, 5))
-    fused_out = model(cr.tensor(x))
+    plain_out = model(cr.tensor(x))
+    assert ops_on_tape(plain_out) == ["linear", "relu", "linear"]  # Sequential fuses nothing
+    plain_out.sum().backward()
+    plain_grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    fused = nn.fuse(model)
+    fused_out = fused(cr.tensor(x))
     assert ops_on_tape(fused_out) == ["linear", "linear_relu"]
     fused_out.sum().backward()
-    fused_grads = [p.grad.copy() for p in model.parameters()]
-    model.zero_grad()
-    first, relu, last = model.layers
-    apart = last(relu(first(cr.tensor(x))))  # the layers one by one: three ops
-    assert ops_on_tape(apart) == ["linear", "relu", "linear"]
-    apart.sum().backward()
-    np.testing.assert_array_equal(fused_out.data, apart.data)
-    for fused, separate in zip(fused_grads, (p.grad for p in model.parameters())):
-        np.testing.assert_array_equal(fused, separate)
+    np.testing.assert_array_equal(fused_out.data, plain_out.data)
+    for mine, theirs in zip(plain_grads, (p.grad for p in model.parameters())):
+        np.testing.assert_array_equal(mine, theirs)  # the same parameter objects got them
 
 
-def test_a_forward_hook_or_a_subclass_keeps_the_layers_apart() -> None:
+def test_fuse_leaves_hooked_layers_and_subclasses_apart() -> None:
     cr.manual_seed(0)
     model = mlp()
     x = cr.tensor(np.ones((2, 5)))
     seen = []
     handle = model[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
-    assert ops_on_tape(model(x)) == ["linear", "relu", "linear"] and seen == [(2, 4)]
+    assert ops_on_tape(nn.fuse(model)(x)) == ["linear", "relu", "linear"] and seen == [(2, 4)]
     handle.remove()
-    assert ops_on_tape(model(x)) == ["linear", "linear_relu"]
+    assert ops_on_tape(nn.fuse(model)(x)) == ["linear", "linear_relu"]
 
     class MyReLU(nn.ReLU):
         pass
 
     model.layers[1] = MyReLU()
-    assert ops_on_tape(model(x)) == ["linear", "relu", "linear"]
+    assert ops_on_tape(nn.fuse(model)(x)) == ["linear", "relu", "linear"]
 
 
 def test_the_sentinel_sees_a_linear_before_a_relu_as_itself() -> None:

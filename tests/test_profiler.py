@@ -16,7 +16,7 @@ from chainrule.ops.linalg import LinearOp
 
 def test_a_training_step_is_split_by_op_and_pass() -> None:
     cr.manual_seed(0)
-    model = models.mlp(in_features=6, hidden=(5,), classes=3)
+    model = cr.nn.fuse(models.mlp(in_features=6, hidden=(5,), classes=3))
     x, y = cr.tensor(np.ones((4, 6), np.float32)), np.array([0, 1, 2, 0])
     with cr.profiler.profile() as prof:
         for _ in range(3):

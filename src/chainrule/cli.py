@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, io, models, optim
+from chainrule import backend, io, models, nn, optim
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback
 from chainrule.data import ArrayDataset, DataLoader, Splits, load_dataset, transforms
 from chainrule.train import (
@@ -428,14 +428,21 @@ def _build_model(config: dict[str, Any]) -> Any:
     return models.build_model(name, **kwargs)
 
 
-def _build(config: dict[str, Any], train_batches: int) -> tuple[Any, Any, Any]:
+def _build(config: dict[str, Any], train_batches: int, plain: bool = False
+           ) -> tuple[Any, Any, Any]:
     backend.manual_seed(config["seed"])
-    model = _build_model(config)
+    model = _runnable(_build_model(config), plain)
     optimizer = _optimizer(config["optimizer"], model.parameters(), config["lr"],
                            config["weight_decay"])
     scheduler = _scheduler(config["schedule"], optimizer, config["lr"],
                            config["epochs"] * train_batches)
     return model, optimizer, scheduler
+
+
+def _runnable(model: Any, plain: bool = False) -> Any:
+    """The model as the CLI runs it: fused (``nn.fuse``: the same numbers and state, fewer
+    ops), or ``plain`` when every layer must be seen as itself (--stats, --sentinel)."""
+    return model if plain else nn.fuse(model)
 
 
 def _physical_memory() -> int:
@@ -584,7 +591,8 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
             raise UsageError(f"cannot resume {checkpoint}: it was trained with different "
                              f"settings ({', '.join(changed)}); use the same flags, "
                              "--overwrite to start over, or another --out")
-    model, optimizer, scheduler = _build(config, len(train_data))
+    model, optimizer, scheduler = _build(config, len(train_data),
+                                         plain=args.stats or args.sentinel)
     params = sum(p.size for p in model.parameters())
     _check_free_space(out, params)
     callbacks: list = [CheckpointCallback(checkpoint)]
@@ -651,7 +659,7 @@ def evaluate(args: argparse.Namespace) -> int:
     models.check_state_shapes(name, kwargs, model_state, str(args.checkpoint))
     splits = _splits(config["dataset"], args.data_dir, False)
     _, _, test_data = _loaders(config, splits, test_batch_size=args.batch_size)
-    model = models.build_model(name, **kwargs)
+    model = _runnable(models.build_model(name, **kwargs))
     model.load_state_dict(model_state)
     check_fits(model, test_data, name="test")
     learner = Learner(model, [], optimizer=None)
@@ -711,7 +719,7 @@ def lr_find(args: argparse.Namespace) -> int:
     _writable_folder(args.out)  # (lr_find.png is the sweep's own picture: it is replaced)
     train_data, _, _ = _loaders(config, splits)
     backend.manual_seed(args.seed)
-    model = _build_model(config)
+    model = _runnable(_build_model(config))
     optimizer = _optimizer(args.optimizer, model.parameters(), 1e-3, 0.0)
     learner = Learner(model, train_data, optimizer)
     check_fits(model, train_data, name="training")

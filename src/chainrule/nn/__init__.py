@@ -5,6 +5,7 @@ from chainrule.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
 from chainrule.nn.container import Sequential
 from chainrule.nn.conv import AvgPool2d, Conv2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from chainrule.nn.dropout import Dropout
+from chainrule.nn.fused import BatchNormMaxPool2d, Fused, LinearReLU, fuse, unfuse
 from chainrule.nn.linear import Linear
 from chainrule.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from chainrule.nn.module import Module, Parameter
@@ -13,10 +14,9 @@ from chainrule.nn.residual import ResidualBlock
 from chainrule.ops.loss import mse
 
 __all__ = [
-    "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-    "CrossEntropyLoss", "Dropout", "Flatten", "GELU", "GlobalAvgPool2d", "LayerNorm",
-    "LeakyReLU", "Linear",
-    "MaxPool2d", "MSELoss", "Module", "NLLLoss", "Parameter", "ReLU", "ResidualBlock", "SiLU",
-    "Sequential",
-    "Sigmoid", "Tanh", "functional", "init", "mse",
+    "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "BatchNormMaxPool2d",
+    "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten", "Fused", "GELU", "GlobalAvgPool2d",
+    "LayerNorm", "LeakyReLU", "Linear", "LinearReLU", "MSELoss", "MaxPool2d", "Module",
+    "NLLLoss", "Parameter", "ReLU", "ResidualBlock", "SiLU", "Sequential", "Sigmoid", "Tanh",
+    "functional", "fuse", "init", "mse", "unfuse",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
-from chainrule.ops.norm import batch_norm, batch_norm_max_pool2d, layer_norm
+from chainrule.ops.norm import batch_norm, layer_norm
 from chainrule.tensor import Tensor
 
 
@@ -49,32 +49,32 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` per channel (axis 1)."""
-        return self._normalise(x)
+        self._check_input(x)
+        training, factor = self._batch_settings()
+        out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=training, momentum=factor, eps=self.eps)
+        self._count_batch()
+        return out
 
-    def _normalise(self, x: Tensor, pool: Any = None, relu: bool = False) -> Tensor:
-        """forward(x); with ``pool`` (a MaxPool2d) and ``relu``, that layer's forward (and
-        relu) applied after it, as one fused op (Sequential uses this)."""
+    # The steps every batch norm takes around its op (nn.BatchNormMaxPool2d takes them too).
+    def _check_input(self, x: Any) -> None:
         shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
         if len(shape) not in self.ranks or shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input "
                              f"{self.layout}, got shape {shape}")
-        updating = self.training and self.running_mean is not None
+
+    def _batch_settings(self) -> tuple[bool, float]:
+        """(normalise with the batch's statistics?, how far the running ones move)."""
         factor = 0.0
-        if updating:
+        if self.training and self.running_mean is not None:
             seen = int(self.num_batches_tracked.data) + 1
             factor = 1 / seen if self.momentum is None else self.momentum
-        training = self.training or self.running_mean is None
-        if pool is None:
-            out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                             training=training, momentum=factor, eps=self.eps)
-        else:
-            out = batch_norm_max_pool2d(x, self.running_mean, self.running_var, self.weight,
-                                        self.bias, training=training, momentum=factor,
-                                        eps=self.eps, kernel_size=pool.kernel_size,
-                                        stride=pool.stride, padding=pool.padding, relu=relu)
-        if updating:  # after the op: a batch it refused is not counted
+        return self.training or self.running_mean is None, factor
+
+    def _count_batch(self) -> None:
+        # After the op: a batch it refused is not counted.
+        if self.training and self.running_mean is not None:
             self.num_batches_tracked.data += 1
-        return out
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
