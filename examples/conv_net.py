@@ -23,7 +23,7 @@ import chainrule as cr
 from chainrule import models, nn, optim
 from chainrule.check import GradientCheckError, check, parity_report
 from chainrule.data import DataLoader, load_dataset, transforms
-from chainrule.train import LayerStats, Learner, SchedulerCallback
+from chainrule.train import LayerStats, Learner
 
 
 class Conv(nn.Module):
@@ -114,7 +114,7 @@ def main() -> None:
     sched = optim.OneCycleLR(opt, max_lr=3e-3, total_steps=args.epochs * len(train))
     stats = LayerStats(layers=(nn.Conv2d, nn.BatchNorm2d, nn.ReLU), every=10)
     learner = Learner(model, train, opt, valid_data=test, scheduler=sched,
-                      callbacks=[SchedulerCallback(sched), stats])
+                      callbacks=[stats])
     learner.fit(args.epochs)
     print(f"test accuracy {learner.evaluate(test)['accuracy']:.4f}")
     print(stats.summary())

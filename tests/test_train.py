@@ -36,9 +36,8 @@ def make_learner(seed: int = 0, lr: float = 0.05, callbacks=(), epochs: int = 3,
     valid = DataLoader(toy_data(48, seed=1), batch_size=16)
     scheduler = optim.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(train)) \
         if with_scheduler else None
-    extra = [SchedulerCallback(scheduler)] if scheduler is not None else []
     return Learner(model, train, optimizer, valid_data=valid, scheduler=scheduler,
-                   callbacks=[*extra, *callbacks])
+                   callbacks=list(callbacks))
 
 
 class EventLog(Callback):
@@ -179,3 +178,13 @@ def test_evaluate_and_predict_record_nothing() -> None:
     assert learner.model.training
     result = learner.evaluate(learner.valid_data)
     assert set(result) == {"loss", "accuracy"}
+
+
+def test_the_learner_steps_its_scheduler_once_a_batch_and_refuses_it_twice() -> None:
+    learner = make_learner(epochs=1)
+    learner.fit(1)
+    assert learner.scheduler.last_epoch == len(learner.train_data)
+    twice = make_learner()
+    with pytest.raises(ValueError, match="given twice"):
+        Learner(twice.model, twice.train_data, twice.optimizer, scheduler=twice.scheduler,
+                callbacks=[SchedulerCallback(twice.scheduler)])

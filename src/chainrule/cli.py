@@ -33,7 +33,6 @@ from chainrule.train import (
     LayerStats,
     Learner,
     ProgressBar,
-    SchedulerCallback,
     TrainingDiverged,
     check_fits,
     plot_loss_curves,
@@ -596,8 +595,6 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
     params = sum(p.size for p in model.parameters())
     _check_free_space(out, params)
     callbacks: list = [CheckpointCallback(checkpoint)]
-    if scheduler is not None:
-        callbacks.append(SchedulerCallback(scheduler))
     callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
     if args.sentinel:
         callbacks.append(SentinelCallback())

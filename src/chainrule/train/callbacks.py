@@ -204,7 +204,8 @@ class ProgressBar(Callback):
 
 
 class SchedulerCallback(Callback):
-    """Steps a learning-rate scheduler after every optimizer step."""
+    """Steps a learning-rate scheduler after every optimizer step, for a schedule the Learner
+    should not own (one it does own, ``Learner(scheduler=...)``, it steps and saves itself)."""
 
     order = 10
 
