@@ -456,7 +456,7 @@ def test_chainrule_check_fails_a_nan_gradient_with_the_diagnosis(tmp_path, capsy
 
 
 def test_the_two_path_cross_check_catches_a_nan_from_bwd() -> None:
-    from chainrule.nn.module import GradientMismatchError
+    from chainrule.check import GradientMismatchError
 
     class Scale(nn.Module):
         cross_check = True

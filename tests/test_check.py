@@ -12,9 +12,8 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.check import GradientCheckError, check
+from chainrule.check import GradientCheckError, GradientMismatchError, check
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback, sentinel
-from chainrule.nn.module import GradientMismatchError
 
 RNG = np.random.default_rng(0)
 
@@ -285,6 +284,94 @@ def test_cross_check_leaves_the_real_gradients_alone() -> None:
     w.grad = None
     Lin(w, b)(cr.tensor(x)).sum().backward()
     np.testing.assert_array_equal(checked, w.grad)
+
+
+def test_cross_check_and_the_g_watch_go_through_nn_hooks_that_check_installs() -> None:
+    from chainrule.check.handwritten import watch_g_writes
+    from chainrule.nn import module
+
+    class Checked(Lin):
+        cross_check = True
+
+    x = cr.tensor(RNG.standard_normal((4, 3)))
+    installed = module.set_hand_written_hooks(module.HandWrittenHooks())  # nn alone
+    try:
+        with pytest.raises(RuntimeError, match="no cross-check is installed: import "
+                                               "chainrule.check"):
+            Checked(weights(3, 2), weights(2))(x).sum().backward()
+        layer = Lin(weights(3, 2), weights(2))
+        with watch_g_writes(layer) as writes:  # the arguments are plain Tensors without them
+            layer(x).sum().backward()
+        assert id(layer.w) in writes and "_checked_args" not in vars(layer)
+    finally:
+        assert type(module.set_hand_written_hooks(installed)) is module.HandWrittenHooks
+    with watch_g_writes(layer) as writes:
+        layer(x).sum().backward()
+    assert id(layer.w) in writes and len(vars(layer)["_checked_args"]) == 1
+    with pytest.raises(TypeError, match="expected a HandWrittenHooks"):
+        module.set_hand_written_hooks(object())
+
+
+def test_nn_does_not_import_the_check_package() -> None:
+    """check builds on nn and fills in nn's hooks: an import the other way would be a cycle."""
+    import ast
+    import pathlib
+
+    offenders = []
+    for path in sorted(pathlib.Path(nn.__file__).parent.rglob("*.py")):
+        package = ".".join(("chainrule",) + path.relative_to(
+            pathlib.Path(cr.__file__).parent).parent.parts)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package.split(".")[:len(package.split(".")) + 1 - node.level]) \
+                    if node.level else ""
+                source = ".".join(part for part in (base, node.module) if part)
+                names = [source] + [f"{source}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Call) and node.args and isinstance(
+                    node.args[0], ast.Constant) and isinstance(node.args[0].value, str) and (
+                    getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                        "import_module", "__import__")):
+                names = [node.args[0].value]
+            if any(n == "chainrule.check" or n.startswith("chainrule.check.") for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"chainrule.nn imports chainrule.check at {', '.join(offenders)}"
+    # Yet a program that imports only nn gets the cross-check: `import chainrule` loads check.
+    code = ("from chainrule.nn import module\n"
+            "assert type(module._hooks).__module__ == 'chainrule.check.handwritten'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- one rule
+class Offset(cr.Function, register=False):
+    """The output does not depend on x, yet backward says each element's slope is 1e-6: ten
+    times atol, wrong by the same rule that every element is judged by in full mode."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.full(grad.shape, 1e-6)
+
+
+def test_random_directions_judge_by_the_same_rule_as_every_element() -> None:
+    from chainrule.check import GradcheckError, gradcheck
+
+    x = RNG.standard_normal((50, 50))
+    # The old gradcheck bound, atol * size (2.5e-4 here), let this pass in random mode.
+    for mode in ("full", "random"):
+        with pytest.raises(GradcheckError, match="disagrees with finite differences"):
+            gradcheck(Offset.apply, [x], mode=mode)
+    report = check(Offset, x, mode="random", raise_on_failure=False)
+    assert not report.passed and "no known pattern" in str(report)
+    small = x[:4, :4]  # the same rule at every size: an error below atol passes in both
+    for mode in ("full", "random"):
+        assert gradcheck(Offset.apply, [small], mode=mode, atol=1e-5).worst_error[0] < 1e-5
+        assert check(Offset, small, mode=mode, atol=1e-5).passed
 
 
 # ----------------------------------------------------------------------------- sentinel

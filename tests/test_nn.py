@@ -499,7 +499,7 @@ def test_keyword_arguments_reach_bwd_and_the_cross_check() -> None:
 
 
 def test_nested_g_write_watches_restore_the_outer_one() -> None:
-    from chainrule.nn.module import watch_g_writes
+    from chainrule.check.handwritten import watch_g_writes
 
     rng = np.random.default_rng(9)
     layer = SeedLin(cr.tensor(rng.standard_normal((3, 2)), requires_grad=True),

@@ -1,7 +1,8 @@
 """``check``: verify a Function's or Module's backward pass and say what is wrong with it.
 
 Everything runs at float64 on copies (your module is not touched). Each input and parameter
-that takes a gradient is compared with central finite differences of the forward pass; on a
+that takes a gradient is compared with central finite differences of the forward pass (the
+engine and tolerance rule of ``finite_differences``, which gradcheck shares); on a
 mismatch the report names the input, the element, the two values, and — when the pattern is a
 known mistake — a diagnosis: transposed gradient, wrong sign, off by a constant factor,
 missing sum over a broadcast axis, a gradient overwritten instead of added up, or zeros.
@@ -22,18 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.backend import unbroadcast
 from chainrule.check.comparison import (
     BACKWARD_HINT,
-    FORWARD_HINT,
-    compare,
     first_index,
     nonfinite_message,
     unchecked_message,
     validate_settings,
 )
+from chainrule.check.diagnosis import diagnose
+from chainrule.check.finite_differences import agreement, directions_agree, element_slopes
+from chainrule.check.handwritten import watch_g_writes
+from chainrule.check.parity import ConversionError, parity_report
 from chainrule.function import Context, Function, _output_array
-from chainrule.nn.module import GradientShapeError, Module, watch_g_writes
+from chainrule.nn.module import GradientShapeError, Module
 from chainrule.tensor import Tensor, no_grad
 
 
@@ -91,114 +93,13 @@ class CheckReport:
             lines = [f"check {self.target}: FAILED, nothing was checked: {reason}"]
         elif self.passed:
             count = len(self.worst_error)
-            lines = [f"check {self.target}: OK, {count} gradient{'s' if count != 1 else ''} "
-                     f"agree{'s' if count == 1 else ''} with finite differences"]
+            lines = [(f"check {self.target}: OK, {count} gradient{'s' if count != 1 else ''} "
+                      f"agree{'s' if count == 1 else ''} with finite differences")]
             lines += [f"  {name}: largest error {error:.1e}"
                       for name, error in self.worst_error.items()]
         else:
             lines = [f"check {self.target}: FAILED"] + [m.describe() for m in self.mismatches]
         return "\n".join(lines + [f"  note: {note}" for note in self.notes])
-
-
-# ----------------------------------------------------------------------------- diagnosis
-def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
-    """``a`` agrees with the reference ``b`` everywhere (NaN/inf never agree)."""
-    return a.shape == b.shape and compare(b, a, rtol, atol).ok
-
-
-def diagnose(expected: np.ndarray, got: np.ndarray, writes: Sequence[np.ndarray] = (),
-             rtol: float = 1e-4, atol: float = 1e-7, *, name: str | None = None) -> str:
-    """Name the known mistake that turns the true gradient ``expected`` into ``got``.
-
-    ``name`` (an input or parameter) goes into the text. A NaN/inf in ``got`` where
-    ``expected`` is finite is named first, ahead of every other pattern; an ``expected`` that
-    is itself NaN/inf means the gradient could not be checked, and the text says so.
-    """
-    expected = np.asarray(expected, dtype=np.float64)
-    got = np.asarray(got, dtype=np.float64)
-    what = f"the gradient of {name}" if name else "the gradient"
-    if got.shape == expected.shape:
-        verdict = compare(expected, got, rtol, atol)
-        if verdict.nonfinite.any():
-            return _nonfinite_advice(nonfinite_message(
-                what, got, verdict.nonfinite, expected, "the true gradient"))
-        if verdict.unchecked.any():
-            return _unchecked_advice(unchecked_message(what, expected, verdict.unchecked,
-                                                       "the true gradient"))
-    elif not np.isfinite(got).all():
-        return (_nonfinite_advice(nonfinite_message(what, got)) + " Also: "
-                + _diagnose_shape(expected, got, rtol, atol))
-    elif not np.isfinite(expected).all():
-        return _unchecked_advice(unchecked_message(what, expected, None, "the true gradient"))
-    atol = max(atol, 1e-6 * float(np.max(np.abs(expected), initial=0.0)))
-    if got.shape != expected.shape:
-        return _diagnose_shape(expected, got, rtol, atol)
-    if len(writes) > 1:
-        total = np.sum([np.asarray(w, dtype=np.float64) for w in writes], axis=0)
-        if total.shape == expected.shape and _close(total, expected, rtol, atol):
-            return (f".g was assigned {len(writes)} times in bwd and only the last value "
-                    "stayed: a tensor used twice gets the sum of the gradients of its uses. "
-                    "Add them (inp.g = inp.g + ...) instead of overwriting.")
-    if np.any(expected) and not np.any(got):
-        return ("backward gives zeros: is the input used in forward, and does bwd set its "
-                ".g (or backward return its gradient)?")
-    if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got.T, expected, rtol, atol):
-        return ("the gradient is transposed. For y = x @ W: dW = x.T @ dy and dx = dy @ W.T; "
-                "check which side each factor goes on.")
-    with np.errstate(over="ignore", invalid="ignore"):
-        squared = float(np.sum(expected * expected))
-        factor = float(np.sum(got * expected)) / squared if squared > 0 else np.nan
-    if np.isfinite(squared) and np.isfinite(factor):
-        if abs(factor - 1) > 1e-3 and _close(got, factor * expected, rtol, atol):
-            if abs(factor + 1) < 1e-3:
-                return ("wrong sign: backward gives exactly minus the gradient. Check the "
-                        "sign of each term (d(a - b)/db = -1).")
-            return (f"off by a constant factor: backward is {factor:.6g} times the true "
-                    f"gradient{_factor_hint(factor)}.")
-    return ("no known pattern. Re-derive this gradient step by step, starting at the element "
-            "named above.")
-
-
-def _nonfinite_advice(text: str) -> str:
-    return f"{text}. {BACKWARD_HINT}"
-
-
-def _unchecked_advice(text: str) -> str:
-    return f"{text}. {FORWARD_HINT}"
-
-
-def _diagnose_shape(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str:
-    if got.ndim == 2 and got.shape == expected.shape[::-1]:
-        return (f"the gradient is transposed: it has shape {got.shape}, the input "
-                f"{expected.shape}. For y = x @ W, dW = x.T @ dy (not dy.T @ x).")
-    try:
-        summed = unbroadcast(got, expected.shape)
-    except (ValueError, IndexError):
-        summed = None
-    if summed is None or summed.shape != expected.shape:
-        return f"the gradient has shape {got.shape}, but the input has shape {expected.shape}."
-    extra = got.ndim - expected.ndim
-    axes = list(range(extra)) + [extra + i for i, n in enumerate(expected.shape)
-                                 if n == 1 and got.shape[extra + i] != 1]
-    named = ("axis " if len(axes) == 1 else "axes ") + ", ".join(map(str, axes))
-    verdict = (f"summed over {named} it is right" if _close(summed, expected, rtol, atol)
-               else f"sum it over {named}")
-    return (f"missing sum over a broadcast axis: the gradient has shape {got.shape}, the input "
-            f"{expected.shape} was broadcast to it in forward; {verdict} "
-            "(e.g. b.g = out.g.sum(0)).")
-
-
-def _factor_hint(factor: float) -> str:
-    if abs(factor - 2) < 1e-3:
-        return "; a 2 too many, or a missing 1/2"
-    if abs(factor - 0.5) < 1e-3:
-        return "; a missing 2, like the 2 in d(x^2)/dx = 2x (mse's 2 (x - y) / n)"
-    n = round(factor)
-    if n >= 3 and abs(factor - n) < 1e-3:
-        return f"; a mean's 1/n missing (n = {n})?"
-    if factor > 0 and round(1 / factor) >= 3 and abs(1 / factor - round(1 / factor)) < 1e-3:
-        return f"; divided by {round(1 / factor)} once too often (a mean's 1/n twice?)"
-    return ""
 
 
 # ----------------------------------------------------------------------------- runners
@@ -451,8 +352,6 @@ def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _compare_with_torch(module: Module, arrays: list[Any], report: CheckReport,
                         required: bool) -> None:
     """Add PyTorch's verdict on the same forward and gradients (float64) to the report."""
-    from chainrule.check.parity import ConversionError, parity_report
-
     try:
         parity = parity_report(module, tuple(arrays))
     except (ImportError, ConversionError, ValueError) as error:
@@ -496,7 +395,7 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
     except GradientShapeError as error:  # a hand-written bwd set a .g of the wrong shape
         slot = runner.slot_for(error.what)
         x = slot.read()
-        expected, _ = _central_differences(_loss_along(runner, slot, weights, x), x, eps)
+        expected = element_slopes(_loss_along(runner, slot, weights, x), x, eps).values
         report.mismatches.append(Mismatch(slot.name, x.shape, None, np.nan, np.nan, 0,
                                           diagnose(expected, error.grad, name=slot.name)))
         report.notes.append("the other gradients are checked once this one has the right "
@@ -523,8 +422,8 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
             continue
         loss = _loss_along(runner, slot, weights, x)
         if got is None:
-            expected, _ = _central_differences(loss, x, eps)
-            verdict = compare(expected, np.zeros_like(expected), rtol, atol)
+            expected = element_slopes(loss, x, eps).values
+            verdict = agreement(expected, np.zeros_like(expected), rtol, atol)
             if verdict.unchecked.any():
                 report.mismatches.append(_unchecked(slot.name, x, verdict))
             elif not verdict.ok:
@@ -537,7 +436,7 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
                 report.worst_error[slot.name] = 0.0
             continue
         if mode == "random" or (mode == "auto" and x.size > full_limit):
-            verdict = (_directions_agree(loss, x, got, rng, eps, rtol, atol, directions)
+            verdict = (directions_agree(loss, x, got, rng, eps, rtol, atol, directions)
                        if got.shape == x.shape else None)
             if verdict is not None and verdict.ok:
                 report.worst_error[slot.name] = verdict.max_rel
@@ -545,19 +444,20 @@ def _compare(runner: Any, report: CheckReport, rng: np.random.Generator, mode: s
             if x.size > 20 * full_limit:
                 report.mismatches.append(_large_mismatch(slot.name, x, got, verdict))
                 continue
-        expected, kinks = _central_differences(loss, x, eps)
+        slopes = element_slopes(loss, x, eps)
+        expected = slopes.values
         if got.shape != x.shape:
             report.mismatches.append(Mismatch(slot.name, x.shape, None, np.nan, np.nan, 0,
                                               diagnose(expected, got, writes, name=slot.name)))
             continue
-        verdict = compare(expected, got, rtol, atol)
+        verdict = agreement(expected, got, rtol, atol)
         report.worst_error[slot.name] = verdict.max_rel
         if verdict.ok:
             continue
         if not verdict.wrong.any():
             report.mismatches.append(_unchecked(slot.name, x, verdict))
             continue
-        if np.any(kinks & verdict.mismatch):
+        if np.any(slopes.kinks & verdict.mismatch):
             kinked_names.append(slot.name)
         # A NaN/inf is named first: it is the element the diagnosis talks about.
         j = first_index(verdict.nonfinite if verdict.nonfinite.any() else verdict.wrong)
@@ -614,7 +514,7 @@ def _large_mismatch(name: str, x: np.ndarray, got: np.ndarray, verdict: Any) -> 
                         "is not finite within eps of these inputs; move them away from where "
                         "it blows up", kind="unchecked")
     elif not np.isfinite(got).all():  # the elements are known without any slope
-        diagnosis = _nonfinite_advice(nonfinite_message(f"the gradient of {name}", got))
+        diagnosis = f"{nonfinite_message(f'the gradient of {name}', got)}. {BACKWARD_HINT}"
     else:
         diagnosis = ("disagrees with finite differences along a random direction; the input "
                      "is too large to locate the element (try a smaller one).")
@@ -633,38 +533,3 @@ def _loss_along(runner: Any, slot: _Slot, weights: np.ndarray, x: np.ndarray
             slot.write(x)
 
     return loss
-
-
-def _central_differences(loss: Callable[[np.ndarray], float], x: np.ndarray, eps: float
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """The slope along every element, and which elements sit on a kink."""
-    flat = x.reshape(-1)
-    plus, minus = np.zeros(flat.size), np.zeros(flat.size)
-    centre = loss(x)
-    for j in range(flat.size):
-        shifted = flat.copy()
-        shifted[j] += eps
-        plus[j] = loss(shifted.reshape(x.shape))
-        shifted[j] = flat[j] - eps
-        minus[j] = loss(shifted.reshape(x.shape))
-    with np.errstate(all="ignore"):
-        slopes = (plus - minus) / (2 * eps)
-        right, left = (plus - centre) / eps, (centre - minus) / eps
-    # A kink: both one-sided slopes are numbers and they differ. A NaN/inf side is no kink:
-    # the slope there is unusable, which the comparison reports as such.
-    kinks = compare(left, right, 1e-3, 1e-3).mismatch
-    return slopes.reshape(x.shape), kinks.reshape(x.shape)
-
-
-def _directions_agree(loss: Callable[[np.ndarray], float], x: np.ndarray, got: np.ndarray,
-                      rng: np.random.Generator, eps: float, rtol: float, atol: float,
-                      directions: int) -> Any:
-    """Directional derivatives by finite differences against backward's, as a Comparison."""
-    numeric, analytic = np.zeros(directions), np.zeros(directions)
-    for k in range(directions):
-        v = rng.standard_normal(x.shape)
-        plus, minus = loss(x + eps * v), loss(x - eps * v)
-        with np.errstate(all="ignore"):
-            numeric[k] = (plus - minus) / (2 * eps)
-            analytic[k] = float(np.sum(got * v))
-    return compare(numeric, analytic, rtol, atol * np.sqrt(x.size))

@@ -1,12 +1,10 @@
 """Finite-difference gradient checks: does backward agree with the slope of forward?
 
 For a random output weighting u, the scalar L(x) = sum(u * f(x)) has gradient
-dL/dx = backward(u). Central differences estimate the same quantity:
-
-    random mode:  (L(x + eps v) - L(x - eps v)) / (2 eps)  ~  <dL/dx, v>   for random v
-    full mode:    (L(x + eps e_j) - L(x - eps e_j)) / (2 eps)  ~  dL/dx[j]  for every j
-
-Run in float64: in float32 the difference quotient loses about half its digits.
+dL/dx = backward(u). Central differences estimate the same quantity, along every element
+(full mode) or a few random directions (random mode), with the engine and the tolerance rule
+that ``check`` uses too (``finite_differences``). Run in float64: in float32 the difference
+quotient loses about half its digits.
 """
 
 from __future__ import annotations
@@ -21,13 +19,14 @@ import numpy as np
 from chainrule.check.comparison import (
     BACKWARD_HINT,
     FORWARD_HINT,
-    compare,
     first_index,
     nonfinite_message,
     unchecked_message,
     validate_settings,
 )
+from chainrule.check.finite_differences import agreement, direction_slopes, element_slopes
 from chainrule.function import DtypeMismatchError
+from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 
 
@@ -91,8 +90,6 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], mode: str = "auto",
     input). Floating inputs are taken at float64; a Module ``fn`` runs as a float64 copy, so
     its parameters and their gradients are left untouched.
     """
-    from chainrule.nn.module import Module  # nn imports the engine; the engine not nn
-
     if mode not in ("auto", "full", "random"):
         raise ValueError(f"gradcheck: mode must be 'auto', 'full' or 'random', got {mode!r}")
     validate_settings("gradcheck", positive=("eps", "directions"), rtol=rtol, atol=atol,
@@ -173,15 +170,7 @@ def _check_output(out: np.ndarray) -> None:
 def _full(loss_at: Callable[[np.ndarray], float], x: np.ndarray, analytic: np.ndarray,
           i: int, eps: float, rtol: float, atol: float) -> float:
     """Every element's slope against backward; the worst relative error."""
-    numeric = np.zeros(x.size)
-    flat = x.reshape(-1)
-    for j in range(x.size):
-        step = np.zeros_like(flat)
-        step[j] = eps
-        plus, minus = (flat + step).reshape(x.shape), (flat - step).reshape(x.shape)
-        with np.errstate(all="ignore"):
-            numeric[j] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
-    verdict = compare(numeric.reshape(x.shape), analytic, rtol, atol)
+    verdict = agreement(element_slopes(loss_at, x, eps).values, analytic, rtol, atol)
     what = f"the gradient of input {i} (shape {x.shape})"
     if verdict.nonfinite.any():
         raise GradcheckError(nonfinite_message(what, analytic, verdict.nonfinite,
@@ -206,26 +195,21 @@ def _random(loss_at: Callable[[np.ndarray], float], x: np.ndarray, analytic: np.
             i: int, rng: np.random.Generator, eps: float, rtol: float, atol: float,
             directions: int) -> float:
     """A few random directional derivatives against backward's; the worst relative error."""
-    worst = 0.0
-    for _ in range(directions):
-        v = rng.standard_normal(x.shape)
-        with np.errstate(all="ignore"):
-            numeric = (loss_at(x + eps * v) - loss_at(x - eps * v)) / (2 * eps)
-            got = float(np.sum(analytic * v))
-        verdict = compare(numeric, got, rtol, atol * x.size)
-        if verdict.unchecked.any():
+    numeric, along = direction_slopes(loss_at, x, analytic, rng, eps, directions)
+    verdict = agreement(numeric, along, rtol, atol)
+    for k in range(directions):  # the first direction that fails is the one reported
+        if verdict.unchecked[k]:
             raise GradcheckError(
                 f"could not check the gradient of input {i} (shape {x.shape}): finite "
-                f"differences along a random direction give {numeric}: the forward is not "
+                f"differences along a random direction give {numeric[k]}: the forward is not "
                 "finite right next to these inputs; move them away from where it blows up")
-        if verdict.nonfinite.any():  # the NaN/inf elements are known without more slopes
+        if verdict.nonfinite[k]:  # the NaN/inf elements are known without more slopes
             raise GradcheckError(nonfinite_message(
                 f"the gradient of input {i} (shape {x.shape})", analytic) + f". {BACKWARD_HINT}")
-        if not verdict.ok:
+        if verdict.mismatch[k]:
             raise GradcheckError(
                 f"gradient of input {i} (shape {x.shape}) disagrees with finite "
-                f"differences along a random direction: the directional derivative is "
-                f"{numeric:.8g} by finite differences, {got:.8g} by backward"
-            )
-        worst = max(worst, verdict.max_rel)
-    return worst
+                f"differences along a random direction: the slope along that (unit) "
+                f"direction is {numeric[k]:.8g} by finite differences, {along[k]:.8g} by "
+                "backward")
+    return verdict.max_rel

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +35,9 @@ class Module:
     A subclass that also defines ``bwd(self, out, *args)`` is a hand-written layer in the
     seed's style: ``forward`` runs without recording, and ``bwd`` reads ``out.g`` and sets
     ``.g`` on its inputs and parameters. Such a layer is a node on the same tape as every
-    built-in op, so it mixes freely with autograd.
+    built-in op, so it mixes freely with autograd. With ``cross_check = True`` (on the class
+    or an instance) its first backward also differentiates ``forward`` by autograd and fails
+    if the two disagree; ``chainrule.check`` runs that, through ``HandWrittenHooks``.
 
     State that is not trained (BatchNorm's running statistics) is a buffer: see
     ``register_buffer``.
@@ -297,44 +297,44 @@ def _is_trainable(value: Any) -> bool:
         isinstance(value, Tensor) and value.requires_grad and value.grad_fn is None)
 
 
-# While a check runs: id(tensor) -> every value assigned to its .g, in order. A gradient
-# overwritten instead of added up shows here as two writes whose sum is the right answer.
-_G_WRITES: dict[int, list[np.ndarray]] | None = None
+class HandWrittenHooks:
+    """The extension point of hand-written layers (a Module with ``bwd``), for the tools that
+    check them.
+
+    nn does not import those tools: ``chainrule.check`` (which ``import chainrule`` loads)
+    installs its subclass with ``set_hand_written_hooks``, to watch every ``.g`` assignment
+    while ``check`` runs and to run the two-path cross-check of ``cross_check = True``. These
+    defaults are the plain behaviour, with nothing watched.
+    """
+
+    def arguments(self, module: Module, arrays: Sequence[Any]) -> list[Any]:
+        """A call's arguments as ``bwd`` gets them: each array a Tensor to set ``.g`` on."""
+        return [Tensor(a) if isinstance(a, np.ndarray) else a for a in arrays]
+
+    def reports_missing_gradients(self) -> bool:
+        """Whether a ``.g`` that ``bwd`` left unset is left to someone else to report."""
+        return False
+
+    def cross_check(self, module: Module, args: list[Any], kwargs: dict[str, Any],
+                    named: list[tuple[str, Tensor]], grad: np.ndarray,
+                    hand: list[np.ndarray | None]) -> None:
+        """Check ``bwd``'s gradients ``hand`` (arguments, then the ``named`` parameters) for
+        the output gradient ``grad``; called on a ``cross_check`` layer's first backward."""
+        raise RuntimeError(f"{type(module).__name__} sets cross_check, but no cross-check is "
+                           "installed: import chainrule.check")
 
 
-@functools.cache
-def _watched(cls: type) -> type:
-    """A subclass of ``cls`` whose ``.g`` assignments are recorded (same memory layout)."""
-    slot = Tensor.g
-
-    def get(self: Tensor) -> Any:
-        return slot.__get__(self, type(self))
-
-    def put(self: Tensor, value: Any) -> None:
-        if _G_WRITES is not None and value is not None:
-            _G_WRITES.setdefault(id(self), []).append(
-                np.array(value.data if isinstance(value, Tensor) else value, dtype=np.float64))
-        slot.__set__(self, value)
-
-    return type(f"Watched{cls.__name__}", (cls,), {"__slots__": (), "g": property(get, put)})
+_hooks = HandWrittenHooks()
 
 
-@contextlib.contextmanager
-def watch_g_writes(module: Module) -> Iterator[dict[int, list[np.ndarray]]]:
-    """Record every ``.g`` assignment made by hand-written ``bwd`` methods inside ``module``."""
-    global _G_WRITES
-    params = module.parameters()
-    classes = [p.__class__ for p in params]
-    outer, _G_WRITES = _G_WRITES, {}
-    writes = _G_WRITES
-    try:
-        for p in params:
-            p.__class__ = _watched(p.__class__)
-        yield writes
-    finally:
-        _G_WRITES = outer  # a nested watch hands the outer one back its dict
-        for p, cls in zip(params, classes):
-            p.__class__ = cls
+def set_hand_written_hooks(hooks: HandWrittenHooks) -> HandWrittenHooks:
+    """Install ``hooks`` for every hand-written layer; returns the ones they replace."""
+    global _hooks
+    if not isinstance(hooks, HandWrittenHooks):
+        raise TypeError(f"set_hand_written_hooks: expected a HandWrittenHooks, got "
+                        f"{type(hooks).__name__}")
+    previous, _hooks = _hooks, hooks
+    return previous
 
 
 def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...],
@@ -342,7 +342,7 @@ def _hand_gradient(module: Module, what: str, value: Any, shape: tuple[int, ...]
     """Check one ``.g`` that a hand-written ``bwd`` set: present when needed, exact shape."""
     layer = type(module).__name__
     if value is None:
-        if needed and _G_WRITES is not None:
+        if needed and _hooks.reports_missing_gradients():
             return None  # a check is running: it reports the missing gradient itself
         if needed:
             raise RuntimeError(
@@ -380,10 +380,7 @@ class HandWritten(Function, register=False):
     @staticmethod
     def forward(ctx: Context, *arrays: Any, module: Module, n_args: int,
                 kwargs: dict) -> np.ndarray:
-        make = Tensor if _G_WRITES is None else _watched(Tensor)
-        args = [make(a) if isinstance(a, np.ndarray) else a for a in arrays[:n_args]]
-        if _G_WRITES is not None:
-            module.__dict__["_checked_args"] = args  # so a check can find their .g writes
+        args = _hooks.arguments(module, arrays[:n_args])
         with no_grad():
             out = module.forward(*args, **kwargs)
         if not isinstance(out, Tensor):
@@ -409,58 +406,6 @@ class HandWritten(Function, register=False):
         grads += [_hand_gradient(module, name, p.g, p.shape, needs[len(args) + i])
                   for i, (name, p) in enumerate(named)]
         if getattr(module, "cross_check", False) and not module.__dict__.get("_cross_checked"):
-            _cross_check(module, args, ctx.kwargs, named, grad, grads)
+            _hooks.cross_check(module, args, ctx.kwargs, named, grad, grads)
             module.__dict__["_cross_checked"] = True
         return tuple(grads)
-
-
-class GradientMismatchError(AssertionError):
-    """A hand-written bwd and autograd through the same forward disagree."""
-
-
-def _cross_check(module: Module, args: list, kwargs: dict, named: list, grad: np.ndarray,
-                 hand: list) -> None:
-    """Differentiate ``module.forward`` a second way — by autograd through the primitives it
-    is written with — and fail loudly if that disagrees with the hand-written ``bwd``."""
-    from chainrule.check.checker import diagnose
-    from chainrule.check.comparison import compare
-    from chainrule.tensor import enable_grad
-
-    saved = [(p, p.grad, p.requires_grad) for _, p in named]
-    try:
-        for _, p in named:
-            p.grad, p.requires_grad = None, True
-        leaves = [Tensor(a.data, requires_grad=a.dtype.kind == "f")
-                  if isinstance(a, Tensor) else a for a in args]
-        with enable_grad():
-            out = module.forward(*leaves, **kwargs)
-        if not isinstance(out, Tensor) or not out.requires_grad:
-            raise GradientMismatchError(
-                f"{type(module).__name__}: cross_check needs forward written with chainrule "
-                "ops (tensors in, tensors out) so that autograd can differentiate it too")
-        out.backward(grad)
-        auto = [t.grad if isinstance(t, Tensor) else None for t in leaves]
-        auto += [p.grad for _, p in named]
-    finally:
-        for p, old_grad, old_flag in saved:
-            p.grad, p.requires_grad = old_grad, old_flag
-    names = [f"argument {i}" for i in range(len(args))] + [name for name, _ in named]
-    tight = all(g.dtype == np.float64 for g in auto if g is not None)
-    rtol, atol = (1e-7, 1e-9) if tight else (1e-3, 1e-5)
-    for name, mine, theirs in zip(names, hand, auto):
-        if mine is None or theirs is None:
-            continue
-        theirs = np.asarray(theirs, np.float64)
-        # The check's one comparison: a NaN/inf from bwd where autograd is finite is wrong.
-        finite = theirs[np.isfinite(theirs)]
-        scale = max(float(np.abs(finite).max(initial=0.0)), 1.0)
-        verdict = compare(theirs, mine, rtol, atol * scale, exact_inf=True)
-        if verdict.ok:
-            continue
-        diagnosis = diagnose(theirs, np.asarray(mine, np.float64), name=name)
-        if not verdict.nonfinite.any():  # (a NaN's diagnosis already says where and how many)
-            diagnosis = (f"{verdict.describe(f'{name}.g', 'autograd', 'bwd')}. Diagnosis: "
-                         f"{diagnosis}")
-        raise GradientMismatchError(
-            f"{type(module).__name__}: the hand-written bwd and autograd through forward "
-            f"disagree on {name}.g: {diagnosis}")
