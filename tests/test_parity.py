@@ -505,3 +505,17 @@ def test_converting_back_leaves_chainrule_random_stream_alone() -> None:
     cr.manual_seed(5)
     from_torch(twin)
     np.testing.assert_array_equal(cr.randn(4).data, expected)
+
+
+def test_a_fused_model_converts_and_compares_as_its_plain_layers() -> None:
+    from chainrule import models
+
+    cr.manual_seed(0)
+    fused = nn.fuse(models.cnn(channels=(4,), hidden=8))
+    twin = to_torch(fused)
+    assert [type(m).__name__ for m in twin] == [
+        "Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU", "Flatten", "Dropout", "Linear", "ReLU",
+        "Dropout", "Linear"]
+    report = parity_report(fused.eval(), np.random.default_rng(0).standard_normal((2, 1, 28,
+                                                                                   28)))
+    assert report.ok, str(report)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
 
@@ -232,6 +233,7 @@ def to_torch(model: Module) -> torch.nn.Module:
     require_torch()  # first, so that a missing torch says how to install it
     if not isinstance(model, Module):
         raise TypeError(f"to_torch: expected a chainrule Module, got {type(model).__name__}")
+    model = unfuse(model)  # torch.nn has the plain layers: nn.fuse's names and state are theirs
     _refuse_unknown(model.named_modules(), lambda m: type(m) in _CONVERTERS, "to_torch",
                     [t.__name__ for t in _CONVERTERS])
     token = _TIES.set({})

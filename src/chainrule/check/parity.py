@@ -38,6 +38,7 @@ from chainrule.check.converters import (
 from chainrule.check.loss_twins import LossPair, loss_pair, run_loss_alone
 from chainrule.check.recording import Calls, as_numpy, leaf_args, recorder, run_alone
 from chainrule.check.report import Diff, LayerParity, ParityReport, measure
+from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, enable_grad
 
@@ -73,7 +74,9 @@ def parity_report(model: Module, inputs: Any, targets: Any = None, loss: Any = N
     if not isinstance(model, Module):
         raise TypeError(f"parity_report: expected a chainrule Module, got {type(model).__name__}")
     dtype = None if dtype is None else np.dtype(dtype)
-    ours = _float_copy(model, dtype)
+    # A fused layer's output is its run's: compared layer by layer, the plain model is the
+    # one torch.nn has a twin of (same parameters and names, so the same report).
+    ours = _float_copy(unfuse(model), dtype)
     twin = _torch_twin(ours, torch_model, None if dtype is None else getattr(torch, dtype.name))
     arrays = _batch(inputs, dtype)
     rtol, atol = _tolerances(arrays, ours, rtol, atol)
