@@ -11,7 +11,7 @@ torch, ...) so that drift in a shared machine's speed hits both; the table repor
 Dropout masks differ (each library draws its own), so losses agree only roughly.
 """
 
-from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
+from __future__ import annotations
 
 import argparse
 import os
@@ -19,13 +19,18 @@ import platform
 import statistics
 import time
 
-import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads
+# OpenBLAS reads its spin time once, when NumPy loads it: these figures are taken with the
+# short spin that pays for conv training (docs/kernels.md), so it is set before the imports.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np
+
+import chainrule as cr
 from chainrule import models, optim
 from chainrule.check.parity import to_torch
 from chainrule.data import DataLoader, load_dataset, transforms
+from chainrule.kernels import num_threads
 from chainrule.nn import functional as F
-from chainrule.parallel import num_threads
 from chainrule.profiler import profile
 
 
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="then profile 20 chainrule steps op by op")
     args = parser.parse_args()
+    cr.kernels.tune_process()  # freed buffers kept between steps, as a training run has them
 
     import torch
 

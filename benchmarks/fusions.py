@@ -14,16 +14,22 @@ Rows, each "fused" against "plain", in one process with repeats interleaved (med
   split over threads against one whole-array update (what small parameters get).
 """
 
-from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
+from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
-import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
+# OpenBLAS reads its spin time once, when NumPy loads it: these figures are taken with the
+# short spin that pays for conv training (docs/kernels.md), so it is set before the imports.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np
-from chainrule import models, nn, optim, parallel
-from chainrule.nn import functional as F
 from suite import interleaved  # same folder: the suite's interleaved, median timing
+
+import chainrule as cr
+from chainrule import kernels, models, nn, optim
+from chainrule.nn import functional as F
 
 
 def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:
@@ -75,12 +81,12 @@ def optimizer_runs(kind: str) -> dict[str, Callable[[], object]]:
     opt = optim.Adam([param]) if kind == "Adam" else optim.SGD([param], lr=0.01, momentum=0.9)
 
     def whole() -> None:
-        saved = parallel.MIN_ELEMENTS
-        parallel.MIN_ELEMENTS = 1 << 62  # every parameter counts as small: one whole update
+        saved = kernels.threads.MIN_ELEMENTS
+        kernels.threads.MIN_ELEMENTS = 1 << 62  # every parameter counts as small: one update
         try:
             opt.step()
         finally:
-            parallel.MIN_ELEMENTS = saved
+            kernels.threads.MIN_ELEMENTS = saved
 
     return {"fused": opt.step, "plain": whole}
 
@@ -89,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args()
+    cr.kernels.tune_process()  # freed buffers kept between steps, as a training run has them
     repeats = 5 if args.quick else 15
     print(f"{'case':<58}{'fused':>10}{'plain':>10}{'saved':>8}")
     print("-" * 86)

@@ -8,13 +8,13 @@ process, with repeats interleaved (A, B, C, A, B, C, ...) so that a shared machi
 hits all of them; the table shows medians and ratios. "hand NumPy" is the lesson's style:
 forward and backward written out for the whole network, no autograd, no tape — the floor
 that chainrule's engine overhead is measured against. It multiplies matrices through
-chainrule.parallel.matmul, as chainrule's ops do (small products on one BLAS thread), so
+chainrule.kernels.matmul, as chainrule's ops do (small products on one BLAS thread), so
 the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak
 memory is measured in fresh subprocesses (one per library), as the growth of the resident
 set during training.
 """
 
-from __future__ import annotations  # noqa: I001 - chainrule is imported before NumPy
+from __future__ import annotations
 
 import argparse
 import json
@@ -26,12 +26,17 @@ import sys
 import time
 from collections.abc import Callable
 
-import chainrule as cr  # first: it sets OpenBLAS's spin time before NumPy loads BLAS
+# OpenBLAS reads its spin time once, when NumPy loads it: these figures are taken with the
+# short spin that pays for conv training (docs/kernels.md), so it is set before the imports.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np
+
+import chainrule as cr
 from chainrule import models, nn, optim
 from chainrule.check.parity import to_torch
+from chainrule.kernels import matmul, num_threads
 from chainrule.nn import functional as F
-from chainrule.parallel import matmul, num_threads
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -234,12 +239,13 @@ MEMORY_CHILD = r"""
 import json, sys
 import chainrule as cr
 import numpy as np
+cr.kernels.tune_process()  # as the parent: freed buffers are kept for the next step
 library, steps = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((256, 784)).astype(np.float32); y = rng.integers(0, 10, 256)
 if library == "torch":
     import torch
-    torch.set_num_threads(cr.parallel.num_threads())
+    torch.set_num_threads(cr.kernels.num_threads())
     model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(),
                                 torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
                                 torch.nn.Linear(1024, 10))
@@ -285,6 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples")
     args = parser.parse_args()
+    cr.kernels.tune_process()  # freed buffers kept between steps, as a training run has them
     repeats = 2 if args.quick else 7
     samples = 10_000 if args.quick else 50_000
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import chainrule as cr
-from chainrule import nn, parallel
+from chainrule import kernels, nn
 from chainrule.ops.conv import conv2d, max_pool2d
 
 RNG = np.random.default_rng(0)
@@ -47,7 +47,7 @@ def test_channels_last_and_channels_first_inputs_give_the_same_numbers() -> None
 
 
 def test_threads_change_nothing(monkeypatch) -> None:
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)  # split even these small arrays
+    monkeypatch.setattr(kernels.threads, "MIN_ELEMENTS", 0)  # split even these small arrays
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, dtype="float64"), nn.ReLU(),
                           nn.MaxPool2d(2), nn.Conv2d(8, 4, 3, stride=2, dtype="float64"),
                           nn.AvgPool2d(2, stride=1))
@@ -68,20 +68,20 @@ def test_threads_change_nothing(monkeypatch) -> None:
 def test_a_bad_thread_setting_is_named(monkeypatch) -> None:
     monkeypatch.setenv("CHAINRULE_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="CHAINRULE_NUM_THREADS must be a whole number"):
-        parallel.num_threads()
+        kernels.threads.num_threads()
 
 
 def test_work_runs_once_per_slice_and_errors_surface(monkeypatch) -> None:
     monkeypatch.setenv("CHAINRULE_NUM_THREADS", "2")
     seen = []
-    parallel.over_batch(10, lambda lo, hi: seen.append((lo, hi)), elements=1 << 20)
+    kernels.threads.over_batch(10, lambda lo, hi: seen.append((lo, hi)), elements=1 << 20)
     assert sorted(seen) == [(0, 5), (5, 10)]
 
     def fail(lo: int, hi: int) -> None:
         raise RuntimeError(f"slice {lo}:{hi}")
 
     with pytest.raises(RuntimeError, match="slice"):
-        parallel.over_batch(10, fail, elements=1 << 20)
+        kernels.threads.over_batch(10, fail, elements=1 << 20)
 
 
 def test_empty_batches_pass_through_conv_and_pooling_like_torch() -> None:
@@ -106,8 +106,8 @@ def test_a_nan_wins_its_max_pool_window_like_torch() -> None:
 
 def small_blocks(monkeypatch, threads: str) -> None:
     """Force many blocks split over several threads, even for test-sized arrays."""
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(parallel, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(kernels.threads, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels.threads, "BLOCK_BYTES", 256)
     monkeypatch.setenv("CHAINRULE_NUM_THREADS", threads)
 
 
@@ -131,7 +131,7 @@ def test_batch_norm_in_many_blocks_on_many_threads_matches_torch(monkeypatch, dt
 def test_blocked_sums_give_the_same_bits_every_time(monkeypatch) -> None:
     small_blocks(monkeypatch, "4")
     values = RNG.standard_normal((1000, 3))
-    sums = {parallel.blocked_sum(len(values), lambda lo, hi: values[lo:hi].sum(axis=0),
+    sums = {kernels.threads.blocked_sum(len(values), lambda lo, hi: values[lo:hi].sum(axis=0),
                                  values.size, values.strides[0]).tobytes() for _ in range(50)}
     assert len(sums) == 1
 
@@ -152,7 +152,7 @@ def test_every_slice_finishes_and_the_lowest_failure_is_raised(monkeypatch) -> N
         raise KeyError(f"slice {lo}")
 
     with pytest.raises(ValueError, match="slice 0"):
-        parallel.over_batch(9, work, elements=1 << 20)
+        kernels.threads.over_batch(9, work, elements=1 << 20)
     assert sorted(done) == [3, 6]  # the workers ran to their end before the error came back
 
 
@@ -181,9 +181,9 @@ def test_a_forked_child_can_still_pool(tmp_path) -> None:
 def test_small_products_on_one_blas_thread_count_batched_operands() -> None:
     a = RNG.standard_normal((4, 5))
     b = RNG.standard_normal((3, 5, 2))
-    np.testing.assert_allclose(parallel.matmul(a, b), a @ b)
-    blas = parallel._blas_threads()
-    if blas is not None:  # the thread count comes back after the product
-        before = blas[0]()
-        parallel.matmul(a, b)
-        assert blas[0]() == before
+    np.testing.assert_allclose(kernels.blas.matmul(a, b), a @ b)
+    control = kernels.blas.blas_threads()
+    if control is not None:  # the thread count comes back after the product
+        before = control[0]()
+        kernels.blas.matmul(a, b)
+        assert control[0]() == before

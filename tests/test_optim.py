@@ -99,17 +99,16 @@ def test_matches_torch_float64(kind: str, kwargs: dict) -> None:
 @pytest.mark.parametrize("kind, kwargs", CASES, ids=CASE_IDS)
 def test_large_parameters_updated_in_blocks_give_the_same_bits(kind: str, kwargs: dict,
                                                                 monkeypatch) -> None:
-    """A parameter past parallel.MIN_ELEMENTS is updated in blocks over threads; the result
-    must be exactly that of one whole-array update, and torch's within rounding."""
-    from chainrule import parallel
-    from chainrule.optim import optimizer
+    """A parameter past kernels.threads.MIN_ELEMENTS is updated in blocks over threads; the
+    result must be exactly that of one whole-array update, and torch's within rounding."""
+    from chainrule.kernels import threads, update
 
     shapes = [(300, 260), (7,)]  # 78,000 elements: several blocks of 2^14
-    monkeypatch.setattr(optimizer, "UPDATE_BLOCK", 1 << 14)
+    monkeypatch.setattr(update, "UPDATE_BLOCK", 1 << 14)
     monkeypatch.setenv("CHAINRULE_NUM_THREADS", "2")
     results = []
-    for min_elements in (parallel.MIN_ELEMENTS, 10**9):  # blocked, then whole arrays
-        monkeypatch.setattr(parallel, "MIN_ELEMENTS", min_elements)
+    for min_elements in (threads.MIN_ELEMENTS, 10**9):  # blocked, then whole arrays
+        monkeypatch.setattr(threads, "MIN_ELEMENTS", min_elements)
         ours, theirs = twin_params(np.float32, shapes=shapes)
         opt = getattr(optim, kind)(ours, **kwargs)
         reference = getattr(torch.optim, kind)(theirs, **kwargs)

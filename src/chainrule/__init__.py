@@ -1,16 +1,15 @@
 """chainrule: deep learning on NumPy, built from the chain rule up."""
 
-# _startup first: it sets up the environment before NumPy loads its BLAS.
+# Importing chainrule changes no process setting: see chainrule.kernels.tune_process.
 from chainrule import (
-    _startup,  # noqa: F401
     check,
     data,
     io,
+    kernels,
     models,
     nn,
     ops,
     optim,
-    parallel,
     profiler,
     train,
 )
@@ -91,7 +90,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Context", "Function", "Tensor", "abs", "add", "arange", "batch_norm", "cat", "check",
-    "clamp", "clone", "concatenate", "data", "io", "models", "optim", "parallel", "profiler",
+    "clamp", "clone", "concatenate", "data", "io", "kernels", "models", "optim", "profiler",
     "train",
     "default_generator", "div", "dropout", "enable_grad", "exp", "expand", "eye", "flatten",
     "from_numpy", "full", "gelu", "get_default_dtype", "is_grad_enabled", "layer_norm",
@@ -102,5 +101,3 @@ __all__ = [
     "std", "sub", "sum", "tanh", "tensor", "transpose", "unbroadcast", "unsqueeze", "var",
     "where", "zeros", "zeros_like",
 ]
-
-parallel.keep_freed_memory()

@@ -1,10 +1,12 @@
-"""The array namespace, default dtype, random generator and the one place broadcasting is undone."""
+"""The default dtype, the random generator and the one place broadcasting is undone.
+
+Arrays are NumPy arrays. Where another array library or a compiled backend would plug in is
+chainrule.kernels (see docs/kernels.md), not a module-wide alias for NumPy.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-
-xp = np  # the array module every op is written against (NumPy today)
 
 _default_dtype = np.dtype(np.float32)
 _generator = np.random.default_rng(0)

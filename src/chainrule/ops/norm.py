@@ -4,7 +4,9 @@ Both normalise x to xhat = (x - mean) / sqrt(var + eps) with the biased variance
 an affine map. Written as a chain of elementwise ops and reductions, the backward would walk
 a dozen nodes and keep a dozen arrays; fused, it is the compact formula in each docstring,
 and keeps per-channel statistics beside one array (layer_norm: xhat; batch_norm: its input,
-which the tape holds anyway).
+which the tape holds anyway). batch_norm works on x as a (values, channels) matrix, a free
+view of the channels-last memory the conv ops return; its passes over that matrix are the
+kernels in chainrule.kernels.norm.
 """
 
 from __future__ import annotations
@@ -14,28 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.function import Context, Function
-from chainrule.ops.conv import MaxPool2dOp, Pair, _image_bytes, _tap, pool_window, window_winners
-from chainrule.parallel import block_rows, blocked_sum, over_batch, over_blocks
+from chainrule.ops.conv import MaxPool2dOp, Pair, pool_window
 from chainrule.tensor import Tensor
-
-_CHUNK = 128  # rows summed in the input's precision before the float64 total takes over
-
-
-def _column_sums(block: np.ndarray) -> np.ndarray:
-    """Per-column sums of a (rows, C) block, in float64.
-
-    Chunks of 128 rows are summed by one BLAS vector-matrix product (ten times faster than
-    NumPy's column sum here), the chunk totals in float64: about 1e-8 relative error in
-    float32, where a plain float32 sum over thousands of rows drifts to 1e-6.
-    """
-    whole = len(block) // _CHUNK * _CHUNK
-    ones = np.ones(_CHUNK, block.dtype)
-    total = (ones @ block[:whole].reshape(whole // _CHUNK, _CHUNK, block.shape[1])).sum(
-        axis=0, dtype=np.float64)
-    if whole < len(block):
-        total += block[whole:].sum(axis=0, dtype=np.float64)
-    return total
 
 
 def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -74,7 +58,9 @@ class BatchNormOp(Function):
         if _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
                              momentum, eps):
             return x.copy()  # an empty batch: empty output, statistics untouched (as PyTorch)
-        return _normalised(ctx)
+        # y = (x - mean) * scale + bias per channel, scale = weight / sqrt(var + eps)
+        y = kernels.normalise(ctx.rows, ctx.mean, ctx.scale, ctx.bias)
+        return np.moveaxis(y.reshape(ctx.moved_shape), -1, 1)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -84,38 +70,13 @@ class BatchNormOp(Function):
             return (grad.copy() if need_x else None, nothing if need_weight else None,
                     nothing if need_bias else None)
         grads, _ = _channel_rows(grad)
-        rows, mean = ctx.rows, ctx.mean
-        m, row_bytes = len(grads), grads.strides[0]
-        want_sum, want_centered = _wanted_sums(ctx)
-
-        def sums(lo: int, hi: int) -> np.ndarray:  # both per-channel sums in one pass
-            block = grads[lo:hi]
-            nothing = np.zeros(block.shape[1])
-            if want_centered:
-                product = rows[lo:hi] - mean
-                product *= block
-            return np.stack([_column_sums(block) if want_sum else nothing,
-                             _column_sums(product) if want_centered else nothing])
-
-        sum_grad = sum_grad_centered = None
-        if want_sum or want_centered:
-            sum_grad, sum_grad_centered = blocked_sum(m, sums, grads.size,
-                                                      row_bytes).astype(grads.dtype)
+        # sum(grad) and sum(grad * (x - mean)) per channel, in one pass
+        sum_grad, sum_grad_centered = kernels.batch_norm_sums(grads, ctx.rows, ctx.mean,
+                                                              *_wanted_sums(ctx))
         grad_x = None
         if need_x:
-            grad_x = np.empty_like(grads)
             a, b, c = _input_grad_coefficients(ctx, sum_grad, sum_grad_centered)
-
-            def chain(lo: int, hi: int) -> None:
-                block = grad_x[lo:hi]
-                np.multiply(grads[lo:hi], a, out=block)
-                if b is not None:
-                    centered = rows[lo:hi] - mean
-                    centered *= b
-                    centered += c
-                    block += centered
-
-            over_blocks(m, chain, grads.size, row_bytes)
+            grad_x = kernels.batch_norm_input_grad(grads, ctx.rows, ctx.mean, a, b, c)
             grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
         grad_weight = sum_grad_centered * ctx.inv_std if need_weight else None
         return grad_x, grad_weight, sum_grad if need_bias else None
@@ -141,16 +102,12 @@ def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
         raise ValueError("batch_norm: Expected more than 1 value per channel when "
                          f"training, got input size {x.shape}")
     use_batch = training or running_mean is None
-    # Work on a (values, channels) matrix: a free view of channels-last memory (what the
-    # conv ops return). Each pass goes block by block (a block's temporaries stay in
-    # cache) and the blocks are split over threads: memory is read twice, written once.
     rows, moved_shape = _channel_rows(x)
-    m = len(rows)
-    ctx.empty, ctx.channels = m == 0, channels
+    ctx.empty, ctx.channels = len(rows) == 0, channels
     if ctx.empty:
         return True
     if use_batch:
-        mean, var = _mean_and_variance(rows)
+        mean, var = kernels.mean_and_variance(rows)
         if training and running_mean is not None:
             # In place, as torch does: these arrays are the layer's buffers.
             running_mean *= 1 - momentum
@@ -169,60 +126,9 @@ def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
     return False
 
 
-def _mean_and_variance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and biased variance of a (values, C) matrix, in its dtype.
-
-    Each cache-sized block gets two passes — its mean, then its squares about that mean —
-    while it sits in cache, so memory is read once; the blocks' results are combined in
-    float64 with the pairwise formula of Chan, Golub and LeVeque (M2 = sum of the blocks'
-    M2 + n_b (mean_b - mean)^2), in block order, so the same input on the same number of
-    threads (which sets the blocks' bounds) gives the same bits. A one-pass E[x^2] - E[x]^2
-    would lose digits to cancellation when the mean is large against the spread; this does
-    not.
-    """
-    m = len(rows)
-    step = block_rows(rows.strides[0])
-    parts: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
-
-    def run(lo: int, hi: int) -> None:
-        for start in range(lo, hi, step):
-            block = rows[start:min(start + step, hi)]
-            block_mean = _column_sums(block) / len(block)
-            centered = block - block_mean.astype(block.dtype)
-            centered *= centered
-            # The float64 mean moved by the rounding of the dtype's centre: correct the
-            # squares for it (the sum of (x - c) is n (mean - c)), as a shifted two-pass does.
-            offset = block_mean - block_mean.astype(block.dtype)
-            m2 = _column_sums(centered) - len(block) * offset * offset
-            parts[start] = (len(block), block_mean, m2)
-
-    over_batch(m, run, rows.size)
-    counts = np.array([parts[start][0] for start in sorted(parts)], np.float64)[:, None]
-    means = np.stack([parts[start][1] for start in sorted(parts)])
-    m2s = np.stack([parts[start][2] for start in sorted(parts)])
-    mean = (counts * means).sum(axis=0) / m
-    m2 = m2s.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)
-    return mean.astype(rows.dtype), (m2 / m).astype(rows.dtype)
-
-
 def _normalised(ctx: Context) -> np.ndarray:
-    """The affine pass y = (x - mean) scale + bias (scale = inv_std weight), as (N, C, ...).
-
-    Centred first, as PyTorch does: x scale + (bias - mean scale) is one operation fewer but
-    loses float32 digits when the mean is large against the spread (measured: twice torch's
-    error at mean 1000, std 3).
-    """
-    rows, scale, mean, bias = ctx.rows, ctx.scale, ctx.mean, ctx.bias
-    out = np.empty_like(rows)
-
-    def affine(lo: int, hi: int) -> None:
-        block = out[lo:hi]
-        np.subtract(rows[lo:hi], mean, out=block)
-        block *= scale
-        if bias is not None:
-            block += bias
-
-    over_blocks(len(rows), affine, rows.size, rows.strides[0])
+    """batch_norm's output y = (x - mean) * scale + bias, as (N, C, ...)."""
+    out = kernels.normalise(ctx.rows, ctx.mean, ctx.scale, ctx.bias)
     return np.moveaxis(out.reshape(ctx.moved_shape), -1, 1)
 
 
@@ -380,34 +286,22 @@ class BatchNormMaxPool2dOp(Function):
             return BatchNormOp.backward(ctx, MaxPool2dOp.backward(ctx.pool, grad))
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         upstream = grad.transpose(0, 2, 3, 1)  # (N, out_h, out_w, C), like the pooled x
-        rows, mean = ctx.rows, ctx.mean
         want_sum, want_centered = _wanted_sums(ctx)
         sum_grad = sum_grad_centered = None
-        if want_sum or want_centered:
+        if want_sum or want_centered:  # sum(g) and sum(g (x - mean)) over the pooled arrays
             flat = np.ascontiguousarray(upstream).reshape(-1, upstream.shape[-1])
-            sum_grad = _column_sums(flat).astype(flat.dtype)
-            centered = ctx.winners.reshape(flat.shape) - mean
+            sum_grad = kernels.precise_column_sums(flat).astype(flat.dtype)
+            centered = ctx.winners.reshape(flat.shape) - ctx.mean
             centered *= flat
-            sum_grad_centered = _column_sums(centered).astype(flat.dtype)
+            sum_grad_centered = kernels.precise_column_sums(centered).astype(flat.dtype)
         grad_x = None
         if need_x:
             a, b, c = _input_grad_coefficients(ctx, sum_grad, sum_grad_centered)
-            images = rows.reshape(ctx.moved_shape)  # channels-last x
-            grad_nhwc = (np.zeros if b is None else np.empty)(images.shape, images.dtype)
-            scaled = upstream * a
-
-            def route(lo: int, hi: int) -> None:
-                part = grad_nhwc[lo:hi]
-                if b is not None:  # the paths through the batch statistics reach every x
-                    np.subtract(images[lo:hi], mean, out=part)
-                    part *= b
-                    part += c
-                share = scaled[lo:hi]
-                for i, j, won in window_winners(ctx, lo, hi):
-                    target = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
-                    target += share if won is None else share * won
-
-            over_blocks(len(grad_nhwc), route, grad_nhwc.size, _image_bytes(grad_nhwc))
+            images = ctx.rows.reshape(ctx.moved_shape)  # channels-last x
+            # b (x - mean) + c everywhere, plus a g at each window's winner
+            grad_nhwc = kernels.pooled_input_grad(images, ctx.mean, b, c, upstream * a,
+                                                  ctx.larger, ctx.kernel, ctx.stride,
+                                                  ctx.out_hw)
             grad_x = grad_nhwc.transpose(0, 3, 1, 2)
         grad_weight = sum_grad_centered * ctx.inv_std if need_weight else None
         return grad_x, grad_weight, sum_grad if need_bias else None
@@ -418,31 +312,15 @@ def _pool_normalised(ctx: Context) -> np.ndarray | None:
     values; None if x holds a NaN."""
     images = ctx.rows.reshape(ctx.moved_shape)  # (N, H, W, C), a view
     sign = np.sign(ctx.scale).astype(images.dtype)
-    flip = bool((sign < 0).any())
-    (_, i0, j0), *later = MaxPool2dOp._taps(ctx)
-    best = np.empty(_tap(images, i0, j0, ctx.stride, (1, 1), ctx.out_hw).shape, images.dtype)
-    ctx.larger = [np.empty(best.shape, bool) for _ in later]
-
-    def pool(lo: int, hi: int) -> None:  # a running max of sign * x over the kernel positions
-        part, top = images[lo:hi], best[lo:hi]
-        np.multiply(_tap(part, i0, j0, ctx.stride, (1, 1), ctx.out_hw), sign, out=top)
-        for (_, i, j), larger in zip(later, ctx.larger):
-            candidate = _tap(part, i, j, ctx.stride, (1, 1), ctx.out_hw)
-            if flip:
-                candidate = candidate * sign
-            np.greater(candidate, top, out=larger[lo:hi])
-            np.maximum(top, candidate, out=top)
-
-    over_blocks(len(best), pool, images.size, _image_bytes(images))
+    best, ctx.larger = kernels.signed_window_max(images, sign, ctx.kernel, ctx.stride,
+                                                 ctx.out_hw)
     if np.isnan(np.add.reduce(best, axis=None)):
         return None  # a NaN in x (eval mode): max_pool2d's own NaN rules decide
     np.multiply(best, sign, out=best)  # the winners' x (sign is +-1: exact)
     ctx.winners = best
-    out = best - ctx.mean  # the same rounding as batch_norm's affine pass
-    out *= ctx.scale
-    if ctx.bias is not None:
-        out += ctx.bias
-    return out.transpose(0, 3, 1, 2)
+    # The same rounding as batch_norm's affine pass: these are its outputs at the winners.
+    out = kernels.normalise(best.reshape(-1, best.shape[-1]), ctx.mean, ctx.scale, ctx.bias)
+    return out.reshape(best.shape).transpose(0, 3, 1, 2)
 
 
 def batch_norm_max_pool2d(x: Any, running_mean: Any = None, running_var: Any = None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer, ParamsT, blocked_update, check_range
+from chainrule import kernels
+from chainrule.optim.optimizer import Optimizer, ParamsT, check_range
 
 
 class Adam(Optimizer):
@@ -45,34 +47,8 @@ class Adam(Optimizer):
         lr, eps = float(group["lr"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        decoupled = self._decoupled
-
-        def update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
-                   exp_avg_sq: np.ndarray) -> None:
-            if weight_decay != 0:
-                if decoupled:
-                    param *= 1 - lr * weight_decay
-                else:
-                    decayed = param * weight_decay  # a new array: p.grad is left as it was
-                    decayed += grad
-                    grad = decayed
-            # One temporary serves every intermediate below (out= and in-place ops).
-            tmp = np.empty_like(param)
-            # m moves (1 - beta1) of the way towards g: torch's lerp form of the average.
-            np.subtract(grad, exp_avg, out=tmp)
-            tmp *= 1 - beta1
-            exp_avg += tmp
-            np.multiply(grad, grad, out=tmp)
-            tmp *= 1 - beta2
-            exp_avg_sq *= beta2
-            exp_avg_sq += tmp
-            np.sqrt(exp_avg_sq, out=tmp)
-            tmp /= bias_correction2
-            tmp += eps
-            np.divide(exp_avg, tmp, out=tmp)
-            tmp *= -step_size
-            param += tmp
-
+        rule = partial(_adam_update, lr, beta1, beta2, eps, weight_decay, self._decoupled)
+        update, update_step = None, None  # parameters stepped together share the corrections
         for p in group["params"]:
             grad = self._grad(p)
             if grad is None:
@@ -84,9 +60,42 @@ class Adam(Optimizer):
                                          "exp_avg_sq": np.zeros_like(param)}
             state["step"] += 1
             step = state["step"]
-            step_size = lr / (1 - beta1**step)
-            bias_correction2 = math.sqrt(1 - beta2**step)
-            blocked_update(update, param, grad, state["exp_avg"], state["exp_avg_sq"])
+            if step != update_step:
+                step_size = lr / (1 - beta1**step)
+                bias_correction2 = math.sqrt(1 - beta2**step)
+                update, update_step = partial(rule, step_size, bias_correction2), step
+            kernels.blocked_update(update, param, grad, state["exp_avg"], state["exp_avg_sq"])
+
+
+def _adam_update(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                 decoupled: bool, step_size: float, bias_correction2: float,
+                 param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
+                 exp_avg_sq: np.ndarray) -> None:
+    """One Adam step of ``param`` and its averages in place: step_size = lr / (1 - beta1**t),
+    bias_correction2 = sqrt(1 - beta2**t). Elementwise, so it may run block by block."""
+    if weight_decay != 0:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            decayed = param * weight_decay  # a new array: p.grad is left as it was
+            decayed += grad
+            grad = decayed
+    # One temporary serves every intermediate below (out= and in-place ops).
+    tmp = np.empty_like(param)
+    # m moves (1 - beta1) of the way towards g: torch's lerp form of the average.
+    np.subtract(grad, exp_avg, out=tmp)
+    tmp *= 1 - beta1
+    exp_avg += tmp
+    np.multiply(grad, grad, out=tmp)
+    tmp *= 1 - beta2
+    exp_avg_sq *= beta2
+    exp_avg_sq += tmp
+    np.sqrt(exp_avg_sq, out=tmp)
+    tmp /= bias_correction2
+    tmp += eps
+    np.divide(exp_avg, tmp, out=tmp)
+    tmp *= -step_size
+    param += tmp
 
 
 class AdamW(Adam):

@@ -23,41 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import parallel, validate
+from chainrule import validate
 from chainrule.tensor import Tensor, enable_grad
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
-# Elements per block of a blocked update: an update is a chain of elementwise passes, and over
-# a block the arrays and temporaries stay in cache between passes. Measured on this 2-core
-# machine, one parameter of 1M elements: Adam 3.2 -> 1.3 ms, SGD 0.58 -> 0.40 ms (blocks of
-# 2^16 elements: 1.7 ms; 2^19: 1.7 ms).
-UPDATE_BLOCK = 1 << 18
-
 _ARRAY_NAME = re.compile(r"state\.(\d+)\.(\w+)")
 _SET_MESSAGE = ("{name}: params must be an ordered collection such as a list, not a set: a "
                 "set's order changes between runs, and state dicts name parameters by position")
-
-
-def blocked_update(update: Callable[..., None], *arrays: np.ndarray) -> None:
-    """Call ``update(*views)`` so that together the views cover ``arrays`` (of one shape).
-
-    Large C-contiguous arrays go in flat cache-sized blocks, the blocks split over threads
-    (``chainrule.parallel``); anything else in one call with the arrays themselves. ``update``
-    must work elementwise and in place, so that blocks give the same bits as one call.
-    """
-    size = arrays[0].size
-    if size < parallel.MIN_ELEMENTS or not all(a.flags.c_contiguous for a in arrays):
-        update(*arrays)
-        return
-    flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-
-    def run(lo: int, hi: int) -> None:
-        for start in range(lo, hi, UPDATE_BLOCK):
-            stop = min(start + UPDATE_BLOCK, hi)
-            update(*[f[start:stop] for f in flat])
-
-    parallel.over_batch(size, run, size)
 
 
 class Optimizer:

@@ -1,33 +1,33 @@
-"""How chainrule uses the machine's cores, caches and memory allocator.
+"""Splitting memory-bound array work over threads, a cache-sized block at a time.
 
-- ``over_batch``/``over_blocks``/``blocked_sum``: matrix products already use every core
-  (BLAS is multithreaded), but NumPy's own loops — copies, strided adds, comparisons — run on
-  one. They release the GIL, so the same loop over two halves of a batch on two threads runs
-  nearly twice as fast on a 2-core machine, and going a cache-sized block at a time keeps the
-  temporaries in cache. The conv, pooling and BatchNorm ops use them.
-- ``matmul``: small matrix products on one BLAS thread, where a second costs more than it
-  brings.
-- ``keep_freed_memory``: big buffers stay in the heap between training steps.
+Matrix products already use every core (BLAS is multithreaded), but NumPy's own loops —
+copies, strided adds, comparisons — run on one. They release the GIL, so the same loop over
+two halves of a batch on two threads runs nearly twice as fast on a 2-core machine, and
+going a cache-sized block at a time keeps a chain of passes' temporaries in cache.
 
 The thread count is ``CHAINRULE_NUM_THREADS`` if set, else the number of usable cores; 1
-turns the splitting off.
+turns the splitting off. Each scheduler here has a reference that does the same work in one
+call: a kernel run through the reference gives the numbers a single thread would.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
 
 import numpy as np
 
-# Below this many elements a split costs more (thread hand-off, ~20 us) than it saves.
+# Below this many elements a split costs more (the thread hand-off) than it saves.
 MIN_ELEMENTS = 1 << 16
 
+# Bytes per block of the main array: with its temporaries, a block should fit in a core's L2
+# cache (see docs/kernels.md for the block sizes that were compared).
+BLOCK_BYTES = 1 << 20
+
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 _worker = threading.local()
 
@@ -49,9 +49,6 @@ def num_threads() -> int:
 
 def _mark_worker() -> None:
     _worker.active = True
-
-
-_pool_size = 0
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
@@ -104,9 +101,9 @@ def over_batch(n: int, work: Callable[[int, int], object], elements: int) -> Non
         raise first_error
 
 
-# Bytes per block of the main array: with its temporaries, a block should fit in a core's L2
-# cache (measured on the 2 MiB L2 here: 1 MiB blocks beat 128 KiB ones by 1.5-2.5x).
-BLOCK_BYTES = 1 << 20
+def over_batch_reference(n: int, work: Callable[[int, int], object], elements: int) -> None:
+    """``work`` on the whole range at once."""
+    work(0, n)
 
 
 def block_rows(row_bytes: int) -> int:
@@ -131,6 +128,12 @@ def over_blocks(n: int, work: Callable[[int, int], object], elements: int,
     over_batch(n, run, elements)
 
 
+def over_blocks_reference(n: int, work: Callable[[int, int], object], elements: int,
+                          row_bytes: int) -> None:
+    """``work`` on the whole range at once."""
+    work(0, n)
+
+
 def blocked_sum(n: int, partial: Callable[[int, int], np.ndarray], elements: int,
                 row_bytes: int) -> np.ndarray:
     """Sum of ``partial(lo, hi)`` over cache-sized blocks of ``range(n)`` (in float64)."""
@@ -150,84 +153,7 @@ def blocked_sum(n: int, partial: Callable[[int, int], np.ndarray], elements: int
     return np.sum([totals[lo] for lo in sorted(totals)], axis=0)
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep large freed buffers for reuse instead of unmapping them.
-
-    A training step allocates the same big arrays every time. By default glibc hands each one
-    over 32 MiB (or its adaptive threshold) back to the kernel when freed, and the next step
-    pays a page fault per 4 KiB page to get it again: about 8% of a small CNN's step here.
-    Returns whether the setting took (glibc only); ``CHAINRULE_KEEP_MEMORY=0`` skips it.
-    """
-    if os.environ.get("CHAINRULE_KEEP_MEMORY", "1") == "0":
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)
-                    and libc.mallopt(m_trim_threshold, (1 << 31) - 1))
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to do
-        return False
-
-
-# Matrix products below this many FLOPs run on one BLAS thread: handing a small product to a
-# second thread (and waking it) costs more than the thread saves. Measured here on an MLP
-# 784-50-10 at batch 64: 68 ms per 10,000 samples with two threads, 42 ms with one
-# (interleaved in one process; about 47 ms in the full training loop).
-SMALL_MATMUL_FLOPS = 1 << 24
-
-_blas: Any = None  # (get, set) thread-count functions of NumPy's BLAS; False if unavailable
-
-
-def _blas_threads() -> Any:
-    """(get_num_threads, set_num_threads) for NumPy's BLAS, or None when it cannot be driven."""
-    global _blas
-    if _blas is None:
-        _blas = False
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-            if len(found) == 1:
-                lib = found[0]
-                _blas = (lambda: lib.num_threads), lib.set_num_threads
-                symbol = getattr(lib, "_get_symbol", None)
-                if lib.internal_api == "openblas" and symbol is not None:
-                    # The C functions themselves: threadpoolctl's wrappers look the symbol
-                    # up on every call, a quarter of a small MLP step's overhead.
-                    raw_get = symbol("openblas_get_num_threads")
-                    raw_set = symbol("openblas_set_num_threads")
-                    if raw_get is not None and raw_set is not None:
-                        _blas = raw_get, raw_set
-        except Exception:  # no threadpoolctl, or a BLAS it cannot drive: leave BLAS alone
-            _blas = False
-    return _blas or None
-
-
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b``, on a single BLAS thread when the product is too small to share out.
-
-    The BLAS thread count is process-wide: while a small product runs, matrix products in
-    other Python threads run on one thread too (correct, only slower).
-    """
-    m = a.shape[-2] if a.ndim > 1 else 1
-    n = b.shape[-1] if b.ndim > 1 else 1
-    flops = 2 * m * n * a.shape[-1]
-    if a.ndim > 2 or b.ndim > 2:
-        flops *= math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    if flops >= SMALL_MATMUL_FLOPS:
-        return a @ b
-    blas = _blas or _blas_threads()
-    if not blas:
-        return a @ b
-    get_threads, set_threads = blas
-    threads = get_threads()
-    if threads == 1:
-        return a @ b
-    set_threads(1)
-    try:
-        return a @ b
-    finally:
-        set_threads(threads)
+def blocked_sum_reference(n: int, partial: Callable[[int, int], np.ndarray], elements: int,
+                          row_bytes: int) -> np.ndarray:
+    """``partial`` of the whole range, in float64."""
+    return np.asarray(partial(0, n), np.float64)

@@ -1,0 +1,121 @@
+"""The fast array work behind the ops, each kernel beside its plain NumPy reference.
+
+An op's forward and backward say the maths; where the maths has a fast form (threads,
+cache-sized blocks, BLAS tricks, strided views), the op calls a kernel from this namespace,
+``kernels.im2col(...)``. Every kernel ``f`` has ``f_reference`` beside it in the same module:
+the same signature, the same result (bit for bit where the docstring says so), written as
+plainly as NumPy allows. The reference is what the tests check the kernel against and what a
+compiled or GPU backend would start from: a backend supplies functions of these names and
+signatures, and assigning them here (as tests/test_kernels.py does with the references)
+is all the ops need. docs/kernels.md describes each kernel and why it is fast.
+
+- threads: ``over_batch``, ``over_blocks``, ``blocked_sum``: split memory-bound passes over
+  threads, a cache-sized block at a time.
+- blas: ``matmul``: small products on one BLAS thread.
+- reduce: column and row sums as BLAS products, row maxima over a transposed copy, cached
+  constant arrays.
+- conv: channels-last im2col on strided views, the input gradient one kernel position at a
+  time, pooling one kernel position at a time.
+- norm: batch norm's statistics, affine passes and sums; its fusion with max pooling.
+- update: optimizer updates in cache-sized blocks.
+- process: ``tune_process()``, the opt-in process settings (nothing is set on import).
+"""
+
+from chainrule.kernels.blas import blas_threads, matmul, matmul_reference
+from chainrule.kernels.conv import (
+    channels_last,
+    channels_last_reference,
+    conv_input_grad,
+    conv_input_grad_reference,
+    im2col,
+    im2col_reference,
+    image_bytes,
+    images,
+    positions,
+    route_to_winners,
+    route_to_winners_reference,
+    spread_over_windows,
+    spread_over_windows_reference,
+    tap,
+    window_max,
+    window_max_reference,
+    window_mean,
+    window_mean_reference,
+    windows,
+    windows_reference,
+    winners,
+)
+from chainrule.kernels.norm import (
+    batch_norm_input_grad,
+    batch_norm_input_grad_reference,
+    batch_norm_sums,
+    batch_norm_sums_reference,
+    mean_and_variance,
+    mean_and_variance_reference,
+    normalise,
+    normalise_reference,
+    pooled_input_grad,
+    pooled_input_grad_reference,
+    signed_window_max,
+    signed_window_max_reference,
+)
+from chainrule.kernels.process import blas_spin, keep_freed_memory, tune_process
+from chainrule.kernels.reduce import (
+    cached_arange,
+    cached_arange_reference,
+    cached_ones,
+    cached_ones_reference,
+    column_sums,
+    column_sums_reference,
+    max_along,
+    max_along_reference,
+    precise_column_sums,
+    precise_column_sums_reference,
+    row_sums,
+    row_sums_reference,
+)
+from chainrule.kernels.threads import (
+    block_rows,
+    blocked_sum,
+    blocked_sum_reference,
+    num_threads,
+    over_batch,
+    over_batch_reference,
+    over_blocks,
+    over_blocks_reference,
+)
+from chainrule.kernels.update import blocked_update, blocked_update_reference
+
+#: The kernels: each has ``<name>_reference`` beside it, with the same signature.
+KERNELS = (
+    "batch_norm_input_grad", "batch_norm_sums", "blocked_sum", "blocked_update",
+    "cached_arange", "cached_ones", "channels_last", "column_sums", "conv_input_grad",
+    "im2col", "matmul", "max_along", "mean_and_variance", "normalise", "over_batch",
+    "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners", "row_sums",
+    "signed_window_max", "spread_over_windows", "window_max", "window_mean", "windows",
+)
+
+#: Public functions that are not kernels: views and index helpers (their plain form is
+#: themselves), and the thread and process settings.
+HELPERS = (
+    "blas_spin", "blas_threads", "block_rows", "image_bytes", "images", "keep_freed_memory",
+    "num_threads", "positions", "tap", "tune_process", "winners",
+)
+
+__all__ = [
+    "HELPERS", "KERNELS", "batch_norm_input_grad", "batch_norm_input_grad_reference",
+    "batch_norm_sums", "batch_norm_sums_reference", "blas_spin", "blas_threads", "block_rows",
+    "blocked_sum", "blocked_sum_reference", "blocked_update", "blocked_update_reference",
+    "cached_arange", "cached_arange_reference", "cached_ones", "cached_ones_reference",
+    "channels_last", "channels_last_reference", "column_sums", "column_sums_reference",
+    "conv_input_grad", "conv_input_grad_reference", "im2col", "im2col_reference", "image_bytes",
+    "images", "keep_freed_memory", "matmul", "matmul_reference", "max_along",
+    "max_along_reference", "mean_and_variance", "mean_and_variance_reference", "normalise",
+    "normalise_reference", "num_threads", "over_batch", "over_batch_reference", "over_blocks",
+    "over_blocks_reference", "pooled_input_grad", "pooled_input_grad_reference", "positions",
+    "precise_column_sums", "precise_column_sums_reference", "route_to_winners",
+    "route_to_winners_reference", "row_sums", "row_sums_reference", "signed_window_max",
+    "signed_window_max_reference", "spread_over_windows", "spread_over_windows_reference",
+    "tap", "tune_process", "window_max", "window_max_reference", "window_mean",
+    "window_mean_reference", "windows", "windows_reference", "winners",
+]

@@ -1,0 +1,222 @@
+"""Batch normalisation's passes over a (values, C) matrix, and its fusion with max pooling.
+
+Batch norm is memory-bound: a handful of multiply-adds per number read. Each pass here goes
+a cache-sized block of rows at a time (the block's temporaries stay in cache), the blocks
+split over threads, so the input is read twice in all (statistics, then the affine pass)
+and the output written once. The per-channel sums are taken in float64 over BLAS products
+(``reduce.precise_column_sums``) and combined in block order, so the same input on the same
+number of threads gives the same bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.kernels.conv import (
+    Pair,
+    image_bytes,
+    positions,
+    route_to_winners_reference,
+    tap,
+    winners,
+)
+from chainrule.kernels.reduce import precise_column_sums
+from chainrule.kernels.threads import block_rows, blocked_sum, over_batch, over_blocks
+
+_DENSE = (1, 1)  # the dilation of a pooling window
+
+
+def mean_and_variance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and biased variance of a (values, C) matrix, in its dtype.
+
+    Each cache-sized block gets two passes — its mean, then its squares about that mean —
+    while it sits in cache, so memory is read once; the blocks' results are combined in
+    float64 with the pairwise formula of Chan, Golub and LeVeque (M2 = sum of the blocks'
+    M2 + n_b (mean_b - mean)^2), in block order. A one-pass E[x^2] - E[x]^2 would lose digits
+    to cancellation when the mean is large against the spread; this does not.
+    """
+    m = len(rows)
+    step = block_rows(rows.strides[0])
+    parts: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+
+    def run(lo: int, hi: int) -> None:
+        for start in range(lo, hi, step):
+            block = rows[start:min(start + step, hi)]
+            block_mean = precise_column_sums(block) / len(block)
+            centered = block - block_mean.astype(block.dtype)
+            centered *= centered
+            # The float64 mean moved by the rounding of the dtype's centre: correct the
+            # squares for it (the sum of (x - c) is n (mean - c)), as a shifted two-pass does.
+            offset = block_mean - block_mean.astype(block.dtype)
+            m2 = precise_column_sums(centered) - len(block) * offset * offset
+            parts[start] = (len(block), block_mean, m2)
+
+    over_batch(m, run, rows.size)
+    counts = np.array([parts[start][0] for start in sorted(parts)], np.float64)[:, None]
+    means = np.stack([parts[start][1] for start in sorted(parts)])
+    m2s = np.stack([parts[start][2] for start in sorted(parts)])
+    mean = (counts * means).sum(axis=0) / m
+    m2 = m2s.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)
+    return mean.astype(rows.dtype), (m2 / m).astype(rows.dtype)
+
+
+def mean_and_variance_reference(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and biased variance of a (values, C) matrix, in its dtype."""
+    wide = rows.astype(np.float64)
+    mean = wide.mean(axis=0)
+    var = ((wide - mean) ** 2).mean(axis=0)
+    return mean.astype(rows.dtype), var.astype(rows.dtype)
+
+
+def normalise(rows: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+              bias: np.ndarray | None) -> np.ndarray:
+    """(rows - mean) * scale + bias per column, a block at a time.
+
+    Centred first, as PyTorch does: rows * scale + (bias - mean * scale) is one operation
+    fewer but loses float32 digits when the mean is large against the spread.
+    """
+    out = np.empty_like(rows)
+
+    def affine(lo: int, hi: int) -> None:
+        block = out[lo:hi]
+        np.subtract(rows[lo:hi], mean, out=block)
+        block *= scale
+        if bias is not None:
+            block += bias
+
+    over_blocks(len(rows), affine, rows.size, rows.strides[0])
+    return out
+
+
+def normalise_reference(rows: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                        bias: np.ndarray | None) -> np.ndarray:
+    """(rows - mean) * scale + bias per column."""
+    out = (rows - mean) * scale
+    return out if bias is None else out + bias
+
+
+def batch_norm_sums(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, want_sum: bool,
+                    want_centered: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-column sum(grads) and sum(grads * (rows - mean)) in grads' dtype (None where not
+    wanted), both in one blocked pass, accumulated in float64."""
+    if not (want_sum or want_centered):
+        return None, None
+
+    def sums(lo: int, hi: int) -> np.ndarray:
+        block = grads[lo:hi]
+        nothing = np.zeros(block.shape[1])
+        if want_centered:
+            product = rows[lo:hi] - mean
+            product *= block
+        return np.stack([precise_column_sums(block) if want_sum else nothing,
+                         precise_column_sums(product) if want_centered else nothing])
+
+    total, centered = blocked_sum(len(grads), sums, grads.size,
+                                  grads.strides[0]).astype(grads.dtype)
+    return (total if want_sum else None), (centered if want_centered else None)
+
+
+def batch_norm_sums_reference(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray,
+                              want_sum: bool, want_centered: bool
+                              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-column sum(grads) and sum(grads * (rows - mean)), None where not wanted."""
+    total = grads.sum(axis=0, dtype=np.float64).astype(grads.dtype) if want_sum else None
+    centered = None
+    if want_centered:
+        centered = (grads * (rows - mean)).sum(axis=0, dtype=np.float64).astype(grads.dtype)
+    return total, centered
+
+
+def batch_norm_input_grad(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray,
+                          a: np.ndarray, b: np.ndarray | None, c: np.ndarray | None
+                          ) -> np.ndarray:
+    """a * grads + (b * (rows - mean) + c) per column (just a * grads when b is None),
+    a block at a time."""
+    out = np.empty_like(grads)
+
+    def chain(lo: int, hi: int) -> None:
+        block = out[lo:hi]
+        np.multiply(grads[lo:hi], a, out=block)
+        if b is not None:
+            centered = rows[lo:hi] - mean
+            centered *= b
+            centered += c
+            block += centered
+
+    over_blocks(len(grads), chain, grads.size, grads.strides[0])
+    return out
+
+
+def batch_norm_input_grad_reference(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray,
+                                    a: np.ndarray, b: np.ndarray | None, c: np.ndarray | None
+                                    ) -> np.ndarray:
+    """a * grads + (b * (rows - mean) + c) per column (just a * grads when b is None)."""
+    if b is None:
+        return grads * a
+    return grads * a + ((rows - mean) * b + c)
+
+
+def signed_window_max(images: np.ndarray, sign: np.ndarray, kernel: Pair, stride: Pair,
+                      out: Pair) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each window's max of sign * x (sign per channel, +-1) over channels-last ``images``,
+    and for each kernel position k > 0 where it was strictly larger than all before it.
+
+    Batch norm's y = s x + t is monotone in x for each channel, so this finds the windows'
+    winners of y without writing y.
+    """
+    (i0, j0), *later = positions(kernel)
+    best = np.empty(tap(images, i0, j0, stride, _DENSE, out).shape, images.dtype)
+    larger = [np.empty(best.shape, bool) for _ in later]
+    flip = bool((sign < 0).any())
+
+    def pool(lo: int, hi: int) -> None:
+        part, top = images[lo:hi], best[lo:hi]
+        np.multiply(tap(part, i0, j0, stride, _DENSE, out), sign, out=top)
+        for (i, j), mask in zip(later, larger):
+            candidate = tap(part, i, j, stride, _DENSE, out)
+            if flip:
+                candidate = candidate * sign
+            np.greater(candidate, top, out=mask[lo:hi])
+            np.maximum(top, candidate, out=top)
+
+    over_blocks(len(best), pool, images.size, image_bytes(images))
+    return best, larger
+
+
+def signed_window_max_reference(images: np.ndarray, sign: np.ndarray, kernel: Pair,
+                                stride: Pair, out: Pair) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each window's max of sign * x, and where each position k > 0 beat all before it."""
+    taps = [tap(images, i, j, stride, _DENSE, out) * sign for i, j in positions(kernel)]
+    larger = [taps[k] > np.max(taps[:k], axis=0) for k in range(1, len(taps))]
+    return np.max(taps, axis=0), larger
+
+
+def pooled_input_grad(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
+                      c: np.ndarray | None, scaled: np.ndarray, larger: list[np.ndarray],
+                      kernel: Pair, stride: Pair, out: Pair) -> np.ndarray:
+    """b * (x - mean) + c at every pixel of channels-last ``images`` (0 when b is None), plus
+    ``scaled`` (the pooled gradient times s) at each window's winner."""
+    grad = (np.zeros if b is None else np.empty)(images.shape, images.dtype)
+
+    def route(lo: int, hi: int) -> None:
+        part = grad[lo:hi]
+        if b is not None:  # the paths through the batch statistics reach every x
+            np.subtract(images[lo:hi], mean, out=part)
+            part *= b
+            part += c
+        share = scaled[lo:hi]
+        for i, j, won in winners(larger, kernel, lo, hi):
+            target = tap(part, i, j, stride, _DENSE, out)
+            target += share if won is None else share * won
+
+    over_blocks(len(grad), route, grad.size, image_bytes(grad))
+    return grad
+
+
+def pooled_input_grad_reference(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
+                                c: np.ndarray | None, scaled: np.ndarray,
+                                larger: list[np.ndarray], kernel: Pair, stride: Pair,
+                                out: Pair) -> np.ndarray:
+    """b * (x - mean) + c everywhere (0 when b is None), plus ``scaled`` at the winners."""
+    base = np.zeros_like(images) if b is None else (images - mean) * b + c
+    return base + route_to_winners_reference(scaled, larger, images.shape, kernel, stride, out)

@@ -1,0 +1,491 @@
+"""Every fast kernel against its plain reference, the kernels seam, and the process settings.
+
+Each comparison runs twice: as the kernels run at these sizes (mostly one call), and with
+the split thresholds forced down so that the same small arrays go through many cache
+blocks on several threads. Where a kernel promises the reference's bits (copies, maxima,
+elementwise passes), equality is exact; where it sums in another order, within rounding.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import kernels, nn
+from chainrule.kernels import blas, conv, norm, process, reduce, threads, update
+from chainrule.nn import functional as F
+
+MODULES = (blas, conv, norm, process, reduce, threads, update)
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(params=["whole", "split"])
+def split(request, monkeypatch) -> str:
+    """'split': every threshold forced down, so test-sized arrays go in many blocks on three
+    threads; 'whole': the thresholds as shipped."""
+    if request.param == "split":
+        monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+        monkeypatch.setattr(threads, "BLOCK_BYTES", 256)
+        monkeypatch.setattr(update, "UPDATE_BLOCK", 100)
+        monkeypatch.setenv("CHAINRULE_NUM_THREADS", "3")
+    return request.param
+
+
+def compare(name: str, *args, exact: bool = False, rtol: float = 1e-12, atol: float = 0.0):
+    """Run kernel ``name`` and its reference on copies of ``args``; check the results agree.
+    Returns the kernel's result."""
+    fast = getattr(kernels, name)(*_copies(args))
+    plain = getattr(kernels, f"{name}_reference")(*_copies(args))
+    _agree(fast, plain, exact, rtol, atol, name)
+    return fast
+
+
+def _copies(args: tuple) -> list:
+    return [a.copy(order="K") if isinstance(a, np.ndarray) else a for a in args]
+
+
+def _agree(fast, plain, exact: bool, rtol: float, atol: float, name: str) -> None:
+    if isinstance(fast, (tuple, list)):
+        assert isinstance(plain, (tuple, list)) and len(fast) == len(plain), name
+        for f, p in zip(fast, plain):
+            _agree(f, p, exact, rtol, atol, name)
+        return
+    if fast is None or plain is None:
+        assert fast is None and plain is None, name
+        return
+    fast, plain = np.asarray(fast), np.asarray(plain)
+    assert fast.shape == plain.shape and fast.dtype == plain.dtype, (name, fast.shape,
+                                                                     plain.shape)
+    if exact:
+        np.testing.assert_array_equal(fast, plain, err_msg=name)
+    else:
+        np.testing.assert_allclose(fast, plain, rtol=rtol, atol=atol, err_msg=name)
+
+
+def nhwc(n: int, h: int, w: int, c: int, dtype=np.float64) -> np.ndarray:
+    return RNG.standard_normal((n, h, w, c)).astype(dtype)
+
+
+# ---------------------------------------------------------------------- completeness
+def _public_functions(module) -> list[str]:
+    return [name for name, f in inspect.getmembers(module, inspect.isfunction)
+            if f.__module__ == module.__name__ and not name.startswith("_")]
+
+
+def test_every_kernel_has_a_reference_with_its_signature() -> None:
+    for module in MODULES:
+        for name in _public_functions(module):
+            if name.endswith("_reference"):
+                assert name.removesuffix("_reference") in kernels.KERNELS, name
+            elif name in kernels.KERNELS:
+                reference = getattr(module, f"{name}_reference", None)
+                assert reference is not None, f"kernel {module.__name__}.{name} has no reference"
+                assert (inspect.signature(reference) == inspect.signature(getattr(module, name))
+                        ), f"{name}_reference's signature differs from {name}'s"
+            else:
+                assert name in kernels.HELPERS, (
+                    f"{module.__name__}.{name} is public but neither a kernel (list it in "
+                    "kernels.KERNELS and give it a reference) nor in kernels.HELPERS")
+    for name in (*kernels.KERNELS, *kernels.HELPERS):
+        assert callable(getattr(kernels, name)), name
+        assert name in kernels.__all__, name
+    for name in kernels.KERNELS:
+        assert f"{name}_reference" in kernels.__all__, name
+
+
+def test_every_kernel_is_compared_in_this_file() -> None:
+    compared = set(re.findall(r'compare\("(\w+)"', Path(__file__).read_text()))
+    missing = set(kernels.KERNELS) - compared - set(REFERENCE_CHECKED)
+    assert not missing, f"kernels never compared with their reference here: {missing}"
+
+
+# The schedulers take work functions rather than arrays; tested by hand below.
+REFERENCE_CHECKED = ("over_batch", "over_blocks", "blocked_sum", "blocked_update")
+
+
+# ---------------------------------------------------------------------- threads
+def _slices(scheduler, n: int, *args) -> list[tuple[int, int]]:
+    seen: list[tuple[int, int]] = []
+    scheduler(n, lambda lo, hi: seen.append((lo, hi)), *args)
+    return seen
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 100])
+def test_schedulers_cover_the_range_once(split, n) -> None:
+    for name, args in (("over_batch", (n * 1000,)), ("over_blocks", (n * 1000, 800))):
+        seen = _slices(getattr(kernels, name), n, *args)
+        assert sorted(i for lo, hi in seen for i in range(lo, hi)) == list(range(n)), name
+        assert _slices(getattr(kernels, f"{name}_reference"), n, *args) == [(0, n)]
+        if split == "split" and n >= 3:
+            assert len(seen) > 1  # really split
+
+
+def test_blocked_sum_matches_its_reference_and_repeats_its_bits(split) -> None:
+    values = RNG.standard_normal((700, 3)).astype(np.float32)
+
+    def part(lo: int, hi: int) -> np.ndarray:
+        return values[lo:hi].sum(axis=0, dtype=np.float64)
+
+    fast = kernels.blocked_sum(len(values), part, values.size, values.strides[0])
+    plain = kernels.blocked_sum_reference(len(values), part, values.size, values.strides[0])
+    np.testing.assert_allclose(fast, plain, rtol=1e-12)
+    again = kernels.blocked_sum(len(values), part, values.size, values.strides[0])
+    assert fast.tobytes() == again.tobytes()
+
+
+# ---------------------------------------------------------------------- blas
+@pytest.mark.parametrize("shapes", [((5,), (5,)), ((3, 5), (5,)), ((5,), (5, 4)),
+                                    ((4, 5), (5, 2)), ((3, 4, 5), (5, 2)),
+                                    ((2, 1, 4, 5), (3, 5, 2)), ((300, 400), (400, 200))])
+def test_matmul(shapes) -> None:
+    a, b = (RNG.standard_normal(s) for s in shapes)
+    compare("matmul", a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("private_api", [True, False])
+def test_blas_thread_control_with_and_without_threadpoolctl_internals(monkeypatch,
+                                                                       private_api) -> None:
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(blas, "_blas", None)  # look the controls up again
+    if not private_api:  # as when the private helper is gone (see the test below)
+        monkeypatch.setattr(blas, "_openblas_c_functions", lambda lib: None)
+    control = blas.blas_threads()
+    if control is None:
+        pytest.skip("no single BLAS that threadpoolctl can drive")
+    get_threads, set_threads = control
+    if private_api:  # OpenBLAS: the C functions themselves
+        assert not inspect.ismethod(set_threads)
+    before = get_threads()
+    try:
+        set_threads(1)
+        assert get_threads() == 1
+    finally:
+        set_threads(before)
+    assert get_threads() == before
+    a, b = RNG.standard_normal((8, 6)), RNG.standard_normal((6, 4))
+    np.testing.assert_allclose(blas.matmul(a, b), a @ b)
+    assert get_threads() == before  # matmul gives the thread count back
+
+
+def test_the_private_symbol_helper_falls_back_on_anything_unexpected() -> None:
+    class Lib:
+        internal_api = "openblas"
+
+        def __init__(self, symbol):
+            if symbol is not None:
+                self._get_symbol = symbol
+
+    def found(name):
+        return lambda *args: 1
+
+    def broken(name):
+        raise TypeError("the helper changed")
+
+    assert blas._openblas_c_functions(Lib(found)) is not None
+    assert blas._openblas_c_functions(Lib(None)) is None
+    assert blas._openblas_c_functions(Lib(broken)) is None
+    assert blas._openblas_c_functions(Lib(lambda name: None)) is None
+    other = Lib(found)
+    other.internal_api = "mkl"
+    assert blas._openblas_c_functions(other) is None
+
+
+def test_no_blas_control_leaves_matmul_plain(monkeypatch) -> None:
+    monkeypatch.setattr(blas, "_blas", False)
+    a, b = RNG.standard_normal((4, 3)), RNG.standard_normal((3, 2))
+    np.testing.assert_array_equal(blas.matmul(a, b), a @ b)
+
+
+# ---------------------------------------------------------------------- reduce
+@pytest.mark.parametrize("rows", [0, 1, 127, 128, 300, 2000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_sums(rows, dtype) -> None:
+    block = (RNG.standard_normal((rows, 5)) * 3 + 2).astype(dtype)
+    scale = np.abs(block).sum(axis=0, dtype=np.float64).max(initial=1.0)
+    eps = np.finfo(dtype).eps
+    compare("precise_column_sums", block, rtol=0, atol=32 * eps * scale)
+    compare("column_sums", block, rtol=0, atol=rows * eps * scale + 1e-300)
+    # a strided view, as batch norm's (values, C) matrix of a channels-first input is
+    strided = np.moveaxis(block.reshape(rows, 5, 1), 1, -1).reshape(rows, 5)[:, ::2]
+    compare("precise_column_sums", strided, rtol=0, atol=32 * eps * scale)
+
+
+@pytest.mark.parametrize("classes", [1, 10, 32, 33, 100])
+def test_row_sums_and_maxima(classes) -> None:
+    a = RNG.standard_normal((64, classes)).astype(np.float32)
+    compare("row_sums", a, rtol=1e-6, atol=1e-6)
+    a[3, 0] = np.nan
+    a[5, :] = -np.inf
+    compare("max_along", a, 1, exact=True)
+    compare("max_along", a, 0, exact=True)
+    compare("max_along", a, -1, exact=True)
+
+
+def test_max_along_other_shapes() -> None:
+    a = RNG.standard_normal((4, 5, 6))
+    for axis in (0, 1, 2):
+        compare("max_along", a, axis, exact=True)
+    compare("max_along", RNG.standard_normal((7, 3)).T, 1, exact=True)  # not contiguous
+
+
+def test_cached_constants_are_read_only_and_made_once() -> None:
+    ones = compare("cached_ones", (3, 1), np.float32, exact=True)
+    arange = compare("cached_arange", 9, np.intp, exact=True)
+    assert kernels.cached_ones((3, 1), np.float32) is ones
+    assert kernels.cached_arange(9, np.intp) is arange
+    for array in (ones, arange, kernels.cached_ones_reference((2,), np.float64),
+                  kernels.cached_arange_reference(4, np.int64)):
+        assert not array.flags.writeable
+
+
+# ---------------------------------------------------------------------- conv
+@pytest.mark.parametrize("padding, fill", [((0, 0), 0.0), ((1, 2), 0.0), ((1, 1), -np.inf)])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_channels_last(split, padding, fill, layout) -> None:
+    x = RNG.standard_normal((5, 3, 6, 7))
+    if layout == "channels_last":  # what a conv op returns: a transposed NHWC array
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    compare("channels_last", x, padding, fill, exact=True)
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [((3, 3), (1, 1), (1, 1)),
+                                                      ((2, 3), (2, 1), (1, 2)),
+                                                      ((1, 1), (2, 2), (1, 1))])
+@pytest.mark.parametrize("channels", [1, 4])
+def test_windows_and_im2col(split, kernel, stride, dilation, channels) -> None:
+    x = nhwc(3, 9, 8, channels)
+    out = ((9 - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
+           (8 - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
+    views = compare("windows", x, kernel, stride, dilation, out, exact=True)
+    for dtype in (np.float64, np.float32):  # the copy may convert
+        compare("im2col", views, np.dtype(dtype), exact=True)
+
+
+@pytest.mark.parametrize("groups, stride, dilation", [(1, (1, 1), (1, 1)), (2, (2, 1), (1, 2)),
+                                                      (4, (1, 2), (2, 1))])
+def test_conv_input_grad(split, groups, stride, dilation) -> None:
+    n, channels, out_channels, kernel = 3, 4, 8, (3, 2)
+    padded_shape = (n, 10, 9, channels)
+    out = ((10 - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
+           (9 - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
+    grad_rows = RNG.standard_normal((n * out[0] * out[1], out_channels))
+    w_rows = RNG.standard_normal((out_channels, kernel[0] * kernel[1] * channels // groups))
+    compare("conv_input_grad", grad_rows, w_rows, padded_shape, kernel, stride, dilation, out,
+            groups, rtol=1e-12, atol=1e-12)
+
+
+POOLS = [((2, 2), (2, 2), (8, 6)), ((2, 2), (2, 2), (7, 5)), ((3, 3), (2, 2), (7, 7)),
+         ((3, 2), (1, 1), (6, 5)), ((1, 1), (1, 1), (3, 3))]
+
+
+def _out(kernel, stride, size):
+    return tuple((s - k) // st + 1 for s, k, st in zip(size, kernel, stride))
+
+
+@pytest.mark.parametrize("kernel, stride, size", POOLS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pooling(split, kernel, stride, size, dtype) -> None:
+    x = np.maximum(nhwc(5, *size, 3, dtype), 0).round(1)  # after a ReLU: ties everywhere
+    x[0, 0, 1, 0] = np.nan
+    x[1, 2, 2, 1] = -np.inf
+    out = _out(kernel, stride, size)
+    _, larger = compare("window_max", x, kernel, stride, out, exact=True)
+    grad = nhwc(5, *out, 3, dtype)
+    overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+    compare("route_to_winners", grad, larger, x.shape, kernel, stride, out,
+            exact=not overlapping, rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("kernel, stride, size", POOLS)
+def test_average_pooling(split, kernel, stride, size) -> None:
+    x = nhwc(5, *size, 3)
+    out = _out(kernel, stride, size)
+    compare("window_mean", x, kernel, stride, out, rtol=1e-12)
+    share = nhwc(5, *out, 3)
+    compare("spread_over_windows", share, x.shape, kernel, stride, out, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------- norm
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("rows", [2, 50, 1000])
+def test_mean_and_variance(split, dtype, rtol, rows) -> None:
+    values = (RNG.standard_normal((rows, 4)) * 3 + 1000).astype(dtype)
+    values[0] = 1e4  # an outlier first: no shortcut may lose it
+    compare("mean_and_variance", values, rtol=rtol)
+    compare("mean_and_variance", np.asfortranarray(values), rtol=rtol)  # other strides
+    compare("mean_and_variance", values[::2], rtol=rtol)
+
+
+def _affine_inputs(dtype):
+    rows = RNG.standard_normal((300, 5)).astype(dtype)
+    mean, a, b, c = (RNG.standard_normal(5).astype(dtype) for _ in range(4))
+    return rows, mean, a, b, c
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_affine_passes_give_the_reference_bits(split, dtype) -> None:
+    rows, mean, scale, bias, c = _affine_inputs(dtype)
+    compare("normalise", rows, mean, scale, bias, exact=True)
+    compare("normalise", rows, mean, scale, None, exact=True)
+    grads = RNG.standard_normal(rows.shape).astype(dtype)
+    compare("batch_norm_input_grad", grads, rows, mean, scale, bias, c, exact=True)
+    compare("batch_norm_input_grad", grads, rows, mean, scale, None, None, exact=True)
+
+
+@pytest.mark.parametrize("want", [(True, True), (True, False), (False, True), (False, False)])
+def test_batch_norm_sums(split, want) -> None:
+    rows, mean, *_ = _affine_inputs(np.float64)
+    grads = RNG.standard_normal(rows.shape)
+    compare("batch_norm_sums", grads, rows, mean, *want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, stride, size", POOLS[:4])
+def test_the_fused_pooling_kernels(split, kernel, stride, size) -> None:
+    images = nhwc(4, *size, 3).round(1)  # rounded: ties
+    sign = np.array([1.0, -1.0, 1.0])
+    out = _out(kernel, stride, size)
+    _, larger = compare("signed_window_max", images, sign, kernel, stride, out, exact=True)
+    mean, b, c = (RNG.standard_normal(3) for _ in range(3))
+    scaled = nhwc(4, *out, 3)
+    overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+    for coefficients in ((b, c), (None, None)):
+        compare("pooled_input_grad", images, mean, *coefficients, scaled, larger, kernel,
+                stride, out, exact=not overlapping, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- update
+def _adam_like(param: np.ndarray, grad: np.ndarray, avg: np.ndarray) -> None:
+    avg *= 0.9
+    avg += 0.1 * grad
+    param -= 0.01 * avg / (np.abs(avg) + 1e-3)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_blocked_update_gives_the_bits_of_one_call(split, contiguous) -> None:
+    shape = (300, 70)
+    arrays = [RNG.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    if not contiguous:
+        arrays = [np.asfortranarray(a) for a in arrays]
+    fast, plain = _copies(arrays), _copies(arrays)
+    calls = []
+
+    def counted(*views):
+        calls.append(views[0].size)
+        _adam_like(*views)
+
+    kernels.blocked_update(counted, *fast)
+    kernels.blocked_update_reference(_adam_like, *plain)
+    for f, p in zip(fast, plain):
+        np.testing.assert_array_equal(f, p)
+    assert sum(calls) == fast[0].size
+    assert (len(calls) > 1) == (split == "split" and contiguous)
+
+
+# ---------------------------------------------------------------------- the seam
+def _train_once(fused: bool, seed: int = 0) -> list[np.ndarray]:
+    """The loss, the gradients and the parameters after an SGD step of a small conv net
+    (``fused``: batch norm, max pooling and ReLU as one op)."""
+    cr.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, dtype="float64"), nn.BatchNorm2d(4, dtype="float64"),
+        nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, groups=2, dtype="float64"), nn.ReLU(),
+        nn.AvgPool2d(2, stride=1), nn.Flatten(), nn.Linear(6, 3, dtype="float64"))
+    if fused:
+        model = nn.fuse(model)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = np.random.default_rng(seed).standard_normal((6, 1, 13, 13))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    loss = F.cross_entropy(model(cr.from_numpy(x)), y)
+    loss.backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    opt.step()
+    return [loss.data.copy(), *grads, *(p.data.copy() for p in model.parameters())]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_ops_run_on_the_references_alone(monkeypatch, fused) -> None:
+    """The ops reach every kernel through the kernels namespace: with each one replaced by
+    its reference (as a backend would replace them), training gives the same numbers."""
+    fast = _train_once(fused)
+    called = set()
+    for name in kernels.KERNELS:
+        reference = getattr(kernels, f"{name}_reference")
+
+        def spy(*args, _name=name, _reference=reference, **kwargs):
+            called.add(_name)
+            return _reference(*args, **kwargs)
+
+        monkeypatch.setattr(kernels, name, spy)
+    plain = _train_once(fused)
+    for f, p in zip(fast, plain):
+        np.testing.assert_allclose(f, p, rtol=1e-9, atol=1e-12)
+    pooling = {"signed_window_max", "pooled_input_grad"} if fused else {"window_max",
+                                                                        "route_to_winners"}
+    assert pooling | {"im2col", "conv_input_grad", "matmul", "row_sums", "blocked_update",
+                      "window_mean", "spread_over_windows"} <= called, called
+
+
+# ---------------------------------------------------------------------- process settings
+def test_importing_chainrule_changes_no_process_setting(tmp_path) -> None:
+    script = tmp_path / "imports.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "loaded = []\n"
+        "sys.addaudithook(lambda event, args: loaded.append(str(args[0]))\n"
+        "                 if event == 'ctypes.dlopen' else None)\n"
+        "before = dict(os.environ)\n"
+        "import chainrule\n"
+        "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())\n"
+        "assert not any('libc' in name for name in loaded), loaded\n"
+        "assert chainrule.kernels.process._kept is None\n"
+        "first = chainrule.kernels.tune_process()\n"
+        "assert chainrule.kernels.tune_process() == first\n"
+        "assert dict(os.environ) == before\n"
+        "print(json.dumps(first))\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "CHAINRULE_KEEP_MEMORY")}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)
+    assert settings == {"keep_freed_memory": process._is_glibc(),
+                        "openblas_thread_timeout": None}
+
+
+def test_tune_process_is_idempotent_and_reports_the_blas_spin(monkeypatch) -> None:
+    monkeypatch.setattr(process, "_kept", None)
+    calls = []
+    monkeypatch.setattr(process, "_mallopt_keep", lambda: calls.append(1) or True)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
+    monkeypatch.delenv("CHAINRULE_KEEP_MEMORY", raising=False)
+    assert process.tune_process() == {"keep_freed_memory": True,
+                                      "openblas_thread_timeout": "4"}
+    assert process.tune_process()["keep_freed_memory"] is True
+    assert calls == [1]  # mallopt once, however often it is asked
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT")
+    assert process.tune_process()["openblas_thread_timeout"] is None
+
+
+def test_kept_memory_can_be_refused_and_is_skipped_off_glibc(monkeypatch) -> None:
+    monkeypatch.setattr(process, "_kept", None)
+    monkeypatch.setenv("CHAINRULE_KEEP_MEMORY", "0")
+    assert process.keep_freed_memory() is False
+    assert process._kept is None  # refused, not tried
+    monkeypatch.delenv("CHAINRULE_KEEP_MEMORY")
+
+    def not_glibc(name: str) -> str:
+        raise ValueError("unrecognized configuration name")
+
+    monkeypatch.setattr(os, "confstr", not_glibc)
+    assert process._is_glibc() is False
+    assert process.keep_freed_memory() is False
