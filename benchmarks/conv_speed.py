@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np
 
 import chainrule as cr
-from chainrule import models, optim
+from chainrule import models, nn, optim
 from chainrule.check.parity import to_torch
 from chainrule.data import DataLoader, load_dataset, transforms
 from chainrule.kernels import num_threads
@@ -95,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     data = batches(args.dataset, args.batch_size)
     cr.manual_seed(0)
-    model = models.build_model(args.model)
+    model = nn.fuse(models.build_model(args.model))  # as chainrule train runs it
     twin = to_torch(model).float()
     ours = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     theirs = torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=0.01)

@@ -32,13 +32,6 @@ from chainrule import kernels, models, nn, optim
 from chainrule.nn import functional as F
 
 
-def layer_by_layer(model: nn.Sequential, x: cr.Tensor) -> cr.Tensor:
-    """The model's layers called one at a time: what Sequential did before fusing."""
-    for layer in model:
-        x = layer(x)
-    return x
-
-
 def mlp_step_runs(hidden: int, features: int, classes: int, batch: int
                   ) -> dict[str, Callable[[], object]]:
     cr.manual_seed(0)
@@ -54,8 +47,8 @@ def mlp_step_runs(hidden: int, features: int, classes: int, batch: int
         loss.backward()
         opt.step()
 
-    return {"fused": lambda: step(model), "plain": lambda: step(
-        lambda inputs: layer_by_layer(model, inputs))}
+    fused = nn.fuse(model)
+    return {"fused": lambda: step(fused), "plain": lambda: step(model)}
 
 
 def conv_block_runs(channels: int, size: int) -> dict[str, Callable[[], object]]:
@@ -70,8 +63,8 @@ def conv_block_runs(channels: int, size: int) -> dict[str, Callable[[], object]]
         x.grad = None
         forward(x).backward(upstream)
 
-    return {"fused": lambda: run(block), "plain": lambda: run(
-        lambda inputs: layer_by_layer(block, inputs))}
+    fused = nn.fuse(block)
+    return {"fused": lambda: run(fused), "plain": lambda: run(block)}
 
 
 def optimizer_runs(kind: str) -> dict[str, Callable[[], object]]:

@@ -160,7 +160,7 @@ def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarra
     """One training epoch of the same MLP (same start weights, plain SGD) per library."""
     lr = 0.01
     cr.manual_seed(0)
-    ours = models.mlp(in_features=sizes[0], hidden=sizes[1:-1], classes=sizes[-1])
+    ours = nn.fuse(models.mlp(in_features=sizes[0], hidden=sizes[1:-1], classes=sizes[-1]))
     twin = to_torch(ours).float()
     hand = HandMLP(sizes)
     for i, layer in enumerate(m for m in ours.modules() if isinstance(m, nn.Linear)):
@@ -210,7 +210,7 @@ def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float
     x = rng.standard_normal((batches * batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, batches * batch)
     cr.manual_seed(0)
-    ours = models.cnn()
+    ours = nn.fuse(models.cnn())  # as chainrule train runs it
     twin = to_torch(ours).float()
     return training_runners(torch, ours,
                             optim.AdamW(ours.parameters(), lr=1e-3, weight_decay=0.01), twin,
@@ -255,7 +255,7 @@ if library == "torch":
         loss = torch.nn.functional.cross_entropy(model(tx), ty)
         opt.zero_grad(); loss.backward(); opt.step()
 else:
-    model = cr.models.mlp(hidden=(1024, 1024))
+    model = cr.nn.fuse(cr.models.mlp(hidden=(1024, 1024)))
     opt = cr.optim.Adam(model.parameters())
     def step():
         loss = cr.nn.functional.cross_entropy(model(cr.from_numpy(x)), y)
@@ -344,7 +344,7 @@ def main() -> None:
     row(f"cnn recipe, {cnn_batches} steps of batch 128", result)
 
     cr.manual_seed(0)
-    infer = models.mlp(hidden=(1024, 1024))
+    infer = nn.fuse(models.mlp(hidden=(1024, 1024)))
     hand = HandMLP(big)
     for i, layer in enumerate(m for m in infer.modules() if isinstance(m, nn.Linear)):
         hand.weights[i][...] = layer.weight.data.T
@@ -357,7 +357,8 @@ def main() -> None:
           f"{result['chainrule'] / result['hand NumPy']:>9.2f}   (samples/s; ratios of time)")
     cnn_x = np.random.default_rng(0).standard_normal((2000, 1, 28, 28)).astype(np.float32)
     cr.manual_seed(0)
-    result = interleaved(inference_runners(torch, models.cnn(), cnn_x, 500), repeats)
+    result = interleaved(inference_runners(torch, nn.fuse(models.cnn()), cnn_x, 500),
+                         repeats)
     per_second = {k: len(cnn_x) / v for k, v in result.items()}
     print(f"{'inference cnn recipe, batch 500':<40}{per_second['chainrule']:>10,.0f}/s"
           f"{per_second['torch']:>9,.0f}/s{'-':>12}"

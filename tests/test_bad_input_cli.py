@@ -450,3 +450,33 @@ def test_check_usage_mistakes_are_usage_errors(tmp_path, capsys) -> None:
     assert status == 2 and "must be an array shape" in err
     status, _, err = run(["check", str(tmp_path / "nope.py") + ":X", "--input", "3"], capsys)
     assert status == 2 and err.count("check:") == 1 and "no such file" in err
+
+
+def test_conv_runs_start_with_a_short_blas_spin_unless_one_was_chosen() -> None:
+    parser = cli.build_parser()
+    conv = parser.parse_args(["train", "--model", "cnn"])
+    mlp = parser.parse_args(["train"])
+    assert cli._tuned_environment(conv, {"PATH": "/bin"}) == {
+        "PATH": "/bin", "OPENBLAS_THREAD_TIMEOUT": cli.CONV_BLAS_SPIN}
+    assert cli._tuned_environment(conv, {"OPENBLAS_THREAD_TIMEOUT": "0"}) is None
+    assert cli._tuned_environment(mlp, {}) is None
+    assert cli._tuned_environment(parser.parse_args(["evaluate", "c.safetensors"]), {}) is None
+
+
+def test_a_conv_run_from_the_shell_starts_itself_again_with_the_spin(monkeypatch) -> None:
+    started = []
+
+    def execve(path, argv, env):
+        started.append((argv, env.get("OPENBLAS_THREAD_TIMEOUT")))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execve", execve)
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.setattr(sys, "argv", ["chainrule", "train", "--model", "cnn", "--epochs", "1"])
+    with pytest.raises(SystemExit):
+        main()
+    assert started == [([sys.executable, "-m", "chainrule", "train", "--model", "cnn",
+                         "--epochs", "1"], cli.CONV_BLAS_SPIN)]
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", cli.CONV_BLAS_SPIN)  # as the child has it
+    monkeypatch.setattr(cli, "train", lambda args: 0)
+    assert main() == 0 and len(started) == 1  # the child runs: no second start

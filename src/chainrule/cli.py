@@ -19,13 +19,13 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chainrule import backend, io, models, nn, optim
+from chainrule import backend, io, kernels, models, nn, optim
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback
 from chainrule.data import ArrayDataset, DataLoader, Splits, load_dataset, transforms
 from chainrule.train import (
@@ -807,6 +807,7 @@ _EXPECTED = (ValueError, TypeError, OSError, RuntimeError, ArithmeticError, Memo
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chainrule`` command; returns the exit status."""
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -817,6 +818,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _settings(args)
         except UsageError as error:
             parser.error(str(error))  # usage and exit status 2, like any bad flag
+    environment = _tuned_environment(args, os.environ)
+    if from_shell and environment is not None:
+        # OpenBLAS reads its spin setting once, as NumPy loads it (already done here): the
+        # command starts itself again with the setting in place. Said in docs/kernels.md.
+        os.execve(sys.executable, [sys.executable, "-m", "chainrule", *argv], environment)
+    if args.command != "check":
+        kernels.tune_process()  # this process is chainrule's: keep freed buffers for reuse
     command = {"train": train, "evaluate": evaluate, "lr-find": lr_find,
                "check": check_command}[args.command]
     try:
@@ -849,6 +857,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _report_error(args, error)
         return 1
+
+
+#: OpenBLAS's spin after each product, in ms, for the conv recipes: their own threads need
+#: the cores next (docs/kernels.md has the measurements, and why MLPs are better off without)
+CONV_BLAS_SPIN = "4"
+
+
+def _tuned_environment(args: argparse.Namespace, environ: Mapping[str, str]
+                       ) -> dict[str, str] | None:
+    """The environment a conv training run should start in, when it is not already: None
+    when nothing needs changing (another command or model, or a spin the user chose)."""
+    if args.command not in ("train", "lr-find") or args.model not in ("cnn", "resnet"):
+        return None
+    if "OPENBLAS_THREAD_TIMEOUT" in environ or os.name != "posix":
+        return None
+    return {**environ, "OPENBLAS_THREAD_TIMEOUT": CONV_BLAS_SPIN}
 
 
 def _report_error(args: argparse.Namespace, error: Exception) -> None:

@@ -44,9 +44,10 @@ class Learner:
     when the test split is looked at every epoch (then say so, as the history keys do).
 
     ``scheduler`` (a learning-rate schedule) is stepped after every optimizer step and saved
-    in checkpoints. ``metrics`` default by task: accuracy for the classification losses (cross_entropy,
-    nll_loss and their layers), none otherwise (a regression's "accuracy" would be a
-    meaningless 0).
+    in checkpoints. ``metrics`` default by task: accuracy for the classification losses
+    (cross_entropy, nll_loss and their layers), none otherwise (a regression's "accuracy"
+    would be a meaningless 0). The Learner changes no process setting; call
+    ``chainrule.kernels.tune_process()`` for what ``chainrule train`` applies.
 
     Attributes callbacks read: model, optimizer, epoch, epochs, step (optimizer steps so far),
     batch_index, batch, preds, loss, training, lr, history, last_validation.
