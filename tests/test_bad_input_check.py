@@ -481,7 +481,7 @@ def test_the_two_path_cross_check_catches_a_nan_from_bwd() -> None:
 
 
 def test_gradcheck_of_a_closure_over_a_float32_layer_says_how_to_check_it() -> None:
-    from chainrule.function import DtypeMismatchError
+    from chainrule.engine.function import DtypeMismatchError
 
     layer = nn.Linear(3, 2)
     with pytest.raises(DtypeMismatchError, match="gradcheck runs in float64: pass the Module "

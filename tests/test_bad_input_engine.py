@@ -12,7 +12,7 @@ from test_ops_matrix import draw_case
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.function import _REGISTRY
+from chainrule.engine.function import _REGISTRY
 
 
 def _float_tensors(inputs: list) -> list:

@@ -410,7 +410,7 @@ def test_the_sentinel_callback_reports_the_training_step() -> None:
     with pytest.raises(NonFiniteError, match="in layer 0 \\(Linear\\) at step 1"):
         learner.fit(1)
     assert cr.tensor.__module__ and cr.Tensor  # the sentinel is gone after the failed fit
-    from chainrule.tensor import STATE
+    from chainrule.engine.tensor import STATE
     assert STATE.sentinel is None
 
 

@@ -17,7 +17,7 @@ from op_cases import CASES, Case
 
 import chainrule as cr
 from chainrule.check import gradcheck
-from chainrule.function import _REGISTRY, Function
+from chainrule.engine.function import _REGISTRY, Function
 
 EXAMPLES = int(os.environ.get("CHAINRULE_MATRIX_EXAMPLES", "12"))
 CASES_BY_OP = {case.op for case in CASES}

@@ -148,11 +148,11 @@ def test_dtype_and_train_eval_mode_are_kept_per_module() -> None:
 def test_shared_layers_stay_shared_and_no_random_numbers_are_drawn() -> None:
     shared = nn.Linear(3, 3)
     model = nn.Sequential(shared, nn.ReLU(), shared)
-    torch_rng, cr_rng = torch.get_rng_state(), cr.backend.default_generator().bit_generator.state
+    torch_rng, cr_rng = torch.get_rng_state(), cr.default_generator().bit_generator.state
     twin = to_torch(model)
     back = from_torch(twin)
     assert torch.equal(torch.get_rng_state(), torch_rng)
-    assert cr.backend.default_generator().bit_generator.state == cr_rng
+    assert cr.default_generator().bit_generator.state == cr_rng
     assert twin[0] is twin[2] and back[0] is back[2]
 
 

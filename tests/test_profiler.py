@@ -9,7 +9,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import models
-from chainrule.function import _REGISTRY
+from chainrule.engine.function import _REGISTRY
 from chainrule.nn import functional as F
 from chainrule.ops.linalg import LinearOp
 
@@ -37,13 +37,13 @@ class Outer(cr.Function):
     name = "profiler_test_outer"
 
     @staticmethod
-    def forward(ctx: cr.function.Context, a: np.ndarray) -> np.ndarray:
+    def forward(ctx: cr.Context, a: np.ndarray) -> np.ndarray:
         out = Sleepy.forward(ctx, a)
         time.sleep(0.01)
         return out
 
     @staticmethod
-    def backward(ctx: cr.function.Context, grad: np.ndarray) -> np.ndarray:
+    def backward(ctx: cr.Context, grad: np.ndarray) -> np.ndarray:
         return grad
 
 
@@ -51,12 +51,12 @@ class Sleepy(cr.Function):
     name = "profiler_test_sleepy"
 
     @staticmethod
-    def forward(ctx: cr.function.Context, a: np.ndarray) -> np.ndarray:
+    def forward(ctx: cr.Context, a: np.ndarray) -> np.ndarray:
         time.sleep(0.03)
         return a.copy()
 
     @staticmethod
-    def backward(ctx: cr.function.Context, grad: np.ndarray) -> np.ndarray:
+    def backward(ctx: cr.Context, grad: np.ndarray) -> np.ndarray:
         return grad
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import chainrule as cr
-from chainrule.function import _REGISTRY
+from chainrule.engine.function import _REGISTRY
 
 
 # ----------------------------------------------------------------------------- dtypes

@@ -4,6 +4,7 @@
 from chainrule import (
     check,
     data,
+    engine,
     io,
     kernels,
     models,
@@ -13,14 +14,14 @@ from chainrule import (
     profiler,
     train,
 )
-from chainrule.backend import (
+from chainrule.engine.backend import (
     default_generator,
     get_default_dtype,
     manual_seed,
     set_default_dtype,
     unbroadcast,
 )
-from chainrule.factory import (
+from chainrule.engine.factory import (
     arange,
     eye,
     from_numpy,
@@ -35,7 +36,7 @@ from chainrule.factory import (
     zeros,
     zeros_like,
 )
-from chainrule.function import Context, Function, registry
+from chainrule.engine.function import Context, Function, registry
 from chainrule.ops import (
     abs,
     add,
@@ -84,14 +85,14 @@ from chainrule.ops import (
     var,
     where,
 )
-from chainrule.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from chainrule.engine.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Context", "Function", "Tensor", "abs", "add", "arange", "batch_norm", "cat", "check",
-    "clamp", "clone", "concatenate", "data", "io", "kernels", "models", "optim", "profiler",
-    "train",
+    "clamp", "clone", "concatenate", "data", "engine", "io", "kernels", "models", "optim",
+    "profiler", "train",
     "default_generator", "div", "dropout", "enable_grad", "exp", "expand", "eye", "flatten",
     "from_numpy", "full", "gelu", "get_default_dtype", "is_grad_enabled", "layer_norm",
     "leaky_relu", "linear", "linspace", "log", "log_softmax", "logsumexp", "manual_seed",

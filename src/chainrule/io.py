@@ -793,7 +793,7 @@ def _check_optimizer(optimizer: Any, bad: Callable[..., CheckpointError]) -> Non
 
 
 def _check_generator(state: Any, bad: Callable[..., CheckpointError]) -> None:
-    from chainrule import backend
+    from chainrule.engine import backend
 
     kind = type(backend.default_generator().bit_generator)
     if not isinstance(state, dict):

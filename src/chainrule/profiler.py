@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainrule.function import registry
+from chainrule.engine.function import registry
 
 _active: Profile | None = None
 

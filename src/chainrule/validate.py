@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
+from chainrule.engine import backend
 
 __all__ = [
     "AxisError", "axes", "axis", "boolean", "choice", "float_dtype", "generator", "integer",

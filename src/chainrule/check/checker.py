@@ -34,9 +34,9 @@ from chainrule.check.diagnosis import diagnose
 from chainrule.check.finite_differences import agreement, directions_agree, element_slopes
 from chainrule.check.handwritten import watch_g_writes
 from chainrule.check.parity import ConversionError, parity_report
-from chainrule.function import Context, Function, _output_array
+from chainrule.engine.function import Context, Function, _output_array
 from chainrule.nn.module import GradientShapeError, Module
-from chainrule.tensor import Tensor, no_grad
+from chainrule.engine.tensor import Tensor, no_grad
 
 
 class GradientCheckError(AssertionError):

@@ -30,7 +30,7 @@ import numpy as np
 
 from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 if TYPE_CHECKING:
     import torch

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chainrule.backend import unbroadcast
+from chainrule.engine.backend import unbroadcast
 from chainrule.check.comparison import (
     BACKWARD_HINT,
     FORWARD_HINT,

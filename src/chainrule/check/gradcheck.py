@@ -25,9 +25,9 @@ from chainrule.check.comparison import (
     validate_settings,
 )
 from chainrule.check.finite_differences import agreement, direction_slopes, element_slopes
-from chainrule.function import DtypeMismatchError
+from chainrule.engine.function import DtypeMismatchError
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class GradcheckError(AssertionError):

@@ -24,7 +24,7 @@ import numpy as np
 from chainrule.check.comparison import compare
 from chainrule.check.diagnosis import diagnose
 from chainrule.nn.module import HandWrittenHooks, Module, set_hand_written_hooks
-from chainrule.tensor import Tensor, enable_grad
+from chainrule.engine.tensor import Tensor, enable_grad
 
 
 class GradientMismatchError(AssertionError):

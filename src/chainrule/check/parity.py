@@ -40,7 +40,7 @@ from chainrule.check.recording import Calls, as_numpy, leaf_args, recorder, run_
 from chainrule.check.report import Diff, LayerParity, ParityReport, measure
 from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor, enable_grad
+from chainrule.engine.tensor import Tensor, enable_grad
 
 if TYPE_CHECKING:
     import torch

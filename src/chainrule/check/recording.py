@@ -17,7 +17,7 @@ import numpy as np
 from chainrule.check.converters import require_torch
 from chainrule.check.report import Diff, measure
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor, enable_grad
+from chainrule.engine.tensor import Tensor, enable_grad
 
 
 @dataclass

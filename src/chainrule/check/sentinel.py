@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor import STATE
+from chainrule.engine.tensor import STATE
 from chainrule.train.callbacks import Callback
 
 

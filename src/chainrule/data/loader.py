@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.data.transforms import BatchFn, Transform, apply_transform
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 # Keys for the two random streams. SeedSequence treats [a, b] and [a, b, 0] alike, so each
 # stream keeps one key length and starts with its own tag to stay apart from the other.

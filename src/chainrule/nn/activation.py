@@ -5,7 +5,7 @@ from __future__ import annotations
 from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.elementwise import gelu, leaky_relu, relu, sigmoid, silu, tanh
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class ReLU(Module):

@@ -7,7 +7,7 @@ import numpy as np
 from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.elementwise import dropout
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class Dropout(Module):

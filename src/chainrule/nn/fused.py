@@ -30,7 +30,7 @@ from chainrule.nn.norm import BatchNorm2d, _BatchNorm
 from chainrule.ops.conv import Pair, pool_settings
 from chainrule.ops.linalg import LinearReluOp
 from chainrule.ops.norm import batch_norm_max_pool2d
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class LinearReLU(Linear):

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
-from chainrule.tensor import Tensor
+from chainrule.engine import backend
+from chainrule.engine.tensor import Tensor
 
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5 / 3, "relu": math.sqrt(2.0)}
 

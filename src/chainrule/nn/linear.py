@@ -10,7 +10,7 @@ from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.linalg import LinearOp
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class Linear(Module):

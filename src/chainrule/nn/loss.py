@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from chainrule import validate
 from chainrule.nn.module import Module
 from chainrule.ops.loss import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class _Loss(Module):

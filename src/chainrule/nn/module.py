@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.function import Context, Function
-from chainrule.tensor import STATE, HookHandle, Tensor, no_grad
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import STATE, HookHandle, Tensor, no_grad
 
 
 class Parameter(Tensor):

@@ -11,7 +11,7 @@ from chainrule import validate
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.norm import batch_norm, layer_norm
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class _BatchNorm(Module):

@@ -10,7 +10,7 @@ from chainrule.nn.container import Sequential
 from chainrule.nn.conv import Conv2d
 from chainrule.nn.module import Module
 from chainrule.nn.norm import BatchNorm2d
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 class ResidualBlock(Module):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels
-from chainrule.function import Context, Function
-from chainrule.tensor import Tensor
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor
 from chainrule.validate import integer, is_int
 
 Pair = tuple[int, int]

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
-from chainrule.function import Context, Function
-from chainrule.tensor import Tensor, _as_data
+from chainrule.engine import backend
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor, _as_data
 
 
 def _operand(value: Any, other: Any) -> Any:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels
-from chainrule.function import Context, Function
-from chainrule.tensor import Tensor
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor
 
 
 def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matrix transpose

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels, validate
-from chainrule.function import Context, Function
-from chainrule.tensor import Tensor, _as_data
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor, _as_data
 
 
 def _shifted(a: np.ndarray, axis: int) -> np.ndarray:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels
-from chainrule.function import Context, Function
+from chainrule.engine.function import Context, Function
 from chainrule.ops.conv import MaxPool2dOp, Pair, pool_window
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.function import Context, Function
-from chainrule.tensor import Tensor
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor
 from chainrule.validate import axes as _axes
 from chainrule.validate import boolean, real
 

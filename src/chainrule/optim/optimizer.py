@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import validate
-from chainrule.tensor import Tensor, enable_grad
+from chainrule.engine.tensor import Tensor, enable_grad
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 

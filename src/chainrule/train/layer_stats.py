@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.nn.module import Module
-from chainrule.tensor import HookHandle, Tensor
+from chainrule.engine.tensor import HookHandle, Tensor
 from chainrule.train.callbacks import Callback
 
 

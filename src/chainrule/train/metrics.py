@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 
 def _array(value: Any) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
-from chainrule.tensor import _CLOCK, STATE, Tensor, _as_data
+from chainrule.engine import backend
+from chainrule.engine.tensor import _CLOCK, STATE, Tensor, _as_data
 
 
 def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> None:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from chainrule import backend
+from chainrule.engine import backend
 
 _REGISTRY: dict[str, type[Function]] = {}
 
@@ -185,4 +185,4 @@ _TENSOR_DTYPES = frozenset(np.dtype(code) for code in "? b h i l q B H I L Q f d
 
 # Imported last: tensor.py imports the ops, which subclass Function, so Function must exist
 # first whichever module is imported first.
-from chainrule.tensor import STATE, Tensor  # noqa: E402
+from chainrule.engine.tensor import STATE, Tensor  # noqa: E402

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from chainrule.tensor import Tensor
+    from chainrule.engine.tensor import Tensor
 
 #: chainrule.ops, filled in by tensor.py once the ops exist (they need Tensor to be defined
 #: first, and Tensor needs this class): the one piece of wiring between the two modules.
@@ -268,7 +268,7 @@ class TensorMethods:
 def _indices(find: Any, tensor: Tensor, axis: int | None, keepdims: bool, op: str) -> Tensor:
     """argmax/argmin: NumPy's answer, with the axis checked as every op checks one."""
     from chainrule import validate
-    from chainrule.tensor import Tensor
+    from chainrule.engine.tensor import Tensor
 
     data = tensor._data
     if axis is not None:

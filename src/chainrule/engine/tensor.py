@@ -1,7 +1,7 @@
 """Tensor: a NumPy array that remembers which Function made it; grad mode; version stamps.
 
-The tape walk itself is chainrule.autograd; the operators and op methods (``x + y``,
-``x.sum()``) are chainrule.tensor_methods, which Tensor inherits.
+The tape walk itself is chainrule.engine.autograd; the operators and op methods (``x + y``,
+``x.sum()``) are chainrule.engine.tensor_methods, which Tensor inherits.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
-from chainrule.tensor_methods import TensorMethods
+from chainrule.engine import backend
+from chainrule.engine.tensor_methods import TensorMethods
 
 
 class _State(threading.local):
@@ -354,7 +354,7 @@ class Tensor(TensorMethods):
 
         Nodes are visited in reverse topological order, so each node's gradient is complete
         (summed over all its uses) before its Function's backward turns it into input
-        gradients: chainrule.autograd, a page to read. ``gradient`` is needed for a tensor of
+        gradients: chainrule.engine.autograd, a page to read. ``gradient`` is needed for a tensor of
         more than one element; after the walk the graph's saved buffers are freed unless
         ``retain_graph``.
         """
@@ -379,8 +379,8 @@ _CLOCK = [0]
 
 
 # Imported last: the ops and the tape walk use Tensor, so they need this module complete.
-from chainrule import autograd as _autograd  # noqa: E402
+from chainrule.engine import autograd as _autograd  # noqa: E402
 from chainrule import ops as _ops  # noqa: E402
-from chainrule import tensor_methods as _methods  # noqa: E402
+from chainrule.engine import tensor_methods as _methods  # noqa: E402
 
 _methods._ops = _ops

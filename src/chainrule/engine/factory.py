@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend
-from chainrule.tensor import Tensor
+from chainrule.engine import backend
+from chainrule.engine.tensor import Tensor
 
 Shape = int | Sequence[int]
 
