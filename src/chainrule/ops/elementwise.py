@@ -277,7 +277,8 @@ _TANH_CUBIC = 0.044715
 
 def _erf(a: np.ndarray) -> np.ndarray:
     """The error function elementwise, to float64 accuracy: NumPy has none, so Python's
-    math.erf runs per element (about 0.1 us each; SciPy is not a dependency)."""
+    math.erf runs per element (SciPy is not a dependency), which is slow: GELU("tanh") is
+    the fast form (docs/performance.md has the figure)."""
     return np.asarray(_ERF(a), dtype=a.dtype)
 
 

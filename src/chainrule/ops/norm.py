@@ -1,6 +1,6 @@
-"""Normalisation ops, each one fused primitive: batch_norm and layer_norm.
+"""Normalisation ops, each one fused primitive: batch_norm, layer_norm, batch_norm_max_pool2d.
 
-Both normalise x to xhat = (x - mean) / sqrt(var + eps) with the biased variance, then apply
+Each normalises x to xhat = (x - mean) / sqrt(var + eps) with the biased variance, then applies
 an affine map. Written as a chain of elementwise ops and reductions, the backward would walk
 a dozen nodes and keep a dozen arrays; fused, it is the compact formula in each docstring,
 and keeps per-channel statistics beside one array (layer_norm: xhat; batch_norm: its input,
