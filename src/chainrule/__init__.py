@@ -37,6 +37,7 @@ from chainrule.engine.factory import (
     zeros_like,
 )
 from chainrule.engine.function import Context, Function, registry
+from chainrule.engine.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 from chainrule.ops import (
     abs,
     add,
@@ -85,7 +86,6 @@ from chainrule.ops import (
     var,
     where,
 )
-from chainrule.engine.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 

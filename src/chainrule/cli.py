@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from chainrule import io, kernels, models, nn, optim
-from chainrule.engine import backend
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback
 from chainrule.data import ArrayDataset, DataLoader, Splits, load_dataset, transforms
+from chainrule.engine import backend
 from chainrule.train import (
     CheckpointCallback,
     LayerStats,

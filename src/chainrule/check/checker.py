@@ -35,8 +35,8 @@ from chainrule.check.finite_differences import agreement, directions_agree, elem
 from chainrule.check.handwritten import watch_g_writes
 from chainrule.check.parity import ConversionError, parity_report
 from chainrule.engine.function import Context, Function, _output_array
-from chainrule.nn.module import GradientShapeError, Module
 from chainrule.engine.tensor import Tensor, no_grad
+from chainrule.nn.module import GradientShapeError, Module
 
 
 class GradientCheckError(AssertionError):

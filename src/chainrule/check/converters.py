@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module, Parameter
-from chainrule.engine.tensor import Tensor
 
 if TYPE_CHECKING:
     import torch

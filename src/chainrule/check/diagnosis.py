@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chainrule.engine.backend import unbroadcast
 from chainrule.check.comparison import (
     BACKWARD_HINT,
     FORWARD_HINT,
@@ -20,6 +19,7 @@ from chainrule.check.comparison import (
     nonfinite_message,
     unchecked_message,
 )
+from chainrule.engine.backend import unbroadcast
 
 
 def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:

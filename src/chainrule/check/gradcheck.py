@@ -26,8 +26,8 @@ from chainrule.check.comparison import (
 )
 from chainrule.check.finite_differences import agreement, direction_slopes, element_slopes
 from chainrule.engine.function import DtypeMismatchError
-from chainrule.nn.module import Module
 from chainrule.engine.tensor import Tensor
+from chainrule.nn.module import Module
 
 
 class GradcheckError(AssertionError):

@@ -23,8 +23,8 @@ import numpy as np
 
 from chainrule.check.comparison import compare
 from chainrule.check.diagnosis import diagnose
-from chainrule.nn.module import HandWrittenHooks, Module, set_hand_written_hooks
 from chainrule.engine.tensor import Tensor, enable_grad
+from chainrule.nn.module import HandWrittenHooks, Module, set_hand_written_hooks
 
 
 class GradientMismatchError(AssertionError):

@@ -16,9 +16,9 @@ from chainrule import nn
 from chainrule.check.converters import require_torch, to_torch
 from chainrule.check.recording import as_numpy
 from chainrule.check.report import Diff, measure
+from chainrule.engine.tensor import Tensor, enable_grad
 from chainrule.nn.module import Module
 from chainrule.ops import loss as ops_loss
-from chainrule.engine.tensor import Tensor, enable_grad
 
 _FUNCTIONAL_LOSSES = {
     ops_loss.cross_entropy: "cross_entropy",

@@ -38,9 +38,9 @@ from chainrule.check.converters import (
 from chainrule.check.loss_twins import LossPair, loss_pair, run_loss_alone
 from chainrule.check.recording import Calls, as_numpy, leaf_args, recorder, run_alone
 from chainrule.check.report import Diff, LayerParity, ParityReport, measure
+from chainrule.engine.tensor import Tensor, enable_grad
 from chainrule.nn.fused import unfuse
 from chainrule.nn.module import Module
-from chainrule.engine.tensor import Tensor, enable_grad
 
 if TYPE_CHECKING:
     import torch

@@ -16,8 +16,8 @@ import numpy as np
 
 from chainrule.check.converters import require_torch
 from chainrule.check.report import Diff, measure
-from chainrule.nn.module import Module
 from chainrule.engine.tensor import Tensor, enable_grad
+from chainrule.nn.module import Module
 
 
 @dataclass

@@ -379,8 +379,8 @@ _CLOCK = [0]
 
 
 # Imported last: the ops and the tape walk use Tensor, so they need this module complete.
-from chainrule.engine import autograd as _autograd  # noqa: E402
 from chainrule import ops as _ops  # noqa: E402
+from chainrule.engine import autograd as _autograd  # noqa: E402
 from chainrule.engine import tensor_methods as _methods  # noqa: E402
 
 _methods._ops = _ops

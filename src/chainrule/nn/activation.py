@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
 from chainrule.ops.elementwise import gelu, leaky_relu, relu, sigmoid, silu, tanh
-from chainrule.engine.tensor import Tensor
 
 
 class ReLU(Module):

@@ -7,11 +7,11 @@ import math
 import numpy as np
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.conv import Pair, avg_pool2d, conv2d, max_pool2d, pair, pool_settings
 from chainrule.ops.shape import flatten
-from chainrule.engine.tensor import Tensor
 
 
 class Conv2d(Module):

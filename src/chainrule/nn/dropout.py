@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
 from chainrule.ops.elementwise import dropout
-from chainrule.engine.tensor import Tensor
 
 
 class Dropout(Module):

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.activation import ReLU
 from chainrule.nn.container import Sequential
@@ -30,7 +31,6 @@ from chainrule.nn.norm import BatchNorm2d, _BatchNorm
 from chainrule.ops.conv import Pair, pool_settings
 from chainrule.ops.linalg import LinearReluOp
 from chainrule.ops.norm import batch_norm_max_pool2d
-from chainrule.engine.tensor import Tensor
 
 
 class LinearReLU(Linear):

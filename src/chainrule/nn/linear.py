@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.linalg import LinearOp
-from chainrule.engine.tensor import Tensor
 
 
 class Linear(Module):

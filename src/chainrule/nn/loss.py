@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
 from chainrule.ops.loss import binary_cross_entropy_with_logits, cross_entropy, mse, nll_loss
-from chainrule.engine.tensor import Tensor
 
 
 class _Loss(Module):

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.ops.norm import batch_norm, layer_norm
-from chainrule.engine.tensor import Tensor
 
 
 class _BatchNorm(Module):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule import validate
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.activation import ReLU
 from chainrule.nn.container import Sequential
 from chainrule.nn.conv import Conv2d
 from chainrule.nn.module import Module
 from chainrule.nn.norm import BatchNorm2d
-from chainrule.engine.tensor import Tensor
 
 
 class ResidualBlock(Module):

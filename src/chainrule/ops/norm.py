@@ -18,8 +18,8 @@ import numpy as np
 
 from chainrule import kernels
 from chainrule.engine.function import Context, Function
-from chainrule.ops.conv import MaxPool2dOp, Pair, pool_window
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.conv import MaxPool2dOp, Pair, pool_window
 
 
 def _channel_rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:

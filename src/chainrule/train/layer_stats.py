@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.nn.module import Module
 from chainrule.engine.tensor import HookHandle, Tensor
+from chainrule.nn.module import Module
 from chainrule.train.callbacks import Callback
 
 

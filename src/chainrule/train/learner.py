@@ -13,10 +13,10 @@ import numpy as np
 
 from chainrule import io, validate
 from chainrule.engine import backend
+from chainrule.engine.tensor import Tensor, no_grad
 from chainrule.nn.loss import CrossEntropyLoss, NLLLoss
 from chainrule.nn.module import Module
 from chainrule.ops.loss import cross_entropy, nll_loss
-from chainrule.engine.tensor import Tensor, no_grad
 from chainrule.train.callbacks import (
     Callback,
     CancelBatchException,
