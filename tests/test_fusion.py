@@ -154,3 +154,70 @@ def test_a_batch_the_pooling_refuses_leaves_the_running_statistics_alone() -> No
             assert int(model[0].num_batches_tracked.data) == 0
             np.testing.assert_array_equal(model[0].running_mean.data, 0.0)
             np.testing.assert_array_equal(model[0].running_var.data, 1.0)
+
+
+class Doubled(nn.Sequential):
+    """A Sequential subclass with a forward of its own."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class Holder(nn.Module):
+    """Not a Sequential, with Sequentials inside: an attribute, a list, a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+        self.heads = [nn.Sequential(nn.Linear(4, 3), nn.ReLU())]
+        self.extra = {"tail": nn.Linear(3, 2)}
+
+    def forward(self, x):
+        return self.extra["tail"](self.heads[0](self.body(x)))
+
+
+def test_fuse_walks_any_module_and_keeps_types_hooks_and_attributes() -> None:
+    cr.manual_seed(0)
+    x = cr.randn(5, 4)
+    holder = Holder()
+    fused = nn.fuse(holder)
+    assert type(fused) is Holder and ops_on_tape(fused(x))[1] == "linear_relu"
+    assert isinstance(fused.body[0], nn.LinearReLU) and isinstance(fused.heads[0][0], nn.LinearReLU)
+    np.testing.assert_array_equal(fused(x).data, holder(x).data)
+    assert list(fused.state_dict()) == list(holder.state_dict())
+
+    doubled = Doubled(nn.Linear(4, 3), nn.ReLU(), nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+    seen = []
+    doubled.register_forward_hook(lambda module, args, out: seen.append(type(module)))
+    doubled[0].note = "mine"
+    fused = nn.fuse(doubled)
+    assert type(fused) is Doubled and type(fused[0]) is nn.Linear  # its own layers stay
+    assert isinstance(fused[2][0], nn.LinearReLU)  # a plain Sequential inside it fuses
+    np.testing.assert_array_equal(fused(x).data, doubled(x).data)
+    assert seen == [Doubled, Doubled] and fused[0].note == "mine"
+
+
+def test_the_two_models_have_their_own_modules_and_modes() -> None:
+    shared = nn.Linear(4, 4)
+    plain = nn.Sequential(shared, nn.ReLU(), nn.Dropout(0.5), shared)
+    fused = nn.fuse(plain)
+    assert type(fused[3]) is nn.Linear and fused[3] is not shared
+    assert fused[0].weight is fused[3].weight is shared.weight  # still one set of weights
+    assert list(fused.state_dict()) == list(plain.state_dict()) == ["0.weight", "0.bias"]
+    fused.eval()
+    assert plain.training and plain[2].training and not fused[2].training
+    handle = fused[2].register_forward_hook(lambda *args: None)
+    assert not plain[2].__dict__.get("_forward_hooks")
+    handle.remove()
+
+
+def test_unfuse_gives_back_the_plain_layers_with_their_attributes() -> None:
+    plain = nn.Sequential(*block(), nn.Flatten(), nn.Linear(3, 2), nn.ReLU())
+    plain[1].note, plain[5].note = "norm", "linear"
+    fused = nn.fuse(plain)
+    assert fused[1].note == "norm" and fused[5].note == "linear"
+    back = nn.unfuse(fused)
+    assert repr(back) == repr(plain) and back[1].note == "norm" and back[5].note == "linear"
+    assert [type(m) for m in back.modules()] == [type(m) for m in plain.modules()]
+    assert not hasattr(back[1], "kernel_size") and back[1].running_mean is plain[1].running_mean
+    assert repr(nn.fuse(fused)) == repr(fused)  # fusing a fused model changes nothing

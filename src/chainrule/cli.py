@@ -440,8 +440,9 @@ def _build(config: dict[str, Any], train_batches: int, plain: bool = False
 
 
 def _runnable(model: Any, plain: bool = False) -> Any:
-    """The model as the CLI runs it: fused (``nn.fuse``: the same numbers and state, fewer
-    ops), or ``plain`` when every layer must be seen as itself (--stats, --sentinel)."""
+    """The model as the CLI runs it: fused (``nn.fuse``: the same state, fewer ops, the same
+    numbers to rounding), or ``plain`` when every layer must be seen as itself (--stats,
+    --sentinel)."""
     return model if plain else nn.fuse(model)
 
 

@@ -1,27 +1,30 @@
 """Fused layers: a run of layers computed as one op, and ``fuse``, the explicit pass that
 makes them.
 
-``fuse(model)`` returns a model whose Sequential runs of Linear -> ReLU and BatchNorm2d ->
-MaxPool2d (-> ReLU) are single layers, ``LinearReLU`` and ``BatchNormMaxPool2d``, each one op
-on the tape and one pass over memory fewer. The layers a fused one absorbed stay in their places
-as ``Fused(layer)`` stand-ins that pass their input through, so that ``print(model)`` shows what
-runs and ``state_dict()`` keeps the plain model's names (``2.weight`` is still ``2.weight``): a
-checkpoint moves between the two as it is. The fused model holds the very same parameters and
-buffers, so an optimizer made on either trains both; each model has its own train/eval mode
-(the fused one starts in the plain one's), so set it on the one you run. ``unfuse`` gives the
-plain layers back.
+``fuse(model)`` returns a copy of the model whose Sequential runs of Linear -> ReLU and
+BatchNorm2d -> MaxPool2d (-> ReLU) are single layers, ``LinearReLU`` and
+``BatchNormMaxPool2d``, each one op on the tape and one pass over memory fewer. The layers a
+fused one absorbed stay in their places as ``Fused(layer)`` stand-ins that pass their input
+through, so that ``print(model)`` shows what runs and ``state_dict()`` keeps the plain model's
+names (``2.weight`` is still ``2.weight``): a checkpoint moves between the two as it is. The
+fused model holds the very same parameters and buffers, so an optimizer made on either trains
+both; its modules are its own, with their own attributes and train/eval mode (starting as the
+plain one's), so set the mode on the one you run. ``unfuse`` gives the plain layers back.
+
+``linear_relu`` gives the plain layers' numbers bit for bit. ``batch_norm_max_pool2d`` gives
+their outputs and running statistics bit for bit, but sums its gradients in another order, so
+they agree to rounding, not bit for bit (tests/test_fusion.py holds the two together).
 
 What runs is the user's to see and to choose: nothing fuses unless ``fuse`` is called.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chainrule import validate
 from chainrule.engine.tensor import Tensor
-from chainrule.nn import init
 from chainrule.nn.activation import ReLU
 from chainrule.nn.container import Sequential
 from chainrule.nn.conv import MaxPool2d
@@ -42,22 +45,12 @@ class LinearReLU(Linear):
 
     @classmethod
     def of(cls, linear: Linear) -> LinearReLU:
-        """The fused layer for ``linear`` and a ReLU, holding ``linear``'s own parameters."""
-        with init.shapes_only():  # no arrays of its own: it takes linear's
-            fused = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                        dtype=linear.weight.dtype)
-        fused.weight, fused.bias = linear.weight, linear.bias
-        fused.training = linear.training
-        return fused
+        """The fused layer for ``linear`` and a ReLU: ``linear``'s parameters and attributes."""
+        return _recast(linear, cls)
 
     def unfused(self) -> list[Module]:
         """The plain layer this one does the work of (its ReLU is a Fused stand-in)."""
-        with init.shapes_only():
-            plain = Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                           dtype=self.weight.dtype)
-        plain.weight, plain.bias = self.weight, self.bias
-        plain.training = self.training
-        return [plain]
+        return [_recast(self, Linear)]
 
 
 class BatchNormMaxPool2d(_BatchNorm):
@@ -91,22 +84,18 @@ class BatchNormMaxPool2d(_BatchNorm):
 
     @classmethod
     def of(cls, norm: BatchNorm2d, pool: MaxPool2d, relu: bool) -> BatchNormMaxPool2d:
-        """The fused layer for ``norm`` and ``pool`` (and a ReLU), holding ``norm``'s state."""
-        with init.shapes_only():
-            fused = cls(norm.num_features, pool.kernel_size, pool.stride, pool.padding, relu,
-                        norm.eps, norm.momentum, norm.affine, norm.track_running_stats,
-                        _dtype_of(norm))
-        _share_state(norm, fused)
-        fused.training = norm.training
+        """The fused layer for ``norm`` and ``pool`` (and a ReLU): ``norm``'s parameters,
+        buffers and attributes, with ``pool``'s window."""
+        fused = _recast(norm, cls)
+        fused.kernel_size, fused.stride, fused.padding = pool.kernel_size, pool.stride, pool.padding
+        fused.relu = relu
         return fused
 
     def unfused(self) -> list[Module]:
         """The plain BatchNorm2d this one does the work of (pool and ReLU are stand-ins)."""
-        with init.shapes_only():
-            plain = BatchNorm2d(self.num_features, self.eps, self.momentum, self.affine,
-                                self.track_running_stats, _dtype_of(self))
-        _share_state(self, plain)
-        plain.training = self.training
+        plain = _recast(self, BatchNorm2d)
+        for name in ("kernel_size", "stride", "padding", "relu"):
+            del plain.__dict__[name]
         return [plain]
 
     def extra_repr(self) -> str:
@@ -136,17 +125,53 @@ class Fused(Module):
 
 
 def fuse(model: Module) -> Module:
-    """``model`` with every fusable run inside its Sequentials (nested ones too) made one
-    layer; the same parameters and buffers, the same state_dict names (see the module doc).
+    """A copy of ``model`` with every fusable run in its Sequentials made one layer, at any
+    depth; the same parameters and buffers, the same state_dict names (see the module doc).
 
     A run fuses when its layers are exactly Linear -> ReLU, or BatchNorm2d -> MaxPool2d with
-    an optional ReLU after it, and none of them has a forward hook (a hooked layer must run as
-    itself); subclasses are left alone (they may compute something else). Other modules are
-    returned as they are; the model given is not changed.
+    an optional ReLU after it, none of them with a forward hook (a hooked layer must run as
+    itself), inside a container that is exactly ``Sequential`` (a subclass may run its layers
+    otherwise, so its own layers stay as they are; the modules inside it are still fused).
+    Every module of the copy is a new object of the same type, with its own attributes, hooks
+    and train/eval mode, holding the very same Parameter and buffer tensors. ``model`` itself
+    is not changed.
     """
-    if not isinstance(model, Sequential):
-        return model
-    layers, fused = [fuse(layer) for layer in model], []
+    return _rebuilt(model, {}, _fused_run)
+
+
+def unfuse(model: Module) -> Module:
+    """A copy of ``model`` with its fused layers made plain again (``fuse``'s inverse), holding
+    the same parameters and buffers."""
+    return _rebuilt(model, {}, _plain_run)
+
+
+def _rebuilt(module: Module, memo: dict[int, Module],
+             rewrite: Callable[[list[Module]], list[Module]]) -> Module:
+    """A copy of the module tree (a module used twice is copied once) in which the layers of
+    every exact Sequential pass through ``rewrite``."""
+    if id(module) in memo:
+        return memo[id(module)]
+    out = memo[id(module)] = _recast(module)
+    if isinstance(module, Fused):  # its layer does not run: it is rewritten with its run
+        return out
+    for name, value in vars(module).items():
+        if isinstance(value, Module):
+            out.__dict__[name] = _rebuilt(value, memo, rewrite)
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+            items = [_rebuilt(v, memo, rewrite) if isinstance(v, Module) else v for v in value]
+            out.__dict__[name] = items if isinstance(value, list) else tuple(items)
+        elif (isinstance(value, dict) and not name.startswith("_")
+              and any(isinstance(v, Module) for v in value.values())):
+            out.__dict__[name] = {k: _rebuilt(v, memo, rewrite) if isinstance(v, Module) else v
+                                  for k, v in value.items()}
+    if type(out) is Sequential:
+        out.layers = rewrite(out.layers)
+    return out
+
+
+def _fused_run(layers: list[Module]) -> list[Module]:
+    """A Sequential's layers with each fusable run made its fused layer and stand-ins."""
+    fused: list[Module] = []
     i = 0
     while i < len(layers):
         run = _run_at(layers, i)
@@ -157,22 +182,22 @@ def fuse(model: Module) -> Module:
         head, *absorbed = run
         fused += [head, *(Fused(layer) for layer in absorbed)]
         i += len(run)
-    return _like(model, fused)
+    return fused
 
 
-def unfuse(model: Module) -> Module:
-    """The plain model of a fused one (``fuse``'s inverse), sharing its parameters."""
-    if not isinstance(model, Sequential):
-        return model
-    layers: list[Module] = []
-    for layer in model:
+def _plain_run(layers: list[Module]) -> list[Module]:
+    """A Sequential's layers with each fused layer and its stand-ins made plain again."""
+    plain: list[Module] = []
+    for layer in layers:
         if isinstance(layer, Fused):
-            layers.append(layer.layer)
+            original = _recast(layer.layer)
+            original.training = layer.training
+            plain.append(original)
         elif isinstance(layer, (LinearReLU, BatchNormMaxPool2d)):
-            layers += layer.unfused()
+            plain += layer.unfused()
         else:
-            layers.append(unfuse(layer))
-    return _like(model, layers)
+            plain.append(layer)
+    return plain
 
 
 def _run_at(layers: list[Module], i: int) -> list[Module] | None:
@@ -191,20 +216,14 @@ def _run_at(layers: list[Module], i: int) -> list[Module] | None:
     return None
 
 
-def _like(model: Sequential, layers: list[Module]) -> Sequential:
-    """A Sequential of ``layers`` in ``model``'s mode."""
-    out = Sequential(*layers)
-    out.training = model.training
+def _recast(module: Module, cls: type | None = None) -> Any:
+    """A new module of type ``cls`` (``module``'s own by default) holding ``module``'s
+    attributes: the same parameters, buffers and settings; its own hook and buffer-name lists,
+    so that hooking or changing one model leaves the other as it was."""
+    out = object.__new__(cls or type(module))
+    state = dict(vars(module))
+    for name in ("_forward_hooks", "_buffer_names"):
+        if name in state:
+            state[name] = list(state[name])
+    out.__dict__.update(state)
     return out
-
-
-def _dtype_of(norm: _BatchNorm) -> Any:
-    state = norm.weight if norm.weight is not None else norm.running_mean
-    return None if state is None else state.dtype
-
-
-def _share_state(source: _BatchNorm, target: _BatchNorm) -> None:
-    """Make ``target`` hold ``source``'s parameters and buffers, the same objects."""
-    target.weight, target.bias = source.weight, source.bias
-    for name in ("running_mean", "running_var", "num_batches_tracked"):
-        target.register_buffer(name, getattr(source, name))
