@@ -514,6 +514,36 @@ def test_grad_mode_is_per_thread_as_in_pytorch() -> None:
     assert seen == {"other": True, "here": False}
 
 
+def test_one_decorated_function_in_two_threads_restores_each_threads_own_mode() -> None:
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    @cr.no_grad()  # one _GradMode object, entered by both threads, exits interleaved
+    def hold(entered: threading.Event, until: threading.Event) -> None:
+        entered.set()
+        until.wait(5)
+
+    def a() -> None:  # enters first and leaves while b is still inside
+        hold(a_in, b_in)
+        seen["a"] = cr.is_grad_enabled()
+        a_out.set()
+
+    def b() -> None:
+        with cr.no_grad():
+            a_in.wait(5)
+            hold(b_in, a_out)
+            seen["b"] = cr.is_grad_enabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"a": True, "b": False}
+
+
 def test_a_gradient_nothing_else_holds_becomes_the_leafs_grad_uncopied() -> None:
     # What autograd._unshared buys: one parameter-sized copy less per parameter per step.
     made = []

@@ -39,16 +39,18 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        # A stack, not one slot: the same object may be entered again while active (a
-        # decorated function that recurses, or one context manager reused).
-        self._previous: list[bool] = []
+        # The modes to restore: a stack, as one object may be entered again while active (a
+        # decorated function that recurses), and one per thread, as a decorated function may
+        # run in several threads at once, each restoring its own mode.
+        self._previous = threading.local()
 
     def __enter__(self) -> None:
-        self._previous.append(STATE.grad_enabled)
+        stack = self._previous.__dict__.setdefault("stack", [])
+        stack.append(STATE.grad_enabled)
         STATE.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self._previous.pop()
+        STATE.grad_enabled = self._previous.stack.pop()
 
 
 def no_grad() -> _GradMode:
