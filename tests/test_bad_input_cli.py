@@ -471,12 +471,16 @@ def test_a_conv_run_from_the_shell_starts_itself_again_with_the_spin(monkeypatch
         raise SystemExit(0)
 
     monkeypatch.setattr(cli.os, "execve", execve)
-    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
-    monkeypatch.setattr(sys, "argv", ["chainrule", "train", "--model", "cnn", "--epochs", "1"])
-    with pytest.raises(SystemExit):
-        main()
-    assert started == [([sys.executable, "-m", "chainrule", "train", "--model", "cnn",
-                         "--epochs", "1"], cli.CONV_BLAS_SPIN)]
-    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", cli.CONV_BLAS_SPIN)  # as the child has it
     monkeypatch.setattr(cli, "train", lambda args: 0)
-    assert main() == 0 and len(started) == 1  # the child runs: no second start
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    line = ["train", "--model", "cnn", "--epochs", "1"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/chainrule", *line])
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "-X", "dev", "/venv/bin/chainrule", *line])
+    assert main() == 0 and main(line) == 0 and started == []  # a program's own process: kept
+    with pytest.raises(SystemExit):
+        cli.command()
+    # started again as it was started: the interpreter's flags and the script, not `-m`
+    assert started == [([sys.executable, "-X", "dev", "/venv/bin/chainrule", *line],
+                        cli.CONV_BLAS_SPIN)]
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", cli.CONV_BLAS_SPIN)  # as the child has it
+    assert cli.command() == 0 and len(started) == 1  # the child runs: no second start

@@ -2,7 +2,7 @@
 
 import sys
 
-from chainrule.cli import main
+from chainrule.cli import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -807,9 +807,18 @@ def check_command(args: argparse.Namespace) -> int:
 _EXPECTED = (ValueError, TypeError, OSError, RuntimeError, ArithmeticError, MemoryError)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``chainrule`` command; returns the exit status."""
-    from_shell = argv is None
+def command() -> int:
+    """The ``chainrule`` command and ``python -m chainrule``: ``main`` in a process of its own,
+    which it tunes (``kernels.tune_process``; docs/kernels.md says what and why)."""
+    return main(sys.argv[1:], own_process=True)
+
+
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one command line (``sys.argv[1:]`` by default) and return its exit status.
+
+    Called from a program of your own, it changes nothing in that process; ``own_process``
+    (what the ``chainrule`` command passes) lets it tune the process for training, restarting
+    it once for a conv recipe so that OpenBLAS starts with a short spin."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -820,13 +829,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _settings(args)
         except UsageError as error:
             parser.error(str(error))  # usage and exit status 2, like any bad flag
-    environment = _tuned_environment(args, os.environ)
-    if from_shell and environment is not None:
-        # OpenBLAS reads its spin setting once, as NumPy loads it (already done here): the
-        # command starts itself again with the setting in place. Said in docs/kernels.md.
-        os.execve(sys.executable, [sys.executable, "-m", "chainrule", *argv], environment)
-    if args.command != "check":
-        kernels.tune_process()  # this process is chainrule's: keep freed buffers for reuse
+    if own_process:
+        environment = _tuned_environment(args, os.environ)
+        if environment is not None:
+            # OpenBLAS reads its spin setting once, as NumPy loads it (already done here):
+            # the command starts again as it was started (the interpreter's own flags too),
+            # with the setting in place.
+            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
+        if args.command != "check":
+            kernels.tune_process()  # this process is the command's: keep freed buffers
     command = {"train": train, "evaluate": evaluate, "lr-find": lr_find,
                "check": check_command}[args.command]
     try:

@@ -1,7 +1,8 @@
 """Process-wide settings that make training faster, applied only when asked for.
 
-Importing chainrule changes nothing in the host process. A program that trains (the CLI,
-the Learner) calls ``tune_process()``; docs/kernels.md says what each setting costs and buys.
+Importing chainrule changes nothing in the host process, and neither does the Learner. The
+``chainrule`` command calls ``tune_process()`` for its own process, and a training script of
+your own may too; docs/kernels.md says what each setting costs and buys.
 
 - Freed memory kept (glibc ``mallopt``): a training step allocates the same big arrays every
   time. By default glibc hands each one above its mmap threshold (adaptive, at most 32 MiB)
