@@ -188,3 +188,26 @@ def test_the_learner_steps_its_scheduler_once_a_batch_and_refuses_it_twice() -> 
     with pytest.raises(ValueError, match="given twice"):
         Learner(twice.model, twice.train_data, twice.optimizer, scheduler=twice.scheduler,
                 callbacks=[SchedulerCallback(twice.scheduler)])
+    with pytest.raises(ValueError, match="given twice"):  # added later, as well
+        twice.add_callback(SchedulerCallback(twice.scheduler))
+    assert not any(isinstance(cb, SchedulerCallback) for cb in twice.callbacks)
+
+
+def test_after_step_callbacks_see_the_learning_rate_the_step_used() -> None:
+    class Rates(Callback):
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def after_step(self, learner: Learner) -> None:
+            self.seen.append(learner.lr)
+
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    optimizer = optim.SGD(model.parameters(), lr=1.0)
+    rates = Rates()
+    learner = Learner(model, [(cr.randn(8, 4), np.arange(8) % 3)] * 3, optimizer,
+                      scheduler=optim.StepLR(optimizer, step_size=1, gamma=0.5),
+                      callbacks=[rates])
+    learner.fit(1)
+    assert rates.seen == [1.0, 0.5, 0.25] and optimizer.param_groups[0]["lr"] == 0.125
+    assert learner.recorder.lrs == rates.seen  # each batch's loss beside the rate it used

@@ -107,7 +107,8 @@ class Callback:
 
 
 class Recorder(Callback):
-    """Keeps the training loss and learning rate of every batch, and a row per epoch.
+    """Keeps every batch's training loss and the learning rate its step used, and a row per
+    epoch.
 
     ``learner.history`` gets one dict per epoch: epoch, train_loss, the validation figures
     (``valid_loss``, ``valid_accuracy``, ...; ``test_...`` when the test split is watched) and
@@ -134,12 +135,15 @@ class Recorder(Callback):
         self._start = time.perf_counter()
         self._train_sum, self._train_count = 0.0, 0
 
+    def after_step(self, learner: Learner) -> None:
+        self._lr = learner.lr  # the rate this step used: the scheduler moves it after this
+
     def after_batch(self, learner: Learner) -> None:
         if not learner.training or learner.loss is None:
             return
         loss = float(learner.loss.item())
         self.losses.append(loss)
-        self.lrs.append(learner.lr)
+        self.lrs.append(self.__dict__.pop("_lr", learner.lr))
         self.steps.append(learner.step)
         size = len(learner.batch[1])
         self._train_sum += loss * size

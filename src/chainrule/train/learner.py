@@ -44,8 +44,8 @@ class Learner:
     ``valid_name`` says what ``valid_data`` is: "valid" for data held out from training, "test"
     when the test split is looked at every epoch (then say so, as the history keys do).
 
-    ``scheduler`` (a learning-rate schedule) is stepped after every optimizer step and saved
-    in checkpoints. ``metrics`` default by task: accuracy for the classification losses
+    ``scheduler`` (a learning-rate schedule) is stepped after every optimizer step, once the
+    ``after_step`` callbacks have seen the rate that step used, and saved in checkpoints. ``metrics`` default by task: accuracy for the classification losses
     (cross_entropy, nll_loss and their layers), none otherwise (a regression's "accuracy"
     would be a meaningless 0). The Learner changes no process setting; call
     ``chainrule.kernels.tune_process()`` for what ``chainrule train`` applies.
@@ -73,11 +73,6 @@ class Learner:
         self.callbacks: list[Callback] = [self.recorder, DivergenceGuard()]
         for callback in callbacks:
             self.add_callback(callback)
-        if scheduler is not None and any(getattr(cb, "scheduler", None) is scheduler
-                                         for cb in self.callbacks):
-            raise ValueError("Learner: the scheduler is given twice, as scheduler= and in a "
-                             "SchedulerCallback, so it would step twice a batch: pass it once, "
-                             "as scheduler= (the Learner steps it and saves it in checkpoints)")
         self.history: list[dict[str, Any]] = []
         self.last_validation: dict[str, float] = {}
         self.epoch, self.epochs, self.step, self.batch_index = 0, 0, 0, 0
@@ -93,6 +88,11 @@ class Learner:
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback instances, got "
                             f"{type(callback).__name__}")
+        if self.scheduler is not None and getattr(callback, "scheduler", None) is self.scheduler:
+            raise ValueError("Learner: the scheduler is given twice, as scheduler= and in a "
+                             f"{type(callback).__name__}, so it would step twice a batch: pass "
+                             "it once, as scheduler= (the Learner steps it and saves it in "
+                             "checkpoints)")
         self.callbacks.append(callback)
         self.callbacks.sort(key=lambda cb: cb.order)
 
@@ -182,9 +182,9 @@ class Learner:
         self._event("after_backward")
         self.optimizer.step()
         self.step += 1
+        self._event("after_step")  # callbacks see the learning rate this step used
         if self.scheduler is not None:  # stepped here, as it is saved here: once per step
             self.scheduler.step()
-        self._event("after_step")
         self.optimizer.zero_grad()
 
     def _validate_body(self) -> None:
