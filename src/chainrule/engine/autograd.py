@@ -39,9 +39,24 @@ def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> 
             continue
         if node._retains_grad:  # a copy: the backward below may change grad in place
             _store(node, grad.copy())
-        input_grads = _chain_rule(node, grad, retain_graph)
-        for index, (parent, input_grad) in enumerate(zip(node._parents, input_grads)):
-            if parent is None or input_grad is None or not parent.requires_grad:
+        # The chain rule: the node's Function turns its gradient into one per input.
+        ctx = node._ctx
+        if ctx is _FREED or _CLOCK[0] > node._born:  # freed, or something changed since
+            _check_differentiable(node)
+        input_grads = fn.backward(ctx, grad)
+        if not retain_graph:
+            node._ctx = _FREED
+        parents = node._parents
+        if type(input_grads) is not tuple:  # a one-input op's lone gradient, or a mistake
+            input_grads = (input_grads,) if input_grads is not None else _one_per_input(
+                node, ctx, input_grads)
+        if len(input_grads) != len(parents):
+            input_grads = _one_per_input(node, ctx, input_grads)
+        for index, parent in enumerate(parents):
+            if parent is None:
+                continue
+            input_grad = input_grads[index]
+            if input_grad is None or not parent.requires_grad:
                 continue
             data = parent._data
             if type(input_grad) is not np.ndarray or input_grad.dtype != data.dtype:
@@ -51,12 +66,14 @@ def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> 
             if sentinel is not None:
                 sentinel.check_backward(fn, index, input_grad)
             key = id(parent)
-            sums = grads
-            if parent.grad_fn is None and not parent._hooks:
-                sums, owners[key] = leaves, parent
-            held = sums.get(key)
             # Out of place: an op may hand one array to two inputs (add does).
-            sums[key] = input_grad if held is None else held + input_grad
+            if parent.grad_fn is None and not parent._hooks:
+                owners[key] = parent
+                held = leaves.get(key)
+                leaves[key] = input_grad if held is None else held + input_grad
+            else:
+                held = grads.get(key)
+                grads[key] = input_grad if held is None else held + input_grad
     # Let go of the last node's arrays, so that _store may keep each leaf's sum uncopied.
     grad = input_grads = input_grad = held = None
     while leaves:
@@ -94,24 +111,26 @@ def topological_order(root: Tensor) -> list[Tensor]:
 _FREED = object()
 
 
-def _chain_rule(node: Tensor, grad: np.ndarray, retain_graph: bool) -> tuple | list:
-    """The node's Function.backward on ``grad``: one gradient per input, after checking that
-    the node may still be differentiated and that the answer has one entry per input."""
-    fn, ctx = node.grad_fn, node._ctx
-    if ctx is _FREED:
+def _check_differentiable(node: Tensor) -> None:
+    """Refuse a node whose saved buffers a backward() has freed, or whose inputs or output
+    were changed in place since its op ran."""
+    fn = node.grad_fn
+    if node._ctx is _FREED:
         raise RuntimeError(
             f"backward() through {fn.__name__} a second time: its saved buffers were "
             "freed by the first backward(). Pass retain_graph=True to the first call")
-    if _CLOCK[0] > node._born:  # something was changed in place since the op ran
-        _check_unchanged(node, fn)
-    returned = fn.backward(ctx, grad)
-    if not retain_graph:
-        node._ctx = _FREED
+    _check_unchanged(node, fn)
+
+
+def _one_per_input(node: Tensor, ctx: Any, returned: Any) -> tuple | list:
+    """What a backward returned, as one gradient per input: a lone gradient for a one-input
+    op, or an error saying what is wrong with it."""
+    fn, needs = node.grad_fn, ctx.needs_input_grad
     if type(returned) is not tuple:
-        if returned is None and True in ctx.needs_input_grad:
+        if returned is None and True in needs:
             raise TypeError(
                 f"{fn.__name__}.backward returned None, but input "
-                f"{ctx.needs_input_grad.index(True)} needs a gradient: did it forget "
+                f"{needs.index(True)} needs a gradient: did it forget "
                 "`return`? Return one gradient per input (None only for inputs that need "
                 "none), as a tuple when there are several")
         returned = [returned]

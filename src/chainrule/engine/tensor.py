@@ -24,8 +24,10 @@ class _State(threading.local):
     (``from chainrule import tensor`` would give the factory function of that name.)
     """
 
-    grad_enabled = True  # class defaults: each new thread starts from them
-    sentinel: Any = None  # a check.Sentinel while one is active
+    def __init__(self) -> None:  # run once in each thread that uses STATE
+        self.grad_enabled = True
+        self.sentinel: Any = None  # a check.Sentinel while one is active
+        self.saved_modes: list[bool] = []  # what each open no_grad/enable_grad restores
 
 
 STATE = _State()
@@ -39,18 +41,17 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        # The modes to restore: a stack, as one object may be entered again while active (a
-        # decorated function that recurses), and one per thread, as a decorated function may
-        # run in several threads at once, each restoring its own mode.
-        self._previous = threading.local()
 
+    # The modes to restore are kept on the thread's own stack, not on this object: one object
+    # may be entered again while active (a decorated function that recurses) and from several
+    # threads at once (a decorated function), and blocks nest within a thread.
     def __enter__(self) -> None:
-        stack = self._previous.__dict__.setdefault("stack", [])
-        stack.append(STATE.grad_enabled)
-        STATE.grad_enabled = self.enabled
+        state = STATE
+        state.saved_modes.append(state.grad_enabled)
+        state.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self._previous.stack.pop()
+        STATE.grad_enabled = STATE.saved_modes.pop()
 
 
 def no_grad() -> _GradMode:

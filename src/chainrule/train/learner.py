@@ -45,9 +45,10 @@ class Learner:
     when the test split is looked at every epoch (then say so, as the history keys do).
 
     ``scheduler`` (a learning-rate schedule) is stepped after every optimizer step, once the
-    ``after_step`` callbacks have seen the rate that step used, and saved in checkpoints. ``metrics`` default by task: accuracy for the classification losses
-    (cross_entropy, nll_loss and their layers), none otherwise (a regression's "accuracy"
-    would be a meaningless 0). The Learner changes no process setting; call
+    ``after_step`` callbacks have seen the rate that step used, and saved in checkpoints.
+    ``metrics`` default by task: accuracy for the classification losses (cross_entropy,
+    nll_loss and their layers), none otherwise (a regression's "accuracy" would be a
+    meaningless 0). The Learner changes no process setting; call
     ``chainrule.kernels.tune_process()`` for what ``chainrule train`` applies.
 
     Attributes callbacks read: model, optimizer, epoch, epochs, step (optimizer steps so far),
