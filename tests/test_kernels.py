@@ -348,6 +348,17 @@ def test_batch_norm_sums(split, want) -> None:
     compare("batch_norm_sums", grads, rows, mean, *want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value encountered")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_no_rows_give_what_the_references_give(split, dtype) -> None:
+    rows, grads, mean = (np.zeros((0, 7), dtype), np.zeros((0, 7), dtype),
+                         np.zeros(7, dtype))
+    compare("mean_and_variance", rows, exact=True)  # NaN: no values, no mean
+    assert np.isnan(kernels.mean_and_variance(rows)[0]).all()
+    for want in [(True, True), (True, False), (False, True)]:
+        compare("batch_norm_sums", grads, rows, mean, *want, exact=True)  # zeros
+
+
 @pytest.mark.parametrize("kernel, stride, size", POOLS[:4])
 def test_the_fused_pooling_kernels(split, kernel, stride, size) -> None:
     images = nhwc(4, *size, 3).round(1)  # rounded: ties

@@ -36,6 +36,9 @@ def mean_and_variance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     to cancellation when the mean is large against the spread; this does not.
     """
     m = len(rows)
+    if m == 0:  # no values: both are undefined, NaN as the reference (and NumPy) says
+        return np.full(rows.shape[1], np.nan, rows.dtype), np.full(rows.shape[1], np.nan,
+                                                                   rows.dtype)
     step = block_rows(rows.strides[0])
     parts: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 
