@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -763,6 +764,22 @@ def _load_target(spec: str) -> Any:
     return getattr(module, name)
 
 
+def _refuse_required_arguments(name: str, build: Any) -> None:
+    """A usage error when the check's target cannot be called without arguments."""
+    try:
+        signature = inspect.signature(build)
+    except (TypeError, ValueError):  # a builtin without one: calling it will tell
+        return
+    required = [p.name for p in signature.parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                       p.KEYWORD_ONLY)]
+    if required:
+        raise UsageError(
+            f"{name} needs arguments to build ({', '.join(required)}); name instead a function "
+            f"that takes none and returns the built layer, e.g. def make(): return "
+            f"{getattr(build, '__name__', 'Layer')}(...)")
+
+
 def check_command(args: argparse.Namespace) -> int:
     """Run ``chainrule check``."""
     from chainrule import Function
@@ -771,8 +788,10 @@ def check_command(args: argparse.Namespace) -> int:
 
     target = _load_target(args.target)
     if isinstance(target, type) and issubclass(target, Module):
+        _refuse_required_arguments(args.target, target)
         target = target()
     elif callable(target) and not isinstance(target, (type, Module)):
+        _refuse_required_arguments(args.target, target)
         target = target()
     if not (isinstance(target, Module) or
             (isinstance(target, type) and issubclass(target, Function))):
