@@ -10,6 +10,7 @@ import numpy as np
 
 import chainrule as cr
 from chainrule.cli import main
+from chainrule.engine.function import _REGISTRY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,9 +24,14 @@ def test_the_readme_examples_run_in_order(tmp_path, monkeypatch) -> None:
     assert len(blocks) >= 5 and "learner.fit(12)" in blocks[-1]
     monkeypatch.chdir(tmp_path)  # the checkpoint the last one saves lands here
     namespace: dict = {}
-    for block in blocks:
-        exec(compile(block.replace("learner.fit(12)", "learner.fit(1)"), str(README), "exec"),
-             namespace)
+    registered = set(_REGISTRY)
+    try:
+        for block in blocks:
+            exec(compile(block.replace("learner.fit(12)", "learner.fit(1)"), str(README),
+                         "exec"), namespace)
+    finally:  # the README's own Function (Cube) registers itself: leave the registry as it was
+        for name in set(_REGISTRY) - registered:
+            del _REGISTRY[name]
     assert namespace["w"].grad.shape == (784, 50)
     assert type(namespace["fast"][0]).__name__ == "LinearReLU"
     assert namespace["learner"].history[0]["test_accuracy"] > 0.8
