@@ -1,7 +1,8 @@
 """The verification matrix: every registered op against PyTorch autograd and finite differences.
 
 For each op, hypothesis draws shapes (with broadcasting), axes and options; both checks run at
-float64. Adding an op means adding one Case to op_cases.py; an op with no case fails here.
+float64. Adding an op means adding one Case to op_cases.py or an op_cases_<area>.py; an op
+with no case fails here.
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ import os
 
 import hypothesis.strategies as st
 import numpy as np
+import op_cases_conv
+import op_cases_elementwise
+import op_cases_nn
+import op_cases_reduce
+import op_cases_shape
 import pytest
 import torch
 from hypothesis import given, settings
-from op_cases import CASES, Case
+from op_cases import CASES as CORE_CASES
+from op_cases import Case
 
 import chainrule as cr
 from chainrule.check import gradcheck
 from chainrule.engine.function import _REGISTRY, Function
 
+CASES = (CORE_CASES + op_cases_reduce.CASES + op_cases_shape.CASES + op_cases_elementwise.CASES
+         + op_cases_conv.CASES + op_cases_nn.CASES)
 EXAMPLES = int(os.environ.get("CHAINRULE_MATRIX_EXAMPLES", "12"))
 CASES_BY_OP = {case.op for case in CASES}
 

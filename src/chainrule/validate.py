@@ -15,10 +15,12 @@ against either convention catches it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from chainrule.engine import backend
 
 __all__ = [
     "AxisError", "axes", "axis", "boolean", "choice", "float_dtype", "generator", "integer",
-    "is_int", "real",
+    "is_int", "real", "torch_names",
 ]
 
 
@@ -207,3 +209,37 @@ def axes(owner: str, name: str, value: Any, ndim: int, *, empty: bool = True,
         raise ValueError(f"{owner}: {name}=() names no axis: NumPy would reduce over none, "
                          "PyTorch over all; pass axis=None to reduce over every axis")
     return tuple(sorted(found)) if ndim else ()
+
+
+# ----------------------------------------------------------------------------- PyTorch's names
+#: PyTorch's keyword for each of chainrule's (NumPy's) keywords.
+TORCH_NAMES = {"dim": "axis", "keepdim": "keepdims", "dim0": "axis0", "dim1": "axis1",
+               "start_dim": "start_axis", "end_dim": "end_axis", "dims": "axes"}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def torch_names(fn: F) -> F:
+    """Let ``fn`` take PyTorch's keywords too: ``dim=`` for ``axis=``, ``keepdim=`` for
+    ``keepdims=`` (see TORCH_NAMES); giving both spellings of one argument is a TypeError."""
+    params = inspect.signature(fn).parameters
+    renames = {torch: ours for torch, ours in TORCH_NAMES.items()
+               if ours in params and torch not in params
+               and params[ours].kind is not inspect.Parameter.VAR_POSITIONAL}
+    if not renames:
+        return fn
+    owner = fn.__name__
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            for torch_name, ours in renames.items():
+                if torch_name in kwargs:
+                    if ours in kwargs:
+                        raise TypeError(f"{owner}: got both {ours}= and {torch_name}= "
+                                        f"({torch_name} is PyTorch's name for {ours}); "
+                                        "pass one")
+                    kwargs[ours] = kwargs.pop(torch_name)
+        return fn(*args, **kwargs)
+
+    return call  # type: ignore[return-value]

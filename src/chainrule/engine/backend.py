@@ -71,3 +71,57 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
+
+
+# ----------------------------------------------------------------------------- type promotion
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def result_dtype(*operands: object) -> np.dtype:
+    """The dtype PyTorch gives an op on ``operands`` (arrays, tensors or Python numbers).
+
+    The rule, written down once (docs/semantics.md): bool < integer < float. Operands with
+    dims decide the dtype; a 0-d array or tensor counts only where its category is higher than
+    all of theirs; a Python number only where its category is higher than every array's, and
+    then it gives that category's default (``get_default_dtype()`` for a float, int64 for an
+    int). So int64 tensor + 0.5 is float32, float32 tensor + float64 0-d tensor is float32,
+    and int32 tensor + 7 stays int32, where NumPy would say float64, float64 and int32.
+    """
+    dims: list[np.dtype] = []
+    zero: list[np.dtype] = []
+    scalar = -1
+    for value in operands:
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or isinstance(value, np.generic):
+            if isinstance(value, (bool, np.bool_)):
+                kind = 0
+            elif isinstance(value, (int, np.integer)):
+                kind = 1
+            elif isinstance(value, (float, np.floating)):
+                kind = 2
+            else:
+                raise TypeError(f"cannot combine a {type(value).__name__} with tensors")
+            scalar = max(scalar, kind)
+        elif value.ndim:  # type: ignore[attr-defined]
+            dims.append(dtype)
+        else:
+            zero.append(dtype)
+    result = _promote(dims)
+    category = _CATEGORY[result.kind] if result is not None else -1
+    if zero:
+        zero_type = _promote(zero)
+        if _CATEGORY[zero_type.kind] > category:
+            result, category = zero_type, _CATEGORY[zero_type.kind]
+    if scalar > category:
+        result = (np.dtype(np.bool_), np.dtype(np.int64), _default_dtype)[scalar]
+    if result is None:
+        raise TypeError("no array among the operands")
+    return result
+
+
+def _promote(dtypes: list[np.dtype]) -> np.dtype | None:
+    """The highest category's dtypes promoted among themselves (int64 and float32: float32)."""
+    if not dtypes:
+        return None
+    top = max(_CATEGORY[d.kind] for d in dtypes)
+    return np.result_type(*[d for d in dtypes if _CATEGORY[d.kind] == top])

@@ -116,6 +116,25 @@ def _conversion_error(value: Any, where: str, error: Exception) -> Exception:
     return TypeError(f"{where}: cannot make a tensor from {type(value).__name__} ({error})")
 
 
+class Size(int):
+    """A tensor's element count that, called, gives its shape: ``x.size == x.numel()`` as in
+    NumPy, ``x.size() == x.shape`` and ``x.size(0) == x.shape[0]`` as in PyTorch."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> Size:
+        size = super().__new__(cls, count)
+        size.shape = shape
+        return size
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        if dim is None:
+            return self.shape
+        from chainrule import validate
+
+        return self.shape[validate.axis("size", "dim", dim, len(self.shape))]
+
+
 class Tensor(TensorMethods):
     """An n-dimensional array with reverse-mode autograd.
 
@@ -226,9 +245,18 @@ class Tensor(TensorMethods):
         return self._data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> Size:
+        """Number of elements (NumPy's ``x.size``); called, the shape (PyTorch's ``x.size()``,
+        ``x.size(0)``)."""
+        return Size(self._data.size, self._data.shape)
+
+    def numel(self) -> int:
         """Number of elements."""
         return self._data.size
+
+    def dim(self) -> int:
+        """Number of dimensions (PyTorch's name for ndim)."""
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chainrule.validate import torch_names
+
 if TYPE_CHECKING:
     from chainrule.engine.tensor import Tensor
 
@@ -168,49 +170,60 @@ class TensorMethods:
         """Elementwise maximum of two tensors (broadcasting)."""
         return _ops.maximum(self, other)
 
+    @torch_names
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (all axes if None)."""
         return _ops.sum(self, axis, keepdims)
 
+    @torch_names
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes if None)."""
         return _ops.mean(self, axis, keepdims)
 
+    @torch_names
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
         return _ops.max(self, axis, keepdims)
 
+    @torch_names
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum over ``axis``; ties share the gradient equally."""
         return _ops.min(self, axis, keepdims)
 
+    @torch_names
     def var(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
             correction: int = 1) -> Tensor:
         """Variance over ``axis`` with Bessel's ``correction`` (1, as in PyTorch, by default)."""
         return _ops.var(self, axis, keepdims, correction)
 
+    @torch_names
     def std(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
             correction: int = 1) -> Tensor:
         """Standard deviation over ``axis`` (``correction`` as in var)."""
         return _ops.std(self, axis, keepdims, correction)
 
+    @torch_names
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False
                   ) -> Tensor:
         """log(sum(exp(x))) over ``axis``, computed without overflow."""
         return _ops.logsumexp(self, axis, keepdims)
 
+    @torch_names
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(x) / sum(exp(x)) along ``axis``, computed without overflow."""
         return _ops.softmax(self, axis)
 
+    @torch_names
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x - logsumexp(x) along ``axis``."""
         return _ops.log_softmax(self, axis)
 
+    @torch_names
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the maxima (no gradient)."""
         return _indices(np.argmax, self, axis, keepdims, "argmax")
 
+    @torch_names
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the minima (no gradient)."""
         return _indices(np.argmin, self, axis, keepdims, "argmin")
@@ -229,6 +242,7 @@ class TensorMethods:
 
     view = reshape
 
+    @torch_names
     def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
         """Swap two axes (the last two by default)."""
         return _ops.transpose(self, axis0, axis1)
@@ -248,10 +262,12 @@ class TensorMethods:
         """Reorder the axes."""
         return _ops.permute(self, *axes)
 
+    @torch_names
     def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
         """Remove size-1 axes (all of them, or those in ``axis``)."""
         return _ops.squeeze(self, axis)
 
+    @torch_names
     def unsqueeze(self, axis: int) -> Tensor:
         """Insert a size-1 axis at ``axis``."""
         return _ops.unsqueeze(self, axis)
@@ -260,10 +276,22 @@ class TensorMethods:
         """Broadcast to ``shape`` without copying (-1 keeps a size)."""
         return _ops.expand(self, *shape)
 
+    @torch_names
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         """Merge the axes from ``start_axis`` to ``end_axis`` into one."""
         return _ops.flatten(self, start_axis, end_axis)
 
+
+    # >>> area A: scans, sorting, reductions, linear algebra
+    # <<< area A
+    # >>> area B: shape and selection
+    # <<< area B
+    # >>> area C: elementwise maths and activations
+    # <<< area C
+    # >>> area D: convolution, pooling, padding, resizing
+    # <<< area D
+    # >>> area E: losses, normalisation, embedding and other layers
+    # <<< area E
 
 def _indices(find: Any, tensor: Tensor, axis: int | None, keepdims: bool, op: str) -> Tensor:
     """argmax/argmin: NumPy's answer, with the axis checked as every op checks one."""

@@ -20,3 +20,15 @@ __all__ = [
     "NLLLoss", "Parameter", "ReLU", "ResidualBlock", "SiLU", "Sequential", "Sigmoid", "Tanh",
     "functional", "fuse", "init", "mse", "unfuse",
 ]
+
+# Issue 13's names by area (merged into the lists above when the areas land).
+# >>> area A: scans, sorting, reductions, linear algebra
+# <<< area A
+# >>> area B: shape and selection
+# <<< area B
+# >>> area C: elementwise maths and activations
+# <<< area C
+# >>> area D: convolution, pooling, padding, resizing
+# <<< area D
+# >>> area E: losses, normalisation, embedding and other layers
+# <<< area E

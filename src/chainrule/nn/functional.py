@@ -22,3 +22,15 @@ __all__ = [
     "dropout", "gelu", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse",
     "mse_loss", "nll_loss", "relu", "sigmoid", "silu", "softmax", "tanh"
 ]
+
+# Issue 13's names by area (merged into the lists above when the areas land).
+# >>> area A: scans, sorting, reductions, linear algebra
+# <<< area A
+# >>> area B: shape and selection
+# <<< area B
+# >>> area C: elementwise maths and activations
+# <<< area C
+# >>> area D: convolution, pooling, padding, resizing
+# <<< area D
+# >>> area E: losses, normalisation, embedding and other layers
+# <<< area E

@@ -16,26 +16,49 @@ from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor, _as_data
 
 
-def _operand(value: Any, other: Any) -> Any:
-    """A non-tensor operand as an array, taking the other operand's float dtype.
+def _operands(*values: Any) -> list[Any]:
+    """The operands of a broadcasting op, converted to the one dtype PyTorch would give them.
 
-    Python numbers stay as they are: NumPy treats them as weak, so ``x * 2`` stays float32.
-    Integer or bool data meeting a float tensor is cast to that tensor's dtype, as PyTorch does.
+    ``backend.result_dtype`` is the rule. Python numbers stay Python numbers (NumPy treats them
+    as weak, so ``x * 2`` stays float32); arrays and tensors of another dtype are converted,
+    tensors through the differentiable cast.
     """
-    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
-        return value.item()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    data = value.data if isinstance(value, Tensor) else _as_data(value)
-    other_data = other.data if isinstance(other, Tensor) else other
-    other_dtype = getattr(other_data, "dtype", None)
-    if data.dtype.kind != "f" and other_dtype is not None and other_dtype.kind == "f":
-        return data.astype(other_dtype)
-    return value if isinstance(value, Tensor) else data
+    if len(values) == 2:  # the fast paths: one dtype, or a float tensor and a Python number
+        a, b = values
+        if type(a) is Tensor:
+            if type(b) is Tensor:
+                if a._data.dtype == b._data.dtype:
+                    return [a, b]
+            elif type(b) in (float, int) and a._data.dtype.kind == "f":
+                return [a, b]
+        elif type(b) is Tensor and type(a) in (float, int) and b._data.dtype.kind == "f":
+            return [a, b]
+    datas = []
+    for value in values:
+        if isinstance(value, Tensor):
+            datas.append(value._data)
+        elif isinstance(value, np.generic):
+            datas.append(value.item())  # NumPy scalars count as Python numbers, as in PyTorch
+        elif isinstance(value, (bool, int, float)):
+            datas.append(value)
+        else:
+            datas.append(_as_data(value))
+    dtype = backend.result_dtype(*datas)
+    out = []
+    for value, data in zip(values, datas):
+        if not isinstance(data, np.ndarray):
+            out.append(data)
+        elif data.dtype == dtype:
+            out.append(value if isinstance(value, Tensor) else data)
+        elif isinstance(value, Tensor):
+            out.append(value.astype(dtype))
+        else:
+            out.append(data.astype(dtype))
+    return out
 
 
 def _binary(fn: type[Function], a: Any, b: Any) -> Tensor:
-    return fn.apply(_operand(a, b), _operand(b, a))
+    return fn.apply(*_operands(a, b))
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -448,8 +471,13 @@ def mul(a: Any, b: Any) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b with broadcasting."""
-    return _binary(DivOp, a, b)
+    """a / b with broadcasting; integers divide to the default float dtype, as in PyTorch."""
+    a, b = _operands(a, b)
+    kinds = {getattr(v, "dtype", np.dtype(type(v))).kind for v in (a, b)}
+    if "f" not in kinds:
+        dtype = backend.get_default_dtype()
+        a, b = (v.astype(dtype) if hasattr(v, "astype") else float(v) for v in (a, b))
+    return DivOp.apply(a, b)
 
 
 def neg(a: Any) -> Tensor:
@@ -535,7 +563,7 @@ def minimum(a: Any, b: Any) -> Tensor:
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Pick ``a`` where ``condition`` holds, else ``b`` (broadcasting)."""
     condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    return WhereOp.apply(condition.astype(bool, copy=False), _operand(a, b), _operand(b, a))
+    return WhereOp.apply(condition.astype(bool, copy=False), *_operands(a, b))
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:

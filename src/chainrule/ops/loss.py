@@ -107,11 +107,13 @@ class MSELossOp(Function):
         return grad_output, (-grad_diff if need_target else None)
 
 
+@validate.torch_names
 def softmax(a: Any, axis: int = -1) -> Tensor:
     """Softmax along ``axis``."""
     return SoftmaxOp.apply(a, axis=axis)
 
 
+@validate.torch_names
 def log_softmax(a: Any, axis: int = -1) -> Tensor:
     """Log of softmax along ``axis``, without overflow or log(0)."""
     return LogSoftmaxOp.apply(a, axis=axis)

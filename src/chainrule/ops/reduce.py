@@ -11,7 +11,7 @@ import numpy as np
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
 from chainrule.validate import axes as _axes
-from chainrule.validate import boolean, real
+from chainrule.validate import boolean, real, torch_names
 
 Axis = int | Sequence[int] | None
 # This module defines sum, max and min as ops; Python's own are reached as builtins.max etc.
@@ -189,36 +189,43 @@ class LogSumExpOp(Function):
         return grad * np.exp(ctx.a - ctx.out)
 
 
+@torch_names
 def sum(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (all axes if None)."""
     return SumOp.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes if None)."""
     return MeanOp.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis`` (values only; use argmax for indices)."""
     return MaxOp.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def min(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis`` (values only; use argmin for indices)."""
     return MinOp.apply(a, axis=axis, keepdims=keepdims)
 
 
+@torch_names
 def var(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Variance over ``axis``; ``correction=1`` (default) divides by N - 1, as PyTorch does."""
     return VarOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 
+@torch_names
 def std(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Standard deviation over ``axis``; ``correction`` as in ``var``."""
     return StdOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 
+@torch_names
 def logsumexp(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(a))) over ``axis``, stable for large values."""
     return LogSumExpOp.apply(a, axis=axis, keepdims=keepdims)

@@ -11,7 +11,7 @@ from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
 from chainrule.validate import axes as _axes
 from chainrule.validate import axis as _axis
-from chainrule.validate import integer, is_int
+from chainrule.validate import integer, is_int, torch_names
 
 
 def _shape_args(shape: tuple) -> tuple[int, ...]:
@@ -291,6 +291,7 @@ def reshape(a: Any, *shape: int | Sequence[int]) -> Tensor:
     return ReshapeOp.apply(a, shape=_shape_args(shape))
 
 
+@torch_names
 def transpose(a: Any, axis0: int = -2, axis1: int = -1) -> Tensor:
     """Swap two axes."""
     return TransposeOp.apply(a, axis0=axis0, axis1=axis1)
@@ -301,11 +302,13 @@ def permute(a: Any, *axes: int | Sequence[int]) -> Tensor:
     return PermuteOp.apply(a, axes=_shape_args(axes))
 
 
+@torch_names
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Tensor:
     """Remove size-1 axes (all, or those named in ``axis``)."""
     return SqueezeOp.apply(a, axis=axis)
 
 
+@torch_names
 def unsqueeze(a: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis`` (counted in the result, as in PyTorch)."""
     return UnsqueezeOp.apply(a, axis=axis)
@@ -316,6 +319,7 @@ def expand(a: Any, *shape: int | Sequence[int]) -> Tensor:
     return ExpandOp.apply(a, shape=_shape_args(shape))
 
 
+@torch_names
 def flatten(a: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes ``start_axis``..``end_axis`` into one."""
     return FlattenOp.apply(a, start_axis=start_axis, end_axis=end_axis)
@@ -351,11 +355,13 @@ def _tensor_list(op: str, tensors: Any) -> Sequence[Any]:
     return _tensor_list(op, tuple(tensors))
 
 
+@torch_names
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     return ConcatenateOp.apply(*_tensor_list("concatenate", tensors), axis=axis)
 
 
+@torch_names
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     return StackOp.apply(*_tensor_list("stack", tensors), axis=axis)
