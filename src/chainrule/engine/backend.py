@@ -125,3 +125,17 @@ def _promote(dtypes: list[np.dtype]) -> np.dtype | None:
         return None
     top = max(_CATEGORY[d.kind] for d in dtypes)
     return np.result_type(*[d for d in dtypes if _CATEGORY[d.kind] == top])
+
+
+def broadcast_failure(shapes: list[tuple[int, ...]]) -> str:
+    """Why ``shapes`` do not broadcast: both shapes and the first dimension that clashes."""
+    shapes = [tuple(shape) for shape in shapes]
+    width = max(len(shape) for shape in shapes)
+    for back in range(1, width + 1):
+        sizes = {shape[-back] for shape in shapes if len(shape) >= back} - {1}
+        if len(sizes) > 1:
+            first, second = sorted(sizes)[:2]
+            return (f"shapes {' and '.join(str(s) for s in shapes)} do not broadcast: at "
+                    f"dimension {-back} the sizes are {first} and {second}; each dimension, "
+                    "counted from the end, must match or be 1")
+    return f"shapes {' and '.join(str(s) for s in shapes)} do not broadcast"

@@ -122,8 +122,11 @@ class Function:
             # NumPy's own shape errors do not say which op failed; ours start with the name.
             if str(error).startswith(cls.name + ":"):
                 raise
-            shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
-            raise ValueError(f"{cls.name}: {error} (input shapes {shapes})") from error
+            shapes = [np.shape(a) for a in arrays if a is not None]
+            if str(error).startswith("operands could not be broadcast"):
+                raise ValueError(f"{cls.name}: {backend.broadcast_failure(shapes)}") from None
+            shown = " and ".join(str(shape) for shape in shapes)
+            raise ValueError(f"{cls.name}: {error} (input shapes {shown})") from error
         if type(out) is not np.ndarray:
             out = _output_array(cls, out)
         dtype = out.dtype

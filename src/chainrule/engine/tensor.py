@@ -132,6 +132,8 @@ class Size(int):
             return self.shape
         from chainrule import validate
 
+        if not self.shape:
+            raise validate.AxisError(f"size: a 0-d tensor has no dimension {dim}")
         return self.shape[validate.axis("size", "dim", dim, len(self.shape))]
 
 

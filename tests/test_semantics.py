@@ -1,0 +1,184 @@
+"""PyTorch's semantics where users rely on them: factory dtypes, integer ranges, PyTorch's
+keyword names, 0-d tensors and the errors for shapes and axes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+from chainrule.validate import AxisError
+
+
+# ----------------------------------------------------------------------------- factories
+@pytest.mark.parametrize("value, dtype", [(4, torch.int64), (True, torch.bool),
+                                          (4.0, torch.float32), (np.int32(4), torch.int64)])
+def test_full_takes_its_dtype_from_the_value(value, dtype) -> None:
+    ours = cr.full((2, 3), value)
+    assert str(ours.dtype) == str(torch.full((2, 3), value).dtype).removeprefix("torch.")
+    assert str(ours.dtype) == str(dtype).removeprefix("torch.")
+    assert cr.full((2,), 4, dtype=np.float64).dtype == np.float64
+
+
+def test_like_factories_keep_shape_and_dtype_unless_told() -> None:
+    x = cr.tensor([[1, 2, 3]], dtype=np.int32)
+    for make in (cr.zeros_like, cr.ones_like, cr.empty_like):
+        assert make(x).shape == (1, 3) and make(x).dtype == np.int32
+        assert make(x, dtype=np.float64).dtype == np.float64
+    assert np.array_equal(cr.full_like(x, 7).numpy(), [[7, 7, 7]])
+    assert cr.randn_like(x, dtype=np.float32).dtype == np.float32
+    with pytest.raises(TypeError, match="randn_like: random values need a float dtype"):
+        cr.randn_like(x)
+    assert sorted(cr.randperm(6).tolist()) == list(range(6))
+
+
+def _grid(seed: int, count: int) -> list[tuple[float, float, float, int]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        start, end = np.round(rng.uniform(-300, 300, 2), int(rng.integers(0, 3)))
+        step = float(np.round(rng.uniform(-5, 5), int(rng.integers(0, 2))))
+        rows.append((float(start), float(end), step, int(rng.integers(0, 60))))
+    return rows
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16"])
+def test_integer_linspace_truncates_as_torch_does(dtype) -> None:
+    for start, end, _, steps in _grid(0, 400):
+        ours = cr.linspace(start, end, steps, dtype=dtype).numpy()
+        theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype)).numpy()
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs, err_msg=f"linspace({start}, {end}, {steps})")
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float32", "float64"])
+def test_arange_matches_torch(dtype) -> None:
+    compared = 0
+    for start, end, step, _ in _grid(1, 400):
+        if dtype.startswith("int") and int(step) == 0 and step != 0:
+            # torch.arange(0., 3., 0.5, dtype=torch.int32) repeats 0 six times; a step that
+            # truncates to 0 is refused here instead (int64 refuses it in PyTorch too).
+            with pytest.raises(ValueError, match="step must be nonzero as an integer"):
+                cr.arange(start, end, step, dtype=dtype)
+            continue
+        try:
+            theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype)).numpy()
+        except (RuntimeError, ValueError):
+            with pytest.raises(ValueError, match="arange: "):
+                cr.arange(start, end, step, dtype=dtype)
+            continue
+        ours = cr.arange(start, end, step, dtype=dtype).numpy()
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, (start, end, step)
+        if dtype.startswith("int"):
+            np.testing.assert_array_equal(ours, theirs)
+        else:  # both compute start + i * step; they may round the last place differently
+            np.testing.assert_allclose(ours, theirs, rtol=2e-7 if dtype == "float32" else 1e-15,
+                                       atol=1e-5 if dtype == "float32" else 1e-13)
+        compared += 1
+    assert compared > 100  # most rows give a range, not an error
+
+
+def test_arange_dtypes_follow_the_arguments() -> None:
+    assert cr.arange(5).dtype == np.int64
+    assert cr.arange(5.0).dtype == np.float32 and cr.arange(0, 2, 0.5).dtype == np.float32
+    assert cr.arange(2**62, 2**62 + 3).tolist() == [2**62, 2**62 + 1, 2**62 + 2]
+
+
+def test_ranges_that_cannot_be_made_are_refused_before_any_memory_is_asked_for() -> None:
+    with pytest.raises(ValueError, match=r"do not fit in int32 .* use a wider dtype"):
+        cr.arange(2**33, dtype=np.int32)
+    with pytest.raises(ValueError, match="step must be nonzero"):
+        cr.arange(0, 10, 0)
+    with pytest.raises(ValueError, match="step must be nonzero as an integer"):
+        cr.arange(1, 3, 0.5, dtype=np.int64)
+    with pytest.raises(ValueError, match="never goes from 10 to 0"):
+        cr.arange(10, 0)
+    with pytest.raises(ValueError, match="must be finite"):
+        cr.arange(float("inf"))
+    with pytest.raises(ValueError, match="linspace: steps must be >= 0"):
+        cr.linspace(0, 1, -1)
+    with pytest.raises(ValueError, match="do not fit in uint8"):
+        cr.linspace(0, 300, 4, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- PyTorch's names
+def test_dim_and_keepdim_are_accepted_beside_axis_and_keepdims() -> None:
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    ours, theirs = cr.tensor(x), torch.from_numpy(x)
+    pairs = [
+        (ours.sum(dim=1, keepdim=True), theirs.sum(dim=1, keepdim=True)),
+        (cr.mean(ours, dim=(0, 2)), torch.mean(theirs, dim=(0, 2))),
+        (ours.max(dim=-1), theirs.amax(dim=-1)),
+        (cr.logsumexp(ours, dim=0), torch.logsumexp(theirs, dim=0)),
+        (cr.softmax(ours, dim=1), torch.softmax(theirs, dim=1)),
+        (cr.log_softmax(ours, dim=1), torch.log_softmax(theirs, dim=1)),
+        (cr.cat([ours, ours], dim=2), torch.cat([theirs, theirs], dim=2)),
+        (cr.stack([ours, ours], dim=1), torch.stack([theirs, theirs], dim=1)),
+        (ours.transpose(dim0=0, dim1=2), theirs.transpose(dim0=0, dim1=2)),
+        (ours.flatten(start_dim=1), theirs.flatten(start_dim=1)),
+        (ours.unsqueeze(dim=0), theirs.unsqueeze(dim=0)),
+        (ours.argmax(dim=1), theirs.argmax(dim=1)),
+        (ours.var(dim=1), theirs.var(dim=1)),
+    ]
+    for mine, reference in pairs:
+        assert mine.shape == tuple(reference.shape)
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-12)
+    with pytest.raises(TypeError, match=r"sum: got both axis= and dim= .* pass one"):
+        ours.sum(axis=1, dim=1)
+
+
+def test_size_is_the_count_and_called_the_shape() -> None:
+    x = cr.zeros(2, 3)
+    assert x.size == 6 and x.numel() == 6 and x.dim() == 2
+    assert x.size() == (2, 3) and x.size(0) == 2 and x.size(-1) == 3 and x.size(dim=1) == 3
+    with pytest.raises(IndexError, match="size: dim 2 is out of range"):
+        x.size(2)
+    with pytest.raises(IndexError, match="0-d tensor has no dimension"):
+        cr.tensor(1.0).size(0)
+
+
+@pytest.mark.parametrize("name, ours, theirs", [
+    ("sum", lambda x: x.sum(0), lambda t: t.sum(0)),
+    ("sum keepdim", lambda x: x.sum(dim=-1, keepdim=True), lambda t: t.sum(-1, keepdim=True)),
+    ("mean", lambda x: x.mean(-1), lambda t: t.mean(-1)),
+    ("max", lambda x: x.max(0), lambda t: t.amax(0)),
+    ("logsumexp", lambda x: x.logsumexp(0), lambda t: t.logsumexp(0)),
+    ("squeeze", lambda x: x.squeeze(0), lambda t: t.squeeze(0)),
+    ("unsqueeze", lambda x: x.unsqueeze(-1), lambda t: t.unsqueeze(-1)),
+    ("softmax", lambda x: x.softmax(0), lambda t: t.softmax(0)),
+    ("log_softmax", lambda x: x.log_softmax(-1), lambda t: t.log_softmax(-1)),
+    ("argmax", lambda x: x.argmax(0), lambda t: t.argmax(0)),
+    ("transpose", lambda x: x.transpose(0, -1), lambda t: t.transpose(0, -1)),
+    ("flatten", lambda x: x.flatten(), lambda t: t.flatten()),
+    ("stack", lambda x: cr.stack([x, x], 0), lambda t: torch.stack([t, t], 0)),
+])
+def test_zero_d_tensors_take_dim_0_and_minus_1(name, ours, theirs) -> None:
+    mine, reference = ours(cr.tensor(2.5, dtype=np.float64)), theirs(torch.tensor(2.5).double())
+    assert mine.shape == tuple(reference.shape), name
+    np.testing.assert_allclose(mine.numpy(), reference.numpy())
+
+
+# ----------------------------------------------------------------------------- errors
+def test_a_failed_broadcast_names_both_shapes_and_the_dimension() -> None:
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4,\) do not broadcast: at "
+                                         r"dimension -1 the sizes are 3 and 4"):
+        cr.randn(2, 3) + cr.randn(4)
+    with pytest.raises(ValueError, match=r"mul: shapes \(5, 1, 3\) and \(2, 7, 3\) .* dimension "
+                                         r"-3 the sizes are 2 and 5"):
+        cr.randn(5, 1, 3) * cr.randn(2, 7, 3)
+
+
+def test_an_axis_out_of_range_is_an_index_error() -> None:
+    x = cr.randn(2, 3)
+    for call in (lambda: x.sum(2), lambda: x.softmax(dim=-3), lambda: x.unsqueeze(4),
+                 lambda: cr.cat([x, x], 2), lambda: x.argmax(5)):
+        with pytest.raises(IndexError, match="out of range"):
+            call()
+        with pytest.raises(AxisError):
+            call()
+
+
+def test_reshape_with_two_unknown_sizes_says_so() -> None:
+    with pytest.raises(ValueError, match="only one dimension can be -1"):
+        cr.randn(2, 3).reshape(-1, -1)
