@@ -444,6 +444,16 @@ def build_gelu(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
         "approximate": draw(st.sampled_from(["none", "tanh"]))}
 
 
+def build_norm(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    (x,), attrs = reduction(distinct)(draw, rng)
+    order = draw(st.sampled_from([2, 1, 3, 0.5, math.inf, -math.inf, 0]))
+    return [x], {"ord": order, **attrs}
+
+
+def torch_norm(a: torch.Tensor, ord: float, axis: Any, keepdims: bool) -> torch.Tensor:
+    return torch.linalg.vector_norm(a, ord=ord, dim=axis, keepdim=keepdims)
+
+
 def _clamp(a: torch.Tensor, low: float | None, high: float | None) -> torch.Tensor:
     return torch.clamp(a, min=low, max=high)
 
@@ -491,6 +501,7 @@ CASES: list[Case] = [
     Case("var", "axes", reduction(with_correction=True), _reduce(torch.var)),
     Case("std", "axes", reduction(with_correction=True), _reduce(torch.std)),
     Case("logsumexp", "axes", reduction(), _reduce(torch.logsumexp)),
+    Case("norm", "p in 2, 1, 3, 0.5, inf, -inf, 0; axes", build_norm, torch_norm),
     Case("softmax", "axis", along_axis(), lambda a, axis: torch.softmax(a, dim=axis)),
     Case("log_softmax", "axis", along_axis(), lambda a, axis: torch.log_softmax(a, dim=axis)),
     Case("reshape", "shapes", build_reshape, lambda a, shape: a.reshape(shape)),

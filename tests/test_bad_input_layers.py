@@ -125,7 +125,7 @@ SPECS = [
         "in_channels": (COUNT_BAD, COUNT_GOOD), "out_channels": (COUNT_BAD, COUNT_GOOD),
         "stride": (COUNT_BAD, [1, 2, np.int64(2)]), "dtype": (DTYPE_BAD, DTYPE_GOOD),
         "generator": (GENERATOR_BAD, GENERATOR_GOOD)}),
-    _loss(nn.MSELoss, ("mean", "sum")),
+    _loss(nn.MSELoss, ("mean", "sum", "none")),
     _loss(nn.CrossEntropyLoss, ("mean", "sum", "none")),
     _loss(nn.NLLLoss, ("mean", "sum", "none")),
     _loss(nn.BCEWithLogitsLoss, ("mean", "sum", "none")),
@@ -164,8 +164,8 @@ def test_the_campaign_examples_and_their_messages() -> None:
     with pytest.raises(TypeError, match=r"^Linear: in_features must be an int, got 3\.5 "
                                         r"\(float\)$"):
         nn.Linear(3.5, 2)
-    with pytest.raises(ValueError, match=r"^MSELoss: reduction must be 'mean' or 'sum', got "
-                                         r"'avg'$"):
+    with pytest.raises(ValueError, match=r"^MSELoss: reduction must be 'mean', 'sum' or 'none', "
+                                         r"got 'avg'$"):
         nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match=r"BatchNorm1d: momentum must be in \[0, 1\] or None, "
                                          r"got nan"):
@@ -495,7 +495,7 @@ def test_reshape_and_expand_still_take_their_usual_forms() -> None:
     assert x.reshape(3, 2).shape == x.reshape((3, 2)).shape == x.reshape([3, -1]).shape
     assert x.reshape(np.int64(6)).shape == (6,) and x.reshape(np.array([3, 2])).shape == (3, 2)
     assert x.reshape(torch.Size([6])).shape == (6,)
-    with pytest.raises(ValueError, match="^reshape: at most one size may be -1"):
+    with pytest.raises(ValueError, match="^reshape: only one dimension can be -1"):
         x.reshape(-1, -1)
     with pytest.raises(ValueError, match="^expand: -1 keeps an existing axis's size"):
         cr.ones(3).expand(-1, 3)

@@ -75,13 +75,14 @@ def test_empty_batch_losses_follow_pytorch() -> None:
 
     logits, targets = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
     for reduction in ("mean", "sum"):
-        ours = F.cross_entropy(cr.tensor(logits, requires_grad=True), targets, reduction)
+        ours = F.cross_entropy(cr.tensor(logits, requires_grad=True), targets,
+                               reduction=reduction)
         theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits),
                                                    torch.from_numpy(targets),
                                                    reduction=reduction)
         assert math.isnan(ours.item()) == math.isnan(theirs.item())
         ours.backward()
-        ours = F.nll_loss(cr.tensor(logits, requires_grad=True), targets, reduction)
+        ours = F.nll_loss(cr.tensor(logits, requires_grad=True), targets, reduction=reduction)
         assert math.isnan(ours.item()) == (reduction == "mean")
     empty = cr.zeros(0, requires_grad=True)
     loss = cr.mse(empty, cr.zeros(0))

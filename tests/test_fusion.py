@@ -96,6 +96,19 @@ def test_hooks_and_subclasses_keep_the_layers_apart_and_nothing_fuses_unasked() 
     assert ops_on_tape(nn.fuse(model)(x))[:3] == ["relu", "max_pool2d", "batch_norm"]
 
 
+@pytest.mark.parametrize("options", [{"ceil_mode": True}, {"dilation": 2},
+                                     {"return_indices": True}])
+def test_a_pool_with_options_the_fused_op_lacks_is_left_alone(options) -> None:
+    model = nn.Sequential(nn.BatchNorm2d(2), nn.MaxPool2d(2, **options))
+    fused = nn.fuse(model)
+    assert [type(layer).__name__ for layer in fused] == ["BatchNorm2d", "MaxPool2d"]
+    x = cr.tensor(np.random.default_rng(0).standard_normal((2, 2, 5, 5)), dtype=np.float32)
+    ours, plain = fused(x), model(x)
+    if options.get("return_indices"):
+        ours, plain = ours[0], plain[0]
+    np.testing.assert_array_equal(ours.numpy(), plain.numpy())
+
+
 def test_batchnorm_then_pool_without_relu_fuses_two_layers() -> None:
     model = nn.fuse(nn.Sequential(*block(relu=False), nn.Tanh()))
     assert ops_on_tape(model(cr.tensor(images())))[:2] == ["tanh", "batch_norm_max_pool2d"]

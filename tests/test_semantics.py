@@ -182,3 +182,83 @@ def test_an_axis_out_of_range_is_an_index_error() -> None:
 def test_reshape_with_two_unknown_sizes_says_so() -> None:
     with pytest.raises(ValueError, match="only one dimension can be -1"):
         cr.randn(2, 3).reshape(-1, -1)
+
+
+# ----------------------------------------------------------------------------- tensor protocol
+def test_conversions_and_questions_as_in_torch() -> None:
+    x = cr.tensor([[1.0, 2.0], [3.0, 4.0]])
+    t = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert x.to(np.float64).dtype == np.float64 and x.to("float64").dtype == np.float64
+    assert x.to("cpu") is x and x.cpu() is x and x.to(cr.tensor([1])).dtype == np.int64
+    assert x.type() == "float32" and x.type(np.int64).dtype == np.int64
+    assert x.int().dtype == np.int32 and x.bool().dtype == np.bool_
+    assert x.type_as(cr.tensor([1.0], dtype=np.float64)).dtype == np.float64
+    assert x.is_floating_point() and not x.int().is_floating_point()
+    assert x.stride() == t.stride() and x.T.stride() == t.T.stride() and x.stride(1) == 1
+    assert x.is_contiguous() and not x.T.is_contiguous() and x.T.contiguous().is_contiguous()
+    assert x.element_size() == t.element_size() and x.nelement() == 4 and x.ndimension() == 2
+    assert x.new_zeros(2, 3).shape == (2, 3) and x.new_ones((1,)).dtype == np.float32
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0] and x.new_tensor([1, 2]).dtype == np.float32
+    assert x.expand_as(cr.zeros(3, 2, 2)).shape == (3, 2, 2)
+    assert x.view_as(cr.zeros(4)).shape == (4,) and x.reshape_as(cr.zeros(1, 4)).shape == (1, 4)
+    assert x.equal(x.clone()) and not x.equal(x[:1]) and x.allclose(x + 1e-9)
+    with pytest.raises(TypeError, match="to: chainrule runs on the CPU only"):
+        x.to("cuda")
+
+
+def test_in_place_ops_change_the_array_and_its_version() -> None:
+    y = cr.zeros(3)
+    assert y.add_(1).mul_(3).sub_(cr.tensor([1.0, 2.0, 3.0]), alpha=2) is y
+    assert y.tolist() == [1.0, -1.0, -3.0]
+    y.clamp_(0, 0.5)
+    assert y.tolist() == [0.5, 0.0, 0.0]
+    y.copy_(cr.tensor([5.0, 6.0, 7.0]))
+    y.div_(2).pow_(2).neg_()
+    assert y.tolist() == [-6.25, -9.0, -12.25]
+    assert y.fill_(2).tolist() == [2.0] * 3 and y.zero_().tolist() == [0.0] * 3
+    assert -1 <= y.uniform_(-1, 1).numpy().min() and y.normal_().numpy().std() > 0
+    x = cr.zeros(2, 3)
+    x[0] = 1
+    x[:, 2] = cr.tensor([5.0, 6.0])
+    x[x > 5] = -1
+    assert x.tolist() == [[1.0, 1.0, 5.0], [0.0, 0.0, -1.0]]
+
+
+def test_in_place_ops_refuse_what_would_be_wrong() -> None:
+    w = cr.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"add_: this tensor requires a gradient.* "
+                                           r"x = x.add\(...\) instead"):
+        w.add_(1)
+    with pytest.raises(RuntimeError, match=r"__setitem__: .*\(cr.where"):
+        w[0] = 3.0
+    with cr.no_grad():  # an optimizer's step
+        w.add_(1)
+    assert w.tolist() == [2.0, 2.0] and w.requires_grad
+    with pytest.raises(TypeError, match="add_: the result is float32, which cannot be written"):
+        cr.tensor([1, 2]).add_(0.5)
+    with pytest.raises(TypeError, match="float64 value cannot be written into this int64"):
+        cr.tensor([1, 2])[0] = np.float64(0.5)
+    with pytest.raises(ValueError, match=r"add_: the result has shape \(2, 3\)"):
+        cr.zeros(3).add_(cr.zeros(2, 3))
+    a, b = cr.ones(2, requires_grad=True), cr.ones(2)
+    c = (a * b).sum()
+    b.mul_(2)  # b was saved for the gradient of a: backward must refuse
+    with pytest.raises(RuntimeError, match="modified in place"):
+        c.backward()
+
+
+def test_norm_has_torch_values_and_slope_zero_at_zero() -> None:
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    for p in (2, 1, 3, np.inf, -np.inf, 0, "fro"):
+        ours = cr.norm(cr.tensor(x), p=p, dim=1, keepdim=True) if p != "fro" else cr.norm(
+            cr.tensor(x))
+        theirs = torch.norm(torch.from_numpy(x), p=p, dim=1, keepdim=True) if p != "fro" \
+            else torch.norm(torch.from_numpy(x))
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    zero = cr.zeros(3, requires_grad=True)
+    zero.norm().backward()
+    assert zero.grad.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="matrix norm"):
+        cr.norm(cr.tensor(x), p="nuc")
+    with pytest.raises(TypeError, match="norm: expects a floating tensor"):
+        cr.norm(cr.tensor([1, 2]))

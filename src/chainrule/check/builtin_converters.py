@@ -19,6 +19,7 @@ from chainrule.check.converters import (
     to_torch_buffer,
     to_torch_parameter,
 )
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
 
 
@@ -53,22 +54,24 @@ def _sequential_from(_twin: Any, children: dict[str, Module]) -> nn.Sequential:
     return nn.Sequential(*children.values())
 
 
-def _register_loss(cr_type: type, torch_name: str, reductions: tuple[str, ...],
-                   defaults: dict[str, Any]) -> None:
-    """A loss layer: only ``reduction`` carries over; other torch options must be defaults."""
+def _register_loss(cr_type: type, torch_name: str, *options: str) -> None:
+    """A loss layer: ``reduction`` and ``options`` carry over (class weights as arrays)."""
 
     def to_fn(layer: Any, _children: dict[str, Any]) -> Any:
-        return getattr(require_torch().nn, torch_name)(reduction=layer.reduction)
+        torch = require_torch()
+        values = {k: getattr(layer, k) for k in options}
+        values = {k: torch.from_numpy(np.array(v)) if isinstance(v, (np.ndarray, Tensor))
+                  else v for k, v in values.items()}
+        return getattr(torch.nn, torch_name)(reduction=layer.reduction, **values)
 
     def from_fn(twin: Any, _children: dict[str, Module]) -> Module:
-        for name, default in defaults.items():
-            value = getattr(twin, name, default)
-            if (value is not None) if default is None else value != default:
-                raise ConversionError(f"{name}={value!r} has no chainrule equivalent")
-        if twin.reduction not in reductions:
-            raise ConversionError(f"reduction={twin.reduction!r}: chainrule's {cr_type.__name__}"
-                                  f" takes {' or '.join(map(repr, reductions))}")
-        return cr_type(twin.reduction)
+        values = {k: getattr(twin, k) for k in options}
+        values = {k: v.detach().numpy().copy() if hasattr(v, "detach") else v
+                  for k, v in values.items()}
+        try:
+            return cr_type(reduction=twin.reduction, **values)
+        except (TypeError, ValueError) as error:
+            raise ConversionError(f"{error}") from None
 
     to_fn.__name__, from_fn.__name__ = f"_{torch_name}_to", f"_{torch_name}_from"
     register_converter(cr_type, f"torch.nn.{torch_name}", to_fn, from_fn)
@@ -230,10 +233,13 @@ _register_simple(nn.SiLU, "SiLU")
 _register_simple(nn.LeakyReLU, "LeakyReLU", "negative_slope")
 _register_simple(nn.GELU, "GELU", "approximate")
 _register_simple(nn.Dropout, "Dropout", "p")
-_ALL_REDUCTIONS = ("mean", "sum", "none")
-_register_loss(nn.MSELoss, "MSELoss", ("mean", "sum"), {})
-_register_loss(nn.CrossEntropyLoss, "CrossEntropyLoss", _ALL_REDUCTIONS,
-               {"weight": None, "ignore_index": -100, "label_smoothing": 0.0})
-_register_loss(nn.NLLLoss, "NLLLoss", _ALL_REDUCTIONS, {"weight": None, "ignore_index": -100})
-_register_loss(nn.BCEWithLogitsLoss, "BCEWithLogitsLoss", _ALL_REDUCTIONS,
-               {"weight": None, "pos_weight": None})
+_register_loss(nn.MSELoss, "MSELoss")
+_register_loss(nn.L1Loss, "L1Loss")
+_register_loss(nn.SmoothL1Loss, "SmoothL1Loss", "beta")
+_register_loss(nn.HuberLoss, "HuberLoss", "delta")
+_register_loss(nn.KLDivLoss, "KLDivLoss", "log_target")
+_register_loss(nn.BCELoss, "BCELoss", "weight")
+_register_loss(nn.CrossEntropyLoss, "CrossEntropyLoss", "weight", "ignore_index",
+               "label_smoothing")
+_register_loss(nn.NLLLoss, "NLLLoss", "weight", "ignore_index")
+_register_loss(nn.BCEWithLogitsLoss, "BCEWithLogitsLoss", "weight", "pos_weight")

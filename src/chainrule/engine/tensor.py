@@ -116,6 +116,13 @@ def _conversion_error(value: Any, where: str, error: Exception) -> Exception:
     return TypeError(f"{where}: cannot make a tensor from {type(value).__name__} ({error})")
 
 
+def _shape_of(shape: tuple) -> tuple[int, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
 class Size(int):
     """A tensor's element count that, called, gives its shape: ``x.size == x.numel()`` as in
     NumPy, ``x.size() == x.shape`` and ``x.size(0) == x.shape[0]`` as in PyTorch."""
@@ -345,6 +352,231 @@ class Tensor(TensorMethods):
     def long(self) -> Tensor:
         """Convert to int64 (no gradient)."""
         return Tensor(self._data.astype(np.int64))
+
+    def int(self) -> Tensor:
+        """Convert to int32 (no gradient)."""
+        return self.astype(np.int32)
+
+    def bool(self) -> Tensor:
+        """Convert to bool (no gradient)."""
+        return self.astype(np.bool_)
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """PyTorch's ``x.to(dtype)``: convert to ``dtype`` (a NumPy dtype, its name, or another
+        tensor's); a device ('cpu') is accepted and is always this one."""
+        dtype = kwargs.pop("dtype", None)
+        kwargs.pop("copy", None)
+        if kwargs.pop("device", "cpu") not in ("cpu", None) or kwargs:
+            raise TypeError(f"to: chainrule runs on the CPU only; got {kwargs or 'a device'}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and arg.split(":")[0] in ("cuda", "mps", "xpu", "meta"):
+                raise TypeError(f"to: chainrule runs on the CPU only; got the device {arg!r}")
+            elif arg != "cpu":
+                dtype = arg
+        if dtype is None:
+            return self
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to: {dtype!r} is neither a dtype nor 'cpu'") from None
+        return self if dtype == self.dtype else self.astype(dtype)
+
+    def type(self, dtype: Any = None) -> Tensor | str:
+        """The dtype's name with no argument; else a copy converted to ``dtype``."""
+        return str(self.dtype) if dtype is None else self.to(dtype)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """Convert to ``other``'s dtype."""
+        return self.to(other.dtype)
+
+    def cpu(self) -> Tensor:
+        """This tensor (chainrule tensors always live in main memory)."""
+        return self
+
+    def contiguous(self) -> Tensor:
+        """This tensor if its array is C-contiguous, else a contiguous copy (with gradient)."""
+        return self if self._data.flags.c_contiguous else _ops.clone(self)
+
+    def is_contiguous(self) -> bool:
+        """True if the array is C-contiguous."""
+        return bool(self._data.flags.c_contiguous)
+
+    def is_floating_point(self) -> bool:
+        """True for float32 and float64 tensors."""
+        return self.dtype.kind == "f"
+
+    def stride(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """Steps between elements along each axis, counted in elements (PyTorch's unit)."""
+        strides = tuple(step // self._data.itemsize for step in self._data.strides)
+        if dim is None:
+            return strides
+        from chainrule import validate
+
+        return strides[validate.axis("stride", "dim", dim, self.ndim)]
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self._data.itemsize
+
+    def nelement(self) -> int:
+        """Number of elements."""
+        return self._data.size
+
+    def ndimension(self) -> int:
+        """Number of dimensions."""
+        return self._data.ndim
+
+    def new_tensor(self, data: Any, dtype: Any = None) -> Tensor:
+        """A tensor of ``data`` in this tensor's dtype (or ``dtype``)."""
+        return Tensor(np.array(data, dtype=self.dtype if dtype is None else dtype))
+
+    def new_zeros(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """Zeros of ``shape`` in this tensor's dtype (or ``dtype``)."""
+        return self.new_full(_shape_of(shape), 0, dtype=dtype)
+
+    def new_ones(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """Ones of ``shape`` in this tensor's dtype (or ``dtype``)."""
+        return self.new_full(_shape_of(shape), 1, dtype=dtype)
+
+    def new_empty(self, *shape: Any, dtype: Any = None) -> Tensor:
+        """An unset tensor of ``shape`` in this tensor's dtype (or ``dtype``)."""
+        return Tensor(np.empty(_shape_of(shape), self.dtype if dtype is None else dtype))
+
+    def new_full(self, shape: Any, fill_value: Any, dtype: Any = None) -> Tensor:
+        """``fill_value`` everywhere, of ``shape``, in this tensor's dtype (or ``dtype``)."""
+        return Tensor(np.full(_shape_of((shape,)), fill_value,
+                              self.dtype if dtype is None else dtype))
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """Broadcast to ``other``'s shape."""
+        return _ops.expand(self, other.shape)
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """Reshape to ``other``'s shape."""
+        return _ops.reshape(self, other.shape)
+
+    reshape_as = view_as
+
+    def equal(self, other: Any) -> bool:
+        """True if ``other`` has this shape and every element is equal."""
+        other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
+        return self.shape == other_data.shape and bool(np.array_equal(self._data, other_data))
+
+    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+                 equal_nan: bool = False) -> bool:
+        """True if every element is within atol + rtol * |other| of ``other``."""
+        other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
+        return bool(np.allclose(self._data, other_data, rtol=rtol, atol=atol,
+                                equal_nan=equal_nan))
+
+    # ----------------------------------------------------------------- in place
+    def _assign(self, op: str, result: Any) -> Tensor:
+        """Write ``result`` into this tensor's array: PyTorch's in-place ops (``x.add_(y)``).
+
+        The tape does not record them: on a tensor that requires a gradient they are refused
+        while gradients are recorded (an optimizer's step runs under ``no_grad``, as in
+        PyTorch). Any op that saved this array for its backward learns of the change through
+        the version count, and its backward refuses to run.
+        """
+        if self.requires_grad and STATE.grad_enabled:
+            instead = ("build the values out of place (cr.where(mask, value, x))"
+                       if op == "__setitem__" else f"write x = x.{op.rstrip('_')}(...)")
+            raise RuntimeError(
+                f"{op}: this tensor requires a gradient, and chainrule does not record "
+                f"in-place changes on the tape; {instead} instead, or make the change under "
+                "`with cr.no_grad():`")
+        data = result._data if isinstance(result, Tensor) else np.asarray(result)
+        if not np.can_cast(data.dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{op}: the result is {data.dtype}, which cannot be written into "
+                            f"this {self.dtype} tensor in place; convert it first")
+        np.copyto(self._data, np.broadcast_to(data, self.shape)
+                  if data.shape != self.shape else data, casting="same_kind")
+        self._bump_version()
+        return self
+
+    def _in_place(self, op: str, compute: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """Run ``compute`` without recording it, then write the result in place."""
+        if self.requires_grad and STATE.grad_enabled:
+            return self._assign(op, self)  # refused, with the reason
+        with no_grad():
+            result = compute(self, *args, **kwargs)
+        if result.shape != self.shape:
+            raise ValueError(f"{op}: the result has shape {result.shape}, which does not fit "
+                             f"this tensor's {self.shape} in place")
+        return self._assign(op, result)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``x[index] = value`` in place, with the rules of the in-place ops (see _assign)."""
+        if self.requires_grad and STATE.grad_enabled:
+            self._assign("__setitem__", self)  # refused, with the reason
+        from chainrule.ops.shape import _plain_index
+
+        data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if not np.can_cast(data.dtype, self.dtype, "same_kind") and not (
+                data.ndim == 0 and data.dtype.kind in "iub" and self.dtype.kind in "iubf"):
+            raise TypeError(f"__setitem__: a {data.dtype} value cannot be written into this "
+                            f"{self.dtype} tensor; convert it first")
+        self._data[_plain_index(index)] = data
+        self._bump_version()
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        """In place: self += alpha * other."""
+        return self._in_place("add_", lambda x: x + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        """In place: self -= alpha * other."""
+        return self._in_place("sub_", lambda x: x - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other: Any) -> Tensor:
+        """In place: self *= other."""
+        return self._in_place("mul_", lambda x: x * other)
+
+    def div_(self, other: Any) -> Tensor:
+        """In place: self /= other."""
+        return self._in_place("div_", lambda x: x / other)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        """In place: self **= exponent."""
+        return self._in_place("pow_", lambda x: x ** exponent)
+
+    def neg_(self) -> Tensor:
+        """In place: self = -self."""
+        return self._in_place("neg_", lambda x: -x)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        """In place: limit to [min, max]."""
+        return self._in_place("clamp_", lambda x: x.clamp(min, max))
+
+    def fill_(self, value: Any) -> Tensor:
+        """In place: every element set to ``value``."""
+        return self._assign("fill_", np.asarray(value._data if isinstance(value, Tensor)
+                                                 else value, dtype=self.dtype))
+
+    def zero_(self) -> Tensor:
+        """In place: every element set to 0."""
+        return self._assign("zero_", np.zeros((), self.dtype))
+
+    def copy_(self, source: Any) -> Tensor:
+        """In place: the values of ``source`` (broadcast to this shape), in this dtype."""
+        data = source._data if isinstance(source, Tensor) else np.asarray(source)
+        if np.broadcast_shapes(data.shape, self.shape) != self.shape:
+            raise ValueError(f"copy_: a source of shape {data.shape} does not broadcast to "
+                             f"{self.shape}")
+        return self._assign("copy_", data.astype(self.dtype, copy=False))
+
+    def uniform_(self, low: float = 0.0, high: float = 1.0,
+                 generator: np.random.Generator | None = None) -> Tensor:
+        """In place: values drawn uniformly from [low, high)."""
+        rng = generator or backend.default_generator()
+        return self._assign("uniform_", rng.uniform(low, high, self.shape).astype(self.dtype))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0,
+                generator: np.random.Generator | None = None) -> Tensor:
+        """In place: values drawn from N(mean, std^2)."""
+        rng = generator or backend.default_generator()
+        return self._assign("normal_", rng.normal(mean, std, self.shape).astype(self.dtype))
 
     def __len__(self) -> int:
         if self.ndim == 0:

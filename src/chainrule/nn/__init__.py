@@ -1,34 +1,119 @@
 """Layers, the Module base, initialisation and losses."""
 
 from chainrule.nn import functional, init
-from chainrule.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
+from chainrule.nn.activation import (
+    CELU,
+    ELU,
+    GELU,
+    GLU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Softsign,
+    Tanh,
+)
 from chainrule.nn.container import Sequential
-from chainrule.nn.conv import AvgPool2d, Conv2d, Flatten, GlobalAvgPool2d, MaxPool2d
+from chainrule.nn.conv import (
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    Flatten,
+    GlobalAvgPool2d,
+    MaxPool2d,
+)
 from chainrule.nn.dropout import Dropout
+from chainrule.nn.embedding import Embedding
 from chainrule.nn.fused import BatchNormMaxPool2d, Fused, LinearReLU, fuse, unfuse
-from chainrule.nn.linear import Linear
-from chainrule.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from chainrule.nn.linear import Bilinear, Linear
+from chainrule.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from chainrule.nn.misc import CosineSimilarity, Identity, Unflatten
 from chainrule.nn.module import Module, Parameter
-from chainrule.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from chainrule.nn.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    RMSNorm,
+)
+from chainrule.nn.pool import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool3d,
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    MaxPool1d,
+    MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
+    PixelShuffle,
+    PixelUnshuffle,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
+    Upsample,
+    ZeroPad1d,
+    ZeroPad2d,
+)
 from chainrule.nn.residual import ResidualBlock
 from chainrule.ops.loss import mse
 
 __all__ = [
-    "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "BatchNormMaxPool2d",
-    "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten", "Fused", "GELU", "GlobalAvgPool2d",
-    "LayerNorm", "LeakyReLU", "Linear", "LinearReLU", "MSELoss", "MaxPool2d", "Module",
-    "NLLLoss", "Parameter", "ReLU", "ResidualBlock", "SiLU", "Sequential", "Sigmoid", "Tanh",
-    "functional", "fuse", "init", "mse", "unfuse",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BatchNorm1d", "BatchNorm2d",
+    "BatchNorm3d", "BatchNormMaxPool2d", "BCELoss", "BCEWithLogitsLoss", "Bilinear", "CELU",
+    "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d",
+    "ConstantPad3d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+    "ConvTranspose3d", "CosineSimilarity", "CrossEntropyLoss", "Dropout", "ELU", "Embedding",
+    "Flatten", "functional", "fuse", "Fused", "GELU", "GlobalAvgPool2d", "GLU", "GroupNorm",
+    "Hardsigmoid", "Hardswish", "Hardtanh", "HuberLoss", "Identity", "init", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "KLDivLoss", "L1Loss", "LayerNorm", "LeakyReLU",
+    "Linear", "LinearReLU", "LogSigmoid", "LogSoftmax", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+    "MaxUnpool1d", "MaxUnpool2d", "Mish", "Module", "mse", "MSELoss", "NLLLoss", "Parameter",
+    "PixelShuffle", "PixelUnshuffle", "PReLU", "ReflectionPad1d", "ReflectionPad2d",
+    "ReflectionPad3d", "ReLU", "ReLU6", "ReplicationPad1d", "ReplicationPad2d",
+    "ReplicationPad3d", "ResidualBlock", "RMSNorm", "SELU", "Sequential", "Sigmoid", "SiLU",
+    "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "Unflatten", "unfuse",
+    "Upsample", "ZeroPad1d", "ZeroPad2d",
 ]
-
-# Issue 13's names by area (merged into the lists above when the areas land).
-# >>> area A: scans, sorting, reductions, linear algebra
-# <<< area A
-# >>> area B: shape and selection
-# <<< area B
-# >>> area C: elementwise maths and activations
-# <<< area C
-# >>> area D: convolution, pooling, padding, resizing
-# <<< area D
-# >>> area E: losses, normalisation, embedding and other layers
-# <<< area E

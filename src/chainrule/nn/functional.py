@@ -2,35 +2,88 @@
 ``from chainrule.nn import functional as F``. Each is a registered op whose backward sits in
 chainrule.ops."""
 
-from chainrule.ops.conv import avg_pool2d, conv2d, max_pool2d
+from chainrule.ops.activation import (
+    celu,
+    elu,
+    glu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    logsigmoid,
+    mish,
+    prelu,
+    relu6,
+    selu,
+    softmin,
+    softplus,
+    softsign,
+)
+from chainrule.ops.conv import (
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    max_pool2d,
+)
 from chainrule.ops.elementwise import dropout, gelu, leaky_relu, relu, sigmoid, silu, tanh
+from chainrule.ops.embedding import bilinear, embedding
 from chainrule.ops.linalg import linear
 from chainrule.ops.loss import (
+    binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_similarity,
     cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
     log_softmax,
     mse,
     nll_loss,
+    normalize,
+    smooth_l1_loss,
     softmax,
 )
-from chainrule.ops.norm import batch_norm, layer_norm
+from chainrule.ops.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from chainrule.ops.pad import pad
+from chainrule.ops.pool import (
+    PoolResult,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
+    avg_pool1d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool3d,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
+)
+from chainrule.ops.resize import (
+    interpolate,
+    pixel_shuffle,
+    pixel_unshuffle,
+)
+from chainrule.ops.shape import one_hot
 
 mse_loss = mse
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy",
-    "dropout", "gelu", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse",
-    "mse_loss", "nll_loss", "relu", "sigmoid", "silu", "softmax", "tanh"
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "batch_norm", "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "celu", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "cosine_similarity", "cross_entropy", "dropout", "elu", "embedding",
+    "gelu", "glu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "huber_loss",
+    "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
+    "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d",
+    "max_unpool2d", "max_unpool3d", "mish", "mse", "mse_loss", "nll_loss", "normalize",
+    "one_hot", "pad", "pixel_shuffle", "pixel_unshuffle", "PoolResult", "prelu", "relu",
+    "relu6", "rms_norm", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softmin",
+    "softplus", "softsign", "tanh",
 ]
-
-# Issue 13's names by area (merged into the lists above when the areas land).
-# >>> area A: scans, sorting, reductions, linear algebra
-# <<< area A
-# >>> area B: shape and selection
-# <<< area B
-# >>> area C: elementwise maths and activations
-# <<< area C
-# >>> area D: convolution, pooling, padding, resizing
-# <<< area D
-# >>> area E: losses, normalisation, embedding and other layers
-# <<< area E

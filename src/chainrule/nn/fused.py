@@ -209,11 +209,18 @@ def _run_at(layers: list[Module], i: int) -> list[Module] | None:
 
     if plain(0, Linear) and plain(1, ReLU):
         return [LinearReLU.of(layers[i]), layers[i + 1]]
-    if plain(0, BatchNorm2d) and plain(1, MaxPool2d):
+    if plain(0, BatchNorm2d) and plain(1, MaxPool2d) and _plain_pool(layers[i + 1]):
         relu = plain(2, ReLU)
         head = BatchNormMaxPool2d.of(layers[i], layers[i + 1], relu)
         return [head, *layers[i + 1:i + (3 if relu else 2)]]
     return None
+
+
+def _plain_pool(pool: MaxPool2d) -> bool:
+    """True if the pooling uses only what the fused op does: no dilation, ceil_mode or
+    indices (other settings would be dropped, so such a pair is left as it is)."""
+    return (pool.dilation in (1, (1, 1)) and not pool.ceil_mode
+            and not pool.return_indices)
 
 
 def _recast(module: Module, cls: type | None = None) -> Any:

@@ -57,6 +57,27 @@ def _operands(*values: Any) -> list[Any]:
     return out
 
 
+def _operand_data(a: Any, b: Any, op: str) -> tuple[Any, Any]:
+    """Both operands' data in the dtype the promotion rule gives them, for ops that record
+    nothing (comparisons, bitwise ops); Python numbers stay Python numbers, as in _operands."""
+    datas = []
+    for value in (a, b):
+        if isinstance(value, Tensor):
+            datas.append(value._data)
+        elif isinstance(value, np.generic):
+            datas.append(value.item())
+        elif isinstance(value, (bool, int, float)):
+            datas.append(value)
+        else:
+            datas.append(_as_data(value, where=f"{op}: input"))
+    if not any(isinstance(d, np.ndarray) for d in datas):
+        raise TypeError(f"{op}: needs at least one tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    dtype = backend.result_dtype(*datas)
+    return tuple(d.astype(dtype, copy=False) if isinstance(d, np.ndarray) else d
+                 for d in datas)  # type: ignore[return-value]
+
+
 def _binary(fn: type[Function], a: Any, b: Any) -> Tensor:
     return fn.apply(*_operands(a, b))
 
@@ -183,6 +204,8 @@ class ExpOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())  # integers give floats, as in PyTorch
         ctx.out = np.exp(a)
         return ctx.out
 
@@ -196,6 +219,8 @@ class LogOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         ctx.a = a
         return np.log(a)
 
@@ -209,6 +234,8 @@ class SqrtOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         ctx.out = np.sqrt(a)
         return ctx.out
 
@@ -222,6 +249,8 @@ class TanhOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         ctx.out = np.tanh(a)
         return ctx.out
 
@@ -235,6 +264,8 @@ class SigmoidOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         # The tanh form never overflows, unlike 1 / (1 + exp(-a)) for large negative a.
         out = 0.5 * (1 + np.tanh(0.5 * a))
         ctx.out = out
@@ -281,6 +312,8 @@ class SiluOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         s = 0.5 * (1 + np.tanh(0.5 * a))  # sigmoid without overflow, as in SigmoidOp's forward
         ctx.a, ctx.s = a, s
         return a * s
@@ -316,6 +349,8 @@ class GeluOp(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, approximate: str = "none") -> np.ndarray:
+        if a.dtype.kind != "f":
+            a = a.astype(backend.get_default_dtype())
         ctx.a, ctx.approximate = a, approximate
         if approximate == "none":
             ctx.cdf = 0.5 * (1 + _erf(a * _SQRT_HALF))
@@ -460,8 +495,17 @@ def add(a: Any, b: Any) -> Tensor:
     return _binary(AddOp, a, b)
 
 
+def _is_bool(value: Any) -> bool:
+    return value.dtype == np.bool_ if isinstance(value, (Tensor, np.ndarray)) else (
+        isinstance(value, (bool, np.bool_)))
+
+
 def sub(a: Any, b: Any) -> Tensor:
-    """a - b with broadcasting."""
+    """a - b with broadcasting (not on bools, as in PyTorch)."""
+    if _is_bool(a) or _is_bool(b):
+        raise TypeError("sub: subtraction with a bool operand is not supported (PyTorch "
+                        "refuses it too); to invert a mask use ~mask or logical not, else "
+                        "convert with .astype('int64')")
     return _binary(SubOp, a, b)
 
 
@@ -470,8 +514,14 @@ def mul(a: Any, b: Any) -> Tensor:
     return _binary(MulOp, a, b)
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """a / b with broadcasting; integers divide to the default float dtype, as in PyTorch."""
+def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
+    """a / b with broadcasting: true division (integers give the default float dtype, as in
+    PyTorch), or rounded toward zero (``rounding_mode='trunc'``) or down (``'floor'``) in the
+    promoted dtype."""
+    if rounding_mode is not None:
+        from chainrule.ops.maths import _rounded_div  # maths builds on this module
+
+        return _rounded_div(a, b, rounding_mode)
     a, b = _operands(a, b)
     kinds = {getattr(v, "dtype", np.dtype(type(v))).kind for v in (a, b)}
     if "f" not in kinds:
@@ -487,6 +537,16 @@ def neg(a: Any) -> Tensor:
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the op's name
     """a ** b with broadcasting."""
+    if _is_bool(a) or _is_bool(b):
+        a, b = _operands(a, b)
+        if _is_bool(a) and _is_bool(b):
+            # PyTorch: a bool tensor to a Python bool's power stays bool; two bool tensors
+            # (or a Python bool base) it refuses.
+            if isinstance(b, (bool, np.bool_)) and isinstance(a, Tensor):
+                return Tensor(a._data | (not b))
+            raise TypeError("pow: not defined for two bool operands (PyTorch refuses it "
+                            "too); convert with .astype('int64')")
+        return PowOp.apply(a, b)
     return _binary(PowOp, a, b)
 
 
@@ -567,9 +627,16 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
-    a_data = a.data if isinstance(a, Tensor) else a
-    b_data = b.data if isinstance(b, Tensor) else b
-    return Tensor(ufunc(a_data, b_data))
+    """A comparison in the dtype the promotion rule gives the operands, as in PyTorch (an
+    int64 tensor against 0.5 compares as float32; float32 against a float64 0-d tensor as
+    float32)."""
+    if type(a) is Tensor:  # the fast paths: one dtype, or a float tensor and a Python number
+        if type(b) is Tensor:
+            if a._data.dtype == b._data.dtype:
+                return Tensor(ufunc(a._data, b._data))
+        elif type(b) in (float, int) and a._data.dtype.kind == "f":
+            return Tensor(ufunc(a._data, b))
+    return Tensor(ufunc(*_operand_data(a, b, ufunc.__name__)))
 
 
 def lt(a: Any, b: Any) -> Tensor:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import kernels
+from chainrule import kernels, validate
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.conv import MaxPool2dOp, Pair, pool_window
@@ -226,6 +226,172 @@ def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = No
                bias: Any = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the trailing ``normalized_shape`` axes."""
     return LayerNormOp.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+
+
+class GroupNormOp(Function):
+    """Normalise x (N, C, ...) over each group of C / num_groups channels and every axis after
+    C, per sample, then y = weight[c] * xhat + bias[c].
+
+    xhat = (x - mean) / sqrt(var + eps), mean and biased var over the m values of a group;
+    with gh = grad * weight[c] and means over the group,
+      d/dx = (gh - mean(gh) - xhat mean(gh * xhat)) / sqrt(var + eps),
+      d/d weight = sum(grad * xhat), d/d bias = sum(grad), both over every axis but C.
+    """
+
+    name = "group_norm"
+    same_dtype = True
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,
+                bias: np.ndarray | None = None, *, num_groups: int,
+                eps: float = 1e-5) -> np.ndarray:
+        if x.ndim < 2:
+            raise ValueError(f"group_norm: expects (N, C, ...) input, got shape {x.shape}")
+        channels = x.shape[1]
+        if channels % num_groups:
+            raise ValueError(f"group_norm: num_groups={num_groups} must divide the "
+                             f"{channels} channels of input shape {x.shape}")
+        _check_affine("group_norm", "weight", weight, (channels,))
+        _check_affine("group_norm", "bias", bias, (channels,))
+        groups = x.reshape(x.shape[0], num_groups, -1)
+        if groups.shape[2] == 0:
+            raise ValueError(f"group_norm: input shape {x.shape} has no values to normalise")
+        mean = groups.mean(axis=2, keepdims=True)
+        centered = groups - mean
+        inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=2, keepdims=True) + eps)
+        xhat = (centered * inv_std).reshape(x.shape)
+        per_channel = (channels,) + (1,) * (x.ndim - 2)
+        out = xhat if weight is None else xhat * weight.reshape(per_channel)
+        if bias is not None:
+            out = out + bias.reshape(per_channel)
+        ctx.xhat, ctx.inv_std, ctx.num_groups = xhat, inv_std, num_groups
+        ctx.weight, ctx.per_channel = weight, per_channel
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        xhat = ctx.xhat
+        others = (0,) + tuple(range(2, xhat.ndim))
+        grad_x = None
+        if need_x:
+            grad_hat = grad if ctx.weight is None else grad * ctx.weight.reshape(ctx.per_channel)
+            shape = (xhat.shape[0], ctx.num_groups, -1)
+            gh, xh = grad_hat.reshape(shape), xhat.reshape(shape)
+            grad_x = ctx.inv_std * (gh - gh.mean(axis=2, keepdims=True)
+                                    - xh * (gh * xh).mean(axis=2, keepdims=True))
+            grad_x = grad_x.reshape(xhat.shape)
+        grad_weight = (grad * xhat).sum(axis=others) if need_weight else None
+        grad_bias = grad.sum(axis=others) if need_bias else None
+        return grad_x, grad_weight, grad_bias
+
+
+class RMSNormOp(Function):
+    """y = weight * x / sqrt(mean(x^2) + eps), the mean over the trailing normalized_shape
+    axes;  with r = 1 / sqrt(mean(x^2) + eps), xhat = x r, gh = grad * weight:
+      d/dx = r (gh - xhat mean(gh * xhat)),  d/d weight = (grad * xhat) over the leading axes
+    """
+
+    name = "rms_norm"
+    same_dtype = True
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None, *,
+                normalized_shape: int | tuple[int, ...], eps: float | None = None
+                ) -> np.ndarray:
+        norm_shape = _shape_tuple(normalized_shape)
+        k = len(norm_shape)
+        if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != norm_shape:
+            raise ValueError(f"rms_norm: input shape {x.shape} does not end with "
+                             f"normalized_shape {norm_shape}")
+        _check_affine("rms_norm", "weight", weight, norm_shape)
+        if eps is None:  # PyTorch's default: the machine epsilon of the input's dtype
+            eps = float(np.finfo(x.dtype).eps)
+        axes = tuple(range(x.ndim - k, x.ndim))
+        inv_rms = 1 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
+        xhat = x * inv_rms
+        ctx.xhat, ctx.inv_rms, ctx.weight, ctx.axes = xhat, inv_rms, weight, axes
+        return xhat if weight is None else xhat * weight
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_x, need_weight = ctx.needs_input_grad[:2]
+        xhat, axes = ctx.xhat, ctx.axes
+        grad_x = None
+        if need_x:
+            grad_hat = grad if ctx.weight is None else grad * ctx.weight
+            grad_x = ctx.inv_rms * (grad_hat
+                                    - xhat * (grad_hat * xhat).mean(axis=axes, keepdims=True))
+        leading = tuple(range(xhat.ndim - len(axes)))
+        grad_weight = (grad * xhat).sum(axis=leading) if need_weight else None
+        return grad_x, grad_weight
+
+
+def _shape_tuple(normalized_shape: int | tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(normalized_shape, (int, np.integer)):
+        return (int(normalized_shape),)
+    return tuple(int(n) for n in normalized_shape)
+
+
+def group_norm(input: Any, num_groups: int, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Tensor:
+    """Group normalisation of (N, C, ...) input: ``num_groups`` groups of channels."""
+    num_groups = validate.integer("group_norm", "num_groups", num_groups, low=1)
+    eps = validate.real("group_norm", "eps", eps, low=0)
+    return GroupNormOp.apply(input, weight, bias, num_groups=num_groups, eps=eps)
+
+
+def rms_norm(input: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
+             eps: float | None = None) -> Tensor:
+    """RMS normalisation over the trailing ``normalized_shape`` axes (eps None: the dtype's
+    machine epsilon, as PyTorch's)."""
+    eps = validate.real("rms_norm", "eps", eps, low=0, optional=True)
+    return RMSNormOp.apply(input, weight, normalized_shape=normalized_shape, eps=eps)
+
+
+def instance_norm(input: Any, running_mean: Any = None, running_var: Any = None,
+                  weight: Any = None, bias: Any = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Instance normalisation of (N, C, ...) input: each sample's channel over its spatial
+    axes (PyTorch's F.instance_norm).
+
+    With ``use_input_stats`` it is group_norm with one group per channel, and the running
+    statistics, if given, move in place towards the mean over the batch of each instance's
+    mean and unbiased variance; without, the running statistics normalise (batch_norm's eval).
+    """
+    op = "instance_norm"
+    use_input_stats = validate.boolean(op, "use_input_stats", use_input_stats)
+    momentum = validate.real(op, "momentum", momentum)
+    eps = validate.real(op, "eps", eps, low=0)
+    data = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if data.ndim < 3:
+        raise ValueError(f"{op}: expects (N, C, L), (N, C, H, W) or (N, C, D, H, W) input, "
+                         f"got shape {data.shape}")
+    channels = data.shape[1]
+    mean_buffer, var_buffer = _array(running_mean), _array(running_var)
+    for name, value in (("running_mean", mean_buffer), ("running_var", var_buffer)):
+        _check_affine(op, name, value, (channels,))
+    if (mean_buffer is None) != (var_buffer is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not use_input_stats:
+        if mean_buffer is None:
+            raise ValueError(f"{op}: use_input_stats=False normalises with the running "
+                             "statistics: give running_mean and running_var")
+        return BatchNormOp.apply(input, weight, bias, running_mean=mean_buffer,
+                                 running_var=var_buffer, training=False, eps=eps)
+    spatial = math.prod(data.shape[2:])
+    if spatial <= 1:
+        raise ValueError(f"{op}: Expected more than 1 spatial element when training, got "
+                         f"input size {data.shape}")
+    out = GroupNormOp.apply(input, weight, bias, num_groups=channels, eps=eps)
+    if mean_buffer is not None and data.shape[0]:
+        axes = tuple(range(2, data.ndim))
+        # In place, as torch does: these arrays are the layer's buffers.
+        mean_buffer *= 1 - momentum
+        mean_buffer += momentum * data.mean(axis=axes).mean(axis=0)
+        var_buffer *= 1 - momentum
+        var_buffer += momentum * data.var(axis=axes, ddof=1).mean(axis=0)
+    return out
 
 
 class BatchNormMaxPool2dOp(Function):

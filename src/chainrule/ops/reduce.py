@@ -1,4 +1,7 @@
-"""Reductions over axes. Backward spreads the upstream gradient back over the reduced axes."""
+"""Reductions over axes. Backward spreads the upstream gradient back over the reduced axes.
+
+any, all, argmax and argmin give bool or integer tensors, so they are plain functions, not ops.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ import numpy as np
 
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.sort import ValuesIndices, as_tensor, dtype_arg
 from chainrule.validate import axes as _axes
+from chainrule.validate import axis as _axis
 from chainrule.validate import boolean, real, torch_names
 
 Axis = int | Sequence[int] | None
+_INT64 = np.dtype(np.int64)
 # This module defines sum, max and min as ops; Python's own are reached as builtins.max etc.
 
 
@@ -29,13 +35,15 @@ class SumOp(Function):
     """sum over axes;  every input element gets the upstream gradient of its sum"""
 
     @staticmethod
-    def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
-                keepdims: bool = False) -> np.ndarray:
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
+                dtype: np.dtype | None = None) -> np.ndarray:
         ctx.axes = _axes("sum", "axis", axis, a.ndim, empty=False)
         if keepdims is not True and keepdims is not False:
             keepdims = boolean("sum", "keepdims", keepdims)
         ctx.keepdims, ctx.shape = keepdims, a.shape
-        return a.sum(axis=ctx.axes, keepdims=keepdims)
+        if dtype is None and a.dtype.kind != "f":
+            dtype = _INT64  # PyTorch sums bool and every integer dtype in int64
+        return a.sum(axis=ctx.axes, keepdims=keepdims, dtype=dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
@@ -46,16 +54,22 @@ class MeanOp(Function):
     """mean over axes;  every input element gets grad / (number of elements averaged)"""
 
     @staticmethod
-    def forward(ctx: Context, a: np.ndarray, axis: Axis = None,
-                keepdims: bool = False) -> np.ndarray:
+    def forward(ctx: Context, a: np.ndarray, axis: Axis = None, keepdims: bool = False,
+                dtype: np.dtype | None = None) -> np.ndarray:
         ctx.axes = _axes("mean", "axis", axis, a.ndim, empty=False)
         if keepdims is not True and keepdims is not False:
             keepdims = boolean("mean", "keepdims", keepdims)
+        if (a.dtype.kind != "f" and dtype is None) or (dtype is not None and dtype.kind != "f"):
+            got = a.dtype if dtype is None else dtype
+            raise TypeError(f"mean: needs a floating tensor or dtype, got {got} (PyTorch "
+                            "refuses it too); convert first (x.float(), x.double()) or pass "
+                            "dtype=np.float32")
         ctx.keepdims, ctx.shape = keepdims, a.shape
         ctx.count = int(np.prod([a.shape[i] for i in ctx.axes]))
         if ctx.count == 0:  # the mean of nothing is NaN, as in PyTorch, without a warning
-            return np.full(np.sum(a, axis=ctx.axes, keepdims=keepdims).shape, np.nan, a.dtype)
-        return a.mean(axis=ctx.axes, keepdims=keepdims)
+            return np.full(np.sum(a, axis=ctx.axes, keepdims=keepdims).shape, np.nan,
+                           a.dtype if dtype is None else dtype)
+        return a.mean(axis=ctx.axes, keepdims=keepdims, dtype=dtype)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
@@ -189,16 +203,214 @@ class LogSumExpOp(Function):
         return grad * np.exp(ctx.a - ctx.out)
 
 
-@torch_names
-def sum(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (all axes if None)."""
-    return SumOp.apply(a, axis=axis, keepdims=keepdims)
+def _others_product(a: np.ndarray, axis: int) -> np.ndarray:
+    """prod_{j != i} a_j along ``axis``, without dividing: exact where some a_j are 0."""
+    n = a.shape[axis]
+    one = np.ones_like(np.take(a, [0], axis))
+    before = np.concatenate([one, np.cumprod(np.take(a, range(n - 1), axis), axis)], axis)
+    flipped = np.flip(a, axis)
+    after = np.concatenate([one, np.cumprod(np.take(flipped, range(n - 1), axis), axis)], axis)
+    return before * np.flip(after, axis)
+
+
+class ProdOp(Function):
+    """product over one axis or all;  d/da_i = grad * prod_{j != i} a_j
+
+    Without zeros that is grad * out / a_i (PyTorch's formula). With zeros it is the product
+    of the elements before i times that of those after i, which never divides by a zero.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: int | None = None, keepdims: bool = False,
+                dtype: np.dtype | None = None) -> np.ndarray:
+        if axis is not None:
+            axis = _axis("prod", "dim", axis, a.ndim)
+        keepdims = boolean("prod", "keepdims", keepdims)
+        ctx.axes = tuple(range(a.ndim)) if axis is None else (axis,) if a.ndim else ()
+        if dtype is None and a.dtype.kind != "f":
+            dtype = _INT64  # as PyTorch: bool and integer products are int64
+        ctx.a, ctx.keepdims = a, keepdims
+        ctx.out = a.prod(axis=ctx.axes, keepdims=True, dtype=dtype)
+        return ctx.out if keepdims else np.squeeze(ctx.out, ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        a, axes = ctx.a, ctx.axes
+        if not ctx.keepdims:
+            grad = np.expand_dims(grad, axes)
+        if not axes:
+            return grad
+        if not (a == 0).any():
+            return grad * (ctx.out / a)
+        if len(axes) == 1:
+            return grad * _others_product(a, axes[0])
+        return grad * _others_product(a.reshape(-1), 0).reshape(a.shape)
+
+
+class MedianOp(Function):
+    """the lower median, of all elements or along an axis
+
+    Along an axis the median is one element: d/da = grad put back at its index. Of all
+    elements, the gradient is shared equally by every element equal to the median, as in
+    PyTorch. A line holding NaN has median NaN, found at its first NaN.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: int | None = None, keepdims: bool = False,
+                indices: np.ndarray | None = None) -> np.ndarray:
+        keepdims = boolean("median", "keepdims", keepdims)
+        ctx.a, ctx.axis, ctx.keepdims = a, axis, keepdims
+        if axis is None:
+            if a.size == 0:
+                return np.full((), np.nan, a.dtype)
+            flat = a.reshape(-1)
+            ctx.out = flat[_median_indices(flat, 0)].reshape(())
+            return ctx.out
+        axis = ctx.axis = _axis("median", "dim", axis, a.ndim)
+        lines = a.reshape(1) if a.ndim == 0 else a
+        if indices is None:
+            indices = _median_indices(lines, axis)
+        ctx.indices = indices = indices.reshape(np.expand_dims(np.take(lines, 0, axis),
+                                                               axis).shape)
+        values = np.take_along_axis(lines, indices, axis)
+        if a.ndim == 0:
+            return values.reshape(())
+        return values if keepdims else np.squeeze(values, axis)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        a = ctx.a
+        if ctx.axis is None:
+            if a.size == 0:
+                return np.zeros(a.shape, grad.dtype)
+            hits = np.isnan(a) if np.isnan(ctx.out) else a == ctx.out
+            return np.where(hits, grad / np.count_nonzero(hits), 0).astype(grad.dtype)
+        lines = a.reshape(1) if a.ndim == 0 else a
+        out = np.zeros(lines.shape, grad.dtype)
+        np.put_along_axis(out, ctx.indices, grad.reshape(ctx.indices.shape), ctx.axis)
+        return out.reshape(a.shape)
+
+
+def _median_indices(lines: np.ndarray, axis: int) -> np.ndarray:
+    """Where the lower median of each line is, keeping the axis (size 1).
+
+    Stable sorting decides between equal values, which gives PyTorch's choice of index.
+    """
+    size = lines.shape[axis]
+    if size == 0:
+        raise ValueError(f"median: cannot take the median along dim {axis} of size 0")
+    order = np.argsort(lines, axis=axis, kind="stable")
+    position = np.full(np.expand_dims(np.take(lines, 0, axis), axis).shape, (size - 1) // 2)
+    if lines.dtype.kind == "f":
+        nans = np.isnan(lines).sum(axis=axis, keepdims=True)
+        position = np.where(nans > 0, size - nans, position)  # the first NaN, sorted last
+    return np.take_along_axis(order, position, axis)
 
 
 @torch_names
-def mean(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (all axes if None)."""
-    return MeanOp.apply(a, axis=axis, keepdims=keepdims)
+def sum(a: Any, axis: Axis = None, keepdims: bool = False, *,  # noqa: A001
+        dtype: Any = None) -> Tensor:
+    """Sum over ``axis`` (all axes if None); bool and integers sum in int64 unless ``dtype``."""
+    if dtype is None:
+        return SumOp.apply(a, axis=axis, keepdims=keepdims)
+    return SumOp.apply(a, axis=axis, keepdims=keepdims, dtype=dtype_arg("sum", dtype))
+
+
+@torch_names
+def mean(a: Any, axis: Axis = None, keepdims: bool = False, *, dtype: Any = None) -> Tensor:
+    """Mean over ``axis`` (all axes if None) of a floating tensor, or in a float ``dtype``."""
+    if dtype is None:
+        return MeanOp.apply(a, axis=axis, keepdims=keepdims)
+    return MeanOp.apply(a, axis=axis, keepdims=keepdims, dtype=dtype_arg("mean", dtype))
+
+
+@torch_names
+def prod(a: Any, axis: int | None = None, keepdims: bool = False, *,
+         dtype: Any = None) -> Tensor:
+    """Product over one ``axis`` or all (None); bool and integers multiply in int64."""
+    return ProdOp.apply(as_tensor(a, "prod"), axis=axis, keepdims=keepdims,
+                        dtype=dtype_arg("prod", dtype))
+
+
+@torch_names
+def amax(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis`` (all axes if None): ``max`` under PyTorch's other name."""
+    return MaxOp.apply(a, axis=axis, keepdims=keepdims)
+
+
+@torch_names
+def amin(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Minimum over ``axis`` (all axes if None): ``min`` under PyTorch's other name."""
+    return MinOp.apply(a, axis=axis, keepdims=keepdims)
+
+
+def _truth(reduce: Any, op: str, a: Any, axis: Axis, keepdims: bool) -> Tensor:
+    data = as_tensor(a, op)._data
+    axes = _axes(op, "dim", axis, data.ndim)
+    keepdims = boolean(op, "keepdims", keepdims)
+    out = reduce(data, axis=axes, keepdims=keepdims)
+    # PyTorch keeps uint8 for uint8 input (its old boolean type) and gives bool otherwise.
+    return Tensor(out.astype(np.uint8) if data.dtype == np.uint8 else np.asarray(out))
+
+
+@torch_names
+def any(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Whether any element over ``axis`` is nonzero, as a bool tensor (no gradient)."""
+    return _truth(np.any, "any", a, axis, keepdims)
+
+
+@torch_names
+def all(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Whether every element over ``axis`` is nonzero, as a bool tensor (no gradient)."""
+    return _truth(np.all, "all", a, axis, keepdims)
+
+
+def _arg_extreme(find: Any, op: str, a: Any, axis: int | None, keepdims: bool) -> Tensor:
+    data = as_tensor(a, op)._data
+    keepdims = boolean(op, "keepdims", keepdims)
+    if data.dtype.kind == "b":
+        raise TypeError(f"{op}: does not take a bool tensor (PyTorch refuses it too); "
+                        "convert it first, e.g. x.long()")
+    if axis is None:
+        if data.size == 0:
+            raise ValueError(f"{op}: an empty tensor has no {op[3:]}imum; give a dim along "
+                             "which the tensor is not empty")
+        found = find(data.reshape(-1))
+        return Tensor(np.full((1,) * data.ndim if keepdims else (), found, np.int64))
+    axis = _axis(op, "dim", axis, data.ndim)
+    if data.ndim == 0:
+        return Tensor(np.zeros((), np.int64))  # its one element is at index 0, as in PyTorch
+    if data.shape[axis] == 0:
+        raise ValueError(f"{op}: dim {axis} has size 0, so it has no {op[3:]}imum")
+    return Tensor(find(data, axis=axis, keepdims=keepdims).astype(np.int64, copy=False))
+
+
+@torch_names
+def argmax(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the maximum over ``axis`` (of the flattened tensor if None); the first of ties,
+    NaN counting as largest; int64, no gradient."""
+    return _arg_extreme(np.argmax, "argmax", a, axis, keepdims)
+
+
+@torch_names
+def argmin(a: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the minimum over ``axis`` (of the flattened tensor if None); the first of ties,
+    NaN counting as smallest; int64, no gradient."""
+    return _arg_extreme(np.argmin, "argmin", a, axis, keepdims)
+
+
+@torch_names
+def median(a: Any, axis: int | None = None, keepdims: bool = False
+           ) -> Tensor | ValuesIndices:
+    """The lower median: of all elements (a 0-d tensor) or along ``axis`` (values, indices)."""
+    x = as_tensor(a, "median")
+    if axis is None:
+        return MedianOp.apply(x)
+    axis = _axis("median", "dim", axis, x.ndim)
+    lines = x._data.reshape(1) if x.ndim == 0 else x._data
+    indices = _median_indices(lines, axis)
+    values = MedianOp.apply(x, axis=axis, keepdims=keepdims, indices=indices)
+    return ValuesIndices(values, Tensor(indices.reshape(values.shape)))
 
 
 @torch_names

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.elementwise import CloneOp
 from chainrule.validate import axes as _axes
 from chainrule.validate import axis as _axis
-from chainrule.validate import integer, is_int, torch_names
+from chainrule.validate import boolean, choice, integer, is_int, torch_names
 
 
 def _shape_args(shape: tuple) -> tuple[int, ...]:
@@ -19,6 +21,13 @@ def _shape_args(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _one_spelling(op: str, name: str, given: tuple, keyword: Any) -> tuple:
+    """A shape given positionally or by keyword (PyTorch's ``shape=``/``size=``), not both."""
+    if given:
+        raise TypeError(f"{op}: got a shape both positionally and as {name}=; pass one")
+    return (keyword,)
 
 
 def _sizes(op: str, shape: tuple) -> tuple[int, ...]:
@@ -47,11 +56,14 @@ class ReshapeOp(Function):
             return a.reshape(shape)
         except ValueError:
             if list(shape).count(-1) > 1:
-                raise ValueError(f"reshape: at most one size may be -1 (the size to infer), "
+                raise ValueError(f"reshape: only one dimension can be -1 (the size to infer), "
                                  f"got shape {tuple(shape)}") from None
+            known = int(np.prod([n for n in shape if n != -1]))
+            wanted = (f"a multiple of {known} elements" if -1 in shape
+                      else f"{known} element{'' if known == 1 else 's'}")
             raise ValueError(
                 f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
-                f"into shape {tuple(shape)}"
+                f"into shape {tuple(shape)}, which needs {wanted}"
             ) from None
 
     @staticmethod
@@ -220,8 +232,10 @@ class GetItemOp(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        if _is_basic(ctx.index):
-            out[ctx.index] = grad
+        index = ctx.index
+        # One boolean mask picks each element at most once, as basic indices do.
+        if _is_basic(index) or type(index) is np.ndarray and index.dtype == np.bool_:
+            out[index] = grad
         else:
             np.add.at(out, ctx.index, grad)
         return out
@@ -286,9 +300,12 @@ class StackOp(Function):
         return tuple(np.moveaxis(grad, ctx.axis, 0))
 
 
-def reshape(a: Any, *shape: int | Sequence[int]) -> Tensor:
-    """The same elements in a new shape (one entry may be -1)."""
-    return ReshapeOp.apply(a, shape=_shape_args(shape))
+def reshape(a: Any, *sizes: int | Sequence[int], shape: Sequence[int] | None = None
+            ) -> Tensor:
+    """The same elements in a new shape (one entry may be -1); ``shape=`` as torch.reshape."""
+    if shape is not None:
+        sizes = _one_spelling("reshape", "shape", sizes, shape)
+    return ReshapeOp.apply(a, shape=_shape_args(sizes))
 
 
 @torch_names
@@ -314,9 +331,11 @@ def unsqueeze(a: Any, axis: int) -> Tensor:
     return UnsqueezeOp.apply(a, axis=axis)
 
 
-def expand(a: Any, *shape: int | Sequence[int]) -> Tensor:
-    """Broadcast to ``shape`` (-1 keeps a size)."""
-    return ExpandOp.apply(a, shape=_shape_args(shape))
+def expand(a: Any, *sizes: int | Sequence[int], size: Sequence[int] | None = None) -> Tensor:
+    """Broadcast to a shape (-1 keeps a size); ``size=`` as PyTorch's."""
+    if size is not None:
+        sizes = _one_spelling("expand", "size", sizes, size)
+    return ExpandOp.apply(a, shape=_shape_args(sizes))
 
 
 @torch_names
@@ -368,3 +387,621 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
 
 cat = concatenate
+
+
+# ----------------------------------------------------------------------------- more shape ops
+def _also_named(**pairs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Let a function take PyTorch keywords that validate.TORCH_NAMES does not list
+    (``dim2=`` for ``axis2=``, ``dimension=`` for ``axis=``); both spellings is a TypeError."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for theirs, ours in pairs.items():
+                if theirs in kwargs:
+                    if ours in kwargs:
+                        raise TypeError(f"{fn.__name__}: got both {ours}= and {theirs}= "
+                                        f"({theirs} is PyTorch's name for {ours}); pass one")
+                    kwargs[ours] = kwargs.pop(theirs)
+            return fn(*args, **kwargs)
+        return call
+    return wrap
+
+
+def _as_tensor(a: Any) -> Tensor:
+    return a if isinstance(a, Tensor) else Tensor(a)
+
+
+def _ints(op: str, name: str, value: Any) -> tuple[int, ...]:
+    """An int or a sequence of ints, as a tuple."""
+    if is_int(value):
+        return (int(value),)
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {value!r} "
+                        f"({type(value).__name__})")
+    return tuple(integer(op, name, v) for v in value)
+
+
+class RepeatOp(Function):
+    """copies of the tensor side by side along each axis (torch's Tensor.repeat);  d/da sums
+    the gradient over the copies"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+        sizes = tuple(integer("repeat", f"repeat count {i}", n, low=0)
+                      for i, n in enumerate(sizes))
+        if len(sizes) < a.ndim:
+            raise ValueError(f"repeat: got {len(sizes)} repeat counts {sizes} for a tensor of "
+                             f"shape {a.shape}; give one per dim (more add leading dims)")
+        ctx.padded = (1,) * (len(sizes) - a.ndim) + a.shape
+        ctx.sizes, ctx.shape = sizes, a.shape
+        return np.tile(a, sizes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        # Axis k of the output is (copy, element) pairs: split it so, and sum over the copies.
+        split = [n for pair in zip(ctx.sizes, ctx.padded) for n in pair]
+        return grad.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(ctx.shape)
+
+
+class RollOp(Function):
+    """elements shifted cyclically along axes (along the flattened tensor if none);  the
+    gradient is shifted back"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, shifts: int | Sequence[int],
+                axes: int | Sequence[int] | None = None) -> np.ndarray:
+        steps = _ints("roll", "shifts", shifts)
+        if axes is None:
+            if len(steps) != 1:
+                raise ValueError(f"roll: without dims the tensor is rolled flattened, by one "
+                                 f"shift; got shifts {steps}: give dims= too")
+            ctx.shifts, ctx.axes = steps[0], None
+            return np.roll(a, steps[0])
+        found = tuple(_axis("roll", "dims", ax, a.ndim) for ax in _ints("roll", "dims", axes))
+        if len(found) != len(steps):
+            raise ValueError(f"roll: shifts {steps} and dims {found} must have the same length")
+        ctx.shifts, ctx.axes = steps, found
+        if not a.ndim:  # a 0-d tensor's one element stays where it is
+            return a.copy()
+        return np.roll(a, steps, found)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if ctx.axes is None:
+            return np.roll(grad, -ctx.shifts)
+        if not grad.ndim:
+            return grad
+        return np.roll(grad, tuple(-s for s in ctx.shifts), ctx.axes)
+
+
+class FlipOp(Function):
+    """the order of elements reversed along axes (a copy, as in PyTorch);  the gradient is
+    flipped back"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axes: int | Sequence[int]) -> np.ndarray:
+        ctx.axes = _axes("flip", "dims", axes, a.ndim)
+        return np.flip(a, ctx.axes).copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return np.flip(grad, ctx.axes)
+
+
+class _TriangleOp(Function, register=False):
+    """Shared by tril and triu: keep one triangle of the last two axes, zero the rest; the
+    gradient keeps the same triangle."""
+
+    keep: Any = None
+
+    @classmethod
+    def forward(cls, ctx: Context, a: np.ndarray, diagonal: int = 0) -> np.ndarray:
+        if a.ndim < 2:
+            raise ValueError(f"{cls.name}: needs a tensor with at least 2 dims (a matrix or a "
+                             f"batch of them), got shape {a.shape}")
+        ctx.k = integer(cls.name, "diagonal", diagonal)
+        return cls.keep(a, ctx.k)
+
+    @classmethod
+    def backward(cls, ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return cls.keep(grad, ctx.k)
+
+
+class TrilOp(_TriangleOp):
+    """the lower triangle (on and below diagonal k) of the last two axes;  d/da keeps it too"""
+
+    keep = staticmethod(np.tril)
+
+
+class TriuOp(_TriangleOp):
+    """the upper triangle (on and above diagonal k) of the last two axes;  d/da keeps it too"""
+
+    keep = staticmethod(np.triu)
+
+
+def _onto_diagonal(shape: tuple[int, ...], values: np.ndarray, offset: int, axis1: int,
+                   axis2: int) -> np.ndarray:
+    """Zeros of ``shape`` with ``values``' last axis on diagonal ``offset`` of the
+    (axis1, axis2) planes, its other axes along the remaining axes in order."""
+    out = np.zeros(shape, values.dtype)
+    planes = np.moveaxis(out, (axis1, axis2), (-2, -1))  # a view: writes land in out
+    i = np.arange(values.shape[-1])
+    planes[..., i + max(-offset, 0), i + max(offset, 0)] = values
+    return out
+
+
+def _two_axes(op: str, axis1: Any, axis2: Any, ndim: int, result: bool = False
+              ) -> tuple[int, int]:
+    first = _axis(op, "axis1", axis1, ndim, result=result)
+    second = _axis(op, "axis2", axis2, ndim, result=result)
+    if first == second:
+        raise ValueError(f"{op}: axis1 and axis2 both name axis {first}; a diagonal needs two "
+                         "different axes")
+    return first, second
+
+
+class DiagonalOp(Function):
+    """diagonal ``offset`` of the (axis1, axis2) planes, as a new last axis (a view);  the
+    gradient goes back onto that diagonal, zeros elsewhere"""
+
+    view = True
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, offset: int = 0, axis1: int = 0, axis2: int = 1
+                ) -> np.ndarray:
+        ctx.axes = _two_axes("diagonal", axis1, axis2, a.ndim)
+        ctx.offset = integer("diagonal", "offset", offset)
+        ctx.shape = a.shape
+        out = np.diagonal(a, ctx.offset, *ctx.axes)
+        if a.flags.writeable:  # NumPy's diagonal is read-only; PyTorch's view can be written
+            out.flags.writeable = True
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return _onto_diagonal(ctx.shape, grad, ctx.offset, *ctx.axes)
+
+
+class DiagEmbedOp(Function):
+    """the last axis laid on diagonal ``offset`` of new (axis1, axis2) planes, zeros
+    elsewhere;  the gradient is that diagonal of the upstream gradient"""
+
+    name = "diag_embed"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, offset: int = 0, axis1: int = -2,
+                axis2: int = -1) -> np.ndarray:
+        ctx.axes = _two_axes("diag_embed", axis1, axis2, a.ndim + 1, result=True)
+        ctx.offset = offset = integer("diag_embed", "offset", offset)
+        n = a.shape[-1] + abs(offset)
+        shape = list(a.shape[:-1])
+        for ax in sorted(ctx.axes):
+            shape.insert(ax, n)
+        return _onto_diagonal(tuple(shape), a, offset, *ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return np.diagonal(grad, ctx.offset, *ctx.axes)
+
+
+class UnfoldOp(Function):
+    """windows of ``size`` every ``step`` along an axis, as a new last axis (a view);  each
+    element's gradient is the sum over the windows that hold it"""
+
+    view = True
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: int, size: int, step: int) -> np.ndarray:
+        ctx.axis = axis = _axis("unfold", "dimension", axis, a.ndim)
+        ctx.size = size = integer("unfold", "size", size, low=0)
+        ctx.step = step = integer("unfold", "step", step, low=1)
+        ctx.shape = a.shape
+        length = a.shape[axis] if a.ndim else 1
+        if size > length:
+            raise ValueError(f"unfold: size {size} is larger than dimension {axis}'s length "
+                             f"{length} (tensor shape {a.shape})")
+        if not a.ndim:
+            return a.reshape(1)[:size]
+        windows = np.lib.stride_tricks.sliding_window_view(a, size, axis=axis,
+                                                           writeable=a.flags.writeable)
+        return windows[(slice(None),) * axis + (slice(None, None, step),)]
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if not ctx.shape:
+            return grad.sum(keepdims=True).reshape(())
+        out = np.zeros(ctx.shape, grad.dtype)
+        starts = np.arange(grad.shape[ctx.axis]) * ctx.step
+        where = starts[:, None] + np.arange(ctx.size)  # (window, offset) -> position
+        # Windows overlap when step < size: np.add.at adds every window's share.
+        np.add.at(np.moveaxis(out, ctx.axis, -1), (Ellipsis, where),
+                  np.moveaxis(grad, ctx.axis, -2))
+        return out
+
+
+def _fill_value(op: str, value: Any, dtype: np.dtype) -> Any:
+    """A fill value as stored in ``dtype``: NaN, inf or a number outside an integer dtype's
+    range is refused rather than stored as garbage."""
+    if isinstance(value, np.ndarray):
+        if value.ndim:
+            raise ValueError(f"{op}: value must be a number or a 0-d tensor, got a tensor of "
+                             f"shape {value.shape}")
+        number = value.item()
+    elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        number = value.item() if isinstance(value, np.generic) else value
+    else:
+        raise TypeError(f"{op}: value must be a number or a 0-d tensor, got {value!r} "
+                        f"({type(value).__name__})")
+    if dtype.kind in "iu" and not isinstance(number, bool):
+        info = np.iinfo(dtype)
+        if not (np.isfinite(number) and info.min <= number <= info.max):
+            raise ValueError(f"{op}: value {number} cannot be stored in a {dtype} tensor")
+    return value
+
+
+class MaskedFillOp(Function):
+    """value where mask is True, a elsewhere (a and mask broadcast);  d/da = grad where the
+    mask is False, d/dvalue = the sum of grad where it is True"""
+
+    name = "masked_fill"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, mask: np.ndarray, value: Any) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got {mask.dtype}; make "
+                            "one with a comparison (x > 0) or .astype(bool)")
+        value = _fill_value("masked_fill", value, a.dtype)
+        try:
+            shape = np.broadcast_shapes(a.shape, mask.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: the mask's shape {mask.shape} does not broadcast "
+                             f"with the tensor's shape {a.shape}") from None
+        out = np.array(np.broadcast_to(a, shape))
+        # Unsafe casting stores 2.7 in an int tensor as 2, as PyTorch does.
+        np.copyto(out, value, casting="unsafe", where=mask)
+        ctx.mask = mask
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        need_a, _, need_value = ctx.needs_input_grad
+        mask = ctx.mask
+        grad_a = np.where(mask, 0, grad) if need_a else None
+        grad_value = None
+        if need_value:
+            grad_value = np.asarray(np.sum(grad, where=np.broadcast_to(mask, grad.shape)))
+        return grad_a, None, grad_value
+
+
+def _slice_along(a: Tensor, axis: int, start: int | None, stop: int | None) -> Tensor:
+    """a[start:stop] along ``axis``: a view, whose gradient goes back into place."""
+    return GetItemOp.apply(a, index=(slice(None),) * axis + (slice(start, stop),))
+
+
+def _no_0d(op: str, a: Tensor) -> None:
+    if not a.ndim:
+        raise ValueError(f"{op}: needs a tensor with at least 1 dim, got a 0-d tensor")
+
+
+# ----------------------------------------------------------------------------- their functions
+def repeat(a: Any, *sizes: int | Sequence[int]) -> Tensor:
+    """The tensor repeated ``sizes[k]`` times along axis k (torch's Tensor.repeat)."""
+    return RepeatOp.apply(a, sizes=_shape_args(sizes))
+
+
+def tile(a: Any, *dims: int | Sequence[int]) -> Tensor:
+    """Like repeat, but fewer counts than dims repeat the last axes (torch.tile)."""
+    a = _as_tensor(a)
+    reps = _shape_args(dims)
+    return RepeatOp.apply(a, sizes=(1,) * (a.ndim - len(reps)) + tuple(reps))
+
+
+@torch_names
+def roll(a: Any, shifts: int | Sequence[int], axes: int | Sequence[int] | None = None
+         ) -> Tensor:
+    """Shift elements cyclically by ``shifts`` along ``axes`` (the flattened tensor if None)."""
+    return RollOp.apply(a, shifts=shifts, axes=axes)
+
+
+@torch_names
+def flip(a: Any, axes: int | Sequence[int]) -> Tensor:
+    """Reverse the order of elements along ``axes`` (PyTorch's ``dims``)."""
+    return FlipOp.apply(a, axes=axes)
+
+
+def fliplr(a: Any) -> Tensor:
+    """Reverse the order of columns (axis 1)."""
+    a = _as_tensor(a)
+    if a.ndim < 2:
+        raise ValueError(f"fliplr: needs a tensor with at least 2 dims, got shape {a.shape}")
+    return FlipOp.apply(a, axes=1)
+
+
+def flipud(a: Any) -> Tensor:
+    """Reverse the order of rows (axis 0)."""
+    a = _as_tensor(a)
+    _no_0d("flipud", a)
+    return FlipOp.apply(a, axes=0)
+
+
+def tril(a: Any, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two axes (on and below ``diagonal``), zeros above."""
+    return TrilOp.apply(a, diagonal=diagonal)
+
+
+def triu(a: Any, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two axes (on and above ``diagonal``), zeros below."""
+    return TriuOp.apply(a, diagonal=diagonal)
+
+
+@_also_named(dim2="axis2")
+@torch_names
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """Diagonal ``offset`` of the (axis1, axis2) planes, as a last axis (a view)."""
+    return DiagonalOp.apply(a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+@_also_named(dim2="axis2")
+@torch_names
+def diag_embed(a: Any, offset: int = 0, axis1: int = -2, axis2: int = -1) -> Tensor:
+    """The last axis laid on diagonal ``offset`` of new (axis1, axis2) planes."""
+    return DiagEmbedOp.apply(a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+def diag(a: Any, diagonal: int = 0) -> Tensor:
+    """1-D: a matrix with ``a`` on diagonal ``diagonal``; 2-D: that diagonal (a copy)."""
+    a = _as_tensor(a)
+    if a.ndim == 1:
+        return DiagEmbedOp.apply(a, offset=diagonal, axis1=0, axis2=1)
+    if a.ndim == 2:
+        return CloneOp.apply(DiagonalOp.apply(a, offset=diagonal, axis1=0, axis2=1))
+    raise ValueError(f"diag: takes a 1-D or 2-D tensor, got shape {a.shape}; use diagonal or "
+                     "diag_embed for batches")
+
+
+@_also_named(dimension="axis")
+@torch_names
+def unfold(a: Any, axis: int, size: int, step: int) -> Tensor:
+    """Windows of ``size`` every ``step`` along ``axis``, as a new last axis (a view)."""
+    return UnfoldOp.apply(a, axis=axis, size=size, step=step)
+
+
+def masked_fill(a: Any, mask: Any, value: Any) -> Tensor:
+    """``value`` where ``mask`` is True, ``a`` elsewhere; a 0-d tensor value takes a gradient."""
+    return MaskedFillOp.apply(a, mask.data if isinstance(mask, Tensor) else mask, value)
+
+
+def masked_select(a: Any, mask: Any) -> Tensor:
+    """The elements of ``a`` where the (broadcast) bool ``mask`` is True, as a 1-D tensor."""
+    a = _as_tensor(a)
+    mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_select: mask must be a bool tensor, got {mask.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, mask.shape)
+    except ValueError:
+        raise ValueError(f"masked_select: the mask's shape {mask.shape} does not broadcast "
+                         f"with the tensor's shape {a.shape}") from None
+    if a.shape != shape:
+        a = ExpandOp.apply(a, shape=shape)
+    return GetItemOp.apply(a, index=np.broadcast_to(mask, shape))
+
+
+@torch_names
+def split(a: Any, split_size_or_sections: int | Sequence[int], axis: int = 0
+          ) -> tuple[Tensor, ...]:
+    """Pieces of ``split_size`` along ``axis`` (the last may be smaller), or of the listed
+    sizes; views whose gradients add up."""
+    a = _as_tensor(a)
+    _no_0d("split", a)
+    axis = _axis("split", "axis", axis, a.ndim)
+    n = a.shape[axis]
+    if is_int(split_size_or_sections):
+        size = integer("split", "split_size", split_size_or_sections, low=0)
+        if size == 0 and n:
+            raise ValueError(f"split: split_size 0 only splits an axis of length 0; axis {axis}"
+                             f" has length {n}")
+        bounds = list(range(0, n, size)) + [n] if n else [0, 0]
+    elif isinstance(split_size_or_sections, (tuple, list)):
+        sizes = [integer("split", f"size {i}", s, low=0)
+                 for i, s in enumerate(split_size_or_sections)]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} "
+                             f"has length {n}")
+        bounds = [0, *np.cumsum(sizes).tolist()]
+    else:
+        raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, got "
+                        f"{split_size_or_sections!r}")
+    return tuple(_slice_along(a, axis, lo, hi) for lo, hi in zip(bounds, bounds[1:]))
+
+
+@torch_names
+def chunk(a: Any, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+    """At most ``chunks`` equal pieces along ``axis`` (the last may be smaller), as PyTorch."""
+    a = _as_tensor(a)
+    _no_0d("chunk", a)
+    chunks = integer("chunk", "chunks", chunks, low=1)
+    axis = _axis("chunk", "axis", axis, a.ndim)
+    n = a.shape[axis]
+    if not n:
+        return tuple(_slice_along(a, axis, 0, 0) for _ in range(chunks))
+    return split(a, -(-n // chunks), axis)
+
+
+@torch_names
+def tensor_split(a: Any, indices_or_sections: Any, axis: int = 0) -> tuple[Tensor, ...]:
+    """``sections`` near-equal pieces (the first ones one longer), or pieces cut at the listed
+    indices, along ``axis``."""
+    a = _as_tensor(a)
+    _no_0d("tensor_split", a)
+    axis = _axis("tensor_split", "axis", axis, a.ndim)
+    n = a.shape[axis]
+    cuts = indices_or_sections
+    if isinstance(cuts, Tensor):
+        cuts = cuts.data
+    if isinstance(cuts, np.ndarray):
+        if cuts.dtype.kind not in "iu" or cuts.ndim > 1:
+            raise TypeError(f"tensor_split: a tensor of indices_or_sections must be 0-d or 1-D "
+                            f"integers, got {cuts.dtype} of shape {cuts.shape}")
+        cuts = cuts.item() if not cuts.ndim else cuts.tolist()
+    if is_int(cuts):
+        sections = integer("tensor_split", "sections", cuts, low=1)
+        size, extra = divmod(n, sections)
+        bounds = np.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
+    elif isinstance(cuts, (tuple, list)):
+        # Python's slicing of each stretch, as PyTorch (and NumPy's array_split) cut them.
+        bounds = [0, *(integer("tensor_split", "index", i) for i in cuts), n]
+    else:
+        raise TypeError(f"tensor_split: indices_or_sections must be an int or a list of ints, "
+                        f"got {cuts!r}")
+    return tuple(_slice_along(a, axis, lo, hi) for lo, hi in zip(bounds, bounds[1:]))
+
+
+@torch_names
+def unbind(a: Any, axis: int = 0) -> tuple[Tensor, ...]:
+    """The slices along ``axis``, each without that axis (views whose gradients add up)."""
+    a = _as_tensor(a)
+    _no_0d("unbind", a)
+    axis = _axis("unbind", "axis", axis, a.ndim)
+    lead = (slice(None),) * axis
+    return tuple(GetItemOp.apply(a, index=lead + (i,)) for i in range(a.shape[axis]))
+
+
+def movedim(a: Any, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
+    """Move axes ``source`` to positions ``destination``; the others keep their order."""
+    a = _as_tensor(a)
+    ndim = a.ndim
+    sources, destinations = (_ints("movedim", "source", source),
+                             _ints("movedim", "destination", destination))
+    if len(sources) != len(destinations):
+        raise ValueError(f"movedim: source {sources} and destination {destinations} must name "
+                         "the same number of axes")
+    sources = tuple(_axis("movedim", "source", s, ndim) for s in sources)
+    destinations = tuple(_axis("movedim", "destination", d, ndim) for d in destinations)
+    for name, found in (("source", sources), ("destination", destinations)):
+        if len(set(found)) != len(found):
+            raise ValueError(f"movedim: {name} {found} names an axis more than once")
+    if not ndim:
+        return PermuteOp.apply(a, axes=())
+    order = [ax for ax in range(ndim) if ax not in sources]
+    for d, s in sorted(zip(destinations, sources)):
+        order.insert(d, s)
+    return PermuteOp.apply(a, axes=tuple(order))
+
+
+moveaxis = movedim
+
+
+@torch_names
+def narrow(a: Any, axis: int, start: int, length: int) -> Tensor:
+    """``length`` elements from ``start`` along ``axis`` (a view)."""
+    a = _as_tensor(a)
+    _no_0d("narrow", a)
+    axis = _axis("narrow", "axis", axis, a.ndim)
+    n = a.shape[axis]
+    if isinstance(start, Tensor) and start.ndim == 0:
+        start = start.item()
+    start = integer("narrow", "start", start, low=-n, high=n)
+    start += n if start < 0 else 0
+    length = integer("narrow", "length", length, low=0)
+    if start + length > n:
+        raise ValueError(f"narrow: start {start} + length {length} runs past the end of axis "
+                         f"{axis}, which has length {n}")
+    return _slice_along(a, axis, start, start + length)
+
+
+@torch_names
+def swapaxes(a: Any, axis0: int, axis1: int) -> Tensor:
+    """Swap two axes (transpose under NumPy's and PyTorch's other name)."""
+    return TransposeOp.apply(a, axis0=axis0, axis1=axis1)
+
+
+swapdims = swapaxes
+
+
+@torch_names
+def unflatten(a: Any, axis: int, sizes: Sequence[int]) -> Tensor:
+    """Axis ``axis`` split into ``sizes`` (one may be -1), as torch.unflatten (a view)."""
+    a = _as_tensor(a)
+    _no_0d("unflatten", a)
+    axis = _axis("unflatten", "axis", axis, a.ndim)
+    if not isinstance(sizes, (tuple, list)):
+        raise TypeError(f"unflatten: sizes must be a tuple or list of ints, got {sizes!r}")
+    if not sizes:
+        raise ValueError("unflatten: sizes must not be empty")
+    sizes = tuple(integer("unflatten", f"size {i}", s, low=-1) for i, s in enumerate(sizes))
+    if sizes.count(-1) > 1:
+        raise ValueError(f"unflatten: only one dimension can be -1, got sizes {sizes}")
+    n, known = a.shape[axis], int(np.prod([s for s in sizes if s != -1]))
+    if -1 in sizes:
+        if known == 0 or n % known:
+            raise ValueError(f"unflatten: axis {axis} of length {n} cannot be split into sizes "
+                             f"{sizes}")
+        sizes = tuple(n // known if s == -1 else s for s in sizes)
+    elif known != n:
+        raise ValueError(f"unflatten: sizes {sizes} hold {known} elements, but axis {axis} has "
+                         f"length {n}")
+    return ReshapeOp.apply(a, shape=a.shape[:axis] + sizes + a.shape[axis + 1:])
+
+
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors ('ij': matrix indexing, 'xy': Cartesian); expanded
+    views whose gradients sum back to the inputs."""
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise ValueError("meshgrid: needs at least one tensor")
+    indexing = choice("meshgrid", "indexing", indexing, ("ij", "xy"))
+    grids = [_as_tensor(t) for t in tensors]
+    for i, t in enumerate(grids):
+        if t.ndim > 1:
+            raise ValueError(f"meshgrid: tensor {i} has shape {t.shape}; each must be 0-d or 1-D")
+    dtypes = sorted({str(t.dtype) for t in grids})
+    if len(dtypes) > 1:
+        raise TypeError(f"meshgrid: all tensors must have one dtype (as PyTorch requires), got "
+                        f"{', '.join(dtypes)}")
+    sizes = [t.numel() for t in grids]
+    axes = list(range(len(grids)))
+    if indexing == "xy" and len(grids) > 1:  # the first two inputs run along columns and rows
+        axes[0], axes[1] = 1, 0
+    shape = [0] * len(grids)
+    for n, ax in zip(sizes, axes):
+        shape[ax] = n
+    out = []
+    for t, n, ax in zip(grids, sizes, axes):
+        own = [1] * len(grids)
+        own[ax] = n
+        out.append(ExpandOp.apply(ReshapeOp.apply(t, shape=tuple(own)), shape=tuple(shape)))
+    return tuple(out)
+
+
+def nonzero(a: Any, *, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
+    """Indices of the nonzero elements: an (n, ndim) int64 tensor, or one 1-D tensor per axis
+    with ``as_tuple`` (no gradient)."""
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    if boolean("nonzero", "as_tuple", as_tuple):
+        if not data.ndim:  # PyTorch treats a 0-d tensor as 1-D here
+            data = data.reshape(1)
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(data))
+    return Tensor(np.argwhere(data).astype(np.int64))
+
+
+def one_hot(a: Any, num_classes: int = -1) -> Tensor:
+    """Class indices as one-hot rows: int64 of shape a.shape + (num_classes,); -1 infers it."""
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: needs an integer tensor of class indices, got {data.dtype}; "
+                        "convert it with .long()")
+    num_classes = integer("one_hot", "num_classes", num_classes, low=-1)
+    if data.size and data.min() < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {data.min()}")
+    if num_classes == -1:
+        if not data.size:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass "
+                             "num_classes=")
+        num_classes = int(data.max()) + 1
+    elif data.size and data.max() >= num_classes:
+        raise ValueError(f"one_hot: class value {data.max()} is not smaller than "
+                         f"num_classes={num_classes}")
+    return Tensor((data[..., None] == np.arange(num_classes)).astype(np.int64))
