@@ -195,17 +195,19 @@ def build_interpolate(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]
     else:
         out = tuple(draw(st.integers(1, 7)) for _ in range(dims))
     align = mode in ("linear", "bilinear", "bicubic", "trilinear") and draw(st.booleans())
+    antialias = mode in ("bilinear", "bicubic") and draw(st.booleans())
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *sizes)
     return [normal(rng, shape)], {"dims": dims, "size": out, "scales": scales, "mode": mode,
-                                  "align_corners": align}
+                                  "align_corners": align, "antialias": antialias}
 
 
 def torch_interpolate(x: torch.Tensor, dims: int, size: tuple, scales: Any, mode: str,
-                      align_corners: bool) -> torch.Tensor:
+                      align_corners: bool, antialias: bool = False) -> torch.Tensor:
     align = align_corners if mode not in ("nearest", "nearest-exact") else None
     if scales is not None:
-        return F.interpolate(x, scale_factor=scales, mode=mode, align_corners=align)
-    return F.interpolate(x, size=size, mode=mode, align_corners=align)
+        return F.interpolate(x, scale_factor=scales, mode=mode, align_corners=align,
+                             antialias=antialias)
+    return F.interpolate(x, size=size, mode=mode, align_corners=align, antialias=antialias)
 
 
 CASES: list[Case] = [
@@ -223,6 +225,6 @@ CASES: list[Case] = [
     Case("adaptive_avg_pool", "1-3 dims, None sizes", build_adaptive(normal),
          _adaptive_torch("avg")),
     Case("max_unpool", "1-3 dims, distinct indices", build_max_unpool, torch_max_unpool),
-    Case("interpolate", "nearest(-exact), (bi/tri)linear, bicubic; size or scale",
+    Case("interpolate", "nearest(-exact), (bi/tri)linear, bicubic, antialias; size or scale",
          build_interpolate, torch_interpolate),
 ]

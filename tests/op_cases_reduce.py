@@ -82,6 +82,14 @@ def torch_median(a: torch.Tensor, axis: int | None = None, keepdims: bool = Fals
     return torch.median(a, axis, keepdim=keepdims).values
 
 
+def build_mode(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    # Distinct values: with repeats, a finite-difference step would change which value is
+    # most frequent. test_ops_reduce.py checks repeats and ties against torch.
+    shape = draw(SHAPE)
+    return [distinct(rng, shape)], {"axis": _axis(draw, len(shape)),
+                                    "keepdims": draw(st.booleans())}
+
+
 def build_sort(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
     shape = draw(SHAPE)
     return [distinct(rng, shape)], {"axis": _axis(draw, len(shape)),
@@ -145,6 +153,8 @@ CASES: list[Case] = [
     Case("mean", "dtype=float32", build_in_dtype, in_dtype(torch.mean), fd_eps=2.0,
          fd_rtol=1e-3),
     Case("median", "all or along an axis, no ties", build_median, torch_median),
+    Case("mode", "along an axis, distinct values", build_mode,
+         lambda a, axis, keepdims: torch.mode(a, axis, keepdims).values),
     Case("sort", "axis, descending, no ties", build_sort,
          lambda a, axis, descending: torch.sort(a, dim=axis, descending=descending).values),
     Case("topk", "k, axis, largest or smallest, no ties", build_topk,

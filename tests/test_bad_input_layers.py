@@ -355,6 +355,8 @@ def test_a_non_integer_axis_is_a_type_error_naming_the_op(name: str, rank: int,
     ours = AXIS_OPS[name][0]
     if rank == 0 and name == "concatenate":
         pytest.skip("0-d tensors cannot be concatenated at all (tested below)")
+    if axis is True and name in ("var", "std"):
+        pytest.skip("a bool in the dim's place is torch.var(x, unbiased): test_semantics.py")
     if isinstance(axis, list) and name not in ("sum", "mean", "max", "min", "var", "std",
                                                "logsumexp", "squeeze", "unsqueeze"):
         axis = 0.5  # the ops taking one axis see a float; the list case is theirs alone
@@ -390,7 +392,7 @@ def test_reductions_take_axis_tuples_and_refuse_repeats_and_the_empty_tuple(name
         ours(cr.tensor(x), ())
     assert ours(cr.tensor(2.0), ()).shape == ()  # on a 0-d tensor both agree
     with pytest.raises(TypeError, match=rf"^{name}: keepdims must be True or False, got 'no'"):
-        ours(cr.tensor(x), 0, "no")
+        ours(cr.tensor(x), 0, keepdims="no")
 
 
 def test_squeeze_takes_the_empty_tuple_and_a_list_as_torch_does() -> None:

@@ -239,8 +239,8 @@ def test_max_unpool_inverts_max_pool_like_torch(dims) -> None:
     (lambda x: F.max_pool1d(x, 2), ValueError, r"expects input shaped .* got shape"),
     (lambda x: F.max_pool3d(x, 5), ValueError, "window spans 5 elements"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
-    (lambda x: F.avg_pool2d(cr.tensor(np.ones((1, 1, 4, 4), np.int64)), 2, ceil_mode=True),
-     TypeError, "floating"),
+    (lambda x: F.avg_pool2d(cr.tensor(np.ones((1, 1, 4, 4), np.int32)), 2, ceil_mode=True),
+     TypeError, "floating"),  # PyTorch averages int64 only
     (lambda x: F.adaptive_avg_pool2d(x, (2, -1)), ValueError, "output_size must be >= 0"),
     (lambda x: F.max_unpool2d(x, np.full(x.shape, 99), 2), ValueError, r"must lie in \[0, 64\)"),
     (lambda x: F.max_unpool2d(x, np.zeros(x.shape), 2), TypeError, "indices must be integers"),
@@ -298,7 +298,9 @@ def test_nearest_picks_torchs_pixels_for_every_size(dtype) -> None:
     (lambda x: F.interpolate(x, 3, align_corners=True), ValueError, "align_corners is for"),
     (lambda x: F.interpolate(x, 3, mode="linear"), ValueError, "needs a 3-D input"),
     (lambda x: F.interpolate(x, 3, mode="cubic"), ValueError, "mode must be"),
-    (lambda x: F.interpolate(x, 3, mode="bilinear", antialias=True), ValueError, "antialias"),
+    (lambda x: F.interpolate(x, 3, mode="nearest", antialias=True), ValueError, "antialias"),
+    (lambda x: F.interpolate(cr.tensor(np.ones((1, 1, 2, 2), np.uint8)), 3, mode="bilinear"),
+     TypeError, "needs a floating input"),
     (lambda x: F.interpolate(x, (3, 4, 5)), ValueError, "one entry per spatial dim"),
     (lambda x: F.interpolate(x, scale_factor=-1.0), ValueError, "scale_factor must be > 0"),
     (lambda x: F.interpolate(x[0, 0], 3), ValueError, "expects a batched input"),
@@ -456,3 +458,131 @@ def test_conv_layers_explain_bad_input() -> None:
         nn.Conv1d(2, 3, 3)(cr.zeros(1, 3, 5))
     with pytest.raises(ValueError, match=r"Conv3d\(2, 3\): expected input \(N, 2, D, H, W\)"):
         nn.Conv3d(2, 3, 3)(cr.zeros(1, 2, 5, 5))
+
+
+# ----------------------------------------------------------------------------- review fixes
+@pytest.mark.parametrize("fn, x_shape, w_shape", [
+    ("conv2d", (3, 7, 6), (4, 3, 3, 2)), ("conv_transpose2d", (3, 4, 5), (3, 2, 3, 3)),
+])
+def test_functional_conv2d_takes_unbatched_images(fn, x_shape, w_shape) -> None:
+    run_both(lambda x, w: getattr(F, fn)(x, w, None, 1, 1),
+             lambda x, w: getattr(TF, fn)(x, w, None, 1, 1),
+             RNG.standard_normal(x_shape), RNG.standard_normal(w_shape))
+
+
+@pytest.mark.parametrize("make, shape, kwargs", [
+    (lambda t, **d: t.Conv1d(3, 4, 3, padding=1, padding_mode="reflect", **d), (3, 9), {}),
+    (lambda t, **d: t.Conv2d(3, 4, 3, **d), (3, 6, 7), {}),
+    (lambda t, **d: t.Conv3d(2, 3, 2, **d), (2, 4, 5, 4), {}),
+    (lambda t, **d: t.ConvTranspose1d(3, 4, 3, stride=3, **d), (3, 5), {"output_size": (4, 17)}),
+    (lambda t, **d: t.ConvTranspose2d(3, 4, 3, stride=2, **d), (3, 4, 5),
+     {"output_size": [10, 12]}),
+])
+def test_conv_layers_take_unbatched_input(make, shape, kwargs) -> None:
+    theirs = make(torch.nn, dtype=torch.float64)
+    ours = make(nn, dtype="float64")
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    run_both(lambda x: ours(x, **kwargs), lambda x: theirs(x, **kwargs),
+             RNG.standard_normal(shape))
+
+
+@pytest.mark.parametrize("fn, args", [("max_pool2d", (2,)), ("max_pool2d", (3, 2, 1)),
+                                      ("avg_pool2d", (2,)), ("avg_pool2d", (3, 2, 1))])
+def test_default_2d_pooling_takes_unbatched_images(fn, args) -> None:
+    run_both(lambda t: getattr(F, fn)(t, *args), lambda t: getattr(TF, fn)(t, *args),
+             RNG.standard_normal((3, 7, 8)))
+    layer = {"max_pool2d": nn.MaxPool2d, "avg_pool2d": nn.AvgPool2d}[fn](*args)
+    assert layer(cr.zeros(3, 7, 8)).shape == getattr(TF, fn)(torch.zeros(3, 7, 8), *args).shape
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_default_max_pool2d_on_integers_and_bools_pads_with_the_lowest_value(dtype) -> None:
+    x = (RNG.integers(-9, 9, (2, 3, 7, 8)) if dtype is not np.bool_
+         else np.zeros((2, 3, 7, 8), bool)).astype(dtype)
+    for args in [(2,), (3, 2, 1)]:
+        out = F.max_pool2d(cr.tensor(x), *args)
+        expected = torch.tensor(x.astype(np.int64)).to(torch.int64)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out.data, TF.max_pool2d(expected, *args).numpy())
+
+
+def test_avg_pool_on_int64_truncates_like_torch() -> None:
+    x = RNG.integers(-9, 9, (2, 3, 7, 8))
+    for args in [(2,), (3, 2, 1, True, False), (2, 2, 0, False, True, 3)]:
+        out = F.avg_pool2d(cr.tensor(x), *args)
+        assert out.dtype == np.int64
+        np.testing.assert_array_equal(out.data, TF.avg_pool2d(torch.tensor(x), *args).numpy())
+    np.testing.assert_array_equal(F.avg_pool1d(cr.tensor(x[0]), 3).data,
+                                  TF.avg_pool1d(torch.tensor(x[0]), 3).numpy())
+
+
+def test_an_empty_stride_means_the_kernel_size() -> None:
+    x = RNG.standard_normal((1, 2, 6, 6))
+    for fn in ("max_pool2d", "avg_pool2d"):
+        for stride in ([], ()):
+            run_both(lambda t: getattr(F, fn)(t, 3, stride),
+                     lambda t: getattr(TF, fn)(t, 3, stride), x)
+
+
+def test_pool_layers_keep_torchs_default_stride() -> None:
+    for name in ("MaxPool2d", "AvgPool2d"):
+        assert getattr(nn, name)(3).stride == getattr(torch.nn, name)(3).stride == 3
+        assert repr(getattr(nn, name)(3)) == repr(getattr(torch.nn, name)(3))
+
+
+def test_pad_takes_a_zero_value_in_every_mode() -> None:
+    for mode in ("reflect", "replicate", "circular"):
+        run_both(lambda t: F.pad(t, (1, 2), mode, 0.0), lambda t: TF.pad(t, (1, 2), mode, 0.0),
+                 RNG.standard_normal((2, 3, 5)))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("kwargs", [dict(size=(5, 4)), dict(size=(20, 3)),
+                                    dict(scale_factor=0.37), dict(size=(4, 3), align_corners=True),
+                                    dict(size=(12, 10))])
+def test_interpolate_antialias_matches_torch(mode, kwargs) -> None:
+    run_both(lambda t: F.interpolate(t, mode=mode, antialias=True, **kwargs),
+             lambda t: TF.interpolate(t, mode=mode, antialias=True, **kwargs),
+             RNG.standard_normal((2, 3, 12, 10)))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_interpolate_resizes_uint8_images_like_torch(mode) -> None:
+    x = RNG.integers(0, 255, (1, 3, 5, 6)).astype(np.uint8)
+    for kwargs in (dict(size=(9, 4)), dict(scale_factor=1.7), dict(size=(3, 11))):
+        out = F.interpolate(cr.tensor(x), mode=mode, **kwargs)
+        assert out.dtype == np.uint8
+        np.testing.assert_array_equal(out.data, TF.interpolate(torch.tensor(x), mode=mode,
+                                                               **kwargs).numpy())
+
+
+def test_upsample_functions_and_layers_match_torch() -> None:
+    from chainrule.nn import pool as layers
+    from chainrule.ops import resize
+
+    x = RNG.standard_normal((2, 3, 4, 5))
+    run_both(lambda t: resize.upsample(t, scale_factor=2, mode="bilinear"),
+             lambda t: TF.interpolate(t, scale_factor=2, mode="bilinear"), x)
+    run_both(lambda t: resize.upsample_nearest(t, (7, 9)),
+             lambda t: TF.interpolate(t, (7, 9), mode="nearest"), x)
+    run_both(lambda t: resize.upsample_bilinear(t, scale_factor=2),
+             lambda t: TF.interpolate(t, scale_factor=2, mode="bilinear", align_corners=True),
+             x)
+    run_both(layers.UpsamplingNearest2d(scale_factor=2),
+             torch.nn.UpsamplingNearest2d(scale_factor=2), x)
+    run_both(layers.UpsamplingBilinear2d(size=(5, 7)),
+             torch.nn.UpsamplingBilinear2d(size=(5, 7)), x)
+
+
+def test_the_3d_layers_torch_has_match_torch() -> None:
+    from chainrule.nn import pool as layers
+
+    x = RNG.standard_normal((2, 2, 4, 6, 6))
+    run_both(layers.ZeroPad3d((1, 0, 2, 1, 0, 1)), torch.nn.ZeroPad3d((1, 0, 2, 1, 0, 1)), x)
+    run_both(layers.AdaptiveMaxPool3d((2, 3, 2)), torch.nn.AdaptiveMaxPool3d((2, 3, 2)), x)
+    ours = layers.AdaptiveMaxPool3d(2, return_indices=True)(cr.tensor(x))
+    theirs = torch.nn.AdaptiveMaxPool3d(2, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(ours.indices.data, theirs[1].numpy())
+    run_both(lambda t: layers.MaxUnpool3d(2)(*nn.MaxPool3d(2, return_indices=True)(t)),
+             lambda t: torch.nn.MaxUnpool3d(2)(*torch.nn.MaxPool3d(2, return_indices=True)(t)),
+             x)

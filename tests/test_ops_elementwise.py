@@ -520,6 +520,80 @@ def test_layer_reprs_match_torch():
         assert repr(ours) == repr(theirs)
 
 
+def test_layer_reprs_keep_the_numbers_as_given_like_torch():
+    pairs = [(nn.ELU(alpha=1), torch.nn.ELU(alpha=1)), (nn.CELU(2), torch.nn.CELU(2)),
+             (nn.Hardtanh(-2, 2), torch.nn.Hardtanh(-2, 2)),
+             (nn.Softplus(beta=3), torch.nn.Softplus(beta=3)),
+             (nn.Softplus(2, 5), torch.nn.Softplus(2, 5)),
+             (nn.LeakyReLU(1), torch.nn.LeakyReLU(1))]
+    for ours, theirs in pairs:
+        assert repr(ours) == repr(theirs)
+    assert nn.ELU(alpha=2)(cr.tensor([-1.0])).tolist() == pytest.approx([2 * math.expm1(-1)])
+
+
+def test_clamp_promotes_its_bounds_as_torch():
+    ints = cr.tensor([1, 2, 3])
+    for kwargs in ({"min": 0.5}, {"max": 2.5}, {"min": 1.5, "max": 2.5}):
+        ours = cr.clamp(ints, **kwargs)
+        theirs = torch.clamp(torch.tensor([1, 2, 3]), **kwargs)
+        assert ours.dtype == np.float32 and ours.tolist() == theirs.tolist()
+    assert ints.clamp(0.5).dtype == ints.clamp_min(0.5).dtype == np.float32
+    assert cr.clamp(ints, 2, 3).dtype == np.int64
+    assert cr.clamp(cr.tensor([True, False]), 0, 1).tolist() == [1, 0]
+    with pytest.raises(TypeError, match="clamp: not defined for a bool tensor with bool"):
+        cr.clamp(cr.tensor([True, False]), min=True)
+    with pytest.raises(TypeError, match="clamp: input must be a tensor, got int"):
+        cr.clamp(2, min=cr.tensor([1.0]))
+
+
+def test_clamp_takes_tensor_bounds_with_torchs_gradients():
+    values, low, high = [0.5, 1.5, 3.0, 1.0], [1.0, 1.5, 0.0, 2.0], [2.0, 2.0, 2.0, 0.5]
+    x, lo, hi = (cr.tensor(v, requires_grad=True) for v in (values, low, high))
+    tx, tlo, thi = (torch.tensor(v, requires_grad=True) for v in (values, low, high))
+    out, expected = cr.clamp(x, min=lo, max=hi), torch.clamp(tx, min=tlo, max=thi)
+    weights = [1.0, 2.0, 3.0, 4.0]
+    (out * cr.tensor(weights)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    assert out.tolist() == expected.tolist()
+    for ours, theirs in ((x, tx), (lo, tlo), (hi, thi)):
+        np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+    promoted = cr.clamp(cr.tensor([1, 5]), min=cr.tensor(1.5))
+    assert promoted.dtype == np.float32 and promoted.tolist() == [1.5, 5.0]
+    assert x.clamp(max=hi).tolist() == torch.clamp(tx, max=thi).tolist()
+
+
+def test_functions_take_torchs_keyword_names():
+    x, y = np.array([0.25, -0.5, 0.75]), np.array([1.5, 0.5, -2.0])
+    calls = [("sin", {"input": x}), ("atan2", {"input": x, "other": y}),
+             ("pow", {"input": np.abs(x), "exponent": y}), ("add", {"input": x, "other": y}),
+             ("remainder", {"input": x, "other": y}), ("lerp", {"input": x, "end": y,
+                                                              "weight": 0.5}),
+             ("clamp", {"input": x, "min": -0.3}), ("where", {"condition": x > 0, "input": x,
+                                                               "other": y})]
+    for name, kwargs in calls:
+        ours = getattr(cr, name)(**{k: cr.tensor(v) if isinstance(v, np.ndarray) else v
+                                    for k, v in kwargs.items()})
+        theirs = getattr(torch, name)(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray)
+                                         else v for k, v in kwargs.items()})
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-12, err_msg=name)
+    for name in ("softplus", "elu", "hardtanh", "glu", "softmin", "relu", "gelu", "softmax",
+                 "log_softmax", "dropout"):
+        kwargs = {"dim": 0} if name in ("softmin", "softmax", "log_softmax", "glu") else {}
+        if name == "dropout":
+            kwargs = {"p": 0.0}
+        ours = getattr(F, name)(input=cr.tensor(np.r_[x, y]), **kwargs)
+        theirs = getattr(TF, name)(input=torch.from_numpy(np.r_[x, y]), **kwargs)
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6, err_msg=name)
+
+
+def test_abs_refuses_bools_as_torch():
+    with pytest.raises(TypeError, match="abs: not defined for bool tensors"):
+        cr.abs(cr.tensor([True, False]))
+    with pytest.raises(NotImplementedError):
+        torch.abs(torch.tensor([True, False]))
+    assert cr.abs(cr.tensor([-2, 3])).tolist() == [2, 3]
+
+
 def test_softmax_layer_without_dim_uses_torchs_legacy_choice():
     x = np.random.default_rng(3).standard_normal((2, 3))
     with pytest.warns(UserWarning, match="Softmax: no dim given"):

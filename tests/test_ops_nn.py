@@ -122,6 +122,50 @@ def test_reprs_match_torch() -> None:
         assert repr(ours) == repr(theirs)
 
 
+def test_batch_norm_takes_torchs_bias_keyword_and_repr() -> None:
+    x = RNG.standard_normal((4, 3, 2, 2))
+    for cls in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
+        for kwargs in ({}, {"bias": False}, {"affine": False}):
+            ours, theirs = getattr(nn, cls)(3, **kwargs), getattr(torch.nn, cls)(3, **kwargs)
+            assert repr(ours) == repr(theirs)
+            assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours = randomised(nn.BatchNorm2d(3, bias=False, **F64))
+    theirs = torch.nn.BatchNorm2d(3, bias=False).double()
+    theirs.weight.data = torch.from_numpy(ours.weight.data.copy())
+    assert ours.bias is None and ours.weight is not None
+    both(ours, theirs, x)
+    for ours, theirs in ((nn.LayerNorm(4), torch.nn.LayerNorm(4)),
+                         (nn.LayerNorm(4, bias=False), torch.nn.LayerNorm(4, bias=False)),
+                         (nn.LayerNorm(4, elementwise_affine=False),
+                          torch.nn.LayerNorm(4, elementwise_affine=False))):
+        assert repr(ours) == repr(theirs)
+
+
+def test_norms_take_torchs_input_keyword() -> None:
+    x = RNG.standard_normal((2, 4, 3))
+    both(lambda v: F.layer_norm(input=v, normalized_shape=(3,)),
+         lambda v: TF.layer_norm(input=v, normalized_shape=(3,)), x)
+    both(lambda v: F.batch_norm(input=v, running_mean=None, running_var=None, training=True),
+         lambda v: TF.batch_norm(input=v, running_mean=None, running_var=None, training=True), x)
+    both(lambda v: F.group_norm(input=v, num_groups=2), lambda v: TF.group_norm(
+        input=v, num_groups=2), x)
+    both(lambda v, t: F.mse_loss(input=v, target=t), lambda v, t: TF.mse_loss(input=v, target=t),
+         x, x[::-1].copy())
+
+
+def test_loss_and_small_layer_reprs_match_torch() -> None:
+    pairs = [(nn.CrossEntropyLoss(label_smoothing=0.1), torch.nn.CrossEntropyLoss(
+        label_smoothing=0.1)), (nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum")),
+        (nn.MSELoss(), torch.nn.MSELoss()), (nn.HuberLoss("sum", 2.0),
+                                              torch.nn.HuberLoss("sum", 2.0)),
+        (nn.KLDivLoss(reduction="batchmean"), torch.nn.KLDivLoss(reduction="batchmean")),
+        (nn.BCEWithLogitsLoss(), torch.nn.BCEWithLogitsLoss()),
+        (nn.Unflatten(1, [3, 2, 2]), torch.nn.Unflatten(1, [3, 2, 2]))]
+    for ours, theirs in pairs:
+        assert repr(ours) == repr(theirs)
+    assert nn.Unflatten(1, [3, -1])(cr.zeros((2, 12))).shape == (2, 3, 4)
+
+
 def test_norm_state_dict_keys_and_defaults_are_torchs() -> None:
     pairs = [(nn.InstanceNorm2d(3), torch.nn.InstanceNorm2d(3)),
              (nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
@@ -448,8 +492,22 @@ def test_cosine_similarity_and_normalize_options_and_zero_vectors() -> None:
         cr.get_default_dtype()
     with pytest.raises(AxisError, match="cosine_similarity: axis 1 is out of range"):
         F.cosine_similarity(cr.randn(3), cr.randn(3))
-    with pytest.raises(ValueError, match=r"normalize: p must be >= 1"):
-        F.normalize(cr.randn(3), p=0.5, dim=0)
+    with pytest.raises(ValueError, match=r"normalize: p must be > 0"):
+        F.normalize(cr.randn(3), p=0, dim=0)
+
+
+def test_normalize_takes_p_below_one_like_torch() -> None:
+    a = np.array([[1.0, 0.0, -2.0], [0.5, 3.0, 0.0]])
+    for p in (0.5, 0.25):
+        both(lambda x: F.normalize(x, p=p), lambda x: TF.normalize(x, p=p), a)
+
+
+def test_softmax_family_on_an_empty_axis_gives_the_empty_result_like_torch() -> None:
+    empty = np.zeros((0, 4))
+    for ours, theirs in ((F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax),
+                         (F.softmin, TF.softmin)):
+        for dim in (0, 1):
+            both(lambda x: ours(x, dim=dim), lambda x: theirs(x, dim=dim), empty)
 
 
 def test_softmax_dtype_and_integer_inputs() -> None:

@@ -455,3 +455,98 @@ def test_matrix_product_errors() -> None:
     with pytest.raises(TypeError, match="addmm: input is float32 but the matrices are float64"):
         cr.addmm(cr.ones(2, 2, dtype=np.float32), cr.ones(2, 3, dtype=np.float64),
                  cr.ones(3, 2, dtype=np.float64))
+
+
+# ----------------------------------------------------------------------------- review fixes
+def test_cummax_backward_on_an_empty_tensor() -> None:
+    x, t = both(np.zeros((0, 3)))
+    for name in ("cummax", "cummin"):
+        getattr(cr, name)(x, 0).values.sum().backward()
+        assert x.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int16, np.uint8])
+def test_scans_keep_a_small_integer_dtype_when_asked(name: str, dtype: type) -> None:
+    x, t = both([[1, 2, 3], [4, 0, 2]], dtype)
+    torch_dtype = torch.from_numpy(np.zeros(1, dtype)).dtype
+    same(getattr(cr, name)(x, 1, dtype=dtype), getattr(torch, name)(t, 1, dtype=torch_dtype))
+
+
+def test_max_and_min_reduce_an_empty_tensor_along_its_other_dims() -> None:
+    for name in ("amax", "amin", "max", "min"):
+        x, t = both(np.zeros((0, 3)))
+        same(getattr(cr, name)(x, 1), getattr(torch, name)(t, 1) if name[0] == "a"
+             else getattr(torch, name)(t, 1).values)
+        op = name.removeprefix("a")  # amax is max under PyTorch's other name
+        with pytest.raises(ValueError, match=f"{op}: cannot reduce over dim 0 of size 0"):
+            getattr(cr, name)(x, 0)
+
+
+def test_max_and_min_of_two_tensors_are_elementwise_as_in_torch() -> None:
+    x, t = both([[1.0, 5.0], [3.0, -1.0]])
+    y, u = both([2.0, 2.0])
+    same(cr.max(x, y), torch.max(t, u))
+    same(x.min(y), t.min(u))
+    same(cr.min(x, y.data), torch.min(t, u))
+    with pytest.raises(TypeError, match="takes no keepdim"):
+        cr.max(x, y, True)
+
+
+def test_var_and_std_take_unbiased() -> None:
+    x, t = both(np.arange(12.0).reshape(3, 4) ** 1.5)
+    same(cr.var(x, 1, unbiased=False), torch.var(t, 1, unbiased=False))
+    same(cr.std(x, 0, True, True), torch.std(t, 0, True, keepdim=True))  # torch's order
+    same(cr.var(x, unbiased=False), torch.var(t, unbiased=False))
+    same(x.std(unbiased=False), t.std(unbiased=False))
+    same(x.var(dim=1, keepdim=True, correction=0), t.var(dim=1, keepdim=True, correction=0))
+    with pytest.raises(TypeError, match="both unbiased= and correction="):
+        cr.var(x, 1, unbiased=True, correction=1)
+
+
+def test_mode_against_torch() -> None:
+    from chainrule.ops.reduce import mode
+
+    x, t = both([[1.0, 2.0, 2.0, 3.0, 1.0], [4.0, 4.0, 1.0, 1.0, 0.5]])
+    same(mode(x).values, torch.mode(t).values)
+    same(mode(x).indices, torch.mode(t).indices)  # the last place the mode occurs
+    out, expected = x.mode(dim=0, keepdim=True), torch.mode(t, dim=0, keepdim=True)
+    same(out.values, expected.values)
+    same(out.indices, expected.indices)
+    grads_agree(x, mode(x, 1).values, t, torch.mode(t, 1).values)
+    i, u = both([3, 1, 3, 2, 1, 3], np.int32)
+    same(mode(i).values, torch.mode(u).values)
+    s, v = both(2.5)
+    same(mode(s, -1).indices, torch.mode(v, -1).indices)
+    with pytest.raises(ValueError, match="mode: cannot take the mode along dim 0 of size 0"):
+        mode(cr.zeros(0, 2), 0)
+
+
+def test_logsumexp_of_nothing_and_of_integers() -> None:
+    x, t = both(np.zeros((0, 2)))
+    same(cr.logsumexp(x, 0), torch.logsumexp(t, 0))
+    i, u = both([1, 2, 3], np.int64)
+    out, expected = cr.logsumexp(i, 0), torch.logsumexp(u, 0)
+    assert out.dtype == np.float32 == expected.numpy().dtype
+    np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-6)
+
+
+def test_baddbmm_and_addmm_with_beta_0_still_give_input_a_gradient() -> None:
+    i, u = both(np.full((2, 3, 5), NAN))
+    a, b = both(np.ones((2, 3, 4))), both(np.ones((2, 4, 5)))
+    out, expected = cr.baddbmm(i, a[0], b[0], beta=0), torch.baddbmm(u, a[1], b[1], beta=0)
+    same(out, expected)
+    grads_agree(i, out, u, expected)
+    m, w = both(np.ones((3, 5)))
+    out = cr.addmm(m, cr.ones(3, 4, dtype=np.float64), cr.ones(4, 5, dtype=np.float64), beta=0)
+    out.sum().backward()
+    np.testing.assert_array_equal(m.grad, np.zeros((3, 5)))
+
+
+def test_integer_baddbmm_and_addmm_stay_integer() -> None:
+    i, u = both(np.ones((2, 2, 2)), np.int64)
+    a, t = both(np.arange(8).reshape(2, 2, 2), np.int64)
+    same(cr.baddbmm(i, a, a, beta=2, alpha=3), torch.baddbmm(u, t, t, beta=2, alpha=3))
+    same(cr.addmm(i[0], a[0], a[0], alpha=2.0), torch.addmm(u[0], t[0], t[0], alpha=2))
+    with pytest.raises(TypeError, match="addmm: alpha must be an int for int64 tensors"):
+        cr.addmm(i[0], a[0], a[0], alpha=1.5)

@@ -388,3 +388,37 @@ def test_scatter_reduce_ties_exclude_a_left_out_self(reduce: str) -> None:
     gradcheck(lambda a, s: cr.scatter_reduce(a, 0, np.array([0, 0, 1]), s, reduce,
                                              include_self=False),
               [np.array([2.0, 5.0]), np.array([2.0, 3.0, 4.0])])
+
+
+# ----------------------------------------------------------------------------- review fixes
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+def test_scatter_takes_torchs_reduce_add_and_multiply() -> None:
+    a = RNG.standard_normal((3, 4))
+    index = np.array([[0, 1, 2, 0], [0, 0, 0, 1]])
+    src = RNG.standard_normal((2, 4))
+    for reduce in ("add", "multiply"):
+        out = cr.scatter(cr.Tensor(a), 0, cr.Tensor(index), cr.Tensor(src), reduce=reduce)
+        expected = torch.scatter(torch.tensor(a), 0, torch.tensor(index), torch.tensor(src),
+                                 reduce=reduce)
+        np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-12)
+        out = cr.Tensor(a).scatter(1, cr.Tensor(index), 2.0, reduce=reduce)
+        expected = torch.tensor(a).scatter(1, torch.tensor(index), 2.0, reduce=reduce)
+        np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="scatter: reduce must be 'add' or 'multiply'"):
+        cr.scatter(cr.Tensor(a), 0, cr.Tensor(index), cr.Tensor(src), reduce="sum")
+
+
+def test_cat_and_stack_promote_as_torch() -> None:
+    same_as_torch(lambda a, b: cr.cat([a, b]), lambda a, b: torch.cat([a, b]),
+                  np.array([1, 2]), np.array([0.5], np.float32))
+    same_as_torch(lambda a, b: cr.stack([a, b], 1), lambda a, b: torch.stack([a, b], 1),
+                  np.array([1.0, 2.0], np.float32), np.array([0.5, 3.0]))
+    same_as_torch(lambda a, b: cr.cat([a, b], dim=1), lambda a, b: torch.cat([a, b], dim=1),
+                  np.array([[True], [False]]), np.array([[3], [4]], np.int32))
+
+
+def test_cat_leaves_out_1d_empty_tensors_as_torch() -> None:
+    same_as_torch(lambda a, b: cr.cat([a, b]), lambda a, b: torch.cat([a, b]),
+                  np.zeros(0), RNG.standard_normal((2, 3)))
+    same_as_torch(lambda a, b: cr.cat([a, b], 1), lambda a, b: torch.cat([a, b], 1),
+                  RNG.standard_normal((2, 3)), np.zeros(0))

@@ -10,6 +10,7 @@ import torch
 
 import chainrule as cr
 from chainrule import nn
+from chainrule.check import torch_twins
 from chainrule.check.parity import (
     ConversionError,
     from_torch,
@@ -82,6 +83,7 @@ LOSSES = [(nn.MSELoss, torch.nn.MSELoss, ALL, {}),
           (nn.L1Loss, torch.nn.L1Loss, ALL, {}),
           (nn.SmoothL1Loss, torch.nn.SmoothL1Loss, ALL, {"beta": 0.5}),
           (nn.HuberLoss, torch.nn.HuberLoss, ALL, {"delta": 0.7}),
+          (nn.KLDivLoss, torch.nn.KLDivLoss, ALL + ("batchmean",), {"log_target": True}),
           (nn.BCELoss, torch.nn.BCELoss, ALL, {"weight": np.array([1.0, 2.0, 0.5])}),
           (nn.CrossEntropyLoss, torch.nn.CrossEntropyLoss, ALL,
            {"weight": np.array([1.0, 2.0, 0.5]), "ignore_index": 1, "label_smoothing": 0.1}),
@@ -91,6 +93,7 @@ LOSSES = [(nn.MSELoss, torch.nn.MSELoss, ALL, {}),
            {"pos_weight": np.array([1.0, 3.0, 0.5])})]
 
 
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")  # torch's KLDivLoss advice
 @pytest.mark.parametrize("ours, theirs, reductions, options", LOSSES,
                          ids=[t[0].__name__ for t in LOSSES])
 def test_loss_layers_convert_keeping_reduction_and_options(ours, theirs, reductions,
@@ -209,9 +212,9 @@ def test_unsupported_layers_are_named_with_their_path_and_the_fix() -> None:
     with pytest.raises(ConversionError, match=r"<model> \(SeedModel\), layers\.0 \(Lin, a "
                        r"hand-written layer with bwd\), layers\.2 \(MyLayer\)\."):
         to_torch(SeedModel())
-    with pytest.raises(ConversionError, match=r"from_torch: no converter for 1 \(ELU\)\. "
-                       r"Converters exist for: torch\.nn\.Linear"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ELU()))
+    with pytest.raises(ConversionError, match=r"from_torch: no converter for 1 \(Tanhshrink\)"
+                       r"\. Converters exist for: torch\.nn\.Linear"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanhshrink()))
 
 
 def test_a_registered_converter_pair_makes_a_new_layer_convert() -> None:
@@ -531,3 +534,280 @@ def test_a_fused_model_converts_and_compares_as_its_plain_layers() -> None:
     report = parity_report(fused.eval(), np.random.default_rng(0).standard_normal((2, 1, 28,
                                                                                    28)))
     assert report.ok, str(report)
+
+
+# ----------------------------------------------------------------------------- every layer
+F64 = {"dtype": "float64"}
+
+
+def _unpool_inputs(dims: int, kernel: tuple, stride: tuple, padding: tuple, shape: tuple):
+    """Values and indices as the matching torch max pool gives them, for MaxUnpool."""
+    def make(rng: np.random.Generator) -> list[np.ndarray]:
+        pool = getattr(torch.nn.functional, f"max_pool{dims}d")
+        values, indices = pool(torch.from_numpy(rng.standard_normal(shape)), kernel, stride,
+                               padding, return_indices=True)
+        return [values.numpy(), indices.numpy()]
+    return make
+
+
+def _embedding_inputs(rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices into a 6-row table."""
+    return [rng.integers(0, 6, (4, 5))]  # repeats, so scale_grad_by_freq matters
+
+
+def _pretrained() -> nn.Module:
+    """A frozen Embedding: its weight needs no gradient."""
+    table = np.random.default_rng(4).standard_normal((6, 3))  # not RNG: ids build it too
+    return nn.Embedding.from_pretrained(table, padding_idx=1,
+                                        scale_grad_by_freq=True)
+
+
+# (chainrule layer with settings off their defaults, its inputs: shapes or a function of a
+# generator). The torch twin is torch.nn's class of the same name unless TWIN_TYPES says.
+LAYERS = [
+    (lambda: nn.Linear(5, 3, bias=False, **F64), [(4, 5)]),
+    (lambda: nn.Bilinear(3, 4, 2, **F64), [(5, 3), (5, 4)]),
+    (lambda: nn.Bilinear(3, 2, 4, bias=False, **F64), [(5, 3), (5, 2)]),
+    (lambda: nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2,
+                       padding_mode="reflect", **F64), [(2, 4, 11)]),
+    (lambda: nn.Conv2d(4, 6, (3, 2), padding="same", dilation=(2, 1), groups=2,
+                       padding_mode="circular", **F64), [(2, 4, 7, 6)]),
+    (lambda: nn.Conv2d(3, 4, 3, padding="valid", bias=False, **F64), [(2, 3, 6, 6)]),
+    (lambda: nn.Conv2d(2, 4, 3, stride=(2, 1), padding=(1, 2), padding_mode="replicate",
+                       **F64), [(2, 2, 7, 6)]),
+    (lambda: nn.Conv2d(2, 2, 3, padding="same", **F64), [(1, 2, 5, 5)]),
+    (lambda: nn.Conv3d(2, 4, (2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), groups=2,
+                       **F64), [(2, 2, 5, 6, 4)]),
+    (lambda: nn.Conv3d(2, 2, 3, padding="same", padding_mode="reflect", bias=False, **F64),
+     [(1, 2, 4, 5, 4)]),
+    (lambda: nn.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2,
+                                **F64), [(2, 4, 5)]),
+    (lambda: nn.ConvTranspose2d(2, 4, (3, 2), stride=(2, 3), padding=(1, 0),
+                                output_padding=(1, 2), bias=False, **F64), [(2, 2, 4, 3)]),
+    (lambda: nn.ConvTranspose3d(2, 2, 2, stride=2, dilation=2, output_padding=1, **F64),
+     [(2, 2, 3, 3, 2)]),
+    (lambda: nn.MaxPool1d(3, stride=2, padding=1, dilation=2, ceil_mode=True), [(2, 3, 10)]),
+    (lambda: nn.MaxPool2d(3, stride=(2, 1), padding=1, dilation=(1, 2), return_indices=True,
+                          ceil_mode=True), [(2, 3, 7, 8)]),
+    (lambda: nn.MaxPool2d(2), [(1, 2, 5, 4)]),
+    (lambda: nn.MaxPool3d(2, stride=1, padding=1, return_indices=True), [(1, 2, 4, 3, 4)]),
+    (lambda: nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+     [(2, 3, 8)]),
+    (lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False,
+                          divisor_override=5), [(2, 3, 8, 7)]),
+    (lambda: nn.AvgPool2d((2, 3), padding=(1, 1), count_include_pad=False), [(1, 2, 5, 6)]),
+    (lambda: nn.AvgPool3d(2, stride=(1, 2, 1), padding=1, ceil_mode=True, divisor_override=3),
+     [(1, 2, 4, 4, 3)]),
+    (lambda: nn.AdaptiveAvgPool1d(3), [(2, 3, 7)]),
+    (lambda: nn.AdaptiveAvgPool2d((3, None)), [(2, 3, 7, 5)]),
+    (lambda: nn.AdaptiveAvgPool3d((2, 3, 1)), [(1, 2, 5, 6, 4)]),
+    (lambda: nn.AdaptiveMaxPool1d(4, return_indices=True), [(2, 3, 9)]),
+    (lambda: nn.AdaptiveMaxPool2d((None, 2), return_indices=True), [(2, 3, 5, 7)]),
+    (lambda: nn.AdaptiveMaxPool3d((2, None, 3)), [(1, 2, 5, 4, 6)]),
+    (lambda: nn.MaxUnpool1d(3, stride=2, padding=1),
+     _unpool_inputs(1, (3,), (2,), (1,), (2, 3, 9))),
+    (lambda: nn.MaxUnpool2d((2, 3), stride=(2, 1), padding=(1, 0)),
+     _unpool_inputs(2, (2, 3), (2, 1), (1, 0), (2, 2, 4, 6))),
+    (lambda: nn.MaxUnpool3d(2, stride=(2, 1, 2), padding=(1, 0, 0)),
+     _unpool_inputs(3, (2, 2, 2), (2, 1, 2), (1, 0, 0), (1, 2, 4, 3, 4))),
+    (lambda: nn.UpsamplingNearest2d(scale_factor=2), [(1, 2, 3, 4)]),
+    (lambda: nn.UpsamplingBilinear2d(size=(5, 3)), [(1, 2, 3, 4)]),
+    (lambda: nn.Upsample(scale_factor=(2, 1.5), mode="bilinear", align_corners=True),
+     [(1, 2, 4, 4)]),
+    (lambda: nn.Upsample(size=(5, 7), mode="bicubic"), [(1, 2, 3, 4)]),
+    (lambda: nn.Upsample(scale_factor=1.7, mode="nearest-exact", recompute_scale_factor=True),
+     [(1, 2, 5)]),
+    (lambda: nn.Upsample(size=(3, 4, 5), mode="trilinear", align_corners=False),
+     [(1, 2, 2, 3, 3)]),
+    (lambda: nn.Upsample(scale_factor=0.5, mode="area"), [(1, 2, 6, 4)]),
+    (lambda: nn.PixelShuffle(2), [(1, 8, 3, 2)]),
+    (lambda: nn.PixelUnshuffle(2), [(1, 2, 4, 6)]),
+    (lambda: nn.ZeroPad1d((1, 2)), [(2, 3, 4)]),
+    (lambda: nn.ZeroPad2d((1, 0, 2, 3)), [(2, 3, 4)]),
+    (lambda: nn.ZeroPad3d((1, 0, 2, 0, 0, 1)), [(1, 2, 3, 3, 2)]),
+    (lambda: nn.ConstantPad1d(2, 3.5), [(2, 3, 4)]),
+    (lambda: nn.ConstantPad2d((1, 2, 0, 1), -1.0), [(2, 3, 4)]),
+    (lambda: nn.ConstantPad3d((1, 0, 0, 1, 2, 0), 0.5), [(1, 2, 3, 3, 2)]),
+    (lambda: nn.ReflectionPad1d((2, 1)), [(2, 3, 4)]),
+    (lambda: nn.ReflectionPad2d((1, 2, 2, 0)), [(2, 3, 4)]),
+    (lambda: nn.ReflectionPad3d(1), [(1, 2, 3, 3, 2)]),
+    (lambda: nn.ReplicationPad1d((0, 3)), [(2, 3, 4)]),
+    (lambda: nn.ReplicationPad2d(2), [(1, 2, 3, 4)]),
+    (lambda: nn.ReplicationPad3d((1, 2, 0, 1, 1, 0)), [(1, 2, 3, 3, 2)]),
+    (lambda: nn.CircularPad1d((1, 2)), [(2, 3, 4)]),
+    (lambda: nn.CircularPad2d((2, 1, 1, 0)), [(1, 2, 3, 4)]),
+    (lambda: nn.CircularPad3d(1), [(1, 2, 3, 3, 2)]),
+    (lambda: nn.ReLU(), [(3, 4)]),
+    (lambda: nn.Tanh(), [(3, 4)]),
+    (lambda: nn.Sigmoid(), [(3, 4)]),
+    (lambda: nn.SiLU(), [(3, 4)]),
+    (lambda: nn.LeakyReLU(0.2), [(3, 4)]),
+    (lambda: nn.GELU("tanh"), [(3, 4)]),
+    (lambda: nn.Softplus(2.0, 1.5), [(3, 4)]),
+    (lambda: nn.ELU(0.5, inplace=True), [(3, 4)]),
+    (lambda: nn.CELU(1.5, inplace=True), [(3, 4)]),
+    (lambda: nn.SELU(inplace=True), [(3, 4)]),
+    (lambda: nn.Mish(inplace=True), [(3, 4)]),
+    (lambda: nn.Hardswish(inplace=True), [(3, 4)]),
+    (lambda: nn.Hardsigmoid(inplace=True), [(3, 4)]),
+    (lambda: nn.LogSigmoid(), [(3, 4)]),
+    (lambda: nn.Softsign(), [(3, 4)]),
+    (lambda: nn.Hardtanh(-0.5, 2.5, inplace=True), [(3, 4)]),
+    (lambda: nn.ReLU6(inplace=True), [(3, 4)]),
+    (lambda: nn.Softmax(dim=1), [(2, 3, 4)]),
+    (lambda: nn.LogSoftmax(dim=0), [(2, 3, 4)]),
+    (lambda: nn.Softmin(dim=-1), [(2, 3, 4)]),
+    (lambda: nn.GLU(dim=1), [(2, 4, 3)]),
+    (lambda: nn.PReLU(3, init=0.1, **F64), [(2, 3, 4)]),
+    (lambda: nn.Dropout(0.3), [(3, 4)]),
+    (lambda: nn.BatchNorm1d(3, eps=1e-3, momentum=0.2, **F64), [(4, 3, 5)]),
+    (lambda: nn.BatchNorm2d(3, momentum=None, affine=False, **F64), [(2, 3, 4, 4)]),
+    (lambda: nn.BatchNorm3d(2, eps=1e-4, momentum=0.3, **F64), [(2, 2, 3, 3, 2)]),
+    (lambda: nn.BatchNorm3d(2, track_running_stats=False, **F64), [(2, 2, 3, 3, 2)]),
+    (lambda: nn.BatchNorm2d(3, bias=False, **F64), [(2, 3, 4, 4)]),
+    (lambda: nn.GroupNorm(2, 4, eps=1e-3, **F64), [(2, 4, 3)]),
+    (lambda: nn.GroupNorm(3, 6, bias=False, **F64), [(2, 6, 2, 2)]),
+    (lambda: nn.GroupNorm(2, 4, affine=False, **F64), [(2, 4, 3)]),
+    (lambda: nn.InstanceNorm1d(3, eps=1e-3, momentum=0.2, affine=True,
+                               track_running_stats=True, **F64), [(2, 3, 6)]),
+    (lambda: nn.InstanceNorm2d(3, affine=True, bias=False, **F64), [(2, 3, 4, 4)]),
+    (lambda: nn.InstanceNorm3d(2, momentum=None, track_running_stats=True, **F64),
+     [(2, 2, 3, 3, 3)]),
+    (lambda: nn.LayerNorm((3, 4), eps=1e-3, bias=False, **F64), [(2, 3, 4)]),
+    (lambda: nn.LayerNorm(4, elementwise_affine=False), [(2, 3, 4)]),
+    (lambda: nn.RMSNorm((3, 4), eps=1e-4, **F64), [(2, 3, 4)]),
+    (lambda: nn.RMSNorm(4, elementwise_affine=False), [(2, 3, 4)]),
+    (lambda: nn.Embedding(6, 3, padding_idx=-2, norm_type=1.0, scale_grad_by_freq=True,
+                          **F64), _embedding_inputs),
+    (_pretrained, _embedding_inputs),
+    (lambda: nn.Identity(3, unused=1), [(2, 3)]),
+    (lambda: nn.Flatten(0, 1), [(2, 3, 4)]),
+    (lambda: nn.Unflatten(1, (2, -1)), [(3, 6, 2)]),
+    (lambda: nn.CosineSimilarity(dim=0, eps=1e-3), [(4, 3), (4, 3)]),
+    (lambda: nn.Sequential(nn.Linear(3, 4, **F64), nn.Tanh()), [(2, 3)]),
+    (lambda: nn.GlobalAvgPool2d(), [(2, 3, 4, 4)]),
+    (lambda: nn.ResidualBlock(2, 3, stride=2, **F64), [(2, 2, 6, 6)]),
+]
+TWIN_TYPES = {"GlobalAvgPool2d": torch_twins.GlobalAvgPool2d,
+              "ResidualBlock": torch_twins.ResidualBlock}
+# chainrule layers torch.nn has no class for: the fused ones, which to_torch unfuses into the
+# plain layers they stand for before converting. (GlobalAvgPool2d and ResidualBlock have
+# twins in chainrule.check.torch_twins; Module itself is the base class, not a layer.)
+NO_TORCH_TWIN = ["BatchNormMaxPool2d", "Fused", "LinearReLU"]
+# torch's float64 hardsigmoid slope is float32's 1/6 (rtol 3e-8); chainrule's is exact.
+GRAD_RTOL = {"Hardsigmoid": 1e-7}
+
+
+def _layer_id(case: tuple) -> str:
+    """The test id of a LAYERS row: its layer's class name."""
+    return type(case[0]()).__name__
+
+
+def _settings(module: nn.Module) -> dict:
+    """A layer's public settings: its attributes but tensors, sub-modules and lists of them."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_")
+            and not isinstance(v, (cr.Tensor, nn.Module, list))}
+
+
+def _run(module, arrays: list[np.ndarray], library: str) -> tuple[list, list, dict]:
+    """Outputs, input and parameter gradients of one call (backward from the first output)."""
+    if library == "torch":
+        inputs = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+        # A clone: torch's inplace=True layers may not overwrite a leaf that needs a gradient.
+        out = module(*[x.clone() for x in inputs])
+    else:
+        inputs = [cr.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+        out = module(*inputs)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    weights = np.random.default_rng(1).standard_normal(tuple(outs[0].shape))
+    if outs[0].requires_grad:  # not for a frozen Embedding: nothing needs a gradient
+        outs[0].backward(torch.from_numpy(weights) if library == "torch" else weights)
+
+    def numpy(value) -> np.ndarray | None:
+        if value is None:
+            return None
+        return value.detach().numpy() if library == "torch" else np.asarray(
+            value.data if isinstance(value, cr.Tensor) else value)
+
+    return ([numpy(o) for o in outs], [numpy(x.grad) for x in inputs if x.requires_grad],
+            {k: numpy(p.grad) for k, p in module.named_parameters()})
+
+
+@pytest.mark.parametrize("make, inputs", LAYERS, ids=[_layer_id(c) for c in LAYERS])
+def test_every_layer_converts_both_ways_with_settings_state_and_gradients(make,
+                                                                          inputs) -> None:
+    layer = _randomise_batch_norm(make())  # random weights and running statistics
+    if isinstance(layer, nn.Dropout):
+        layer.eval()  # a training-mode Dropout draws a different mask in each library
+    twin = to_torch(layer)
+    name = type(layer).__name__
+    assert type(twin) is (TWIN_TYPES[name] if name in TWIN_TYPES else getattr(torch.nn, name))
+    back = from_torch(twin)
+    assert type(back) is type(layer) and repr(back) == repr(layer)
+    # A repr leaves some settings out (AvgPool2d's divisor_override): compare them all, and
+    # with torch's where it keeps one under the same name.
+    settings = _settings(layer)
+    assert _settings(back) == settings
+    assert {k: getattr(twin, k) for k in settings if hasattr(twin, k)} == {
+        k: v for k, v in settings.items() if hasattr(twin, k)}
+    assert same_state(layer.state_dict(), torch_state(twin))
+    assert same_state(back.state_dict(), layer.state_dict())
+    rng = np.random.default_rng(0)
+    arrays = inputs(rng) if callable(inputs) else [3 * rng.standard_normal(s) for s in inputs]
+    ours, theirs, again = _run(layer, arrays, "cr"), _run(twin, arrays, "torch"), \
+        _run(back, arrays, "cr")
+    rtol = GRAD_RTOL.get(name, 1e-10)
+    for result in (ours, again):
+        for kind, got, want in zip(("output", "input grad"), result[:2], theirs[:2]):
+            assert len(got) == len(want), kind
+            for a, b in zip(got, want):
+                assert a.dtype == b.dtype and a.shape == b.shape, kind
+                np.testing.assert_allclose(a, b, rtol=1e-10 if kind == "output" else rtol,
+                                           atol=1e-12, err_msg=kind)
+        assert list(result[2]) == list(theirs[2])
+        for key, grad in result[2].items():
+            want = theirs[2][key]
+            assert (grad is None) == (want is None), key  # a frozen weight gets none
+            if grad is not None:
+                np.testing.assert_allclose(grad, want, rtol=rtol, atol=1e-12, err_msg=key)
+    # Running statistics moved the same way in all three.
+    for state in (layer.state_dict(), back.state_dict()):
+        assert list(state) == list(torch_state(twin))
+        for key, value in state.items():
+            np.testing.assert_allclose(value, torch_state(twin)[key], rtol=1e-12, err_msg=key)
+
+
+def test_the_layer_list_covers_every_converter() -> None:
+    from chainrule.check.converters import _CONVERTERS
+
+    covered = {type(make()) for make, _ in LAYERS} | {case[0] for case in LOSSES}
+    assert sorted(t.__name__ for t in _CONVERTERS if t not in covered) == []
+
+
+def test_every_layer_with_a_torch_twin_has_a_converter() -> None:
+    from chainrule.check.converters import _CONVERTERS
+
+    layers = [name for name, obj in vars(nn).items() if isinstance(obj, type)
+              and issubclass(obj, nn.Module) and obj is not nn.Module]
+    assert sorted(name for name in layers if getattr(nn, name) not in _CONVERTERS) == \
+        NO_TORCH_TWIN
+
+
+def _changed(module: torch.nn.Module, **values) -> torch.nn.Module:
+    """``module`` with attributes set past its constructor (settings chainrule lacks)."""
+    for name, value in values.items():
+        setattr(module, name, value)
+    return module
+
+
+@pytest.mark.parametrize("twin, message", [
+    (torch.nn.Embedding(4, 2, max_norm=1.0), r"\(Embedding\): Embedding: max_norm"),
+    (torch.nn.Embedding(4, 2, sparse=True), r"\(Embedding\): Embedding: sparse=True"),
+    (_changed(torch.nn.ZeroPad2d(1), value=2.0), r"\(ZeroPad2d\): value=2\.0 has no chainrule"),
+    (_changed(torch.nn.ReLU6(), max_val=5.0), r"\(ReLU6\): max_val=5\.0 has no chainrule"),
+    (torch.nn.CELU(0.0), r"\(CELU\): CELU: alpha must not be 0"),
+    (torch.nn.BatchNorm3d(2, eps=0.0), r"\(BatchNorm3d\): BatchNorm3d: eps"),
+])
+def test_from_torch_refuses_settings_chainrule_lacks_naming_them(twin, message) -> None:
+    with pytest.raises(ConversionError, match=r"from_torch: 1 " + message):
+        from_torch(torch.nn.Sequential(torch.nn.Identity(), twin))

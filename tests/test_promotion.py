@@ -99,6 +99,9 @@ OPS = [
     Binary("bitwise_left_shift", cr.bitwise_left_shift, operator.lshift),
     Binary("bitwise_right_shift", cr.bitwise_right_shift, operator.rshift),
     Binary("isclose", cr.isclose, torch.isclose, tensors_only=True, one_dtype=True),
+    # clamp's bounds promote too: an int64 tensor clamped at 0.5 is float32, not float64.
+    Binary("clamp min", lambda a, b: cr.clamp(a, min=b), lambda a, b: torch.clamp(a, min=b)),
+    Binary("clamp max", lambda a, b: cr.clamp(a, max=b), lambda a, b: torch.clamp(a, max=b)),
 ]
 
 

@@ -262,3 +262,61 @@ def test_norm_has_torch_values_and_slope_zero_at_zero() -> None:
         cr.norm(cr.tensor(x), p="nuc")
     with pytest.raises(TypeError, match="norm: expects a floating tensor"):
         cr.norm(cr.tensor([1, 2]))
+
+
+def test_torchs_other_names_and_logical_ops_agree_with_torch() -> None:
+    x = np.array([[1.0, -2.0, 0.0], [0.5, 4.0, -0.25]])
+    ours, theirs = cr.tensor(x), torch.from_numpy(x)
+    pairs = [
+        (ours.neg(), theirs.neg()), (ours.negative(), theirs.negative()),
+        (ours.clip(-1, 1), theirs.clip(-1, 1)), (ours.where(ours > 0, 0.0),
+                                                 theirs.where(theirs > 0, 0.0)),
+        (ours.mm(ours.T), theirs.mm(theirs.T)), (ours.mT, theirs.mT),
+        (ours.count_nonzero(dim=1), theirs.count_nonzero(dim=1)),
+        (ours.addcmul(ours, ours, value=2), theirs.addcmul(theirs, theirs, value=2)),
+        (ours.addcdiv(ours, ours + 5, value=0.5), theirs.addcdiv(theirs, theirs + 5, value=0.5)),
+        (cr.logical_and(ours > 0, ours < 3), torch.logical_and(theirs > 0, theirs < 3)),
+        (cr.logical_or(ours, 0), torch.logical_or(theirs, torch.tensor(0))),
+        (cr.logical_xor(ours > 0, ours > 1), torch.logical_xor(theirs > 0, theirs > 1)),
+        (ours.logical_not(), theirs.logical_not()),
+    ]
+    for op in ("eq", "ne", "lt", "le", "gt", "ge"):
+        pairs.append((getattr(ours, op)(0.5), getattr(theirs, op)(0.5)))
+        pairs.append((getattr(cr, op)(ours, 0.5), getattr(torch, op)(theirs, 0.5)))
+    for mine, reference in pairs:
+        assert mine.shape == tuple(reference.shape)
+        assert str(mine.dtype) == str(reference.dtype).removeprefix("torch.")
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="mm: expects two 2-D tensors"):
+        ours.mm(cr.ones(3))
+
+
+def test_in_place_unary_ops_as_torch() -> None:
+    x = np.array([[1.0, -2.0], [0.0, 4.0]], np.float32)
+    for op in ("relu_", "abs_", "exp_", "sigmoid_", "tanh_"):
+        ours, theirs = cr.tensor(x), torch.from_numpy(x.copy())
+        assert getattr(ours, op)() is ours
+        getattr(theirs, op)()
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    ours = cr.tensor(np.abs(x) + 0.5)
+    ours.sqrt_().log_().clamp_min_(-1).clamp_max_(0.5).masked_fill_(ours > 0.4, 9.0)
+    theirs = torch.from_numpy(np.abs(x) + 0.5)
+    theirs.sqrt_().log_().clamp_min_(-1).clamp_max_(0.5).masked_fill_(theirs > 0.4, 9.0)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    with pytest.raises(TypeError, match="sqrt_: the result is float32"):
+        cr.tensor([1, 2]).sqrt_()
+
+
+@pytest.mark.parametrize("args", [(), (1,), (1, False), (1, True, True), (False,), (True,),
+                                  ((0, 1), False, True)])
+def test_var_and_std_take_torchs_positional_forms(args) -> None:
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    for op in ("var", "std"):
+        ours = getattr(cr, op)(cr.tensor(x), *args)
+        theirs = getattr(torch, op)(torch.from_numpy(x), *args)
+        assert ours.shape == tuple(theirs.shape), (op, args)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+        method = getattr(cr.tensor(x), op)(*args)
+        np.testing.assert_allclose(method.numpy(), theirs.numpy(), rtol=1e-12)
+    with pytest.raises(TypeError, match="got unbiased twice"):
+        cr.var(cr.tensor(x), True, False)

@@ -549,6 +549,46 @@ class Tensor(TensorMethods):
         """In place: limit to [min, max]."""
         return self._in_place("clamp_", lambda x: x.clamp(min, max))
 
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        """In place: ``value`` where ``mask`` holds."""
+        return self._in_place("masked_fill_", lambda x: x.masked_fill(mask, value))
+
+    def clamp_min_(self, min: Any) -> Tensor:  # noqa: A002
+        """In place: limit from below."""
+        return self._in_place("clamp_min_", lambda x: x.clamp(min, None))
+
+    def clamp_max_(self, max: Any) -> Tensor:  # noqa: A002
+        """In place: limit from above."""
+        return self._in_place("clamp_max_", lambda x: x.clamp(None, max))
+
+    def exp_(self) -> Tensor:
+        """In place: e ** self."""
+        return self._in_place("exp_", lambda x: x.exp())
+
+    def log_(self) -> Tensor:
+        """In place: the natural logarithm."""
+        return self._in_place("log_", lambda x: x.log())
+
+    def sqrt_(self) -> Tensor:
+        """In place: the square root."""
+        return self._in_place("sqrt_", lambda x: x.sqrt())
+
+    def abs_(self) -> Tensor:
+        """In place: |self|."""
+        return self._in_place("abs_", lambda x: x.abs())
+
+    def relu_(self) -> Tensor:
+        """In place: max(self, 0)."""
+        return self._in_place("relu_", lambda x: x.relu())
+
+    def sigmoid_(self) -> Tensor:
+        """In place: the logistic sigmoid."""
+        return self._in_place("sigmoid_", lambda x: x.sigmoid())
+
+    def tanh_(self) -> Tensor:
+        """In place: the hyperbolic tangent."""
+        return self._in_place("tanh_", lambda x: x.tanh())
+
     def fill_(self, value: Any) -> Tensor:
         """In place: every element set to ``value``."""
         return self._assign("fill_", np.asarray(value._data if isinstance(value, Tensor)

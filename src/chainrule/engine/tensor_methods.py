@@ -197,16 +197,17 @@ class TensorMethods:
         return _ops.min(self, axis, keepdims)
 
     @torch_names
-    def var(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
-            correction: int = 1) -> Tensor:
-        """Variance over ``axis`` with Bessel's ``correction`` (1, as in PyTorch, by default)."""
-        return _ops.var(self, axis, keepdims, correction)
+    def var(self, axis: int | Sequence[int] | None = None, unbiased: bool | None = None,
+            keepdims: bool = False, *, correction: float | None = None) -> Tensor:
+        """Variance over ``axis`` with Bessel's ``correction`` (1, as in PyTorch, by default);
+        positional arguments as torch's: ``x.var(dim, unbiased, keepdim)``."""
+        return _ops.var(self, axis, unbiased, keepdims, correction=correction)
 
     @torch_names
-    def std(self, axis: int | Sequence[int] | None = None, keepdims: bool = False,
-            correction: int = 1) -> Tensor:
-        """Standard deviation over ``axis`` (``correction`` as in var)."""
-        return _ops.std(self, axis, keepdims, correction)
+    def std(self, axis: int | Sequence[int] | None = None, unbiased: bool | None = None,
+            keepdims: bool = False, *, correction: float | None = None) -> Tensor:
+        """Standard deviation over ``axis`` (arguments as in var)."""
+        return _ops.std(self, axis, unbiased, keepdims, correction=correction)
 
     @torch_names
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False
@@ -308,6 +309,88 @@ class TensorMethods:
         return _ops.flatten(self, start_axis, end_axis)
 
 
+    # ----------------------------------------------------------------- PyTorch's other names
+    def neg(self) -> Tensor:
+        """Elementwise -x."""
+        return _ops.neg(self)
+
+    negative = neg
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        """PyTorch's other name for clamp."""
+        return self.clamp(min, max)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """This tensor where ``condition`` holds, else ``other`` (torch's x.where(c, y))."""
+        return _ops.where(condition, self, other)
+
+    def mm(self, other: Any) -> Tensor:
+        """Matrix product of two 2-D tensors."""
+        if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
+            raise ValueError(f"mm: expects two 2-D tensors, got shapes {self.shape} and "
+                             f"{getattr(other, 'shape', None)}; use matmul for other shapes")
+        return _ops.matmul(self, other)
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802 - PyTorch's name
+        """The last two axes swapped (a batch of transposed matrices)."""
+        if self.ndim < 2:
+            raise ValueError(f"mT: needs at least 2 dims, got shape {self.shape}")
+        return _ops.transpose(self, -2, -1)
+
+    def eq(self, other: Any) -> Tensor:
+        """self == other, a bool tensor."""
+        return _ops.eq(self, other)
+
+    def ne(self, other: Any) -> Tensor:
+        """self != other, a bool tensor."""
+        return _ops.ne(self, other)
+
+    def lt(self, other: Any) -> Tensor:
+        """self < other, a bool tensor."""
+        return _ops.lt(self, other)
+
+    def le(self, other: Any) -> Tensor:
+        """self <= other, a bool tensor."""
+        return _ops.le(self, other)
+
+    def gt(self, other: Any) -> Tensor:
+        """self > other, a bool tensor."""
+        return _ops.gt(self, other)
+
+    def ge(self, other: Any) -> Tensor:
+        """self >= other, a bool tensor."""
+        return _ops.ge(self, other)
+
+    def logical_and(self, other: Any) -> Tensor:
+        """Elementwise ``self and other``, a bool tensor."""
+        return _ops.logical_and(self, other)
+
+    def logical_or(self, other: Any) -> Tensor:
+        """Elementwise ``self or other``, a bool tensor."""
+        return _ops.logical_or(self, other)
+
+    def logical_xor(self, other: Any) -> Tensor:
+        """Elementwise exclusive or, a bool tensor."""
+        return _ops.logical_xor(self, other)
+
+    def logical_not(self) -> Tensor:
+        """Elementwise ``not self``, a bool tensor."""
+        return _ops.logical_not(self)
+
+    @torch_names
+    def count_nonzero(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """The number of nonzero elements over ``axis`` (all if None)."""
+        return _ops.count_nonzero(self, axis)
+
+    def addcmul(self, tensor1: Any, tensor2: Any, value: float = 1) -> Tensor:
+        """self + value * tensor1 * tensor2."""
+        return self + value * tensor1 * tensor2
+
+    def addcdiv(self, tensor1: Any, tensor2: Any, value: float = 1) -> Tensor:
+        """self + value * tensor1 / tensor2."""
+        return self + value * tensor1 / tensor2
+
     # >>> area A: scans, sorting, reductions, linear algebra
     @torch_names
     def cumsum(self, axis: int, *, dtype: Any = None) -> Tensor:
@@ -354,6 +437,11 @@ class TensorMethods:
     def median(self, axis: int | None = None, keepdims: bool = False) -> Any:
         """Lower median: of all elements, or along ``axis`` as (values, indices)."""
         return _ops.median(self, axis, keepdims)
+
+    @torch_names
+    def mode(self, axis: int = -1, keepdims: bool = False) -> Any:
+        """Most frequent value along ``axis`` (the smallest of ties): (values, indices)."""
+        return _ops.mode(self, axis, keepdims)
 
     @torch_names
     def sort(self, axis: int = -1, descending: bool = False, stable: bool = False) -> Any:
@@ -478,9 +566,10 @@ class TensorMethods:
         return _ops.gather(self, axis, index)
 
     @torch_names
-    def scatter(self, axis: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+    def scatter(self, axis: int, index: Any, src: Any = None, *, value: Any = None,
+                reduce: str | None = None) -> Tensor:
         """A copy with ``src`` (a tensor or a number) written at ``index`` along ``axis``."""
-        return _ops.scatter(self, axis, index, src, value=value)
+        return _ops.scatter(self, axis, index, src, value=value, reduce=reduce)
 
     @torch_names
     def scatter_add(self, axis: int, index: Any, src: Any) -> Tensor:

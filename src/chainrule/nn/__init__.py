@@ -72,6 +72,7 @@ from chainrule.nn.pool import (
     AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     AvgPool1d,
     AvgPool3d,
     CircularPad1d,
@@ -84,6 +85,7 @@ from chainrule.nn.pool import (
     MaxPool3d,
     MaxUnpool1d,
     MaxUnpool2d,
+    MaxUnpool3d,
     PixelShuffle,
     PixelUnshuffle,
     ReflectionPad1d,
@@ -93,13 +95,18 @@ from chainrule.nn.pool import (
     ReplicationPad2d,
     ReplicationPad3d,
     Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
     ZeroPad1d,
     ZeroPad2d,
+    ZeroPad3d,
 )
 from chainrule.nn.residual import ResidualBlock
 from chainrule.ops.loss import mse
 
 __all__ = [
+    "AdaptiveMaxPool3d", "MaxUnpool3d", "UpsamplingBilinear2d", "UpsamplingNearest2d",
+    "ZeroPad3d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BatchNorm1d", "BatchNorm2d",
     "BatchNorm3d", "BatchNormMaxPool2d", "BCELoss", "BCEWithLogitsLoss", "Bilinear", "CELU",

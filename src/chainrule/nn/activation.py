@@ -3,6 +3,8 @@ chainrule.ops.activation (Softmin, Softmax and LogSoftmax the softmax ops)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from chainrule import validate
@@ -42,8 +44,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = validate.real(type(self).__name__, "negative_slope",
-                                            negative_slope)
+        self.negative_slope = _number(type(self).__name__, "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu."""
@@ -94,14 +95,21 @@ def _joined(*parts: str) -> str:
     return ", ".join(part for part in parts if part)
 
 
+def _number(owner: str, name: str, value: float, **limits: Any) -> float:
+    """``value`` checked as validate.real checks it, but kept as given when it is a Python
+    int or float, so that repr shows what was passed, as PyTorch's does (``ELU(alpha=1)``)."""
+    checked = validate.real(owner, name, value, **limits)
+    return value if type(value) in (int, float) else checked
+
+
 class Softplus(Module):
     """log(1 + exp(beta x)) / beta, linear where beta x > threshold."""
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         name = type(self).__name__
-        self.beta = validate.real(name, "beta", beta)
-        self.threshold = validate.real(name, "threshold", threshold, finite=False)
+        self.beta = _number(name, "beta", beta)
+        self.threshold = _number(name, "threshold", threshold, finite=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply softplus."""
@@ -116,7 +124,7 @@ class ELU(_Inplace):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__(inplace)
-        self.alpha = validate.real(type(self).__name__, "alpha", alpha)
+        self.alpha = _number(type(self).__name__, "alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply elu."""
@@ -131,7 +139,7 @@ class CELU(_Inplace):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__(inplace)
-        self.alpha = validate.real(type(self).__name__, "alpha", alpha)
+        self.alpha = _number(type(self).__name__, "alpha", alpha)
         if self.alpha == 0:
             raise ValueError("CELU: alpha must not be 0 (it divides the input)")
 
@@ -210,8 +218,8 @@ class Hardtanh(_Inplace):
                  inplace: bool = False) -> None:
         super().__init__(inplace)
         name = type(self).__name__
-        self.min_val = validate.real(name, "min_val", min_val, finite=False)
-        self.max_val = validate.real(name, "max_val", max_val, finite=False)
+        self.min_val = _number(name, "min_val", min_val, finite=False)
+        self.max_val = _number(name, "max_val", max_val, finite=False)
         if self.min_val > self.max_val:
             raise ValueError(f"{name}: min_val ({min_val}) cannot be greater than max_val "
                              f"({max_val})")

@@ -111,11 +111,14 @@ class _ConvNd(Module):
 
     def _check_input(self, x: Any) -> None:
         shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) != self.dims + 2 or shape[1] != self.in_channels:
+        # Batched (N, C, *spatial) or, as PyTorch takes it, unbatched (C, *spatial).
+        if len(shape) not in (self.dims + 1, self.dims + 2) or \
+                shape[-self.dims - 1] != self.in_channels:
             spatial = ", ".join(("D", "H", "W")[3 - self.dims:]) if self.dims > 1 else "L"
             raise ValueError(f"{type(self).__name__}({self.in_channels}, {self.out_channels}): "
                              f"expected input (N, {self.in_channels}, {spatial}), got shape "
-                             f"{tuple(shape)}")
+                             f"{tuple(shape)}; an unbatched input is ({self.in_channels}, "
+                             f"{spatial})")
 
     def _convolve(self, x: Tensor, fn: Any) -> Tensor:
         if self._pads is not None:
@@ -236,11 +239,12 @@ class _ConvTransposeNd(_ConvNd):
     def _output_padding(self, shape: tuple[int, ...], output_size: Any) -> tuple[int, ...]:
         name, dims = type(self).__name__, self.dims
         sizes = tuple(output_size)
-        if len(sizes) == dims + 2:
-            sizes = sizes[2:]
+        lead = len(shape) - dims  # batch and channels, or channels alone when unbatched
+        if len(sizes) == dims + lead:
+            sizes = sizes[lead:]
         sizes = ntuple(sizes, dims, "output_size", name, 1)
         extra = []
-        for n, size, k, s, p, d in zip(shape[2:], sizes, self.kernel_size, self.stride,
+        for n, size, k, s, p, d in zip(shape[lead:], sizes, self.kernel_size, self.stride,
                                        self.padding, self.dilation):
             smallest = (n - 1) * s - 2 * p + d * (k - 1) + 1
             if not smallest <= size < smallest + s:
@@ -280,7 +284,9 @@ class MaxPool2d(Module):
         name = type(self).__name__
         # Checked here too, so a bad layer fails where it is built, not in the first batch.
         pool_settings(kernel_size, stride, padding, name)
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # As PyTorch keeps it: no stride means the kernel size.
+        self.stride = kernel_size if stride is None else stride
+        self.kernel_size, self.padding = kernel_size, padding
         pair(dilation, "dilation", name, 1)
         self.dilation = dilation
         self.return_indices = validate.boolean(name, "return_indices", return_indices)
@@ -292,8 +298,7 @@ class MaxPool2d(Module):
                           self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
-        stride = self.kernel_size if self.stride is None else self.stride
-        return (f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}, "
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
@@ -318,8 +323,7 @@ class AvgPool2d(MaxPool2d):
                           self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
-        stride = self.kernel_size if self.stride is None else self.stride
-        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Flatten(Module):

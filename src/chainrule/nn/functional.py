@@ -1,6 +1,6 @@
-"""The functional forms of activations, normalisation, dropout and losses, in one place:
-``from chainrule.nn import functional as F``. Each is a registered op whose backward sits in
-chainrule.ops."""
+"""PyTorch's torch.nn.functional, in one place: ``from chainrule.nn import functional as F``.
+Activations, convolution, pooling, padding, resizing, normalisation, dropout, embedding and the
+losses; each is a registered op (or a composite of ops) from chainrule.ops."""
 
 from chainrule.ops.activation import (
     celu,
@@ -68,12 +68,16 @@ from chainrule.ops.resize import (
     interpolate,
     pixel_shuffle,
     pixel_unshuffle,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
 )
 from chainrule.ops.shape import one_hot
 
 mse_loss = mse
 
 __all__ = [
+    "upsample", "upsample_bilinear", "upsample_nearest",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "batch_norm", "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits",

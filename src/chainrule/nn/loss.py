@@ -17,7 +17,8 @@ from chainrule.ops import loss as ops_loss
 
 
 class _Loss(Module):
-    """Shared by the loss layers: ``reduction`` is checked where the layer is built."""
+    """Shared by the loss layers: ``reduction`` is checked where the layer is built. Their repr
+    is PyTorch's, ``CrossEntropyLoss()``, without the settings."""
 
     reductions: ClassVar[tuple[str, ...]] = ("mean", "sum", "none")
 
@@ -27,9 +28,6 @@ class _Loss(Module):
         ops_loss._no_legacy(type(self).__name__, size_average, reduce)
         self.reduction = validate.choice(type(self).__name__, "reduction", reduction,
                                          self.reductions)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
 
 
 class _WeightedLoss(_Loss):

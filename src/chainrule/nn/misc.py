@@ -41,7 +41,8 @@ class Unflatten(Module):
             raise ValueError(f"{name}: only one size in unflattened_size may be -1, got {sizes}")
         if 0 in sizes:
             raise ValueError(f"{name}: unflattened_size must not hold 0, got {sizes}")
-        self.unflattened_size = sizes
+        # Kept in the container it came in (a list or a tuple), as PyTorch keeps it
+        self.unflattened_size = list(sizes) if isinstance(unflattened_size, list) else sizes
 
     def forward(self, input: Tensor) -> Tensor:
         """``input`` with axis ``dim`` split."""
@@ -49,7 +50,7 @@ class Unflatten(Module):
         axis = validate.axis("Unflatten", "dim", self.dim, len(shape))
         if not shape:
             raise ValueError("Unflatten: a 0-d tensor has no axis to split")
-        sizes, known = self.unflattened_size, 1
+        sizes, known = tuple(self.unflattened_size), 1
         for n in sizes:
             known *= n if n != -1 else 1
         if (-1 not in sizes and known != shape[axis]) or (-1 in sizes and shape[axis] % known):

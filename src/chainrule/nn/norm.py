@@ -16,7 +16,7 @@ from chainrule.ops.shape import reshape
 
 
 class _BatchNorm(Module):
-    """Shared by BatchNorm1d and BatchNorm2d, which differ only in the input ranks they take.
+    """Shared by BatchNorm1d/2d/3d, which differ only in the input ranks they take.
 
     In training each channel is normalised with the batch's mean and biased variance, and the
     running statistics move towards them (``momentum``; None for a plain average over every
@@ -30,19 +30,20 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 dtype: np.dtype | str | None = None) -> None:
+                 dtype: np.dtype | str | None = None, *, bias: bool = True) -> None:
         super().__init__()
         name = type(self).__name__
         num_features = validate.integer(name, "num_features", num_features, low=1)
         eps = validate.real(name, "eps", eps, low=0, low_open=True)
         momentum = validate.real(name, "momentum", momentum, 0, 1, optional=True)
         affine = validate.boolean(name, "affine", affine)
+        with_bias = validate.boolean(name, "bias", bias) and affine  # PyTorch's keyword
         track_running_stats = validate.boolean(name, "track_running_stats", track_running_stats)
         dtype = validate.float_dtype(name, "dtype", dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(init.full(num_features, 1, dtype)) if affine else None
-        self.bias = Parameter(init.full(num_features, 0, dtype)) if affine else None
+        self.bias = Parameter(init.full(num_features, 0, dtype)) if with_bias else None
         tracked = track_running_stats
         self.register_buffer("running_mean", init.full(num_features, 0, dtype) if tracked else None)
         self.register_buffer("running_var", init.full(num_features, 1, dtype) if tracked else None)
@@ -79,7 +80,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -308,4 +310,4 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")

@@ -169,6 +169,12 @@ class AdaptiveMaxPool2d(_AdaptiveMax):
     dims = 2
 
 
+class AdaptiveMaxPool3d(_AdaptiveMax):
+    """Max over PyTorch's adaptive bins of (N, C, D, H, W) volumes."""
+
+    dims = 3
+
+
 class _MaxUnpool(Module):
     dims: ClassVar[int] = 2
 
@@ -202,6 +208,12 @@ class MaxUnpool2d(_MaxUnpool):
     dims = 2
 
 
+class MaxUnpool3d(_MaxUnpool):
+    """MaxPool3d's partial inverse: values at their indices, zeros elsewhere."""
+
+    dims = 3
+
+
 class Upsample(Module):
     """Resize by ``size`` or ``scale_factor`` (F.interpolate's modes)."""
 
@@ -228,6 +240,20 @@ class Upsample(Module):
                  if not isinstance(self.scale_factor, (tuple, list))
                  else f"scale_factor={tuple(float(f) for f in self.scale_factor)}")
         return f"{shown}, mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """Nearest-neighbour upsampling of (N, C, H, W) images, PyTorch's older layer."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """Bilinear upsampling with align_corners=True, as PyTorch's older layer does it."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
 class _Pad(Module):
@@ -267,6 +293,12 @@ class ZeroPad2d(ZeroPad1d):
     """Zeros around the last two dims: padding (left, right, top, bottom) or one int."""
 
     dims = 2
+
+
+class ZeroPad3d(ZeroPad1d):
+    """Zeros around the last three dims: six pads or one int."""
+
+    dims = 3
 
 
 class ConstantPad1d(_Pad):

@@ -78,6 +78,13 @@ from chainrule.ops.linalg import (
     mv,
     outer,
 )
+from chainrule.ops.logical import (
+    count_nonzero,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+)
 from chainrule.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -185,6 +192,7 @@ from chainrule.ops.reduce import (
     mean,
     median,
     min,
+    mode,
     prod,
     std,
     sum,
@@ -240,6 +248,8 @@ from chainrule.ops.sort import ValuesIndices, argsort, sort, topk
 from chainrule.ops.vector_norm import norm, vector_norm
 
 __all__ = [
+    "mode",
+    "count_nonzero", "logical_and", "logical_not", "logical_or", "logical_xor",
     "abs", "acos", "acosh", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "add", "addmm", "all",
     "amax", "amin", "any", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",

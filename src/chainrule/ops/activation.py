@@ -285,74 +285,74 @@ class PreluOp(Function):
 
 
 # ----------------------------------------------------------------------------- functions
-def softplus(a: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * a)) / beta, linear where beta * a > threshold."""
     beta = validate.real("softplus", "beta", beta)
     threshold = validate.real("softplus", "threshold", threshold, finite=False)
-    return SoftplusOp.apply(_input(a, "softplus"), beta=beta, threshold=threshold)
+    return SoftplusOp.apply(_input(input, "softplus"), beta=beta, threshold=threshold)
 
 
-def elu(a: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """a where a > 0, else alpha * (exp(a) - 1); ``inplace`` is accepted, the result is new."""
     alpha = validate.real("elu", "alpha", alpha)
     validate.boolean("elu", "inplace", inplace)
-    return EluOp.apply(_input(a, "elu"), alpha=alpha)
+    return EluOp.apply(_input(input, "elu"), alpha=alpha)
 
 
-def celu(a: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """a where a > 0, else alpha * (exp(a / alpha) - 1)."""
     alpha = validate.real("celu", "alpha", alpha)
     validate.boolean("celu", "inplace", inplace)
-    return CeluOp.apply(_input(a, "celu"), alpha=alpha)
+    return CeluOp.apply(_input(input, "celu"), alpha=alpha)
 
 
-def selu(a: Any, inplace: bool = False) -> Tensor:
+def selu(input: Any, inplace: bool = False) -> Tensor:
     """scale * elu(a, alpha) with the self-normalising constants."""
     validate.boolean("selu", "inplace", inplace)
-    return SeluOp.apply(_input(a, "selu"))
+    return SeluOp.apply(_input(input, "selu"))
 
 
-def mish(a: Any, inplace: bool = False) -> Tensor:
+def mish(input: Any, inplace: bool = False) -> Tensor:
     """a * tanh(softplus(a))."""
     validate.boolean("mish", "inplace", inplace)
-    return MishOp.apply(_input(a, "mish"))
+    return MishOp.apply(_input(input, "mish"))
 
 
-def hardswish(a: Any, inplace: bool = False) -> Tensor:
+def hardswish(input: Any, inplace: bool = False) -> Tensor:
     """a * relu6(a + 3) / 6."""
     validate.boolean("hardswish", "inplace", inplace)
-    return HardswishOp.apply(_input(a, "hardswish"))
+    return HardswishOp.apply(_input(input, "hardswish"))
 
 
-def hardsigmoid(a: Any, inplace: bool = False) -> Tensor:
+def hardsigmoid(input: Any, inplace: bool = False) -> Tensor:
     """relu6(a + 3) / 6."""
     validate.boolean("hardsigmoid", "inplace", inplace)
-    return HardsigmoidOp.apply(_input(a, "hardsigmoid"))
+    return HardsigmoidOp.apply(_input(input, "hardsigmoid"))
 
 
-def logsigmoid(a: Any) -> Tensor:
+def logsigmoid(input: Any) -> Tensor:
     """log(sigmoid(a)), without overflow."""
-    return LogSigmoidOp.apply(_input(a, "logsigmoid"))
+    return LogSigmoidOp.apply(_input(input, "logsigmoid"))
 
 
-def softsign(a: Any) -> Tensor:
+def softsign(input: Any) -> Tensor:
     """a / (1 + |a|)."""
-    return SoftsignOp.apply(_input(a, "softsign"))
+    return SoftsignOp.apply(_input(input, "softsign"))
 
 
-def hardtanh(a: Any, min_val: float = -1.0, max_val: float = 1.0,
+def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
     """a clipped to [min_val, max_val] (integers stay integers)."""
     min_val = validate.real("hardtanh", "min_val", min_val, finite=False)
     max_val = validate.real("hardtanh", "max_val", max_val, finite=False)
     validate.boolean("hardtanh", "inplace", inplace)
-    return HardtanhOp.apply(_input(a, "hardtanh"), min_val=min_val, max_val=max_val)
+    return HardtanhOp.apply(_input(input, "hardtanh"), min_val=min_val, max_val=max_val)
 
 
-def relu6(a: Any, inplace: bool = False) -> Tensor:
+def relu6(input: Any, inplace: bool = False) -> Tensor:
     """min(max(a, 0), 6): hardtanh(a, 0, 6), slope 0 at 0 and 6 as in PyTorch."""
     validate.boolean("relu6", "inplace", inplace)
-    return HardtanhOp.apply(_input(a, "relu6"), min_val=0.0, max_val=6.0)
+    return HardtanhOp.apply(_input(input, "relu6"), min_val=0.0, max_val=6.0)
 
 
 def _implicit_axis(op: str, ndim: int) -> int:
@@ -370,20 +370,20 @@ def _as_dtype(a: Any, dtype: Any, op: str) -> Any:
 
 
 @validate.torch_names
-def softmin(a: Any, axis: int | None = None, dtype: Any = None) -> Tensor:
+def softmin(input: Any, axis: int | None = None, dtype: Any = None) -> Tensor:
     """softmax(-a) along ``axis``; ``dtype`` converts the input first."""
-    a = _as_dtype(_input(a, "softmin"), dtype, "softmin")
+    input = _as_dtype(_input(input, "softmin"), dtype, "softmin")
     if axis is None:
-        axis = _implicit_axis("softmin", a.ndim)
-    return softmax(neg(a), axis)
+        axis = _implicit_axis("softmin", input.ndim)
+    return softmax(neg(input), axis)
 
 
 @validate.torch_names
-def glu(a: Any, axis: int = -1) -> Tensor:
-    """The first half of ``a`` along ``axis`` times the sigmoid of the second half."""
-    return GluOp.apply(_input(a, "glu"), axis=axis)
+def glu(input: Any, axis: int = -1) -> Tensor:
+    """The first half of ``input`` along ``axis`` times the sigmoid of the second half."""
+    return GluOp.apply(_input(input, "glu"), axis=axis)
 
 
-def prelu(a: Any, weight: Any) -> Tensor:
+def prelu(input: Any, weight: Any) -> Tensor:
     """a where a > 0, else weight * a; ``weight`` one value or one per channel (axis 1)."""
-    return PreluOp.apply(_input(a, "prelu"), _input(weight, "prelu weight"))
+    return PreluOp.apply(_input(input, "prelu"), _input(weight, "prelu weight"))

@@ -70,7 +70,9 @@ def pool_settings(kernel: int | Pair, stride: int | Pair | None, padding: int | 
     """A pooling window's (kernel, stride, padding) as pairs, checked; stride defaults to the
     kernel, and padding may be at most half the kernel."""
     kernel = pair(kernel, "kernel_size", op, 1)
-    stride = kernel if stride is None else pair(stride, "stride", op, 1)
+    # PyTorch reads an empty stride ([] or ()) as the default, the kernel size.
+    stride = kernel if stride is None or (type(stride) in (tuple, list) and not stride) \
+        else pair(stride, "stride", op, 1)
     padding = pair(padding, "padding", op, 0)
     if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
@@ -244,11 +246,22 @@ class AvgPool2dOp(_PoolOp):
         return kernels.images(padded, ctx.padding)
 
 
+def _ndim(x: Any) -> int:
+    return x._data.ndim if isinstance(x, Tensor) else np.ndim(x)
+
+
+def _kernel_ready(x: Any) -> bool:
+    """False for what the 2-d pooling kernels cannot take but the general path can:
+    unbatched (C, H, W) images and integer or bool ones (they have no -inf to pad with)."""
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
+    return data.ndim != 3 and data.dtype.kind == "f"
+
+
 def conv2d(input: Any, weight: Any, bias: Any = None,
            stride: int | Pair = 1, padding: int | Pair | str = 0, dilation: int | Pair = 1,
            groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) images."""
-    if type(padding) is not str:
+    if type(padding) is not str and _ndim(input) != 3:
         return Conv2dOp.apply(input, weight, bias, stride=stride, padding=padding,
                               dilation=dilation, groups=groups)
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
@@ -259,7 +272,8 @@ def max_pool2d(input: Any, kernel_size: int | Pair = 2,
                dilation: int | Pair = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> Any:
     """Max over windows (stride defaults to the kernel size); PyTorch's F.max_pool2d."""
-    if (dilation == 1 or dilation == (1, 1)) and ceil_mode is False and return_indices is False:
+    if (dilation == 1 or dilation == (1, 1)) and ceil_mode is False and return_indices is False \
+            and _kernel_ready(input):
         return MaxPool2dOp.apply(input, kernel_size=kernel_size, stride=stride, padding=padding)
     return _pool.max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode,
                           return_indices, "max_pool2d")
@@ -270,7 +284,8 @@ def avg_pool2d(input: Any, kernel_size: int | Pair = 2,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: int | None = None) -> Tensor:
     """Mean over windows (stride defaults to the kernel size); PyTorch's F.avg_pool2d."""
-    if ceil_mode is False and count_include_pad is True and divisor_override is None:
+    if ceil_mode is False and count_include_pad is True and divisor_override is None \
+            and _kernel_ready(input):
         return AvgPool2dOp.apply(input, kernel_size=kernel_size, stride=stride, padding=padding)
     return _pool.avg_pool(input, 2, kernel_size, stride, padding, ceil_mode, count_include_pad,
                           divisor_override, "avg_pool2d")

@@ -474,7 +474,7 @@ class DropoutOp(Function):
         return grad * ctx.keep, None
 
 
-def dropout(x: Any, p: float = 0.5, training: bool = True,
+def dropout(input: Any, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) in training;
     the identity otherwise. The mask comes from ``generator`` or chainrule's own
@@ -482,17 +482,18 @@ def dropout(x: Any, p: float = 0.5, training: bool = True,
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
-        return x if isinstance(x, Tensor) else Tensor(_as_data(x, where="dropout input"))
-    data = x.data if isinstance(x, Tensor) else _as_data(x, where="dropout input")
+        return input if isinstance(input, Tensor) else Tensor(
+            _as_data(input, where="dropout input"))
+    data = input.data if isinstance(input, Tensor) else _as_data(input, where="dropout input")
     rng = generator if generator is not None else backend.default_generator()
     mask = rng.random(data.shape) >= p  # kept with probability 1 - p
-    return DropoutOp.apply(x, mask, scale=0.0 if p == 1 else 1 / (1 - p))
+    return DropoutOp.apply(input, mask, scale=0.0 if p == 1 else 1 / (1 - p))
 
 
 # ----------------------------------------------------------------------------- functions
-def add(a: Any, b: Any) -> Tensor:
+def add(input: Any, other: Any) -> Tensor:
     """a + b with broadcasting."""
-    return _binary(AddOp, a, b)
+    return _binary(AddOp, input, other)
 
 
 def _is_bool(value: Any) -> bool:
@@ -500,130 +501,156 @@ def _is_bool(value: Any) -> bool:
         isinstance(value, (bool, np.bool_)))
 
 
-def sub(a: Any, b: Any) -> Tensor:
+def sub(input: Any, other: Any) -> Tensor:
     """a - b with broadcasting (not on bools, as in PyTorch)."""
-    if _is_bool(a) or _is_bool(b):
+    if _is_bool(input) or _is_bool(other):
         raise TypeError("sub: subtraction with a bool operand is not supported (PyTorch "
                         "refuses it too); to invert a mask use ~mask or logical not, else "
                         "convert with .astype('int64')")
-    return _binary(SubOp, a, b)
+    return _binary(SubOp, input, other)
 
 
-def mul(a: Any, b: Any) -> Tensor:
+def mul(input: Any, other: Any) -> Tensor:
     """a * b with broadcasting."""
-    return _binary(MulOp, a, b)
+    return _binary(MulOp, input, other)
 
 
-def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
+def div(input: Any, other: Any, rounding_mode: str | None = None) -> Tensor:
     """a / b with broadcasting: true division (integers give the default float dtype, as in
     PyTorch), or rounded toward zero (``rounding_mode='trunc'``) or down (``'floor'``) in the
     promoted dtype."""
     if rounding_mode is not None:
         from chainrule.ops.maths import _rounded_div  # maths builds on this module
 
-        return _rounded_div(a, b, rounding_mode)
-    a, b = _operands(a, b)
-    kinds = {getattr(v, "dtype", np.dtype(type(v))).kind for v in (a, b)}
+        return _rounded_div(input, other, rounding_mode)
+    input, other = _operands(input, other)
+    kinds = {getattr(v, "dtype", np.dtype(type(v))).kind for v in (input, other)}
     if "f" not in kinds:
         dtype = backend.get_default_dtype()
-        a, b = (v.astype(dtype) if hasattr(v, "astype") else float(v) for v in (a, b))
-    return DivOp.apply(a, b)
+        input, other = (v.astype(dtype) if hasattr(v, "astype") else float(v)
+                        for v in (input, other))
+    return DivOp.apply(input, other)
 
 
-def neg(a: Any) -> Tensor:
+def neg(input: Any) -> Tensor:
     """-a."""
-    return NegOp.apply(a)
+    return NegOp.apply(input)
 
 
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the op's name
+def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001 - the op's name
     """a ** b with broadcasting."""
-    if _is_bool(a) or _is_bool(b):
-        a, b = _operands(a, b)
-        if _is_bool(a) and _is_bool(b):
+    if _is_bool(input) or _is_bool(exponent):
+        input, exponent = _operands(input, exponent)
+        if _is_bool(input) and _is_bool(exponent):
             # PyTorch: a bool tensor to a Python bool's power stays bool; two bool tensors
             # (or a Python bool base) it refuses.
-            if isinstance(b, (bool, np.bool_)) and isinstance(a, Tensor):
-                return Tensor(a._data | (not b))
+            if isinstance(exponent, (bool, np.bool_)) and isinstance(input, Tensor):
+                return Tensor(input._data | (not exponent))
             raise TypeError("pow: not defined for two bool operands (PyTorch refuses it "
                             "too); convert with .astype('int64')")
-        return PowOp.apply(a, b)
-    return _binary(PowOp, a, b)
+        return PowOp.apply(input, exponent)
+    return _binary(PowOp, input, exponent)
 
 
-def clone(a: Any) -> Tensor:
+def clone(input: Any) -> Tensor:
     """A copy with its own memory; gradients flow through it."""
-    return CloneOp.apply(a)
+    return CloneOp.apply(input)
 
 
-def exp(a: Any) -> Tensor:
+def exp(input: Any) -> Tensor:
     """e ** a."""
-    return ExpOp.apply(a)
+    return ExpOp.apply(input)
 
 
-def log(a: Any) -> Tensor:
+def log(input: Any) -> Tensor:
     """Natural logarithm."""
-    return LogOp.apply(a)
+    return LogOp.apply(input)
 
 
-def sqrt(a: Any) -> Tensor:
+def sqrt(input: Any) -> Tensor:
     """Square root."""
-    return SqrtOp.apply(a)
+    return SqrtOp.apply(input)
 
 
-def tanh(a: Any) -> Tensor:
+def tanh(input: Any) -> Tensor:
     """Hyperbolic tangent."""
-    return TanhOp.apply(a)
+    return TanhOp.apply(input)
 
 
-def sigmoid(a: Any) -> Tensor:
+def sigmoid(input: Any) -> Tensor:
     """Logistic sigmoid 1 / (1 + e^-a)."""
-    return SigmoidOp.apply(a)
+    return SigmoidOp.apply(input)
 
 
-def relu(a: Any) -> Tensor:
+def relu(input: Any) -> Tensor:
     """max(a, 0)."""
-    return ReluOp.apply(a)
+    return ReluOp.apply(input)
 
 
-def leaky_relu(a: Any, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(input: Any, negative_slope: float = 0.01) -> Tensor:
     """a where a > 0, else negative_slope * a."""
-    return LeakyReluOp.apply(a, negative_slope=negative_slope)
+    return LeakyReluOp.apply(input, negative_slope=negative_slope)
 
 
-def silu(a: Any) -> Tensor:
+def silu(input: Any) -> Tensor:
     """a * sigmoid(a) (swish)."""
-    return SiluOp.apply(a)
+    return SiluOp.apply(input)
 
 
-def gelu(a: Any, approximate: str = "none") -> Tensor:
+def gelu(input: Any, approximate: str = "none") -> Tensor:
     """a * Phi(a) with the exact normal CDF, or PyTorch's tanh form (``approximate='tanh'``)."""
-    return GeluOp.apply(a, approximate=approximate)
+    return GeluOp.apply(input, approximate=approximate)
 
 
-def abs(a: Any) -> Tensor:  # noqa: A001 - the op's name
-    """|a|."""
-    return AbsOp.apply(a)
+def abs(input: Any) -> Tensor:  # noqa: A001 - the op's name
+    """|a| (not on bools, as in PyTorch)."""
+    if _is_bool(input):
+        raise TypeError("abs: not defined for bool tensors (PyTorch refuses them too); "
+                        "convert first, e.g. x.astype('int64')")
+    return AbsOp.apply(input)
 
 
-def clamp(a: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-    """Limit ``a`` to [min, max]; either bound may be None."""
-    return ClampOp.apply(a, low=min, high=max)
+def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    """Limit ``input`` to [min, max]; either bound may be None, a number or a tensor
+    (broadcasting). The result takes the promoted dtype, as PyTorch's: an integer tensor
+    clamped at 0.5 is float32."""
+    if isinstance(input, (bool, int, float, np.generic)):
+        raise TypeError(f"clamp: input must be a tensor, got {type(input).__name__} (PyTorch "
+                        "refuses a number too)")
+    if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+        # Tensor bounds as PyTorch gives them: a takes the gradient where it is inside
+        # (the bounds included), a bound where it cuts; min > max gives max.
+        out = input
+        if min is not None:
+            out = where(lt(out, min), min, out)
+        if max is not None:
+            out = where(gt(out, max), max, out)
+        return out
+    bounds = [v.item() if isinstance(v, np.generic) else v for v in (min, max) if v is not None]
+    if isinstance(input, Tensor):
+        dtype = backend.result_dtype(input._data, *bounds) if bounds else input.dtype
+        if dtype == np.bool_:  # a bool tensor and a bool bound
+            raise TypeError("clamp: not defined for a bool tensor with bool bounds (PyTorch "
+                            "refuses it too); convert first, e.g. x.astype('int64')")
+        if dtype != input.dtype:  # an integer tensor and a float bound (PyTorch's promotion)
+            input = input.astype(dtype)
+    return ClampOp.apply(input, low=min, high=max)
 
 
-def maximum(a: Any, b: Any) -> Tensor:
+def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise maximum with broadcasting."""
-    return _binary(MaximumOp, a, b)
+    return _binary(MaximumOp, input, other)
 
 
-def minimum(a: Any, b: Any) -> Tensor:
+def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise minimum with broadcasting."""
-    return _binary(MinimumOp, a, b)
+    return _binary(MinimumOp, input, other)
 
 
-def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Pick ``a`` where ``condition`` holds, else ``b`` (broadcasting)."""
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """Pick ``input`` where ``condition`` holds, else ``other`` (broadcasting)."""
     condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    return WhereOp.apply(condition.astype(bool, copy=False), *_operands(a, b))
+    return WhereOp.apply(condition.astype(bool, copy=False), *_operands(input, other))
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
@@ -639,31 +666,31 @@ def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
     return Tensor(ufunc(*_operand_data(a, b, ufunc.__name__)))
 
 
-def lt(a: Any, b: Any) -> Tensor:
+def lt(input: Any, other: Any) -> Tensor:
     """a < b as a bool tensor (no gradient)."""
-    return _compare(np.less, a, b)
+    return _compare(np.less, input, other)
 
 
-def le(a: Any, b: Any) -> Tensor:
+def le(input: Any, other: Any) -> Tensor:
     """a <= b as a bool tensor (no gradient)."""
-    return _compare(np.less_equal, a, b)
+    return _compare(np.less_equal, input, other)
 
 
-def gt(a: Any, b: Any) -> Tensor:
+def gt(input: Any, other: Any) -> Tensor:
     """a > b as a bool tensor (no gradient)."""
-    return _compare(np.greater, a, b)
+    return _compare(np.greater, input, other)
 
 
-def ge(a: Any, b: Any) -> Tensor:
+def ge(input: Any, other: Any) -> Tensor:
     """a >= b as a bool tensor (no gradient)."""
-    return _compare(np.greater_equal, a, b)
+    return _compare(np.greater_equal, input, other)
 
 
-def eq(a: Any, b: Any) -> Tensor:
+def eq(input: Any, other: Any) -> Tensor:
     """a == b as a bool tensor (no gradient)."""
-    return _compare(np.equal, a, b)
+    return _compare(np.equal, input, other)
 
 
-def ne(a: Any, b: Any) -> Tensor:
+def ne(input: Any, other: Any) -> Tensor:
     """a != b as a bool tensor (no gradient)."""
-    return _compare(np.not_equal, a, b)
+    return _compare(np.not_equal, input, other)

@@ -410,13 +410,24 @@ def gather(a: Any, axis: int, index: Any) -> Tensor:
 
 
 @torch_names
-def scatter(a: Any, axis: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
-    """A copy of ``a`` with ``src`` (a tensor, or a number ``value``) written at ``index``."""
+def scatter(a: Any, axis: int, index: Any, src: Any = None, *, value: Any = None,
+            reduce: str | None = None) -> Tensor:
+    """A copy of ``a`` with ``src`` (a tensor, or a number ``value``) written at ``index``;
+    ``reduce='add'`` or ``'multiply'`` combines instead (PyTorch's older scatter_reduce)."""
     if (src is None) == (value is None):
         raise TypeError("scatter: give src (a tensor or a number) or value=, not both or "
                         "neither")
-    return ScatterOp.apply(a, _index("scatter", index), src if value is None else value,
-                           axis=axis)
+    index = _index("scatter", index)
+    src = src if value is None else value
+    if reduce is None:
+        return ScatterOp.apply(a, index, src, axis=axis)
+    reduce = choice("scatter", "reduce", reduce, ("add", "multiply"))
+    if not isinstance(src, Tensor):
+        a = _as_tensor(a)
+        src = np.full(index.shape, _fill_value("scatter", src, a.dtype), a.dtype)
+    if reduce == "add":
+        return ScatterAddOp.apply(a, index, src, axis=axis)
+    return ScatterReduceOp.apply(a, index, src, axis=axis, reduce="prod", include_self=True)
 
 
 @torch_names

@@ -398,9 +398,17 @@ def _scaled_sum(op: str, x: Any, product: Tensor, beta: Any, alpha: Any) -> Tens
     if np.broadcast_shapes(x.shape, product.shape) != product.shape:
         raise ValueError(f"{op}: input of shape {x.shape} does not broadcast to the "
                          f"product's shape {product.shape}")
+    if product.dtype.kind in "iub":  # integer matrices take integer factors, as in PyTorch
+        for name, number in (("beta", beta), ("alpha", alpha)):
+            if not number.is_integer():
+                raise TypeError(f"{op}: {name} must be an int for {product.dtype} tensors, got "
+                                f"{number!r}")
+        beta, alpha = int(beta), int(alpha)
     if alpha != 1:
         product = _elementwise.mul(product, alpha)
     if beta == 0:
+        if x.requires_grad:  # input still gets its (zero) gradient, as in PyTorch; NaN too
+            return _elementwise.add(product, _shape.masked_fill(x, np.True_, 0))
         return product
     return _elementwise.add(x if beta == 1 else _elementwise.mul(x, beta), product)
 

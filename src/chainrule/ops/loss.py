@@ -40,6 +40,9 @@ class SoftmaxOp(Function):
         if a.ndim == 0:  # one value along the axis: its share is all of it, as in PyTorch
             ctx.out, ctx.axis = np.ones_like(a), None
             return ctx.out
+        if a.size == 0:  # an empty axis has no max to shift by; PyTorch gives the empty result
+            ctx.out, ctx.axis = a.copy(), axis
+            return ctx.out
         exps = np.exp(_shifted(a, axis))
         out = exps / exps.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = out, axis
@@ -61,6 +64,9 @@ class LogSoftmaxOp(Function):
         axis = validate.axis("log_softmax", "axis", axis, a.ndim)
         if a.ndim == 0:
             ctx.out, ctx.axis = np.zeros_like(a), None
+            return ctx.out
+        if a.size == 0:  # as in SoftmaxOp
+            ctx.out, ctx.axis = a.copy(), axis
             return ctx.out
         shifted = _shifted(a, axis)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -137,15 +143,15 @@ def _dtype_of(value: Any) -> np.dtype | None:
 
 
 @validate.torch_names
-def softmax(a: Any, axis: int = -1, dtype: Any = None) -> Tensor:
+def softmax(input: Any, axis: int = -1, dtype: Any = None) -> Tensor:
     """Softmax along ``axis``; ``dtype`` casts the input first (as PyTorch's)."""
-    return SoftmaxOp.apply(_cast_for_softmax(a, dtype, "softmax"), axis=axis)
+    return SoftmaxOp.apply(_cast_for_softmax(input, dtype, "softmax"), axis=axis)
 
 
 @validate.torch_names
-def log_softmax(a: Any, axis: int = -1, dtype: Any = None) -> Tensor:
+def log_softmax(input: Any, axis: int = -1, dtype: Any = None) -> Tensor:
     """Log of softmax along ``axis``, without overflow or log(0); ``dtype`` casts first."""
-    return LogSoftmaxOp.apply(_cast_for_softmax(a, dtype, "log_softmax"), axis=axis)
+    return LogSoftmaxOp.apply(_cast_for_softmax(input, dtype, "log_softmax"), axis=axis)
 
 
 def _cast_for_softmax(a: Any, dtype: Any, op: str) -> Any:
@@ -158,14 +164,15 @@ def _cast_for_softmax(a: Any, dtype: Any, op: str) -> Any:
     return _as_data(a, where=op).astype(dtype)
 
 
-def mse(output: Any, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean squared error; an output of shape target.shape + (1,) is compared as if squeezed."""
+def mse(input: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error; an input of shape target.shape + (1,) is compared as if squeezed.
+    (``input`` is PyTorch's keyword; reduction stays third, where the seed's callers pass it.)"""
     if not isinstance(target, Tensor):
         target = _as_data(target, where="mse target")
-    output_data = output.data if isinstance(output, Tensor) else _as_data(output)
-    if target.dtype.kind != "f" and output_data.dtype.kind == "f":
-        target = np.asarray(target).astype(output_data.dtype)
-    return MSELossOp.apply(output, target, reduction=reduction)
+    input_data = input.data if isinstance(input, Tensor) else _as_data(input)
+    if target.dtype.kind != "f" and input_data.dtype.kind == "f":
+        target = np.asarray(target).astype(input_data.dtype)
+    return MSELossOp.apply(input, target, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------- shared checks
@@ -786,7 +793,9 @@ class NormalizeOp(Function):
             elif p == 1:
                 slope = np.sign(x)
             else:
-                slope = np.where(norm != 0, np.sign(x) * size ** (p - 1) / norm ** (p - 1), 0)
+                # |x|^(p-1) is inf at x = 0 for p < 1; the slope there is 0 (PyTorch's)
+                slope = np.where((norm != 0) & (size != 0),
+                                 np.sign(x) * size ** (p - 1) / norm ** (p - 1), 0)
         return direct - along * slope
 
 
@@ -947,6 +956,7 @@ def cosine_similarity(x1: Any, x2: Any, axis: int = 1, eps: float = 1e-8) -> Ten
 def normalize(input: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12) -> Tensor:
     """``input`` divided by its p-norm along ``axis`` (at least ``eps``)."""
     op = "normalize"
-    p = validate.real(op, "p", p, low=1, finite=False)
+    # Any p > 0, as PyTorch (p < 1 gives no norm, but the same formula)
+    p = validate.real(op, "p", p, low=0, low_open=True, finite=False)
     eps = validate.real(op, "eps", eps, low=0)
     return NormalizeOp.apply(_float_tensor(input, op), p=p, axis=axis, eps=eps)

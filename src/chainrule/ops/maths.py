@@ -649,122 +649,122 @@ class FmodOp(Function):
 
 
 # ----------------------------------------------------------------------------- functions
-def sin(a: Any) -> Tensor:
+def sin(input: Any) -> Tensor:
     """Sine (radians)."""
-    return SinOp.apply(_input(a, "sin"))
+    return SinOp.apply(_input(input, "sin"))
 
 
-def cos(a: Any) -> Tensor:
+def cos(input: Any) -> Tensor:
     """Cosine (radians)."""
-    return CosOp.apply(_input(a, "cos"))
+    return CosOp.apply(_input(input, "cos"))
 
 
-def tan(a: Any) -> Tensor:
+def tan(input: Any) -> Tensor:
     """Tangent (radians)."""
-    return TanOp.apply(_input(a, "tan"))
+    return TanOp.apply(_input(input, "tan"))
 
 
-def asin(a: Any) -> Tensor:
+def asin(input: Any) -> Tensor:
     """Inverse sine; nan outside [-1, 1]."""
-    return AsinOp.apply(_input(a, "asin"))
+    return AsinOp.apply(_input(input, "asin"))
 
 
-def acos(a: Any) -> Tensor:
+def acos(input: Any) -> Tensor:
     """Inverse cosine; nan outside [-1, 1]."""
-    return AcosOp.apply(_input(a, "acos"))
+    return AcosOp.apply(_input(input, "acos"))
 
 
-def atan(a: Any) -> Tensor:
+def atan(input: Any) -> Tensor:
     """Inverse tangent."""
-    return AtanOp.apply(_input(a, "atan"))
+    return AtanOp.apply(_input(input, "atan"))
 
 
-def atan2(a: Any, other: Any) -> Tensor:
+def atan2(input: Any, other: Any) -> Tensor:
     """The angle of the point (other, a): atan(a / other) in the right quadrant."""
-    return Atan2Op.apply(*_float_operands(a, other))
+    return Atan2Op.apply(*_float_operands(input, other))
 
 
-def sinh(a: Any) -> Tensor:
+def sinh(input: Any) -> Tensor:
     """Hyperbolic sine."""
-    return SinhOp.apply(_input(a, "sinh"))
+    return SinhOp.apply(_input(input, "sinh"))
 
 
-def cosh(a: Any) -> Tensor:
+def cosh(input: Any) -> Tensor:
     """Hyperbolic cosine."""
-    return CoshOp.apply(_input(a, "cosh"))
+    return CoshOp.apply(_input(input, "cosh"))
 
 
-def asinh(a: Any) -> Tensor:
+def asinh(input: Any) -> Tensor:
     """Inverse hyperbolic sine."""
-    return AsinhOp.apply(_input(a, "asinh"))
+    return AsinhOp.apply(_input(input, "asinh"))
 
 
-def acosh(a: Any) -> Tensor:
+def acosh(input: Any) -> Tensor:
     """Inverse hyperbolic cosine; nan below 1."""
-    return AcoshOp.apply(_input(a, "acosh"))
+    return AcoshOp.apply(_input(input, "acosh"))
 
 
-def atanh(a: Any) -> Tensor:
+def atanh(input: Any) -> Tensor:
     """Inverse hyperbolic tangent; +-inf at +-1, nan beyond."""
-    return AtanhOp.apply(_input(a, "atanh"))
+    return AtanhOp.apply(_input(input, "atanh"))
 
 
-def log2(a: Any) -> Tensor:
+def log2(input: Any) -> Tensor:
     """Base-2 logarithm."""
-    return Log2Op.apply(_input(a, "log2"))
+    return Log2Op.apply(_input(input, "log2"))
 
 
-def log10(a: Any) -> Tensor:
+def log10(input: Any) -> Tensor:
     """Base-10 logarithm."""
-    return Log10Op.apply(_input(a, "log10"))
+    return Log10Op.apply(_input(input, "log10"))
 
 
-def log1p(a: Any) -> Tensor:
+def log1p(input: Any) -> Tensor:
     """log(1 + a), accurate for small a."""
-    return Log1pOp.apply(_input(a, "log1p"))
+    return Log1pOp.apply(_input(input, "log1p"))
 
 
-def exp2(a: Any) -> Tensor:
+def exp2(input: Any) -> Tensor:
     """2 ** a."""
-    return Exp2Op.apply(_input(a, "exp2"))
+    return Exp2Op.apply(_input(input, "exp2"))
 
 
-def expm1(a: Any) -> Tensor:
+def expm1(input: Any) -> Tensor:
     """e ** a - 1, accurate for small a."""
-    return Expm1Op.apply(_input(a, "expm1"))
+    return Expm1Op.apply(_input(input, "expm1"))
 
 
-def erf(a: Any) -> Tensor:
+def erf(input: Any) -> Tensor:
     """The error function, to float64 accuracy."""
-    return ErfOp.apply(_input(a, "erf"))
+    return ErfOp.apply(_input(input, "erf"))
 
 
-def erfinv(a: Any) -> Tensor:
+def erfinv(input: Any) -> Tensor:
     """The inverse error function on [-1, 1] (+-inf at +-1, nan beyond), to float64 rounding."""
-    return ErfinvOp.apply(_input(a, "erfinv"))
+    return ErfinvOp.apply(_input(input, "erfinv"))
 
 
-def reciprocal(a: Any) -> Tensor:
+def reciprocal(input: Any) -> Tensor:
     """1 / a (integers give the default float dtype)."""
-    return ReciprocalOp.apply(_input(a, "reciprocal"))
+    return ReciprocalOp.apply(_input(input, "reciprocal"))
 
 
-def rsqrt(a: Any) -> Tensor:
+def rsqrt(input: Any) -> Tensor:
     """1 / sqrt(a)."""
-    return RsqrtOp.apply(_input(a, "rsqrt"))
+    return RsqrtOp.apply(_input(input, "rsqrt"))
 
 
-def square(a: Any) -> Tensor:
+def square(input: Any) -> Tensor:
     """a * a (integers stay integers)."""
-    return SquareOp.apply(_input(a, "square"))
+    return SquareOp.apply(_input(input, "square"))
 
 
-def lerp(a: Any, end: Any, weight: Any) -> Tensor:
+def lerp(input: Any, end: Any, weight: Any) -> Tensor:
     """a + weight * (end - a); ``weight`` a number or a tensor (broadcasting)."""
     if isinstance(weight, (Tensor, np.ndarray)):
-        values = _operands(a, end, weight)
+        values = _operands(input, end, weight)
     else:
-        values = _operands(a, end) + [validate.real("lerp", "weight", weight, finite=False)]
+        values = _operands(input, end) + [validate.real("lerp", "weight", weight, finite=False)]
     for value, role in zip(values, ("input", "end", "weight")):
         kind = getattr(value, "dtype", np.dtype(type(value))).kind
         if kind != "f":
@@ -773,49 +773,49 @@ def lerp(a: Any, end: Any, weight: Any) -> Tensor:
     return LerpOp.apply(*values)
 
 
-def logaddexp(a: Any, other: Any) -> Tensor:
+def logaddexp(input: Any, other: Any) -> Tensor:
     """log(exp(a) + exp(other)) without overflow."""
-    return LogAddExpOp.apply(*_float_operands(a, other))
+    return LogAddExpOp.apply(*_float_operands(input, other))
 
 
-def hypot(a: Any, other: Any) -> Tensor:
+def hypot(input: Any, other: Any) -> Tensor:
     """sqrt(a ** 2 + other ** 2) without overflow."""
-    return HypotOp.apply(*_float_operands(a, other))
+    return HypotOp.apply(*_float_operands(input, other))
 
 
-def copysign(a: Any, other: Any) -> Tensor:
+def copysign(input: Any, other: Any) -> Tensor:
     """|a| with the sign of ``other`` (integers give the default float dtype)."""
-    return CopysignOp.apply(*_float_operands(a, other))
+    return CopysignOp.apply(*_float_operands(input, other))
 
 
-def floor(a: Any) -> Tensor:
+def floor(input: Any) -> Tensor:
     """Round down (integers unchanged)."""
-    return FloorOp.apply(_input(a, "floor"))
+    return FloorOp.apply(_input(input, "floor"))
 
 
-def ceil(a: Any) -> Tensor:
+def ceil(input: Any) -> Tensor:
     """Round up (integers unchanged)."""
-    return CeilOp.apply(_input(a, "ceil"))
+    return CeilOp.apply(_input(input, "ceil"))
 
 
-def trunc(a: Any) -> Tensor:
+def trunc(input: Any) -> Tensor:
     """Round toward zero (integers unchanged)."""
-    return TruncOp.apply(_input(a, "trunc"))
+    return TruncOp.apply(_input(input, "trunc"))
 
 
-def round(a: Any, decimals: int = 0) -> Tensor:  # noqa: A001 - the op's name
+def round(input: Any, decimals: int = 0) -> Tensor:  # noqa: A001 - the op's name
     """Round to ``decimals`` places, halves to even (PyTorch's and NumPy's rule)."""
-    return RoundOp.apply(_input(a, "round"), decimals=decimals)
+    return RoundOp.apply(_input(input, "round"), decimals=decimals)
 
 
-def frac(a: Any) -> Tensor:
+def frac(input: Any) -> Tensor:
     """a - trunc(a): the fractional part, with a's sign."""
-    return FracOp.apply(_input(a, "frac"))
+    return FracOp.apply(_input(input, "frac"))
 
 
-def sign(a: Any) -> Tensor:
+def sign(input: Any) -> Tensor:
     """-1, 0 or 1 by the sign of a (0 for nan, as in PyTorch)."""
-    return SignOp.apply(_input(a, "sign"))
+    return SignOp.apply(_input(input, "sign"))
 
 
 def _divisions(a: Any, b: Any, op: str) -> list[Any]:
@@ -837,19 +837,19 @@ def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
     return DivRoundOp.apply(*_divisions(a, b, "div"), rounding_mode=rounding_mode)
 
 
-def floor_divide(a: Any, b: Any) -> Tensor:
+def floor_divide(input: Any, other: Any) -> Tensor:
     """a / b rounded down (Python's //), in the promoted dtype."""
-    return DivRoundOp.apply(*_divisions(a, b, "floor_divide"), rounding_mode="floor")
+    return DivRoundOp.apply(*_divisions(input, other, "floor_divide"), rounding_mode="floor")
 
 
-def remainder(a: Any, b: Any) -> Tensor:
+def remainder(input: Any, other: Any) -> Tensor:
     """a - b * floor(a / b): the sign of the divisor, as Python's %."""
-    return RemainderOp.apply(*_divisions(a, b, "remainder"))
+    return RemainderOp.apply(*_divisions(input, other, "remainder"))
 
 
-def fmod(a: Any, b: Any) -> Tensor:
+def fmod(input: Any, other: Any) -> Tensor:
     """a - b * trunc(a / b): the sign of the dividend, as C's fmod."""
-    return FmodOp.apply(*_divisions(a, b, "fmod"))
+    return FmodOp.apply(*_divisions(input, other, "fmod"))
 
 
 # ----------------------------------------------------------------------------- no gradient
@@ -857,28 +857,28 @@ def _data(a: Any, op: str) -> np.ndarray:
     return a._data if isinstance(a, Tensor) else _as_data(a, where=f"{op}: input")
 
 
-def isnan(a: Any) -> Tensor:
+def isnan(input: Any) -> Tensor:
     """True where a is nan (a bool tensor)."""
-    return Tensor(np.isnan(_data(a, "isnan")))
+    return Tensor(np.isnan(_data(input, "isnan")))
 
 
-def isinf(a: Any) -> Tensor:
+def isinf(input: Any) -> Tensor:
     """True where a is +inf or -inf (a bool tensor)."""
-    return Tensor(np.isinf(_data(a, "isinf")))
+    return Tensor(np.isinf(_data(input, "isinf")))
 
 
-def isfinite(a: Any) -> Tensor:
+def isfinite(input: Any) -> Tensor:
     """True where a is neither inf nor nan (a bool tensor)."""
-    return Tensor(np.isfinite(_data(a, "isfinite")))
+    return Tensor(np.isfinite(_data(input, "isfinite")))
 
 
-def isclose(a: Any, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+def isclose(input: Any, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
             equal_nan: bool = False) -> Tensor:
     """|a - other| <= atol + rtol * |other| elementwise (equal infinities count as close)."""
     rtol = validate.real("isclose", "rtol", rtol, low=0)
     atol = validate.real("isclose", "atol", atol, low=0)
     equal_nan = validate.boolean("isclose", "equal_nan", equal_nan)
-    x, y = _operand_data(a, other, "isclose")
+    x, y = _operand_data(input, other, "isclose")
     if np.asarray(x).dtype.kind != "f":
         # Integers and bools: compared exactly, then with the tolerance in float64.
         x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -901,24 +901,24 @@ def _integer_operands(a: Any, b: Any, op: str, bool_ok: bool = True) -> tuple[An
     return np.asarray(x, dtype), np.asarray(y, dtype)
 
 
-def bitwise_and(a: Any, other: Any) -> Tensor:
+def bitwise_and(input: Any, other: Any) -> Tensor:
     """a & other on integer or bool tensors."""
-    return Tensor(np.bitwise_and(*_integer_operands(a, other, "bitwise_and")))
+    return Tensor(np.bitwise_and(*_integer_operands(input, other, "bitwise_and")))
 
 
-def bitwise_or(a: Any, other: Any) -> Tensor:
+def bitwise_or(input: Any, other: Any) -> Tensor:
     """a | other on integer or bool tensors."""
-    return Tensor(np.bitwise_or(*_integer_operands(a, other, "bitwise_or")))
+    return Tensor(np.bitwise_or(*_integer_operands(input, other, "bitwise_or")))
 
 
-def bitwise_xor(a: Any, other: Any) -> Tensor:
+def bitwise_xor(input: Any, other: Any) -> Tensor:
     """a ^ other on integer or bool tensors."""
-    return Tensor(np.bitwise_xor(*_integer_operands(a, other, "bitwise_xor")))
+    return Tensor(np.bitwise_xor(*_integer_operands(input, other, "bitwise_xor")))
 
 
-def bitwise_not(a: Any) -> Tensor:
+def bitwise_not(input: Any) -> Tensor:
     """~a on integer or bool tensors (logical not for bools)."""
-    data = _data(a, "bitwise_not")
+    data = _data(input, "bitwise_not")
     if data.dtype.kind == "f":
         raise TypeError(f"bitwise_not: needs an integer or bool tensor, got {data.dtype} "
                         "(PyTorch refuses it too)")
@@ -934,19 +934,19 @@ def _shift_counts(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, Any, int]:
     return x, np.clip(counts, 0, bits - 1).astype(x.dtype), outside, bits
 
 
-def bitwise_left_shift(a: Any, other: Any) -> Tensor:
+def bitwise_left_shift(input: Any, other: Any) -> Tensor:
     """a << other on integer tensors; a count below 0 or past the width gives 0 (PyTorch's)."""
-    x, y = _integer_operands(a, other, "bitwise_left_shift", bool_ok=False)
+    x, y = _integer_operands(input, other, "bitwise_left_shift", bool_ok=False)
     x, counts, outside, _ = _shift_counts(x, y)
     with np.errstate(over="ignore"):
         out = np.left_shift(x, counts)
     return Tensor(np.where(outside, np.zeros((), x.dtype), out))
 
 
-def bitwise_right_shift(a: Any, other: Any) -> Tensor:
+def bitwise_right_shift(input: Any, other: Any) -> Tensor:
     """a >> other on integer tensors, the sign filling in; a count below 0 or past the width
     shifts everything out (0, or -1 for a negative a: PyTorch's)."""
-    x, y = _integer_operands(a, other, "bitwise_right_shift", bool_ok=False)
+    x, y = _integer_operands(input, other, "bitwise_right_shift", bool_ok=False)
     x, counts, outside, bits = _shift_counts(x, y)
     out = np.right_shift(x, counts)
     return Tensor(np.where(outside, np.right_shift(x, x.dtype.type(bits - 1)), out))

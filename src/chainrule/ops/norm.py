@@ -209,7 +209,7 @@ def _array(value: Any) -> np.ndarray | None:
     return value.data if isinstance(value, Tensor) else value
 
 
-def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None,
+def batch_norm(input: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None,
                bias: Any = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
     """Batch normalisation over all axes but axis 1 (PyTorch's argument order).
@@ -217,15 +217,15 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
     In training the running statistics, if given, are updated in place; otherwise (eval) they
     normalise. Buffers are statistics, not inputs: no gradient flows to them.
     """
-    return BatchNormOp.apply(x, weight, bias, running_mean=_array(running_mean),
+    return BatchNormOp.apply(input, weight, bias, running_mean=_array(running_mean),
                            running_var=_array(running_var), training=training,
                            momentum=momentum, eps=eps)
 
 
-def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
+def layer_norm(input: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
                bias: Any = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the trailing ``normalized_shape`` axes."""
-    return LayerNormOp.apply(x, weight, bias, normalized_shape=normalized_shape, eps=eps)
+    return LayerNormOp.apply(input, weight, bias, normalized_shape=normalized_shape, eps=eps)
 
 
 class GroupNormOp(Function):

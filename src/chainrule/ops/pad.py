@@ -133,8 +133,8 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant",  # noqa: A002 - 
         value: float | None = None) -> Tensor:
     """Pad (or, with negative values, crop) the last dims, as torch.nn.functional.pad."""
     mode = choice("pad", "mode", mode, MODES)
-    if value is not None and mode != "constant":
-        raise ValueError(f"pad: value= is for mode='constant' only, not {mode!r}")
     value = 0.0 if value is None else real("pad", "value", value, finite=False)
+    if value != 0 and mode != "constant":  # PyTorch lets a value of 0 through
+        raise ValueError(f"pad: value= is for mode='constant' only, not {mode!r}")
     return PadOp.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, mode=mode,
                        value=value)

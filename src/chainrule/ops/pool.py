@@ -11,6 +11,10 @@ dim's size, a zero or -inf "sentinel" element appended past its end):
 - average pooling and adaptive average pooling are separable: a sum over each dim's taps in
   turn, divided by the window's count; backward divides, then adds each tap's gradient back
   along each dim (the adjoint). resize.py's interpolation uses the same machinery with weights.
+
+Max pooling takes every integer and bool dtype, in every form; PyTorch's CPU kernels refuse
+some (max_pool1d and adaptive max pooling of integers, any bool), so there it answers where
+PyTorch raises. Average pooling takes int64 as PyTorch does (division truncates toward zero).
 """
 
 from __future__ import annotations
@@ -298,9 +302,13 @@ class SeparableOp(Function, register=False):
     weighted gradient added back where it read).
     """
 
+    #: The integer dtypes PyTorch takes too (the sums stay integers, the division truncates
+    #: toward zero, as its integer kernels do).
+    integers: tuple[str, ...] = ()
+
     @classmethod
     def forward(cls, ctx: Context, x: np.ndarray, dims: int = 2, **attrs: Any) -> np.ndarray:
-        if x.dtype.kind != "f":
+        if x.dtype.kind != "f" and x.dtype.name not in cls.integers:
             raise TypeError(f"{cls.name}: expects a floating input, got {x.dtype}; convert "
                             f"with .astype(np.float32)")
         dims = _dims(cls.name, dims)
@@ -311,7 +319,10 @@ class SeparableOp(Function, register=False):
         for axis in reversed(range(first, x.ndim)):
             index, weight = taps[axis - first]
             out = gather_along(out, index, weight, axis)
-        if divisor is not None:
+        if divisor is not None and x.dtype.kind != "f":
+            whole = divisor.astype(x.dtype)
+            out = np.sign(out) * (np.abs(out) // whole)  # C's integer division truncates
+        elif divisor is not None:
             out = out / divisor.astype(x.dtype)
         ctx.taps, ctx.divisor, ctx.spatial, ctx.first = taps, divisor, spatial, first
         return out
@@ -342,6 +353,7 @@ class AvgPoolOp(SeparableOp):
     d/dx: each element gets grad / divisor from every window it lies in"""
 
     name = "avg_pool"
+    integers = ("int64",)
 
     @staticmethod
     def taps(spatial: tuple[int, ...], dtype: np.dtype, kernel_size: Any = 2,

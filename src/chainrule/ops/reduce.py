@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
-from chainrule.ops.sort import ValuesIndices, as_tensor, dtype_arg
+from chainrule.ops import elementwise as _elementwise
+from chainrule.ops.sort import ValuesIndices, _PickOp, as_lines, as_tensor, dtype_arg
 from chainrule.validate import axes as _axes
 from chainrule.validate import axis as _axis
 from chainrule.validate import boolean, real, torch_names
@@ -89,8 +91,10 @@ class _ExtremeOp(Function, register=False):
         ctx.axes = _axes(cls.name, "axis", axis, a.ndim, empty=False)
         if keepdims is not True and keepdims is not False:
             keepdims = boolean(cls.name, "keepdims", keepdims)
-        if a.size == 0:
-            raise ValueError(f"{cls.name}: cannot reduce an empty tensor")
+        empty = [i for i in ctx.axes if a.shape[i] == 0]
+        if empty:  # an empty tensor reduced along its other dims is fine, as in PyTorch
+            raise ValueError(f"{cls.name}: cannot reduce over dim {empty[0]} of size 0: it has "
+                             "no maximum or minimum")
         out = cls.reduce(a, axis=ctx.axes, keepdims=True)
         ctx.a, ctx.out, ctx.keepdims = a, out, keepdims
         return out if keepdims else np.squeeze(out, ctx.axes)
@@ -190,9 +194,13 @@ class LogSumExpOp(Function):
         ctx.axes = _axes("logsumexp", "axis", axis, a.ndim, empty=False)
         if keepdims is not True and keepdims is not False:
             keepdims = boolean("logsumexp", "keepdims", keepdims)
-        shift = np.max(a, axis=ctx.axes, keepdims=True)
+        if a.dtype.kind != "f":  # bool and integers: in the default float dtype, as PyTorch
+            a = a.astype(backend.get_default_dtype())
+        # initial: the log of an empty sum is -inf, as in PyTorch, not NumPy's error
+        shift = np.max(a, axis=ctx.axes, keepdims=True, initial=-np.inf)
         shift = np.where(np.isfinite(shift), shift, 0)
-        out = np.log(np.exp(a - shift).sum(axis=ctx.axes, keepdims=True)) + shift
+        with np.errstate(divide="ignore"):  # log(0) = -inf: an empty sum, or all -inf
+            out = np.log(np.exp(a - shift).sum(axis=ctx.axes, keepdims=True)) + shift
         ctx.a, ctx.out = a, out
         return out if keepdims else np.squeeze(out, ctx.axes)
 
@@ -307,6 +315,47 @@ def _median_indices(lines: np.ndarray, axis: int) -> np.ndarray:
     return np.take_along_axis(order, position, axis)
 
 
+class ModeOp(_PickOp):
+    """the most frequent value along an axis (the smallest of equally frequent ones);  d/da =
+    grad put back at its index, the last place it occurs, as in PyTorch"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, axis: int = -1, keepdims: bool = False,
+                indices: np.ndarray | None = None) -> np.ndarray:
+        axis = _axis("mode", "dim", axis, a.ndim)
+        keepdims = boolean("mode", "keepdims", keepdims)
+        lines = as_lines(a)
+        if indices is None:
+            indices = _mode_indices(lines, axis)
+        _PickOp.keep(ctx, a, lines, indices, axis, False)
+        values = np.take_along_axis(lines, indices, axis)
+        if a.ndim == 0:
+            return values.reshape(())
+        return values if keepdims else np.squeeze(values, axis)
+
+
+def _mode_indices(lines: np.ndarray, axis: int) -> np.ndarray:
+    """Where the mode of each line is, keeping the axis (size 1): runs of equal values in the
+    sorted line are counted, the first longest run (the smallest value) wins."""
+    size = lines.shape[axis]
+    if size == 0:
+        raise ValueError(f"mode: cannot take the mode along dim {axis} of size 0")
+    moved = np.moveaxis(lines, axis, -1)
+    flat = moved.reshape(-1, size)
+    rows = flat.shape[0]
+    ordered = np.sort(flat, axis=1)
+    starts = np.ones(flat.shape, bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    runs = np.arange(rows)[:, None] * size + np.cumsum(starts, axis=1) - 1
+    best = np.argmax(np.bincount(runs.ravel(), minlength=rows * size)[runs], axis=1)
+    value = ordered[np.arange(rows), best][:, None]
+    hits = flat == value
+    if flat.dtype.kind == "f":
+        hits |= np.isnan(flat) & np.isnan(value)
+    last = np.where(hits, np.arange(size), -1).max(axis=1)
+    return np.moveaxis(last.reshape(moved.shape[:-1] + (1,)), -1, axis)
+
+
 @torch_names
 def sum(a: Any, axis: Axis = None, keepdims: bool = False, *,  # noqa: A001
         dtype: Any = None) -> Tensor:
@@ -414,26 +463,87 @@ def median(a: Any, axis: int | None = None, keepdims: bool = False
 
 
 @torch_names
+def mode(a: Any, axis: int = -1, keepdims: bool = False) -> ValuesIndices:
+    """The most frequent value along ``axis`` (the smallest if several are) and the index of
+    its last occurrence: (values, indices), as torch.mode."""
+    x = as_tensor(a, "mode")
+    axis = _axis("mode", "dim", axis, x.ndim)
+    indices = _mode_indices(as_lines(x._data), axis)
+    values = ModeOp.apply(x, axis=axis, keepdims=keepdims, indices=indices)
+    return ValuesIndices(values, Tensor(indices.reshape(values.shape)))
+
+
+def _is_other(value: Any) -> bool:
+    """Whether max's second argument is torch's ``other`` tensor: one with dims (a 0-d tensor
+    stays refused as an axis, which it cannot be)."""
+    return isinstance(value, (Tensor, np.ndarray)) and value.ndim > 0
+
+
+def _elementwise_form(op: str, other: Any, keepdims: Any) -> None:
+    """torch.max(a, b) is maximum(a, b): it takes no keepdim."""
+    if keepdims is not False:
+        raise TypeError(f"{op}(input, other) compares two tensors elementwise and takes no "
+                        "keepdim; pass a dim (an int) to reduce")
+
+
+@torch_names
 def max(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis`` (values only; use argmax for indices)."""
+    """Maximum over ``axis`` (values only; use argmax for indices); ``max(a, b)`` with a tensor
+    ``b`` is ``maximum(a, b)``, as in PyTorch."""
+    if _is_other(axis):
+        _elementwise_form("max", axis, keepdims)
+        return _elementwise.maximum(a, axis)
     return MaxOp.apply(a, axis=axis, keepdims=keepdims)
 
 
 @torch_names
 def min(a: Any, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis`` (values only; use argmin for indices)."""
+    """Minimum over ``axis`` (values only; use argmin for indices); ``min(a, b)`` with a tensor
+    ``b`` is ``minimum(a, b)``, as in PyTorch."""
+    if _is_other(axis):
+        _elementwise_form("min", axis, keepdims)
+        return _elementwise.minimum(a, axis)
     return MinOp.apply(a, axis=axis, keepdims=keepdims)
 
 
+def _correction(op: str, unbiased: Any, correction: Any) -> Any:
+    """The correction from PyTorch's two spellings: ``unbiased`` (True: N - 1, False: N) or
+    ``correction`` (1 if neither is given); not both."""
+    if unbiased is None:
+        return 1 if correction is None else correction
+    if correction is not None:
+        raise TypeError(f"{op}: got both unbiased= and correction=; pass one (unbiased=True "
+                        "is correction=1)")
+    return 1 if boolean(op, "unbiased", unbiased) else 0
+
+
+def _torch_var_args(op: str, axis: Any, unbiased: Any) -> tuple[Any, Any]:
+    """PyTorch's ``var(x, unbiased)`` overload: a bool where the axis goes is ``unbiased``."""
+    if axis is True or axis is False or isinstance(axis, np.bool_):
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice (a bool in the dim's place is "
+                            "unbiased, as in torch.var(x, False))")
+        return None, bool(axis)
+    return axis, unbiased
+
+
 @torch_names
-def var(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-    """Variance over ``axis``; ``correction=1`` (default) divides by N - 1, as PyTorch does."""
+def var(a: Any, axis: Axis = None, unbiased: bool | None = None, keepdims: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """Variance over ``axis``, dividing by N - ``correction`` (1 by default, as PyTorch);
+    ``unbiased=False`` is correction 0. Positional arguments follow torch.var:
+    ``var(x, dim, unbiased, keepdim)`` and ``var(x, unbiased)``."""
+    axis, unbiased = _torch_var_args("var", axis, unbiased)
+    correction = _correction("var", unbiased, correction)
     return VarOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 
 @torch_names
-def std(a: Any, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-    """Standard deviation over ``axis``; ``correction`` as in ``var``."""
+def std(a: Any, axis: Axis = None, unbiased: bool | None = None, keepdims: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """Standard deviation over ``axis``; arguments as in ``var``."""
+    axis, unbiased = _torch_var_args("std", axis, unbiased)
+    correction = _correction("std", unbiased, correction)
     return StdOp.apply(a, axis=axis, keepdims=keepdims, correction=correction)
 
 

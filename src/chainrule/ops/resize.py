@@ -4,7 +4,9 @@ Every mode is separable: along each spatial dim an output element is a weighted 
 input elements (1 for nearest, 2 for linear, 4 for cubic), so the op is pool.SeparableOp with
 per-dim tap tables, and backward adds each tap's weighted gradient back where it read. Source
 positions follow PyTorch's CPU kernels exactly, float32 index arithmetic of the nearest modes
-included, so the same pixels are picked.
+included, so the same pixels are picked. antialias=True (bilinear, bicubic) stretches the
+filter over every input a downscaled output covers, as PyTorch's _aa kernels do. uint8 images
+resize with the nearest modes; PyTorch's fixed-point uint8 (bi)linear/bicubic is refused.
 """
 
 from __future__ import annotations
@@ -95,18 +97,53 @@ def _cubic_taps(n: int, out: int, scale: float | None, align_corners: bool, dtyp
     return taps, weights.astype(dtype)
 
 
+def _antialias_taps(n: int, out: int, scale: float | None, align_corners: bool, cubic: bool,
+                    dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's antialiased taps: the (bi)linear or cubic (a = -0.5, Keys') filter stretched
+    by the downscale factor over every input it covers, the weights normalised to sum 1."""
+    step = float(_step(n, out, scale, align_corners, dtype))
+    support = (2.0 if cubic else 1.0) * max(step, 1.0)
+    width = math.ceil(support) * 2 + 1
+    centre = (step * (np.arange(out) + 0.5)).astype(dtype).astype(np.float64)
+    # C casts to int64 truncating toward zero, which astype does too.
+    low = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    count = np.clip(np.minimum((centre + support + 0.5).astype(np.int64), n) - low, 0, width)
+    taps = np.arange(width)[None, :]
+    x = np.abs((taps + low[:, None] - centre[:, None] + 0.5) / max(step, 1.0))
+    if cubic:
+        a = -0.5
+        weight = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                          np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+    else:
+        weight = np.maximum(1 - x, 0.0)
+    inside = taps < count[:, None]
+    weight = np.where(inside, weight, 0.0)
+    total = weight.sum(axis=1, keepdims=True)
+    weight = np.where(total != 0, weight / np.where(total != 0, total, 1), 0.0)
+    return np.where(inside, low[:, None] + taps, n), weight.astype(dtype)
+
+
 class InterpolateOp(SeparableOp):
     """F.interpolate's nearest, nearest-exact, linear, bilinear, bicubic and trilinear modes
     as per-dim weighted taps;  d/dx: each tap's weighted gradient added back where it read"""
 
     name = "interpolate"
+    integers = ("uint8",)  # PyTorch resizes uint8 images too
 
     @staticmethod
     def taps(spatial: tuple[int, ...], dtype: np.dtype, size: Sequence[int] = (1,),
              scales: Sequence[float | None] | None = None, mode: str = "nearest",
-             align_corners: bool = False) -> tuple:
+             align_corners: bool = False, antialias: bool = False) -> tuple:
         op = "interpolate"
         mode = choice(op, "mode", mode, MODES[:-1])
+        if dtype.kind != "f" and mode not in ("nearest", "nearest-exact"):
+            # PyTorch's uint8 kernel rounds fixed-point weights its own way; a float answer
+            # rounded here would differ from it by one in places.
+            raise TypeError(f"{op}: mode {mode!r} needs a floating input (uint8 images resize "
+                            f"with mode='nearest' or 'nearest-exact'), got {dtype}; convert "
+                            f"with .astype(np.float32)")
+        if dtype.kind != "f":  # uint8: PyTorch finds the source pixels in float32
+            dtype = np.dtype(np.float32)
         if len(size) != len(spatial):
             raise ValueError(f"{op}: size {tuple(size)} must give one size per spatial dim "
                              f"{spatial}")
@@ -116,7 +153,10 @@ class InterpolateOp(SeparableOp):
             if n < 1 or out < 1:
                 raise ValueError(f"{op}: input and output sizes must be positive, got input "
                                  f"{spatial} and output {tuple(size)}")
-            if mode in ("nearest", "nearest-exact"):
+            if antialias:
+                taps.append(_antialias_taps(n, out, scale, align_corners, mode == "bicubic",
+                                            dtype))
+            elif mode in ("nearest", "nearest-exact"):
                 taps.append((_nearest_taps(n, out, scale, mode == "nearest-exact", dtype), None))
             elif mode == "bicubic":
                 taps.append(_cubic_taps(n, out, scale, align_corners, dtype))
@@ -155,9 +195,10 @@ def interpolate(input: Any, size: int | Sequence[int] | None = None,
         if wanted is None:
             raise ValueError(f"{op}: align_corners is for the interpolating modes "
                              f"(linear, bilinear, bicubic, trilinear), not {mode!r}")
-    if boolean(op, "antialias", antialias):
-        raise ValueError(f"{op}: antialias=True is not supported; downsample with "
-                         "mode='area' or avg_pool instead")
+    antialias = boolean(op, "antialias", antialias)
+    if antialias and (mode not in ("bilinear", "bicubic") or dims != 2):
+        raise ValueError(f"{op}: antialias=True is for mode='bilinear' or 'bicubic' on 4-D "
+                         f"input (as in PyTorch), got mode {mode!r} and shape {shape}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: give exactly one of size and scale_factor")
     spatial = shape[2:]
@@ -176,7 +217,26 @@ def interpolate(input: Any, size: int | Sequence[int] | None = None,
         return AdaptiveAvgPoolOp.apply(input, dims=dims, output_size=tuple(sizes))
     return InterpolateOp.apply(input, dims=dims, size=tuple(sizes),
                                scales=None if scales is None else tuple(scales), mode=mode,
-                               align_corners=bool(align_corners))
+                               align_corners=bool(align_corners), antialias=antialias)
+
+
+def upsample(input: Any, size: int | Sequence[int] | None = None,
+             scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
+             align_corners: bool | None = None) -> Tensor:
+    """F.upsample: PyTorch's deprecated spelling of interpolate."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Any, size: int | Sequence[int] | None = None,
+                     scale_factor: float | Sequence[float] | None = None) -> Tensor:
+    """F.upsample_nearest: interpolate with mode='nearest'."""
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Any, size: int | Sequence[int] | None = None,
+                      scale_factor: float | Sequence[float] | None = None) -> Tensor:
+    """F.upsample_bilinear: bilinear interpolation with align_corners=True, as PyTorch's."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
 def _size(op: str, value: Any) -> int:

@@ -35,7 +35,9 @@ class CumsumOp(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, axis: int = 0) -> np.ndarray:
         ctx.axis = _axis("cumsum", "dim", axis, a.ndim)
-        return np.cumsum(as_lines(a), ctx.axis).reshape(a.shape)
+        # dtype: NumPy would sum int32 (and smaller) in int64; the public function has already
+        # cast to the dtype PyTorch computes in.
+        return np.cumsum(as_lines(a), ctx.axis, dtype=a.dtype).reshape(a.shape)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
@@ -54,7 +56,7 @@ class CumprodOp(Function):
     def forward(ctx: Context, a: np.ndarray, axis: int = 0) -> np.ndarray:
         ctx.axis = _axis("cumprod", "dim", axis, a.ndim)
         ctx.a = as_lines(a)
-        ctx.out = np.cumprod(ctx.a, ctx.axis)
+        ctx.out = np.cumprod(ctx.a, ctx.axis, dtype=a.dtype)  # as cumsum: keep the dtype
         return ctx.out.reshape(a.shape)
 
     @staticmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.elementwise import CloneOp
@@ -259,6 +260,11 @@ class ConcatenateOp(Function):
     @staticmethod
     def forward(ctx: Context, *arrays: np.ndarray, axis: int = 0) -> np.ndarray:
         arrays = _arrays(arrays)
+        ctx.left_out = None
+        if len(arrays) > 1 and any(a.shape == (0,) for a in arrays):
+            kept = tuple(a for a in arrays if a.shape != (0,))
+            if kept:  # PyTorch's legacy rule: 1-D empty tensors join anything, adding nothing
+                ctx.left_out, arrays = [a.shape == (0,) for a in arrays], kept
         first = arrays[0].shape
         if not first:
             raise ValueError("concatenate: cannot join 0-d tensors, which have no axis to join "
@@ -278,7 +284,11 @@ class ConcatenateOp(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        return tuple(np.split(grad, ctx.splits, axis=ctx.axis))
+        pieces = np.split(grad, ctx.splits, axis=ctx.axis)
+        if ctx.left_out is None:
+            return tuple(pieces)
+        kept = iter(pieces)
+        return tuple(np.zeros(0, grad.dtype) if out else next(kept) for out in ctx.left_out)
 
 
 class StackOp(Function):
@@ -374,16 +384,29 @@ def _tensor_list(op: str, tensors: Any) -> Sequence[Any]:
     return _tensor_list(op, tuple(tensors))
 
 
+def _one_dtype(tensors: Sequence[Any]) -> Sequence[Any]:
+    """The tensors to join, in the dtype PyTorch joins them in (int64 and float32: float32,
+    where NumPy would say float64); converted by the differentiable cast."""
+    first = getattr(tensors[0], "dtype", None)
+    if first is not None and all(getattr(t, "dtype", None) == first for t in tensors):
+        return tensors
+    joined = [_as_tensor(t) for t in tensors]
+    # 1-element stand-ins: every input counts as a tensor with dims, as in torch.cat.
+    dtype = backend.result_dtype(*(np.empty(1, t.dtype) for t in joined))
+    return [t if t.dtype == dtype else t.astype(dtype) for t in joined]
+
+
 @torch_names
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
-    return ConcatenateOp.apply(*_tensor_list("concatenate", tensors), axis=axis)
+    """Join tensors along an existing axis; as in PyTorch, 1-D empty tensors (shape (0,))
+    are left out, so ``cat([torch.tensor([]), x])`` is x."""
+    return ConcatenateOp.apply(*_one_dtype(_tensor_list("concatenate", tensors)), axis=axis)
 
 
 @torch_names
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
-    return StackOp.apply(*_tensor_list("stack", tensors), axis=axis)
+    return StackOp.apply(*_one_dtype(_tensor_list("stack", tensors)), axis=axis)
 
 
 cat = concatenate

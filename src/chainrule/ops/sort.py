@@ -58,7 +58,7 @@ def scatter(grad: np.ndarray, indices: np.ndarray, axis: int, shape: tuple[int, 
             repeats: bool = False) -> np.ndarray:
     """The adjoint of ``take_along_axis(a, indices, axis)``: zeros of ``shape`` with ``grad``
     put at ``indices``; with ``repeats`` an index met twice gets the sum of its gradients."""
-    if not repeats:
+    if not repeats or not grad.size:  # nothing repeats in an empty tensor (nor reshapes)
         out = np.zeros(shape, grad.dtype)
         np.put_along_axis(out, indices, grad, axis)
         return out
