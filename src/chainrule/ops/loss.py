@@ -271,7 +271,7 @@ def _class_rows(x: np.ndarray, op: str) -> tuple[np.ndarray, tuple[int, ...]]:
 def _unrows(grad_rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The inverse of ``_class_rows`` for a gradient of the (samples, C) matrix."""
     if len(shape) <= 2:
-        return grad_rows.reshape(shape)
+        return grad_rows if grad_rows.shape == shape else grad_rows.reshape(shape)
     moved = grad_rows.reshape((shape[0],) + shape[2:] + (shape[1],))
     return np.moveaxis(moved, -1, 1)
 
@@ -286,19 +286,29 @@ def _index_targets(targets: np.ndarray, sample_shape: tuple[int, ...], classes: 
             f"shape without the class axis), got shape {targets.shape} of {targets.dtype}; "
             "class probabilities must be floating and of the scores' shape")
     flat = targets.reshape(-1)
+    if not flat.size:
+        return flat, None
     valid = None
-    if flat.size:
-        hits = flat == ignore_index  # one pass over the targets
+    # Seen as unsigned, a negative index is huge: one reduction checks both bounds. An
+    # ignore_index outside [0, classes), as PyTorch's -100, can only be hit by an index that
+    # is out of range too, so in the common case that one reduction settles everything.
+    in_range = np.maximum.reduce(_unsigned(flat)) < classes
+    if not in_range or 0 <= ignore_index < classes:
+        hits = flat == ignore_index
         if hits.any():
             valid = ~hits
             flat = np.where(valid, flat, 0)
-    # Seen as unsigned, a negative index is huge: one reduction checks both bounds.
-    unsigned = flat if flat.dtype.kind == "u" else flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
-    if flat.size and np.maximum.reduce(unsigned) >= classes:
+            in_range = np.maximum.reduce(_unsigned(flat)) < classes
+    if not in_range:
         bad = flat[(flat < 0) | (flat >= classes)]
         raise ValueError(f"{op}: class indices must lie in [0, {classes}) or equal "
                          f"ignore_index={ignore_index}, got {bad[0]}")
     return flat, valid
+
+
+def _unsigned(flat: np.ndarray) -> np.ndarray:
+    """Integer indices viewed as unsigned, so that a negative one reads as huge."""
+    return flat if flat.dtype.kind == "u" else flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
 
 
 def _class_weights(op: str, weight: np.ndarray | None, classes: int) -> None:
@@ -354,6 +364,9 @@ class CrossEntropyOp(Function):
         if reduction not in REDUCTIONS:
             raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got "
                              f"{reduction!r}")
+        if (weight is None and not label_smoothing and logits.ndim == 2 and targets.ndim == 1
+                and targets.dtype.kind in "iu"):
+            return _plain_cross_entropy(ctx, logits, targets, ignore_index, reduction)
         rows, sample_shape = _class_rows(logits, op)
         classes = rows.shape[1]
         _class_weights(op, weight, classes)
@@ -401,6 +414,28 @@ class CrossEntropyOp(Function):
         if ctx.valid is not None:  # after the product: a NaN mean (all ignored) is theirs
             grad_rows[~ctx.valid] = 0
         return _unrows(grad_rows, ctx.shape), None
+
+
+def _plain_cross_entropy(ctx: Context, logits: np.ndarray, targets: np.ndarray,
+                         ignore_index: int, reduction: str) -> np.ndarray:
+    """cross_entropy of (N, C) logits at (N,) class indices, no weight or smoothing: the
+    training step's case, in the fewest array passes (the general path gives the same)."""
+    flat, valid = _index_targets(targets, (logits.shape[0],), logits.shape[1], ignore_index,
+                                 "cross_entropy")
+    shifted = _shifted(logits, 1)
+    exps = np.exp(shifted)
+    sums = kernels.row_sums(exps)
+    rows = kernels.cached_arange(len(flat), np.intp)
+    losses = np.log(sums[:, 0]) - shifted[rows, flat]
+    divisor = len(flat)
+    if valid is not None:
+        losses = np.where(valid, losses, 0)
+        divisor = np.add.reduce(valid, axis=None)
+    out, ctx.scale = _sample_reduction(losses, reduction, divisor, (logits.shape[0],))
+    exps /= sums  # the probabilities, in the array exp made
+    ctx.shape, ctx.reduction, ctx.weight, ctx.smoothing = logits.shape, reduction, None, 0.0
+    ctx.probabilities, ctx.probs, ctx.rows, ctx.targets, ctx.valid = False, exps, rows, flat, valid
+    return out
 
 
 def _hard_targets(ctx: Context, targets: np.ndarray, shifted: np.ndarray, sums: np.ndarray,
@@ -819,6 +854,16 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: Non
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of (C,), (N, C) or (N, C, d1, ...) logits against class indices
     (the shape without C) or class probabilities (the logits' shape), as PyTorch's."""
+    if (weight is None and size_average is None and reduce is None
+            and type(label_smoothing) in (float, int) and label_smoothing == 0
+            and type(ignore_index) is int and ignore_index == -100 and type(input) is Tensor
+            and input._data.dtype.kind == "f" and type(reduction) is str
+            and reduction in REDUCTIONS):
+        # The plain call of every training step: nothing to convert or check beyond what the
+        # op checks itself.
+        targets = target._data if type(target) is Tensor else np.asarray(target)
+        if targets.dtype.kind in "iu" and targets.ndim == input._data.ndim - 1:
+            return CrossEntropyOp.apply(input, targets, reduction=reduction)
     op = "cross_entropy"
     _no_legacy(op, size_average, reduce)
     input = _scores(input, op)
