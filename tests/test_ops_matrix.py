@@ -11,9 +11,11 @@ import os
 
 import hypothesis.strategies as st
 import numpy as np
+import op_cases_attention
 import op_cases_conv
 import op_cases_elementwise
 import op_cases_nn
+import op_cases_recurrent
 import op_cases_reduce
 import op_cases_shape
 import pytest
@@ -27,7 +29,8 @@ from chainrule.check import gradcheck
 from chainrule.engine.function import _REGISTRY, Function
 
 CASES = (CORE_CASES + op_cases_reduce.CASES + op_cases_shape.CASES + op_cases_elementwise.CASES
-         + op_cases_conv.CASES + op_cases_nn.CASES)
+         + op_cases_conv.CASES + op_cases_nn.CASES + op_cases_attention.CASES
+         + op_cases_recurrent.CASES)
 EXAMPLES = int(os.environ.get("CHAINRULE_MATRIX_EXAMPLES", "12"))
 CASES_BY_OP = {case.op for case in CASES}
 

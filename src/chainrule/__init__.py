@@ -275,3 +275,11 @@ __all__ = [
     "train", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unbroadcast",
     "unflatten", "unsqueeze", "ValuesIndices", "var", "where", "zeros", "zeros_like",
 ]
+
+# Issue 14's names by area (merged into the lists above when the areas land).
+# >>> area S1: attention, transformer, GPT
+# <<< area S1
+# >>> area S2: recurrent layers
+# <<< area S2
+# >>> area S3: text data, training by steps, clipping
+# <<< area S3

@@ -124,3 +124,11 @@ __all__ = [
     "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "Unflatten", "unfuse",
     "Upsample", "ZeroPad1d", "ZeroPad2d",
 ]
+
+# Issue 14's names by area (merged into the lists above when the areas land).
+# >>> area S1: attention, transformer, GPT
+# <<< area S1
+# >>> area S2: recurrent layers
+# <<< area S2
+# >>> area S3: text data, training by steps, clipping
+# <<< area S3

@@ -91,3 +91,11 @@ __all__ = [
     "relu6", "rms_norm", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softmin",
     "softplus", "softsign", "tanh",
 ]
+
+# Issue 14's names by area (merged into the lists above when the areas land).
+# >>> area S1: attention, transformer, GPT
+# <<< area S1
+# >>> area S2: recurrent layers
+# <<< area S2
+# >>> area S3: text data, training by steps, clipping
+# <<< area S3

@@ -280,3 +280,11 @@ __all__ = [
     "topk", "transpose", "tril", "triu", "trunc", "unbind", "unflatten", "unfold", "unsqueeze",
     "ValuesIndices", "var", "vector_norm", "where",
 ]
+
+# Issue 14's names by area (merged into the lists above when the areas land).
+# >>> area S1: attention, transformer, GPT
+# <<< area S1
+# >>> area S2: recurrent layers
+# <<< area S2
+# >>> area S3: text data, training by steps, clipping
+# <<< area S3

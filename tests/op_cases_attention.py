@@ -1,0 +1,8 @@
+"""Matrix cases for issue 14's attention, transformer, GPT (area S1); see op_cases.py."""
+
+from __future__ import annotations
+
+from op_cases import Case
+
+CASES: list[Case] = [
+]
