@@ -568,6 +568,17 @@ LAYERS = [
     (lambda: nn.Linear(5, 3, bias=False, **F64), [(4, 5)]),
     (lambda: nn.Bilinear(3, 4, 2, **F64), [(5, 3), (5, 4)]),
     (lambda: nn.Bilinear(3, 2, 4, bias=False, **F64), [(5, 3), (5, 2)]),
+    (lambda: nn.MultiheadAttention(6, 2, batch_first=True, **F64), [(2, 3, 6)] * 3),
+    (lambda: nn.RNN(3, 4, num_layers=2, nonlinearity="relu", batch_first=True, **F64),
+     [(2, 5, 3)]),
+    (lambda: nn.GRU(3, 4, bidirectional=True, bias=False, **F64), [(5, 2, 3)]),
+    (lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, **F64),
+     [(2, 5, 3)]),
+    (lambda: nn.RNNCell(3, 4, nonlinearity="relu", **F64), [(2, 3)]),
+    (lambda: nn.GRUCell(3, 4, bias=False, **F64), [(2, 3)]),
+    (lambda: nn.LSTMCell(3, 4, **F64), [(2, 3)]),
+    (lambda: nn.MultiheadAttention(4, 2, bias=False, add_bias_kv=True, kdim=3, vdim=5, **F64),
+     [(3, 2, 4), (5, 2, 3), (5, 2, 5)]),
     (lambda: nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2,
                        padding_mode="reflect", **F64), [(2, 4, 11)]),
     (lambda: nn.Conv2d(4, 6, (3, 2), padding="same", dilation=(2, 1), groups=2,
@@ -691,9 +702,11 @@ LAYERS = [
 TWIN_TYPES = {"GlobalAvgPool2d": torch_twins.GlobalAvgPool2d,
               "ResidualBlock": torch_twins.ResidualBlock}
 # chainrule layers torch.nn has no class for: the fused ones, which to_torch unfuses into the
-# plain layers they stand for before converting. (GlobalAvgPool2d and ResidualBlock have
+# plain layers they stand for before converting, and the GPT's parts (nanoGPT's, not torch.nn's;
+# tests/test_gpt.py checks them against a torch twin). (GlobalAvgPool2d and ResidualBlock have
 # twins in chainrule.check.torch_twins; Module itself is the base class, not a layer.)
-NO_TORCH_TWIN = ["BatchNormMaxPool2d", "Fused", "LinearReLU"]
+NO_TORCH_TWIN = ["BatchNormMaxPool2d", "CausalSelfAttention", "Fused", "GPT", "LinearReLU",
+                 "TransformerBlock"]
 # torch's float64 hardsigmoid slope is float32's 1/6 (rtol 3e-8); chainrule's is exact.
 GRAD_RTOL = {"Hardsigmoid": 1e-7}
 
@@ -709,6 +722,13 @@ def _settings(module: nn.Module) -> dict:
             and not isinstance(v, (cr.Tensor, nn.Module, list))}
 
 
+def _flat(out) -> list:
+    """A layer's outputs as a flat list: LSTM gives (output, (h_n, c_n))."""
+    if isinstance(out, tuple):
+        return [leaf for part in out for leaf in _flat(part)]
+    return [out]
+
+
 def _run(module, arrays: list[np.ndarray], library: str) -> tuple[list, list, dict]:
     """Outputs, input and parameter gradients of one call (backward from the first output)."""
     if library == "torch":
@@ -718,7 +738,7 @@ def _run(module, arrays: list[np.ndarray], library: str) -> tuple[list, list, di
     else:
         inputs = [cr.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
         out = module(*inputs)
-    outs = list(out) if isinstance(out, tuple) else [out]
+    outs = _flat(out)
     weights = np.random.default_rng(1).standard_normal(tuple(outs[0].shape))
     if outs[0].requires_grad:  # not for a frozen Embedding: nothing needs a gradient
         outs[0].backward(torch.from_numpy(weights) if library == "torch" else weights)

@@ -239,47 +239,49 @@ from chainrule.ops import (
 )
 from chainrule.ops import div as divide  # PyTorch's other name
 from chainrule.ops import div as true_divide
+from chainrule.ops.attention import scaled_dot_product_attention
+from chainrule.ops.recurrent import (
+    gru_cell,
+    gru_sequence,
+    lstm_cell,
+    lstm_sequence,
+    rnn_relu_cell,
+    rnn_sequence,
+    rnn_tanh_cell,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "mode",
-    "binary_cross_entropy_with_logits", "count_nonzero", "eq", "ge", "gt", "le",
-    "logical_and", "logical_not", "logical_or", "logical_xor", "lt", "ne",
-    "abs", "acos", "acosh", "adaptive_avg_pool1d", "add", "addmm", "all",
-    "amax", "amin", "any", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
-    "arctan2", "arctanh", "argmax", "argmin", "argsort", "asin", "asinh", "atan", "atan2",
-    "atanh", "avg_pool1d", "baddbmm", "batch_norm", "bilinear", "bitwise_and",
+    "abs", "acos", "acosh", "adaptive_avg_pool1d", "add", "addmm", "all", "amax", "amin", "any",
+    "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+    "argmax", "argmin", "argsort", "asin", "asinh", "atan", "atan2", "atanh", "avg_pool1d",
+    "baddbmm", "batch_norm", "bilinear", "binary_cross_entropy_with_logits", "bitwise_and",
     "bitwise_left_shift", "bitwise_not", "bitwise_or", "bitwise_right_shift", "bitwise_xor",
     "bmm", "cat", "ceil", "celu", "check", "chunk", "clamp", "clone", "concatenate", "Context",
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "copysign", "cos", "cosh", "cosine_similarity", "cummax", "cummin", "cumprod", "cumsum",
-    "data", "default_generator", "diag", "diag_embed", "diagonal", "div", "divide", "dot",
-    "dropout", "einsum", "embedding", "empty", "empty_like", "enable_grad", "engine", "erf",
-    "erfinv", "exp", "exp2", "expand", "expm1", "eye", "fix", "flatten", "flip", "fliplr",
-    "flipud", "floor", "floor_divide", "fmod", "frac", "from_numpy", "full", "full_like",
-    "Function", "gather", "gelu", "get_default_dtype", "group_norm", "hypot", "index_add",
-    "index_select", "instance_norm", "io", "is_grad_enabled", "isclose", "isfinite", "isinf",
-    "isnan", "kernels", "kl_div", "layer_norm", "leaky_relu", "lerp", "linear", "linspace",
-    "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logcumsumexp", "logsumexp",
-    "manual_seed", "masked_fill", "masked_select", "matmul", "max", "max_pool1d", "max_pool2d",
-    "max_pool3d", "maximum", "mean", "median", "meshgrid", "min", "minimum", "models",
-    "moveaxis", "movedim", "mse", "mul", "mv", "narrow", "neg", "nn", "no_grad", "nonzero",
-    "norm", "ones", "ones_like", "ops", "optim", "outer", "permute", "pixel_shuffle",
-    "pixel_unshuffle", "pow", "prelu", "prod", "profiler", "rand", "rand_like", "randint",
-    "randn", "randn_like", "randperm", "reciprocal", "registry", "relu", "remainder", "reshape",
-    "rms_norm", "roll", "round", "rsqrt", "scatter", "scatter_add", "scatter_reduce", "selu",
+    "copysign", "cos", "cosh", "cosine_similarity", "count_nonzero", "cummax", "cummin",
+    "cumprod", "cumsum", "data", "default_generator", "diag", "diag_embed", "diagonal", "div",
+    "divide", "dot", "dropout", "einsum", "embedding", "empty", "empty_like", "enable_grad",
+    "engine", "eq", "erf", "erfinv", "exp", "exp2", "expand", "expm1", "eye", "fix", "flatten",
+    "flip", "fliplr", "flipud", "floor", "floor_divide", "fmod", "frac", "from_numpy", "full",
+    "full_like", "Function", "gather", "ge", "gelu", "get_default_dtype", "group_norm",
+    "gru_cell", "gru_sequence", "gt", "hypot", "index_add", "index_select", "instance_norm",
+    "io", "is_grad_enabled", "isclose", "isfinite", "isinf", "isnan", "kernels", "kl_div",
+    "layer_norm", "le", "leaky_relu", "lerp", "linear", "linspace", "log", "log10", "log1p",
+    "log2", "log_softmax", "logaddexp", "logcumsumexp", "logical_and", "logical_not",
+    "logical_or", "logical_xor", "logsumexp", "lstm_cell", "lstm_sequence", "lt", "manual_seed",
+    "masked_fill", "masked_select", "matmul", "max", "max_pool1d", "max_pool2d", "max_pool3d",
+    "maximum", "mean", "median", "meshgrid", "min", "minimum", "mode", "models", "moveaxis",
+    "movedim", "mse", "mul", "mv", "narrow", "ne", "neg", "nn", "no_grad", "nonzero", "norm",
+    "ones", "ones_like", "ops", "optim", "outer", "permute", "pixel_shuffle", "pixel_unshuffle",
+    "pow", "prelu", "prod", "profiler", "rand", "rand_like", "randint", "randn", "randn_like",
+    "randperm", "reciprocal", "registry", "relu", "remainder", "reshape", "rms_norm",
+    "rnn_relu_cell", "rnn_sequence", "rnn_tanh_cell", "roll", "round", "rsqrt",
+    "scaled_dot_product_attention", "scatter", "scatter_add", "scatter_reduce", "selu",
     "set_default_dtype", "sigmoid", "sign", "silu", "sin", "sinh", "softmax", "sort", "split",
     "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "swapdims",
     "take_along_dim", "tan", "tanh", "Tensor", "tensor", "tensor_split", "tile", "topk",
     "train", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unbroadcast",
     "unflatten", "unsqueeze", "ValuesIndices", "var", "where", "zeros", "zeros_like",
 ]
-
-# Issue 14's names by area (merged into the lists above when the areas land).
-# >>> area S1: attention, transformer, GPT
-# <<< area S1
-# >>> area S2: recurrent layers
-# <<< area S2
-# >>> area S3: text data, training by steps, clipping
-# <<< area S3

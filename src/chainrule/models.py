@@ -18,10 +18,12 @@ def recipe(name: str, inputs: str = "flat"
            ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a function that builds a model from JSON-able keyword arguments.
 
-    ``inputs`` says what the model eats: "flat" vectors (N, 784) or "images" (N, 1, 28, 28).
+    ``inputs`` says what the model eats: "flat" vectors (N, 784), "images" (N, 1, 28, 28)
+    or "tokens", integer ids (B, T).
     """
-    if inputs not in ("flat", "images"):
-        raise ValueError(f"recipe {name!r}: inputs must be 'flat' or 'images', got {inputs!r}")
+    if inputs not in ("flat", "images", "tokens"):
+        raise ValueError(f"recipe {name!r}: inputs must be 'flat', 'images' or 'tokens', got "
+                         f"{inputs!r}")
 
     def register(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _RECIPES[name], _INPUTS[name] = build, inputs
@@ -30,7 +32,7 @@ def recipe(name: str, inputs: str = "flat"
 
 
 def input_kind(name: str) -> str:
-    """'flat' or 'images': the input layout recipe ``name`` expects."""
+    """'flat', 'images' or 'tokens': the input layout recipe ``name`` expects."""
     if name not in _INPUTS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(recipes())}")
     return _INPUTS[name]
@@ -187,3 +189,18 @@ def resnet(widths: Sequence[int] = (16, 32, 64), blocks: Sequence[int] = (1, 1, 
             width = out
     layers += [nn.GlobalAvgPool2d(), nn.Linear(width, classes)]
     return nn.Sequential(*layers)
+
+
+@recipe("gpt", inputs="tokens")
+def gpt(vocab_size: int = 65, block_size: int = 64, n_layer: int = 4, n_head: int = 4,
+        n_embd: int = 128, dropout: float = 0.0, bias: bool = True, approximate: str = "tanh",
+        dtype: str | None = None, generator: Any = None) -> nn.GPT:
+    """nanoGPT's GPT: token and position embeddings, ``n_layer`` pre-LayerNorm blocks, a final
+    LayerNorm and a head tied to the token embedding; (B, T) token ids -> (B, T, vocab_size)
+    logits. The defaults are nanoGPT's CPU configuration for character-level Shakespeare.
+
+    ``approximate`` is the GELU's form ('none': nanoGPT's exact erf, which chainrule computes
+    per element in Python, slowly). ``dtype`` and ``generator`` are for code, not files.
+    """
+    return nn.GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias, approximate,
+                  dtype=dtype, generator=generator)

@@ -314,7 +314,63 @@ def _bilinear_from(twin: Any, _children: dict[str, Module]) -> Module:
     return _state_from(twin, layer, ("weight", "bias"))
 
 
+_ATTENTION_STATE = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
+                    "in_proj_bias", "bias_k", "bias_v")
+
+
+def _attention_to(layer: Any, _children: dict[str, Any]) -> Any:
+    twin = require_torch().nn.MultiheadAttention(
+        layer.embed_dim, layer.num_heads, dropout=layer.dropout,
+        bias=layer.in_proj_bias is not None, add_bias_kv=layer.bias_k is not None,
+        add_zero_attn=layer.add_zero_attn, kdim=layer.kdim, vdim=layer.vdim,
+        batch_first=layer.batch_first, device="meta")
+    _state_to(layer.out_proj, twin.out_proj, ("weight", "bias"))
+    return _state_to(layer, twin, _ATTENTION_STATE)
+
+
+def _attention_from(twin: Any, _children: dict[str, Module]) -> Module:
+    layer = _build(nn.MultiheadAttention, twin.embed_dim, twin.num_heads, dropout=twin.dropout,
+                   bias=twin.in_proj_bias is not None, add_bias_kv=twin.bias_k is not None,
+                   add_zero_attn=twin.add_zero_attn, kdim=twin.kdim, vdim=twin.vdim,
+                   batch_first=twin.batch_first, dtype=_dtype(twin),
+                   generator=np.random.default_rng(0))
+    layer.generator = None  # the throwaway init's; dropout draws from chainrule's own stream
+    _state_from(twin.out_proj, layer.out_proj, ("weight", "bias"))
+    return _state_from(twin, layer, _ATTENTION_STATE)
+
+
+def _recurrent_settings(layer: Any) -> dict[str, Any]:
+    """The constructor settings torch's and chainrule's recurrent layers share."""
+    names = (("input_size", "hidden_size", "bias") if not hasattr(layer, "num_layers") else
+             ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+              "bidirectional"))
+    values = {name: getattr(layer, name) for name in names}
+    if type(layer).__name__ in ("RNN", "RNNCell"):
+        values["nonlinearity"] = layer.nonlinearity
+    return values
+
+
+def _recurrent_to(layer: Any, _children: dict[str, Any]) -> Any:
+    twin = getattr(require_torch().nn, type(layer).__name__)(**_recurrent_settings(layer),
+                                                             device="meta")
+    return _state_to(layer, twin, tuple(name for name, _ in layer.named_parameters()))
+
+
+def _recurrent_from(twin: Any, _children: dict[str, Module]) -> Module:
+    if getattr(twin, "proj_size", 0):
+        raise ConversionError(f"proj_size={twin.proj_size} has no chainrule equivalent")
+    layer = _build(getattr(nn, type(twin).__name__), **_recurrent_settings(twin),
+                   dtype=_dtype(twin), generator=np.random.default_rng(0))
+    if hasattr(layer, "generator"):
+        layer.generator = None  # the throwaway init's; dropout draws from chainrule's stream
+    return _state_from(twin, layer, tuple(name for name, _ in twin.named_parameters()))
+
+
 register_converter(nn.Linear, "torch.nn.Linear", _linear_to, _linear_from)
+for _rnn in (nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell, nn.LSTMCell):
+    register_converter(_rnn, f"torch.nn.{_rnn.__name__}", _recurrent_to, _recurrent_from)
+register_converter(nn.MultiheadAttention, "torch.nn.MultiheadAttention", _attention_to,
+                   _attention_from)
 register_converter(nn.GlobalAvgPool2d, "chainrule.check.torch_twins.GlobalAvgPool2d",
                    _global_pool_to, _global_pool_from)
 register_converter(nn.ResidualBlock, "chainrule.check.torch_twins.ResidualBlock",
@@ -392,4 +448,4 @@ _register_loss(nn.CrossEntropyLoss, "CrossEntropyLoss", "weight", "ignore_index"
                "label_smoothing")
 _register_loss(nn.NLLLoss, "NLLLoss", "weight", "ignore_index")
 _register_loss(nn.BCEWithLogitsLoss, "BCEWithLogitsLoss", "weight", "pos_weight")
-del _act, _conv, _norm, _pad, _pool, _up  # the loops' names, not converters
+del _act, _conv, _norm, _pad, _pool, _rnn, _up  # the loops' names, not converters

@@ -119,7 +119,15 @@ def _resolve(torch_type: type | str) -> type:
 
 
 def _from_torch_table() -> dict[type, Converter]:
-    return {_resolve(c.torch_type): c for c in _CONVERTERS.values() if c.from_fn is not None}
+    table = {_resolve(c.torch_type): c for c in _CONVERTERS.values() if c.from_fn is not None}
+    linear = require_torch().nn.Linear
+    if linear in table:
+        # torch.nn.MultiheadAttention keeps out_proj as this subclass of Linear, which only
+        # changes how torch quantizes it: it is a Linear in every other way.
+        from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+        table.setdefault(NonDynamicallyQuantizableLinear, table[linear])
+    return table
 
 
 # Within one conversion: id(source tensor) -> (source, twin), so tied weights stay tied.

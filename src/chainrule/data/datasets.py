@@ -21,6 +21,10 @@ Nothing is downloaded unless asked: ``download=True`` or ``$CHAINRULE_DOWNLOAD=1
 missing files are fetched into ``root`` (or else the user cache) from ``mirror``,
 ``$CHAINRULE_MIRROR`` or the default mirrors, and each is checked against its published sha256
 before it is saved. Scripts and tests therefore never reach the network by accident.
+
+Text datasets are looked up by name here too: ``load_dataset("shakespeare-char")`` returns the
+bundled corpus as a ``chainrule.data.text.TextDataset`` (see ``load_text_dataset``, which also
+takes the path of any text file).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 
 from chainrule.data.download import DownloadError, Mirror, download_file
 from chainrule.data.idx import IDXError, read_idx
+from chainrule.data.text import TEXT_DATASETS, TextDataset, corpus_dir, load_text_dataset
 
 _SAMPLE_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -195,6 +200,8 @@ def search_paths(name: str, root: str | os.PathLike | None = None) -> list[tuple
 
     A given ``root`` is the only one: it is never topped up from other places.
     """
+    if isinstance(name, str) and name in TEXT_DATASETS:
+        return [(corpus_dir(), "bundled with chainrule")]
     _spec(name)
     if root is not None:
         return [(_root_path(root), "root argument")]
@@ -211,13 +218,20 @@ def search_paths(name: str, root: str | os.PathLike | None = None) -> list[tuple
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool | None = None,
                  mirror: str | Mirror | None = None, *,
-                 search: Sequence[str | os.PathLike] | None = None) -> Splits:
+                 search: Sequence[str | os.PathLike] | None = None) -> Splits | TextDataset:
     """Load "mnist-sample", "mnist" or "fashion-mnist" as uint8 (N, 28, 28) images + int64 labels.
 
     ``root``, when given, is the one folder used (see the module docstring); ``download=None``
     means "only if ``$CHAINRULE_DOWNLOAD`` says so"; ``search`` replaces the folders of
-    ``search_paths`` (for tests and unusual layouts).
+    ``search_paths`` (for tests and unusual layouts). A text dataset's name
+    ("shakespeare-char") gives its ``TextDataset``, which ships inside the package.
     """
+    if isinstance(name, str) and name in TEXT_DATASETS:
+        if root is not None or search is not None or download or mirror is not None:
+            raise ValueError(f"load_dataset: {name!r} ships inside chainrule, so root, search, "
+                             "download and mirror do not apply; for your own text, use "
+                             "load_text_dataset(path)")
+        return load_text_dataset(name)
     spec = _spec(name)
     if download is not None and not isinstance(download, bool):
         raise TypeError(f"load_dataset: download must be True, False or None, got "
@@ -271,8 +285,9 @@ def _spec(name: str) -> _Spec:
                         f"{type(name).__name__}")
     if name not in _SPECS:
         near = name.strip().lower().replace("_", "-")
-        hint = f" (did you mean {near!r}?)" if near in _SPECS else ""
-        raise ValueError(f"unknown dataset {name!r}{hint}; choose one of {', '.join(DATASETS)}")
+        hint = f" (did you mean {near!r}?)" if near in (*_SPECS, *TEXT_DATASETS) else ""
+        raise ValueError(f"unknown dataset {name!r}{hint}; choose one of {', '.join(DATASETS)} "
+                         f"(images) or {', '.join(TEXT_DATASETS)} (text)")
     return _SPECS[name]
 
 

@@ -391,7 +391,7 @@ class TensorMethods:
         """self + value * tensor1 / tensor2."""
         return self + value * tensor1 / tensor2
 
-    # >>> area A: scans, sorting, reductions, linear algebra
+    # ------------------------------------------- scans, sorting, reductions, linear algebra
     @torch_names
     def cumsum(self, axis: int, *, dtype: Any = None) -> Tensor:
         """Cumulative sum along ``axis``."""
@@ -481,8 +481,7 @@ class TensorMethods:
     def addmm(self, mat1: Any, mat2: Any, *, beta: float = 1, alpha: float = 1) -> Tensor:
         """beta * self + alpha * (mat1 @ mat2)."""
         return _ops.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
-    # <<< area A
-    # >>> area B: shape and selection
+    # ----------------------------------------------------------------- shape and selection
     def reshape_as(self, other: Tensor) -> Tensor:
         """Reshape to ``other``'s shape."""
         return _ops.reshape(self, other.shape)
@@ -641,8 +640,7 @@ class TensorMethods:
     def unflatten(self, axis: int, sizes: Sequence[int]) -> Tensor:
         """Split axis ``axis`` into ``sizes`` (one may be -1)."""
         return _ops.unflatten(self, axis, sizes)
-    # <<< area B
-    # >>> area C: elementwise maths and activations
+    # ------------------------------------------------------ elementwise maths and activations
     def __floordiv__(self, other: Any) -> Tensor:
         return _ops.floor_divide(self, other)
 
@@ -919,8 +917,3 @@ class TensorMethods:
     def true_divide(self, other: Any) -> Tensor:
         """Elementwise true quotient."""
         return _ops.div(self, other)
-    # <<< area C
-    # >>> area D: convolution, pooling, padding, resizing
-    # <<< area D
-    # >>> area E: losses, normalisation, embedding and other layers
-    # <<< area E

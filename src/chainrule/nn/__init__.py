@@ -25,6 +25,7 @@ from chainrule.nn.activation import (
     Softsign,
     Tanh,
 )
+from chainrule.nn.attention import MultiheadAttention
 from chainrule.nn.container import Sequential
 from chainrule.nn.conv import (
     AvgPool2d,
@@ -101,34 +102,29 @@ from chainrule.nn.pool import (
     ZeroPad2d,
     ZeroPad3d,
 )
+from chainrule.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from chainrule.nn.residual import ResidualBlock
+from chainrule.nn.transformer import GPT, CausalSelfAttention, TransformerBlock
 from chainrule.ops.loss import mse
 
 __all__ = [
-    "AdaptiveMaxPool3d", "MaxUnpool3d", "UpsamplingBilinear2d", "UpsamplingNearest2d",
-    "ZeroPad3d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BatchNorm1d", "BatchNorm2d",
-    "BatchNorm3d", "BatchNormMaxPool2d", "BCELoss", "BCEWithLogitsLoss", "Bilinear", "CELU",
-    "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d",
-    "ConstantPad3d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-    "ConvTranspose3d", "CosineSimilarity", "CrossEntropyLoss", "Dropout", "ELU", "Embedding",
-    "Flatten", "functional", "fuse", "Fused", "GELU", "GlobalAvgPool2d", "GLU", "GroupNorm",
-    "Hardsigmoid", "Hardswish", "Hardtanh", "HuberLoss", "Identity", "init", "InstanceNorm1d",
-    "InstanceNorm2d", "InstanceNorm3d", "KLDivLoss", "L1Loss", "LayerNorm", "LeakyReLU",
-    "Linear", "LinearReLU", "LogSigmoid", "LogSoftmax", "MaxPool1d", "MaxPool2d", "MaxPool3d",
-    "MaxUnpool1d", "MaxUnpool2d", "Mish", "Module", "mse", "MSELoss", "NLLLoss", "Parameter",
-    "PixelShuffle", "PixelUnshuffle", "PReLU", "ReflectionPad1d", "ReflectionPad2d",
-    "ReflectionPad3d", "ReLU", "ReLU6", "ReplicationPad1d", "ReplicationPad2d",
-    "ReplicationPad3d", "ResidualBlock", "RMSNorm", "SELU", "Sequential", "Sigmoid", "SiLU",
-    "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "Unflatten", "unfuse",
-    "Upsample", "ZeroPad1d", "ZeroPad2d",
+    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "BatchNormMaxPool2d", "BCELoss",
+    "BCEWithLogitsLoss", "Bilinear", "CausalSelfAttention", "CELU", "CircularPad1d",
+    "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "CosineSimilarity", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten",
+    "functional", "fuse", "Fused", "GELU", "GlobalAvgPool2d", "GLU", "GPT", "GroupNorm", "GRU",
+    "GRUCell", "Hardsigmoid", "Hardswish", "Hardtanh", "HuberLoss", "Identity", "init",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "KLDivLoss", "L1Loss", "LayerNorm",
+    "LeakyReLU", "Linear", "LinearReLU", "LogSigmoid", "LogSoftmax", "LSTM", "LSTMCell",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Mish",
+    "Module", "mse", "MSELoss", "MultiheadAttention", "NLLLoss", "Parameter", "PixelShuffle",
+    "PixelUnshuffle", "PReLU", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReLU",
+    "ReLU6", "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "ResidualBlock",
+    "RMSNorm", "RNN", "RNNCell", "SELU", "Sequential", "Sigmoid", "SiLU", "SmoothL1Loss",
+    "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "TransformerBlock", "Unflatten",
+    "unfuse", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d",
+    "ZeroPad2d", "ZeroPad3d",
 ]
-
-# Issue 14's names by area (merged into the lists above when the areas land).
-# >>> area S1: attention, transformer, GPT
-# <<< area S1
-# >>> area S2: recurrent layers
-# <<< area S2
-# >>> area S3: text data, training by steps, clipping
-# <<< area S3

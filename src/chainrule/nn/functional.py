@@ -18,6 +18,7 @@ from chainrule.ops.activation import (
     softplus,
     softsign,
 )
+from chainrule.ops.attention import scaled_dot_product_attention
 from chainrule.ops.conv import (
     avg_pool2d,
     conv1d,
@@ -77,7 +78,6 @@ from chainrule.ops.shape import one_hot
 mse_loss = mse
 
 __all__ = [
-    "upsample", "upsample_bilinear", "upsample_nearest",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "batch_norm", "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits",
@@ -88,14 +88,7 @@ __all__ = [
     "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d",
     "max_unpool2d", "max_unpool3d", "mish", "mse", "mse_loss", "nll_loss", "normalize",
     "one_hot", "pad", "pixel_shuffle", "pixel_unshuffle", "PoolResult", "prelu", "relu",
-    "relu6", "rms_norm", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softmin",
-    "softplus", "softsign", "tanh",
+    "relu6", "rms_norm", "scaled_dot_product_attention", "selu", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softmin", "softplus", "softsign", "tanh", "upsample",
+    "upsample_bilinear", "upsample_nearest",
 ]
-
-# Issue 14's names by area (merged into the lists above when the areas land).
-# >>> area S1: attention, transformer, GPT
-# <<< area S1
-# >>> area S2: recurrent layers
-# <<< area S2
-# >>> area S3: text data, training by steps, clipping
-# <<< area S3

@@ -16,6 +16,7 @@ from chainrule.ops.activation import (
     softplus,
     softsign,
 )
+from chainrule.ops.attention import scaled_dot_product_attention
 from chainrule.ops.conv import (
     avg_pool2d,
     conv1d,
@@ -180,6 +181,15 @@ from chainrule.ops.pool import (
     max_unpool2d,
     max_unpool3d,
 )
+from chainrule.ops.recurrent import (
+    gru_cell,
+    gru_sequence,
+    lstm_cell,
+    lstm_sequence,
+    rnn_relu_cell,
+    rnn_sequence,
+    rnn_tanh_cell,
+)
 from chainrule.ops.reduce import (
     all,
     amax,
@@ -248,8 +258,6 @@ from chainrule.ops.sort import ValuesIndices, argsort, sort, topk
 from chainrule.ops.vector_norm import norm, vector_norm
 
 __all__ = [
-    "mode",
-    "count_nonzero", "logical_and", "logical_not", "logical_or", "logical_xor",
     "abs", "acos", "acosh", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "add", "addmm", "all",
     "amax", "amin", "any", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
@@ -259,32 +267,27 @@ __all__ = [
     "bitwise_left_shift", "bitwise_not", "bitwise_or", "bitwise_right_shift", "bitwise_xor",
     "bmm", "cat", "ceil", "celu", "chunk", "clamp", "clone", "concatenate", "conv1d", "conv2d",
     "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "copysign", "cos",
-    "cosh", "cosine_similarity", "cross_entropy", "cummax", "cummin", "cumprod", "cumsum",
-    "diag", "diag_embed", "diagonal", "div", "dot", "dropout", "einsum", "elu", "embedding",
-    "eq", "erf", "erfinv", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "fliplr",
-    "flipud", "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gelu", "getitem", "glu",
-    "group_norm", "gt", "hardsigmoid", "hardswish", "hardtanh", "huber_loss", "hypot",
-    "index_add", "index_select", "instance_norm", "interpolate", "isclose", "isfinite", "isinf",
-    "isnan", "kl_div", "l1_loss", "layer_norm", "le", "leaky_relu", "lerp", "linear",
-    "linear_relu", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logcumsumexp",
-    "logsigmoid", "logsumexp", "lt", "masked_fill", "masked_select", "matmul", "max",
-    "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
-    "maximum", "mean", "median", "meshgrid", "min", "minimum", "mish", "moveaxis", "movedim",
+    "cosh", "cosine_similarity", "count_nonzero", "cross_entropy", "cummax", "cummin",
+    "cumprod", "cumsum", "diag", "diag_embed", "diagonal", "div", "dot", "dropout", "einsum",
+    "elu", "embedding", "eq", "erf", "erfinv", "exp", "exp2", "expand", "expm1", "fix",
+    "flatten", "flip", "fliplr", "flipud", "floor", "floor_divide", "fmod", "frac", "gather",
+    "ge", "gelu", "getitem", "glu", "group_norm", "gru_cell", "gru_sequence", "gt",
+    "hardsigmoid", "hardswish", "hardtanh", "huber_loss", "hypot", "index_add", "index_select",
+    "instance_norm", "interpolate", "isclose", "isfinite", "isinf", "isnan", "kl_div",
+    "l1_loss", "layer_norm", "le", "leaky_relu", "lerp", "linear", "linear_relu", "log",
+    "log10", "log1p", "log2", "log_softmax", "logaddexp", "logcumsumexp", "logical_and",
+    "logical_not", "logical_or", "logical_xor", "logsigmoid", "logsumexp", "lstm_cell",
+    "lstm_sequence", "lt", "masked_fill", "masked_select", "matmul", "max", "max_pool1d",
+    "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d", "maximum",
+    "mean", "median", "meshgrid", "min", "minimum", "mish", "mode", "moveaxis", "movedim",
     "mse", "mul", "mv", "narrow", "ne", "neg", "nll_loss", "nonzero", "norm", "normalize",
     "one_hot", "outer", "pad", "permute", "pixel_shuffle", "pixel_unshuffle", "PoolResult",
     "pow", "prelu", "prod", "reciprocal", "relu", "relu6", "remainder", "repeat", "reshape",
-    "rms_norm", "roll", "round", "rsqrt", "scatter", "scatter_add", "scatter_reduce", "selu",
+    "rms_norm", "rnn_relu_cell", "rnn_sequence", "rnn_tanh_cell", "roll", "round", "rsqrt",
+    "scaled_dot_product_attention", "scatter", "scatter_add", "scatter_reduce", "selu",
     "sigmoid", "sign", "silu", "sin", "sinh", "smooth_l1_loss", "softmax", "softmin",
     "softplus", "softsign", "sort", "split", "sqrt", "square", "squeeze", "stack", "std", "sub",
     "sum", "swapaxes", "swapdims", "take_along_dim", "tan", "tanh", "tensor_split", "tile",
     "topk", "transpose", "tril", "triu", "trunc", "unbind", "unflatten", "unfold", "unsqueeze",
     "ValuesIndices", "var", "vector_norm", "where",
 ]
-
-# Issue 14's names by area (merged into the lists above when the areas land).
-# >>> area S1: attention, transformer, GPT
-# <<< area S1
-# >>> area S2: recurrent layers
-# <<< area S2
-# >>> area S3: text data, training by steps, clipping
-# <<< area S3

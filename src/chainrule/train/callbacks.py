@@ -13,6 +13,12 @@ Events, in the order a fit meets them::
 
 Raise a Cancel*Exception from a callback to skip the rest of that stage; its ``after_`` event
 still runs. ``cleanup_fit`` runs last of all, even when an error ends training.
+
+With ``fit(eval_every=k)`` there is no validation after the epoch; instead, every ``k`` steps,
+the validation stage (before_validate, its batches, after_validate) runs inside that step's
+``after_batch``, between the callbacks of order below 40 and those above (the progress bar and
+checkpoints see its result). ``fit(steps=n)`` ending inside an epoch still runs after_train and
+after_epoch for it, but the Recorder adds no row for the unfinished epoch.
 """
 
 from __future__ import annotations
@@ -121,19 +127,26 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.lrs: list[float] = []
         self.steps: list[int] = []
+        self._train_sum, self._train_count = 0.0, 0
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps, so a resumed run's curves continue the old ones."""
-        return {"losses": self.losses, "lrs": self.lrs, "steps": self.steps}
+        """What a checkpoint keeps, so a resumed run's curves continue the old ones (and the
+        running sums of an epoch a checkpoint interrupts)."""
+        return {"losses": self.losses, "lrs": self.lrs, "steps": self.steps,
+                "epoch_sum": self._train_sum, "epoch_count": self._train_count}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what ``state`` returned."""
         self.losses, self.lrs = list(state["losses"]), list(state["lrs"])
         self.steps = list(state["steps"])
+        self._train_sum = float(state.get("epoch_sum", 0.0))
+        self._train_count = int(state.get("epoch_count", 0))
 
     def before_epoch(self, learner: Learner) -> None:
         self._start = time.perf_counter()
-        self._train_sum, self._train_count = 0.0, 0
+        # An epoch resumed in its middle keeps the sums of its batches before the checkpoint.
+        if getattr(learner, "next_batch", 0) == 0:
+            self._train_sum, self._train_count = 0.0, 0
 
     def after_step(self, learner: Learner) -> None:
         self._lr = learner.lr  # the rate this step used: the scheduler moves it after this
@@ -150,6 +163,8 @@ class Recorder(Callback):
         self._train_count += size
 
     def after_epoch(self, learner: Learner) -> None:
+        if getattr(learner, "_partial", False):
+            return  # fit's steps ended inside the epoch: its row comes when it is finished
         row: dict[str, Any] = {"epoch": learner.epoch}
         # No sample seen (every batch cancelled): NaN, not a mean of nothing called 0.
         row["train_loss"] = (self._train_sum / self._train_count if self._train_count
@@ -159,10 +174,21 @@ class Recorder(Callback):
         learner.history.append(row)
 
 
-class ProgressBar(Callback):
-    """A tqdm bar over each epoch's batches with the running loss, and a line per epoch.
+def _row_text(head: str, row: dict[str, Any], skip: tuple[str, ...]) -> str:
+    parts = [head]
+    for key, value in row.items():
+        if key == "seconds":
+            parts.append(f"{value:.1f} s")
+        elif key not in skip:
+            parts.append(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}")
+    return "  ".join(parts)
 
-    With ``bar=False`` only the line per epoch is printed (for logs and pipes).
+
+class ProgressBar(Callback):
+    """A tqdm bar with the running loss: over each epoch's batches, or with ``fit(steps=n)``
+    over all n steps; a line per epoch, and one per evaluation of ``eval_every``.
+
+    With ``bar=False`` only the lines are printed (for logs and pipes).
     """
 
     order = 50
@@ -171,40 +197,65 @@ class ProgressBar(Callback):
         self.file = file if file is not None else sys.stderr
         self.leave, self.bar = leave, bar
         self._bar: Any = None
+        self._shown = 0  # evaluations printed so far
 
-    def before_train(self, learner: Learner) -> None:
-        if not self.bar:
-            return
+    def _open(self, total: int, initial: int, desc: str, unit: str) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=len(learner.train_data), file=self.file, leave=self.leave,
-                         desc=f"epoch {learner.epoch + 1}/{learner.epochs}", unit="batch",
-                         dynamic_ncols=True, mininterval=0.25)
+        self._bar = tqdm(total=total, initial=initial, file=self.file, leave=self.leave,
+                         desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.25)
+
+    def _print(self, line: str) -> None:
+        if self._bar is not None:  # above the bar, which is drawn again below
+            self._bar.write(line, file=self.file)
+        else:
+            print(line, file=self.file, flush=True)
+
+    def before_fit(self, learner: Learner) -> None:
+        self._shown = len(getattr(learner, "evaluations", []))
+        steps = getattr(learner, "max_steps", None)
+        if self.bar and steps is not None:
+            self._open(steps, learner.step, "steps", "step")
+
+    def before_train(self, learner: Learner) -> None:
+        if self.bar and getattr(learner, "max_steps", None) is None:
+            self._open(len(learner.train_data), 0,
+                       f"epoch {learner.epoch + 1}/{learner.epochs}", "batch")
 
     def after_batch(self, learner: Learner) -> None:
-        if learner.training and self._bar is not None:
+        if not learner.training:
+            return
+        if self._bar is not None:
             self._bar.update(1)
             if learner.batch_index % 20 == 0 and learner.loss is not None:
                 self._bar.set_postfix(loss=f"{learner.loss.item():.4f}", refresh=False)
+        evaluations = getattr(learner, "evaluations", [])
+        for row in evaluations[self._shown:]:
+            steps = getattr(learner, "max_steps", None)
+            self._print(_row_text(f"step {row['step']}" + (f"/{steps}" if steps else ""),
+                                  row, ("step", "epoch")))
+        self._shown = len(evaluations)
 
     def after_train(self, learner: Learner) -> None:
+        if getattr(learner, "max_steps", None) is None:
+            self._close()
+
+    def _close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
     def after_epoch(self, learner: Learner) -> None:
         row = learner.history[-1] if learner.history else {}
-        parts = [f"epoch {learner.epoch + 1}/{learner.epochs}"]
-        for key, value in row.items():
-            if key == "seconds":
-                parts.append(f"{value:.1f} s")
-            elif key != "epoch":
-                parts.append(f"{key} {value:.4f}" if isinstance(value, float) else
-                             f"{key} {value}")
-        print("  ".join(parts), file=self.file, flush=True)
+        if getattr(learner, "max_steps", None) is not None and row.get("epoch") != learner.epoch:
+            return  # an epoch that fit's steps cut short has no row to show
+        self._print(_row_text(f"epoch {learner.epoch + 1}/{learner.epochs}", row, ("epoch",)))
 
     def after_fit(self, learner: Learner) -> None:
-        self.after_train(learner)
+        self._close()
+
+    def cleanup_fit(self, learner: Learner) -> None:
+        self._close()
 
 
 class SchedulerCallback(Callback):
@@ -243,12 +294,36 @@ class DivergenceGuard(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Saves a checkpoint after every epoch (atomically), so a crash loses one epoch at most."""
+    """Saves a checkpoint after every epoch (atomically), so a crash loses one epoch at most;
+    with ``every_steps=k``, after every ``k`` optimizer steps and at the end of fit instead.
+
+    A checkpoint saved between steps resumes exactly (the learner keeps its place inside the
+    epoch); the one of a step that evaluates holds that evaluation.
+    """
 
     order = 60
 
-    def __init__(self, path: Any) -> None:
-        self.path = path
+    def __init__(self, path: Any, every_steps: int | None = None) -> None:
+        if every_steps is not None and (isinstance(every_steps, bool)
+                                        or not isinstance(every_steps, int) or every_steps < 1):
+            raise ValueError(f"CheckpointCallback: every_steps must be a whole number >= 1 or "
+                             f"None (after every epoch), got {every_steps!r}")
+        self.path, self.every_steps = path, every_steps
+        self._saved_step: int | None = None
+
+    def after_batch(self, learner: Learner) -> None:
+        if (self.every_steps is not None and learner.training and learner.step > 0
+                and learner.step % self.every_steps == 0 and learner.step != self._saved_step):
+            self._save(learner)
 
     def after_epoch(self, learner: Learner) -> None:
+        if self.every_steps is None:
+            learner.save_checkpoint(self.path)
+
+    def after_fit(self, learner: Learner) -> None:
+        if self.every_steps is not None and learner.step != self._saved_step:
+            self._save(learner)
+
+    def _save(self, learner: Learner) -> None:
         learner.save_checkpoint(self.path)
+        self._saved_step = learner.step

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from chainrule.engine.tensor import Tensor, no_grad
 from chainrule.nn.loss import CrossEntropyLoss, NLLLoss
 from chainrule.nn.module import Module
 from chainrule.ops.loss import cross_entropy, nll_loss
+from chainrule.optim.clip import clip_grad_norm_
 from chainrule.train.callbacks import (
     Callback,
     CancelBatchException,
@@ -46,13 +49,27 @@ class Learner:
 
     ``scheduler`` (a learning-rate schedule) is stepped after every optimizer step, once the
     ``after_step`` callbacks have seen the rate that step used, and saved in checkpoints.
+    ``grad_clip`` (a max norm) clips the gradients by their global norm before every step, as
+    ``clip_grad_norm_(model.parameters(), grad_clip)``; the norm before clipping is in
+    ``grad_norm`` (the ``after_backward`` callbacks run before it is clipped).
     ``metrics`` default by task: accuracy for the classification losses (cross_entropy,
     nll_loss and their layers), none otherwise (a regression's "accuracy" would be a
     meaningless 0). The Learner changes no process setting; call
     ``chainrule.kernels.tune_process()`` for what ``chainrule train`` applies.
 
+    ``fit(epochs)`` trains by epochs, ``fit(steps=n)`` until ``n`` optimizer steps are done
+    (walking the training data epoch after epoch, stopping in the middle of one if need be);
+    ``eval_every=k`` evaluates every ``k`` steps instead of after every epoch, each time on
+    ``eval_batches`` batches of ``valid_data`` (all by default), and adds a row to
+    ``evaluations``: step, epoch, train_loss (the mean batch loss since the last row), the
+    validation figures and seconds. Evaluating in the middle of training changes nothing of it:
+    model mode, random streams, data order and optimizer state are as they were, so the
+    weights end bit for bit as without the evaluations. Checkpoints keep the position inside
+    an epoch, so a run stopped between any two steps resumes exactly.
+
     Attributes callbacks read: model, optimizer, epoch, epochs, step (optimizer steps so far),
-    batch_index, batch, preds, loss, training, lr, history, last_validation.
+    max_steps (fit's steps, or None), batch_index, batch, preds, loss, grad_norm, training, lr,
+    history, evaluations, last_validation.
     """
 
     def __init__(self, model: Module, train_data: Iterable, optimizer: Any,
@@ -61,9 +78,11 @@ class Learner:
                  callbacks: Sequence[Callback] = (),
                  metrics: Mapping[str, Metric] | None = None,
                  scheduler: Any = None, config: Mapping[str, Any] | None = None,
-                 valid_name: str = "valid") -> None:
+                 valid_name: str = "valid", grad_clip: float | None = None) -> None:
         _check_parts(model, train_data, optimizer, valid_data, loss_func, metrics, scheduler,
                      valid_name)
+        self.grad_clip = validate.real("Learner", "grad_clip", grad_clip, low=0.0,
+                                       low_open=True, optional=True)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_data, self.valid_data = train_data, valid_data
         self.loss_func = loss_func
@@ -75,9 +94,17 @@ class Learner:
         for callback in callbacks:
             self.add_callback(callback)
         self.history: list[dict[str, Any]] = []
+        self.evaluations: list[dict[str, Any]] = []
         self.last_validation: dict[str, float] = {}
         self.epoch, self.epochs, self.step, self.batch_index = 0, 0, 0, 0
-        self.next_epoch = 0  # where fit() starts: moved on by fit, restored by checkpoints
+        # Where fit() starts: batch next_batch of epoch next_epoch. Moved on by fit as it goes,
+        # restored by checkpoints.
+        self.next_epoch, self.next_batch = 0, 0
+        self.max_steps: int | None = None
+        self.eval_every: int | None = None
+        self.eval_batches: int | None = None
+        self.grad_norm: float | None = None
+        self._partial = False  # the epoch running stops before its end (fit's steps reached)
         self.training = False
         self.batch: Any = None
         self.preds: Any = None
@@ -117,16 +144,41 @@ class Learner:
         groups = getattr(self.optimizer, "param_groups", None)
         return float(groups[0]["lr"]) if groups else float("nan")
 
-    def fit(self, epochs: int) -> list[dict[str, Any]]:
-        """Train until ``epochs`` epochs are done in all (a resumed learner continues).
+    def fit(self, epochs: int | None = None, *, steps: int | None = None,
+            eval_every: int | None = None, eval_batches: int | None = None
+            ) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs, or ``steps`` optimizer steps, are done in all (a
+        resumed learner continues); ``eval_every`` steps, evaluate on ``eval_batches``.
 
         Before the first epoch the model is tried on two samples of the first training (and
         validation) batch, so data the model cannot take fails at once, with both shapes.
+        Returns ``history`` (a row per completed epoch); ``evaluations`` has the rows of
+        ``eval_every``.
         """
-        epochs = validate.integer("fit", "epochs", epochs, low=0)
-        if epochs < self.next_epoch:
-            raise ValueError(f"fit({epochs}): this learner has already done {self.next_epoch} "
-                             "epochs; ask for more")
+        if (epochs is None) == (steps is None):
+            raise TypeError("fit: give either epochs (fit(3)) or steps (fit(steps=2000)), "
+                            f"not {'both' if steps is not None else 'neither'}")
+        eval_every = validate.integer("fit", "eval_every", eval_every, low=1, optional=True)
+        eval_batches = validate.integer("fit", "eval_batches", eval_batches, low=1,
+                                        optional=True)
+        if eval_every is not None and self.valid_data is None:
+            raise ValueError("fit: eval_every needs data to evaluate on; pass valid_data to "
+                             "the Learner")
+        if steps is not None:
+            steps = validate.integer("fit", "steps", steps, low=0)
+            if steps < self.step:
+                raise ValueError(f"fit(steps={steps}): this learner has already done "
+                                 f"{self.step} steps; ask for more")
+            epochs = self.next_epoch + math.ceil((steps - self.step) / _batch_count(
+                self.train_data))
+        else:
+            epochs = validate.integer("fit", "epochs", epochs, low=0)
+            # Resuming in the middle of an epoch, fit(next_epoch) would stop before its end.
+            if epochs < self.next_epoch + (self.next_batch > 0):
+                raise ValueError(f"fit({epochs}): this learner has already done "
+                                 f"{self.next_epoch} epochs"
+                                 + (f" and {self.next_batch} batches of the next"
+                                    if self.next_batch else "") + "; ask for more")
         if self.optimizer is None:
             raise ValueError("fit: this Learner has no optimizer (it was made for evaluate "
                              "only); pass one, e.g. optim.AdamW(model.parameters())")
@@ -136,34 +188,75 @@ class Learner:
             _require_batches(self.valid_data, self.valid_name, "fit")
             self._check_fits(self.valid_data, self.valid_name)
         self.epochs = int(epochs)
+        self.max_steps, self.eval_every, self.eval_batches = steps, eval_every, eval_batches
+        evaluator = _StepEvaluation() if eval_every is not None else None
+        if evaluator is not None:
+            self.callbacks.append(evaluator)
+            self.callbacks.sort(key=lambda cb: cb.order)
         try:
             self._stage("fit", self._fit_body, CancelFitException)
         finally:
             self.training = False
+            if evaluator is not None:
+                self.callbacks.remove(evaluator)
             self._event("cleanup_fit")
         return self.history
 
+    def _steps_left(self) -> bool:
+        return self.max_steps is None or self.step < self.max_steps
+
     def _fit_body(self) -> None:
-        for epoch in range(self.next_epoch, self.epochs):
+        epoch = self.next_epoch
+        while (epoch < self.epochs) if self.max_steps is None else self._steps_left():
             self.epoch = epoch
-            # Moved on before the epoch's callbacks run, so that a checkpoint saved in
-            # after_epoch resumes with the next epoch.
-            self.next_epoch = epoch + 1
-            self._stage("epoch", self._epoch_body, CancelEpochException)
+            steps_before = self.step
+            self._partial = False
+            # The epoch stage, written out: where the next fit starts must be settled after a
+            # CancelEpochException and before after_epoch, where checkpoints are saved.
+            try:
+                self._event("before_epoch")
+                self._epoch_body()
+            except CancelEpochException:
+                pass
+            self._epoch_done()
+            self._event("after_epoch")
+            if self._partial:
+                break
+            if self.max_steps is not None and self.step == steps_before:
+                raise ValueError(f"fit(steps={self.max_steps}): epoch {epoch + 1} made no "
+                                 f"optimizer step (every batch cancelled?), so the steps would "
+                                 f"never be reached; stopped at step {self.step}")
+            epoch += 1
+
+    def _epoch_done(self) -> None:
+        """Move where the next fit starts past this epoch, unless it stopped half way."""
+        if not self._partial:
+            self.next_epoch, self.next_batch = self.epoch + 1, 0
 
     def _epoch_body(self) -> None:
         self._stage("train", self._train_body, CancelTrainException)
+        self._epoch_done()  # a checkpoint saved while validating resumes with the next epoch
         self.last_validation = {}
-        if self.valid_data is not None:
+        if self.valid_data is not None and self.eval_every is None and not self._partial:
             self._stage("validate", self._validate_body, CancelValidateException)
 
     def _train_body(self) -> None:
         self.model.train()
         self.training = True
         _set_epoch(self.train_data, self.epoch)
+        # Resuming inside an epoch: its first batches are drawn again (the data gives them in
+        # the same order) and skipped, so the next one is the one the saved run would take.
+        start = self.next_batch
         index = -1
         for index, batch in enumerate(self.train_data):
+            if index < start:
+                continue
+            if not self._steps_left():
+                self._partial = True
+                break
             self.batch_index, self.batch = index, batch
+            # A checkpoint saved during this batch resumes with the next one.
+            self.next_epoch, self.next_batch = self.epoch, index + 1
             self.preds = self.loss = None  # a cancelled batch must not show the last one's
             self._stage("batch", self._train_batch, CancelBatchException)
         if index < 0:
@@ -171,6 +264,10 @@ class Learner:
                 f"fit: epoch {self.epoch + 1} got no training batches: train_data gave nothing "
                 "this time (a generator or iterator is used up after one pass; pass a "
                 "DataLoader or a list)")
+        if index + 1 < start:
+            raise ValueError(
+                f"fit: epoch {self.epoch + 1} gave {index + 1} training batches, but the "
+                f"checkpoint resumes after batch {start} of it: is it the same training data?")
 
     def _train_batch(self) -> None:
         inputs, targets = self.batch
@@ -181,6 +278,8 @@ class Learner:
         self._event("after_loss")
         self.loss.backward()
         self._event("after_backward")
+        if self.grad_clip is not None:
+            self.grad_norm = clip_grad_norm_(self.model.parameters(), self.grad_clip).item()
         self.optimizer.step()
         self.step += 1
         self._event("after_step")  # callbacks see the learning rate this step used
@@ -189,9 +288,39 @@ class Learner:
         self.optimizer.zero_grad()
 
     def _validate_body(self) -> None:
-        result = self.evaluate(self.valid_data, events=True, name=self.valid_name)
+        data = self.valid_data
+        if self.eval_batches is not None:
+            data = _FirstBatches(data, self.eval_batches)
+        result = self.evaluate(data, events=True, name=self.valid_name)
         self.last_validation = {f"{self.valid_name}_{key}": value for key, value in
                                 result.items()}
+
+    def _evaluate_mid_training(self) -> None:
+        """The validation stage in the middle of an epoch, leaving the training state as it
+        was, and a row in ``evaluations``."""
+        saved = (self.training, self.batch_index, self.batch, self.preds, self.loss)
+        modes = [(module, module.training) for module in self.model.modules()]  # each its own
+        # Nothing in an evaluation should draw from chainrule's generator (dropout is off in
+        # eval mode), but a layer of the user's might: the stream is put back regardless.
+        generator = backend.default_generator().bit_generator
+        stream = generator.state
+        started = time.perf_counter()
+        try:
+            self.last_validation = {}
+            self._stage("validate", self._validate_body, CancelValidateException)
+        finally:
+            generator.state = stream
+            for module, mode in modes:
+                module.training = mode
+            (self.training, self.batch_index, self.batch, self.preds, self.loss) = saved
+        previous = self.evaluations[-1]["step"] if self.evaluations else 0
+        losses = [loss for loss, step in zip(self.recorder.losses, self.recorder.steps)
+                  if previous < step <= self.step]
+        row: dict[str, Any] = {"step": self.step, "epoch": self.epoch,
+                               "train_loss": float(np.mean(losses)) if losses else math.nan}
+        row.update(self.last_validation)
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        self.evaluations.append(row)
 
     def evaluate(self, data: Iterable, events: bool = False, name: str = "evaluation"
                  ) -> dict[str, float]:
@@ -201,7 +330,8 @@ class Learner:
         error naming ``name``: a mean over no samples has no value."""
         _require_batches(data, name, "evaluate")
         saved = (self.training, self.batch_index, self.batch, self.preds, self.loss)
-        was_training = self.model.training
+        # Each module's own mode: a layer the user froze in eval mode stays frozen afterwards.
+        modes = [(module, module.training) for module in self.model.modules()]
         self.model.eval()
         self.training = False
         totals: dict[str, float] = {"loss": 0.0, **{k: 0.0 for k in self.metrics}}
@@ -225,7 +355,8 @@ class Learner:
                     if events:
                         self._event("after_batch")
         finally:
-            self.model.train(was_training)
+            for module, mode in modes:
+                module.training = mode
             if not events:  # validation inside fit leaves the state to the next stage
                 (self.training, self.batch_index, self.batch, self.preds,
                  self.loss) = saved
@@ -313,7 +444,9 @@ class Learner:
             "config": self.config,
             "next_epoch": self.next_epoch,
             "step": self.step,
+            "next_batch": self.next_batch,
             "history": self.history,
+            "evaluations": self.evaluations,
             "recorder": self.recorder.state(),
             "optimizer": self.optimizer.hyperparameters(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -330,6 +463,7 @@ class Learner:
         back as it was and a CheckpointError says why.
         """
         model_state, optimizer_arrays, info = io.load_checkpoint(path, require=io.RESUME_KEYS)
+        _check_position_info(path, info)
         before = (self.model.state_dict(), copy.deepcopy(self.optimizer.state_dict()),
                   None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
         try:
@@ -345,11 +479,77 @@ class Learner:
             raise io.CheckpointError(f"{path}: this learner cannot take it, nothing was "
                                      f"changed: {error}") from error
         self.next_epoch, self.step = info["next_epoch"], info["step"]
+        self.next_batch = info.get("next_batch", 0)  # checkpoints before steps: epoch ends
         self.history = list(info["history"])
+        self.evaluations = [dict(row) for row in info.get("evaluations", [])]
         self.recorder.load_state(info["recorder"])
         if info.get("generator") is not None:
             backend.default_generator().bit_generator.state = info["generator"]
         return info
+
+
+def _check_position_info(path: Any, info: dict[str, Any]) -> None:
+    """The keys a checkpoint of training by steps adds, checked before anything changes."""
+    def bad(key: str, expected: str) -> io.CheckpointError:
+        return io.CheckpointError(f"{path}: checkpoint info {key}: expected {expected}, got "
+                                  f"{str(info[key])[:60]}; the file was changed or not "
+                                  "written by chainrule")
+
+    batch = info.get("next_batch", 0)
+    if not validate.is_int(batch) or batch < 0:
+        raise bad("next_batch", "a whole number >= 0")
+    rows = info.get("evaluations", [])
+    if not isinstance(rows, list) or not all(
+            isinstance(row, dict) and validate.is_int(row.get("step"))
+            and all(value is None or isinstance(value, (int, float)) for value in row.values())
+            for row in rows):
+        raise bad("evaluations", "a list of rows of numbers, each with its step")
+
+
+class _StepEvaluation(Callback):
+    """Evaluates every ``eval_every`` steps, in ``after_batch`` (fit adds it for eval_every).
+
+    Its order puts it after the Recorder and the callbacks of order 0, and before the progress
+    bar and checkpoints, which therefore see (and save) the evaluation of this step.
+    """
+
+    order = 40
+
+    def after_batch(self, learner: Learner) -> None:
+        if (learner.training and learner.loss is not None and learner.step > 0
+                and learner.step % learner.eval_every == 0
+                and not (learner.evaluations and learner.evaluations[-1]["step"]
+                         == learner.step)):
+            learner._evaluate_mid_training()
+
+
+class _FirstBatches:
+    """The first ``count`` batches of ``data`` (all of them if it has fewer), re-iterable."""
+
+    def __init__(self, data: Iterable, count: int) -> None:
+        self.data, self.count = data, count
+
+    def __len__(self) -> int:
+        try:
+            return min(len(self.data), self.count)
+        except TypeError:
+            return self.count
+
+    def __iter__(self) -> Any:
+        return itertools.islice(iter(self.data), self.count)
+
+
+def _batch_count(data: Any) -> int:
+    """Batches in one epoch of ``data``; an error when it cannot say (fit by steps needs it)."""
+    try:
+        count = len(data)
+    except TypeError:
+        raise TypeError(f"fit(steps=...): the training data ({type(data).__name__}) has no "
+                        "len(), so the epochs a number of steps takes are unknown; pass a "
+                        "DataLoader, RandomBlocks or a list") from None
+    if count == 0:
+        _require_batches(data, "training", "fit")
+    return count
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:

@@ -1,0 +1,238 @@
+"""Scaled dot-product attention as one primitive, its backward written out.
+
+For one query row q_i against keys k_j and values v_j (scale s, additive mask M, dropout keep
+mask D with scale 1 / (1 - p)):
+
+    S = s q k^T + M          the scores, (..., L, S)
+    P = softmax(S)           along the keys
+    A = P * D / (1 - p)      dropout on the attention weights
+    O = A v                  the output, (..., L, Ev)
+
+and, going back with dO:
+
+    dv = A^T dO
+    dA = dO v^T
+    dP = dA * D / (1 - p)
+    dS = P * (dP - rowsum(dP * P))      the softmax's Jacobian-vector product
+    dq = s dS k,   dk = s dS^T q,   dM = dS (summed over the axes M was broadcast along)
+
+One node on the tape instead of the dozen that matmul, scale, mask, softmax, dropout and
+matmul would make, and no (..., L, S) intermediate kept beyond P and the dropout mask.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from chainrule import kernels, validate
+from chainrule.engine import backend
+from chainrule.engine.function import Context, Function
+from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.ops.elementwise import CastOp
+
+_OP = "scaled_dot_product_attention"
+_CAUSAL: dict[tuple[int, int, np.dtype], np.ndarray] = {}
+
+
+def _causal_bias(length: int, source: int, dtype: np.dtype) -> np.ndarray:
+    """0 on and below the diagonal, -inf above it: the (L, S) additive causal mask, aligned at
+    the top left as PyTorch's ``is_causal`` (query i sees keys 0..i). Made once per shape."""
+    key = (length, source, dtype)
+    bias = _CAUSAL.get(key)
+    if bias is None:
+        bias = np.triu(np.full((length, source), -np.inf, dtype), k=1)
+        bias.flags.writeable = False
+        if len(_CAUSAL) < 64:  # a bound, for programs that see many lengths
+            _CAUSAL[key] = bias
+    return bias
+
+
+def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matrix transpose
+    return np.swapaxes(a, -1, -2)
+
+
+def _check_inputs(query: np.ndarray, key: np.ndarray, value: np.ndarray
+                  ) -> tuple[int, ...]:
+    """The scores' shape (batch..., L, S) of q @ k^T, after checking the operands fit."""
+    for name, array in (("query", query), ("key", key), ("value", value)):
+        if array.ndim < 2:
+            raise ValueError(f"{_OP}: {name} must have at least 2 dims (..., length, features), "
+                             f"got shape {array.shape}")
+        if array.dtype.kind != "f":
+            raise TypeError(f"{_OP}: {name} must be floating, got {array.dtype}")
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(f"{_OP}: query, key and value must share one dtype (as in PyTorch), got "
+                        f"{query.dtype}, {key.dtype} and {value.dtype}")
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(f"{_OP}: query's last axis ({query.shape[-1]}) and key's "
+                         f"({key.shape[-1]}) must be equal: each query is compared with each "
+                         f"key (shapes {query.shape} and {key.shape})")
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"{_OP}: key and value must hold as many positions, got key "
+                         f"{key.shape} and value {value.shape} (axis -2)")
+    try:
+        np.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{_OP}: the batch axes of query {query.shape}, key {key.shape} and "
+                         f"value {value.shape} (all but the last two) do not broadcast"
+                         ) from None
+    # As in PyTorch, the masks fit the scores q @ k^T; value's batch axes may broadcast the
+    # output further.
+    return np.broadcast_shapes(query.shape[:-2], key.shape[:-2]) + (query.shape[-2],
+                                                                     key.shape[-2])
+
+
+def _check_mask(name: str, mask: np.ndarray, scores: tuple[int, ...]) -> None:
+    """A mask must broadcast to the scores' shape without growing it."""
+    try:
+        fits = np.broadcast_shapes(mask.shape, scores) == scores
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{_OP}: {name} of shape {mask.shape} does not broadcast to the "
+                         f"attention scores' shape {scores} (batch..., L, S)")
+
+
+class ScaledDotProductAttentionOp(Function):
+    """softmax(scale q k^T + mask) (dropped out) @ v;  the backward in the module docstring:
+    dS = P * (dP - rowsum(dP * P)),  dq = scale dS k,  dk = scale dS^T q,  dv = A^T dO.
+
+    ``attn_mask``: None, bool (True: the key takes part) or float (added to the scores; it
+    gets dS as its gradient). ``dropout_mask``: None or the bool keep mask of the attention
+    weights, drawn by the caller (``scaled_dot_product_attention``) so a test can hand the
+    same one to PyTorch; ``dropout_scale`` is 1 / (1 - p). A row whose keys are all masked
+    gives 0 and no gradient, as PyTorch's does, instead of 0/0.
+    """
+
+    name = _OP
+
+    @staticmethod
+    def forward(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
+                attn_mask: np.ndarray | None = None, dropout_mask: np.ndarray | None = None,
+                scale: float | None = None, is_causal: bool = False,
+                dropout_scale: float = 1.0) -> np.ndarray:
+        shape = _check_inputs(query, key, value)
+        dtype = query.dtype
+        if scale is None:
+            scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+        scores = kernels.matmul(query, _mT(key))
+        scores *= dtype.type(scale)
+        masked = is_causal
+        if is_causal:
+            if attn_mask is not None:
+                raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
+                                 "refuses both too); fold the causal mask into attn_mask")
+            scores += _causal_bias(shape[-2], shape[-1], dtype)
+        elif attn_mask is not None:
+            _check_mask("attn_mask", attn_mask, shape)
+            if attn_mask.dtype == np.bool_:
+                np.copyto(scores, -np.inf, where=~attn_mask)
+                masked = True
+            elif attn_mask.dtype == dtype:
+                scores += attn_mask
+                masked = True  # a float mask may hold -inf too
+            else:
+                raise TypeError(f"{_OP}: attn_mask must be bool or of the query's dtype "
+                                f"{dtype}, got {attn_mask.dtype}")
+        # softmax along the keys, shifted by the row max so exp cannot overflow
+        top = np.maximum.reduce(scores, axis=-1, keepdims=True) if scores.size else None
+        empty = False
+        if top is not None:
+            if masked and np.isneginf(top).any():
+                # A row with every key masked: shift by 0, so exp gives 0s instead of nan,
+                # and the row's sum of 0 is divided by 1 below (PyTorch gives 0 here too).
+                np.copyto(top, 0, where=np.isneginf(top))
+                empty = True
+            scores -= top
+            np.exp(scores, out=scores)
+        sums = np.add.reduce(scores, axis=-1, keepdims=True)
+        if empty or not shape[-1]:
+            np.copyto(sums, 1, where=sums == 0)
+        scores /= sums
+        probs = scores
+        weights = probs
+        keep = None
+        if dropout_mask is not None:
+            if dropout_mask.dtype != np.bool_:
+                raise TypeError(f"{_OP}: dropout_mask must be a boolean array (True: kept), "
+                                f"got {dropout_mask.dtype}")
+            _check_mask("dropout_mask", dropout_mask, shape)
+            keep = dropout_mask * dtype.type(dropout_scale)
+            weights = probs * keep
+        ctx.query, ctx.key, ctx.value, ctx.probs, ctx.keep = query, key, value, probs, keep
+        ctx.weights, ctx.scale = weights, scale
+        ctx.mask_shape = attn_mask.shape if attn_mask is not None else None
+        return kernels.matmul(weights, value)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        query, key, value, probs = ctx.query, ctx.key, ctx.value, ctx.probs
+        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
+        grad_v = grad_q = grad_k = grad_mask = None
+        if need_v:
+            grad_v = backend.unbroadcast(kernels.matmul(_mT(ctx.weights), grad), value.shape)
+        if need_q or need_k or need_mask:
+            grad_p = kernels.matmul(grad, _mT(value))
+            if ctx.keep is not None:
+                grad_p *= ctx.keep
+            # dS = P * (dP - rowsum(dP * P)), in place on dP's array
+            row = np.add.reduce(grad_p * probs, axis=-1, keepdims=True)
+            grad_p -= row
+            grad_p *= probs
+            grad_s = grad_p
+            scale = query.dtype.type(ctx.scale)
+            if need_q:
+                grad_q = kernels.matmul(grad_s, key)
+                grad_q *= scale
+                grad_q = backend.unbroadcast(grad_q, query.shape)
+            if need_k:
+                grad_k = kernels.matmul(_mT(grad_s), query)
+                grad_k *= scale
+                grad_k = backend.unbroadcast(grad_k, key.shape)
+            if need_mask:
+                grad_mask = backend.unbroadcast(grad_s, ctx.mask_shape)
+        return grad_q, grad_k, grad_v, grad_mask, None
+
+
+def _operand(value: Any, name: str) -> Any:
+    """A tensor stays as it is (the op checks its dtype); anything else becomes an array."""
+    return value if isinstance(value, Tensor) else _as_data(value, where=f"{_OP} {name}")
+
+
+def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, enable_gqa: bool = False, *,
+                                 generator: np.random.Generator | None = None) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value, as torch.nn.functional's (one op)."""
+    dropout_p = validate.real(_OP, "dropout_p", dropout_p, 0, 1)
+    is_causal = validate.boolean(_OP, "is_causal", is_causal)
+    scale = validate.real(_OP, "scale", scale, optional=True)
+    if validate.boolean(_OP, "enable_gqa", enable_gqa):
+        raise ValueError(f"{_OP}: enable_gqa=True is not supported; repeat key and value "
+                         "along the head axis (repeat_interleave) to the query's head count")
+    generator = validate.generator(_OP, "generator", generator)
+    query, key, value = (_operand(query, "query"), _operand(key, "key"),
+                         _operand(value, "value"))
+    if attn_mask is not None:
+        attn_mask = _operand(attn_mask, "attn_mask")
+        kind = attn_mask.dtype.kind
+        if kind == "f" and attn_mask.dtype != query.dtype and query.dtype.kind == "f":
+            # PyTorch adds a float mask of another precision in the query's dtype.
+            attn_mask = (CastOp.apply(attn_mask, dtype=query.dtype)
+                         if isinstance(attn_mask, Tensor)
+                         else attn_mask.astype(query.dtype))
+        elif kind not in "bf":
+            raise TypeError(f"{_OP}: attn_mask must be bool (True: the key takes part) or "
+                            f"floating (added to the scores), got {attn_mask.dtype}")
+    dropout_mask = None
+    if dropout_p:
+        q, k, v = (x.data if isinstance(x, Tensor) else x for x in (query, key, value))
+        shape = _check_inputs(q, k, v)
+        rng = generator if generator is not None else backend.default_generator()
+        dropout_mask = rng.random(shape) >= dropout_p  # kept with probability 1 - p
+    return ScaledDotProductAttentionOp.apply(
+        query, key, value, attn_mask, dropout_mask, scale=scale, is_causal=is_causal,
+        dropout_scale=0.0 if dropout_p == 1 else 1 / (1 - dropout_p))
