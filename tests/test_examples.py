@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import subprocess
 import sys
@@ -129,3 +130,48 @@ def test_the_conv_net_example_checks_compares_and_trains(tmp_path) -> None:
     accuracy = float(re.search(r"test accuracy (\d\.\d+)", out).group(1))
     assert accuracy > 0.5
     assert (tmp_path / "layer_histograms.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_attention_walkthrough_checks_catches_and_trains() -> None:
+    script = str(ROOT / "examples" / "attention_walkthrough.py")
+    result = run(script, "--steps", "30", "--eval-every", "15", "--n-layer", "1", "--n-head",
+                 "2", "--n-embd", "32", "--tokens", "80")
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    out = result.stdout
+    for step in range(1, 7):
+        assert f"Step {step}. " in out
+    assert "check CausalAttention: OK, 3 gradients agree with finite differences" in out
+    # Both slips are caught, and the second with check's diagnosis of a factor of sqrt(4).
+    assert "check SoftmaxAsIfElementwise: FAILED" in out
+    assert "-> caught: SoftmaxAsIfElementwise" in out
+    assert "-> caught: ForgetsTheScale" in out
+    assert "backward is 2 times the true gradient" in out
+    against = ["the op"] + (["PyTorch"] if HAS_TORCH else [])
+    for reference in against:
+        rows = re.findall(rf"^\s+(\S+): CausalAttention vs {reference}\s+max \|diff\| (\S+)"
+                          r"\s+agree$", out, re.MULTILINE)
+        assert [name for name, _ in rows] == ["output", "q.grad", "k.grad", "v.grad"], out
+        assert all(float(diff) < 1e-12 for _, diff in rows)
+    # Training learns: from about ln(66), a uniform guess, clearly down in 30 steps.
+    before = float(re.search(r"before training: validation loss (\d+\.\d+)", out).group(1))
+    after = float(re.search(r"after 30 steps: validation loss (\d+\.\d+)", out).group(1))
+    assert abs(before - math.log(66)) < 0.15
+    assert after < before - 0.3
+    assert len(re.findall(r"^step (15|30)/30\s+train_loss", out, re.MULTILINE)) == 2
+    sample = out.split("Step 6. Sampling from it", 1)[1].split("=" * 100, 2)[1]
+    assert len(sample.split("Summary", 1)[0].strip()) >= 60  # 80 characters, some of them \n
+    summary = re.search(r"Summary: all (\d+) checks pass", out)
+    assert summary and int(summary.group(1)) == (11 if HAS_TORCH else 7)
+    # The checks have teeth: with the slip "fixed" into the right formula, the walkthrough
+    # must stop, because cr.check now passes a layer it expected to fail.
+    code = textwrap.dedent(f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("attention", {script!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.ForgetsTheScale.bwd = module.CausalAttention.bwd
+        module.main(["--steps", "1", "--n-layer", "1", "--n-embd", "16", "--n-head", "1"])
+    """)
+    broken = run("-c", code)
+    assert broken.returncode != 0
+    assert "cr.check passed ForgetsTheScale, whose bwd is wrong" in broken.stderr

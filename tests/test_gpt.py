@@ -1,6 +1,6 @@
-"""models.gpt against a PyTorch twin written here (nanoGPT's model), the same weights loaded
-through state_dict: logits and every parameter's gradient at float64; the recipe, the
-initialisation, generate and the errors."""
+"""models.gpt against a PyTorch twin (nanoGPT's model: chainrule.check.torch_twins.GPT), the
+same weights loaded through state_dict: logits and every parameter's gradient at float64; the
+recipe, the initialisation, generate and the errors."""
 
 from __future__ import annotations
 
@@ -13,61 +13,10 @@ import torch.nn.functional as F
 
 import chainrule as cr
 from chainrule import models, nn
+from chainrule.check import torch_twins
 
-
-# ----------------------------------------------------------------------------- the twin
-class TorchSelfAttention(torch.nn.Module):
-    def __init__(self, n_embd: int, n_head: int, bias: bool) -> None:
-        super().__init__()
-        self.c_attn = torch.nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = torch.nn.Linear(n_embd, n_embd, bias=bias)
-        self.n_head = n_head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(c, dim=2)
-        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
-                   for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c))
-
-
-class TorchBlock(torch.nn.Module):
-    def __init__(self, n_embd: int, n_head: int, bias: bool, approximate: str) -> None:
-        super().__init__()
-        self.ln_1 = torch.nn.LayerNorm(n_embd, bias=bias)
-        self.attn = TorchSelfAttention(n_embd, n_head, bias)
-        self.ln_2 = torch.nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = torch.nn.Module()
-        self.mlp.c_fc = torch.nn.Linear(n_embd, 4 * n_embd, bias=bias)
-        self.mlp.gelu = torch.nn.GELU(approximate)
-        self.mlp.c_proj = torch.nn.Linear(4 * n_embd, n_embd, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp.c_proj(self.mlp.gelu(self.mlp.c_fc(self.ln_2(x))))
-
-
-class TorchGPT(torch.nn.Module):
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int,
-                 n_embd: int, bias: bool = True, approximate: str = "tanh") -> None:
-        super().__init__()
-        self.transformer = torch.nn.ModuleDict(dict(
-            wte=torch.nn.Embedding(vocab_size, n_embd),
-            wpe=torch.nn.Embedding(block_size, n_embd),
-            h=torch.nn.ModuleList([TorchBlock(n_embd, n_head, bias, approximate)
-                                   for _ in range(n_layer)]),
-            ln_f=torch.nn.LayerNorm(n_embd, bias=bias)))
-        self.lm_head = torch.nn.Linear(n_embd, vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(idx.shape[1])
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
-        for block in self.transformer.h:
-            x = block(x)
-        return self.lm_head(self.transformer.ln_f(x))
-
+# the twin: nanoGPT's model in torch, with chainrule's names (shared with the benchmark)
+TorchGPT = torch_twins.GPT
 
 SIZES = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
 
@@ -202,3 +151,15 @@ def test_generate() -> None:
     np.testing.assert_array_equal(greedy, tokens)
     with pytest.raises(ValueError, match="temperature"):
         model.generate(start, 1, temperature=0)
+
+
+def test_generate_with_a_tiny_temperature_is_greedy_not_nan() -> None:
+    model = models.gpt(**SIZES).eval()
+    start = np.array([[1, 2, 3]])
+    tiny = model.generate(start, 4, temperature=1e-300, generator=np.random.default_rng(0))
+    greedy = model.generate(start, 4, top_k=1)
+    np.testing.assert_array_equal(tiny, greedy)
+    model.train()
+    model.transformer.h[0].eval()  # a part the user froze stays frozen
+    model.generate(start, 1)
+    assert model.training and not model.transformer.h[0].training

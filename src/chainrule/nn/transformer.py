@@ -216,13 +216,16 @@ class GPT(Module):
         generator = validate.generator(name, "generator", generator)
         rng = generator if generator is not None else backend.default_generator()
         tokens = tokens.astype(np.int64)
-        was_training = self.training
+        modes = [(module, module.training) for module in self.modules()]
         self.eval()
         try:
             with no_grad():
                 for _ in range(max_new_tokens):
                     context = tokens[:, -self.block_size:]
-                    logits = self(context).data[:, -1, :].astype(np.float64) / temperature
+                    logits = self(context).data[:, -1, :].astype(np.float64)
+                    # Shifted first: divided by a tiny temperature, the largest stays 0 and
+                    # the rest go to -inf, never inf - inf = NaN.
+                    logits = (logits - logits.max(axis=-1, keepdims=True)) / temperature
                     if top_k is not None and top_k < logits.shape[-1]:
                         kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]
                         logits = np.where(logits < kth, -np.inf, logits)
@@ -234,7 +237,8 @@ class GPT(Module):
                     nxt = np.minimum((cdf <= draw).sum(axis=-1), logits.shape[-1] - 1)
                     tokens = np.concatenate([tokens, nxt[:, None].astype(np.int64)], axis=1)
         finally:
-            self.train(was_training)
+            for module, mode in modes:
+                module.training = mode
         return tokens
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
