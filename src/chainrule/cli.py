@@ -45,6 +45,7 @@ from chainrule.train import (
     check_fits,
     plot_loss_curves,
     plot_lr_find,
+    plot_step_curves,
 )
 
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
@@ -931,7 +932,7 @@ def _train_text(args: argparse.Namespace, out: Path, existing: list[str]) -> int
                "seconds_per_step": round(seconds / done, 4) if done else None}
     io.atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2)),
                     mode="w")
-    _plot_text_curves(learner, out / "loss_curve.png")
+    plot_step_curves(learner.recorder, learner.evaluations, out / "loss_curve.png")
     pace = f", {seconds / done * 1000:.0f} ms a step" if done else ""
     print(f"valid loss {final['loss']:.4f} (all {len(data.valid):,} validation characters)  "
           f"({seconds:.1f} s training{pace})")
@@ -943,36 +944,6 @@ def _train_text(args: argparse.Namespace, out: Path, existing: list[str]) -> int
     print(f"wrote {out}/checkpoint.safetensors, model.safetensors, metrics.json, "
           f"loss_curve.png\nmore text: chainrule sample {shlex.quote(str(checkpoint))}")
     return 0
-
-
-def _plot_text_curves(learner: Learner, path: Path) -> Path:
-    """Training loss per step (raw and smoothed) with the validation loss of each evaluation,
-    and the learning rate each step used (warm-up, then the cosine)."""
-    from chainrule.train.plots import _pyplot, _save
-
-    plt = _pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps, losses = learner.recorder.steps, learner.recorder.losses
-    left.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="train (batch)")
-    if losses:
-        smooth, values = 0.0, []
-        for i, loss in enumerate(losses):
-            smooth = 0.98 * smooth + 0.02 * loss
-            values.append(smooth / (1 - 0.98 ** (i + 1)))
-        left.plot(steps, values, color="tab:blue", label="train (smoothed)")
-    rows = [row for row in learner.evaluations if "valid_loss" in row]
-    if rows:
-        left.plot([row["step"] for row in rows], [row["valid_loss"] for row in rows], "o-",
-                  color="tab:orange", label="validation")
-    left.set_xlabel("optimizer step")
-    left.set_ylabel("loss (nats per character)")
-    left.legend()
-    left.set_title("loss")
-    right.plot(steps, learner.recorder.lrs, color="tab:green")
-    right.set_xlabel("optimizer step")
-    right.set_title("learning rate")
-    figure.tight_layout()
-    return _save(figure, path)
 
 
 def _default_prompt(vocab: CharVocab) -> str:

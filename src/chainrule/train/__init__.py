@@ -29,6 +29,7 @@ from chainrule.train.plots import (
     plot_layer_stats,
     plot_loss_curves,
     plot_lr_find,
+    plot_step_curves,
 )
 
 __all__ = [
@@ -37,5 +38,5 @@ __all__ = [
     "IncompatibleDataError", "LayerStats", "Learner", "ProgressBar", "Recorder",
     "SchedulerCallback", "TrainingDiverged", "accuracy", "check_fits", "dead_fraction",
     "default_metrics", "plot_layer_histograms", "plot_layer_stats", "plot_loss_curves",
-    "plot_lr_find", "suggest_lr"
+    "plot_lr_find", "plot_step_curves", "suggest_lr"
 ]

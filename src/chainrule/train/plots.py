@@ -30,19 +30,47 @@ def _save(figure: Any, path: str | os.PathLike) -> Path:
         plt.close(figure)
 
 
-def plot_loss_curves(recorder: Any, history: Sequence[dict[str, Any]],
-                     path: str | os.PathLike) -> Path:
-    """Training loss per step (raw and smoothed) with validation loss and metrics per epoch."""
-    plt = _pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+def _training_losses(axes: Any, recorder: Any) -> None:
+    """The training loss of every step, raw and smoothed (debiased, as Adam's moments)."""
     steps, losses = recorder.steps, recorder.losses
-    left.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="train (batch)")
+    axes.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="train (batch)")
     if losses:
         smooth, values = 0.0, []
         for i, loss in enumerate(losses):
             smooth = 0.98 * smooth + 0.02 * loss
             values.append(smooth / (1 - 0.98 ** (i + 1)))
-        left.plot(steps, values, color="tab:blue", label="train (smoothed)")
+        axes.plot(steps, values, color="tab:blue", label="train (smoothed)")
+
+
+def plot_step_curves(recorder: Any, evaluations: Sequence[dict[str, Any]],
+                     path: str | os.PathLike) -> Path:
+    """A run by steps: training loss per step (raw and smoothed) with the validation loss of
+    each evaluation, and the learning rate each step used."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _training_losses(left, recorder)
+    rows = [row for row in evaluations if "valid_loss" in row]
+    if rows:
+        left.plot([row["step"] for row in rows], [row["valid_loss"] for row in rows], "o-",
+                  color="tab:orange", label="validation")
+    left.set_xlabel("optimizer step")
+    left.set_ylabel("loss (nats per token)")
+    left.legend()
+    left.set_title("loss")
+    right.plot(recorder.steps, recorder.lrs, color="tab:green")
+    right.set_xlabel("optimizer step")
+    right.set_title("learning rate")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_loss_curves(recorder: Any, history: Sequence[dict[str, Any]],
+                     path: str | os.PathLike) -> Path:
+    """Training loss per step (raw and smoothed) with validation loss and metrics per epoch."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = recorder.steps
+    _training_losses(left, recorder)
     if history and steps:
         per_epoch = max(len(steps) // max(len(history), 1), 1)
         ends = [steps[min((i + 1) * per_epoch, len(steps)) - 1] for i in range(len(history))]
