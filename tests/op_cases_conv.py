@@ -195,7 +195,11 @@ def build_interpolate(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]
     else:
         out = tuple(draw(st.integers(1, 7)) for _ in range(dims))
     align = mode in ("linear", "bilinear", "bicubic", "trilinear") and draw(st.booleans())
-    antialias = mode in ("bilinear", "bicubic") and draw(st.booleans())
+    # torch 2.13's antialiased resize gives every row the same value when the output is one
+    # pixel wide ((1, 1, 2, 2) to (3, 1) bicubic): resizing the height first and then the
+    # width, in torch, gives the rows chainrule gives. So antialias is drawn only for outputs
+    # wider than one pixel.
+    antialias = (mode in ("bilinear", "bicubic") and draw(st.booleans()) and out[-1] > 1)
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *sizes)
     return [normal(rng, shape)], {"dims": dims, "size": out, "scales": scales, "mode": mode,
                                   "align_corners": align, "antialias": antialias}
