@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from chainrule import validate
 from chainrule.engine.backend import get_default_dtype
-from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
 from chainrule.ops import loss as ops_loss
 
@@ -41,19 +41,9 @@ class _WeightedLoss(_Loss):
 
 def _weight_array(owner: str, name: str, value: Any) -> Any:
     """A weight argument as the array its buffer keeps (integers at the default dtype)."""
-    if value is None:
+    array = ops_loss.weight_data(owner, name, value)
+    if array is None:
         return None
-    if isinstance(value, Tensor):
-        if value.requires_grad:
-            raise ValueError(f"{owner}: {name} takes no gradient (as in PyTorch); pass "
-                             f"{name}.detach()")
-        value = value.data
-    if isinstance(value, str):
-        raise TypeError(f"{owner}: {name} must be a tensor or None, got {value!r}; pass "
-                        "reduction= and the other options by keyword")
-    array = _as_data(value, where=f"{owner} {name}")
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{owner}: {name} must hold numbers, got {array.dtype}")
     return array.copy() if array.dtype.kind == "f" else array.astype(get_default_dtype())
 
 

@@ -213,23 +213,30 @@ def _upstream(grad: np.ndarray, scale: float) -> Any:
     return float(grad) * scale if grad.ndim == 0 else grad * scale
 
 
-def _constant(op: str, name: str, value: Any, dtype: np.dtype) -> np.ndarray | None:
-    """A weight argument as an array of ``dtype``; one that wants a gradient is refused,
-    since none would reach it (PyTorch refuses it too)."""
+def weight_data(owner: str, name: str, value: Any) -> np.ndarray | None:
+    """A weight argument (class weights, pos_weight) as a checked array of numbers; one that
+    wants a gradient is refused, since none would reach it (PyTorch refuses it too)."""
     if value is None:
         return None
     if isinstance(value, Tensor):
         if value.requires_grad:
-            raise ValueError(f"{op}: {name} takes no gradient (as in PyTorch); pass "
+            raise ValueError(f"{owner}: {name} takes no gradient (as in PyTorch); pass "
                              f"{name}.detach()")
         value = value.data
     if isinstance(value, str):
-        raise TypeError(f"{op}: {name} must be a tensor or None, got {value!r}; reduction and "
-                        "the other options come after it (PyTorch's order), best by keyword")
-    array = _as_data(value, where=f"{op} {name}")
+        raise TypeError(f"{owner}: {name} must be a tensor or None, got {value!r}; reduction "
+                        "and the other options come after it (PyTorch's order), best by "
+                        "keyword")
+    array = _as_data(value, where=f"{owner} {name}")
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"{op}: {name} must hold numbers, got {array.dtype}")
-    return array.astype(dtype, copy=False)
+        raise TypeError(f"{owner}: {name} must hold numbers, got {array.dtype}")
+    return array
+
+
+def _constant(op: str, name: str, value: Any, dtype: np.dtype) -> np.ndarray | None:
+    """A weight argument as an array of ``dtype`` (see weight_data)."""
+    array = weight_data(op, name, value)
+    return None if array is None else array.astype(dtype, copy=False)
 
 
 def _broadcasts_to(op: str, name: str, value: np.ndarray | None,
