@@ -38,21 +38,7 @@ def pair(value: int | Pair, name: str, op: str, minimum: int) -> Pair:
 
 def _checked_pair(value: Any, name: str, op: str, minimum: int) -> Pair:
     """pair's slow path: NumPy ints and lists pass; anything else is explained."""
-    wanted = f"{op}: {name} must be an int or a pair of ints"
-    if is_int(value):
-        parts = (value, value)
-    elif isinstance(value, (tuple, list, np.ndarray)):
-        parts = tuple(value)
-        if len(parts) != 2:
-            raise ValueError(f"{wanted}, got {value!r} ({len(parts)} values)")
-    else:
-        raise TypeError(f"{wanted}, got {value!r} ({type(value).__name__})")
-    for part in parts:
-        if not is_int(part):
-            raise TypeError(f"{wanted}, got {value!r} (a {type(part).__name__} in it)")
-    if parts[0] < minimum or parts[1] < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(parts[0]), int(parts[1])
+    return ntuple(value, 2, name, op, minimum, "a pair of ints")  # type: ignore[return-value]
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -297,9 +283,11 @@ def avg_pool2d(input: Any, kernel_size: int | Pair = 2,
 # time. A transposed convolution is the input gradient of a convolution, so its forward is
 # col2im and its backward the convolution's forward and weight gradient.
 
-def ntuple(value: Any, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
-    """``value`` (an int or n ints) as an n-tuple of ints, each >= ``minimum``."""
-    wanted = f"{op}: {name} must be an int or a tuple of {n} ints"
+def ntuple(value: Any, n: int, name: str, op: str, minimum: int,
+           kind: str | None = None) -> tuple[int, ...]:
+    """``value`` (an int or n ints) as an n-tuple of ints, each >= ``minimum``; ``kind``
+    names the n ints in errors (``a tuple of n ints`` by default)."""
+    wanted = f"{op}: {name} must be an int or {kind or f'a tuple of {n} ints'}"
     if is_int(value):
         parts = (value,) * n
     elif isinstance(value, (tuple, list, np.ndarray)):
@@ -308,11 +296,11 @@ def ntuple(value: Any, n: int, name: str, op: str, minimum: int) -> tuple[int, .
             raise ValueError(f"{wanted}, got {value!r} ({len(parts)} values)")
     else:
         raise TypeError(f"{wanted}, got {value!r} ({type(value).__name__})")
-    for part in parts:
+    for part in parts:  # every part's kind first, then the sizes
         if not is_int(part):
             raise TypeError(f"{wanted}, got {value!r} (a {type(part).__name__} in it)")
-        if part < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    if any(part < minimum for part in parts):
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     return tuple(int(p) for p in parts)
 
 
