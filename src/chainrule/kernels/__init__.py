@@ -37,6 +37,7 @@ from chainrule.kernels.conv import (
     spread_over_windows,
     spread_over_windows_reference,
     tap,
+    tap_nd,
     window_max,
     window_max_reference,
     window_mean,
@@ -99,7 +100,7 @@ KERNELS = (
 #: themselves), and the thread and process settings.
 HELPERS = (
     "blas_spin", "blas_threads", "block_rows", "image_bytes", "images", "keep_freed_memory",
-    "num_threads", "positions", "tap", "tune_process", "winners",
+    "num_threads", "positions", "tap", "tap_nd", "tune_process", "winners",
 )
 
 __all__ = [
@@ -116,6 +117,6 @@ __all__ = [
     "precise_column_sums", "precise_column_sums_reference", "route_to_winners",
     "route_to_winners_reference", "row_sums", "row_sums_reference", "signed_window_max",
     "signed_window_max_reference", "spread_over_windows", "spread_over_windows_reference",
-    "tap", "tune_process", "window_max", "window_max_reference", "window_mean",
+    "tap", "tap_nd", "tune_process", "window_max", "window_max_reference", "window_mean",
     "window_mean_reference", "windows", "windows_reference", "winners",
 ]

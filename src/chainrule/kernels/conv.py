@@ -11,6 +11,7 @@ images split over threads (``kernels.threads``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,6 +29,13 @@ def tap(x: np.ndarray, i: int, j: int, stride: Pair, dilation: Pair, out: Pair) 
     top, left = i * dilation[0], j * dilation[1]
     return x[:, top:top + stride[0] * (out[0] - 1) + 1:stride[0],
              left:left + stride[1] * (out[1] - 1) + 1:stride[1]]
+
+
+def tap_nd(x: np.ndarray, position: tuple[int, ...], stride: tuple[int, ...],
+           dilation: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
+    """``tap`` for any number of spatial dims: the (N, *out, C) slice one position reads."""
+    return x[(slice(None), *(slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in
+                             zip(position, dilation, stride, out)))]
 
 
 def positions(kernel: Pair) -> list[tuple[int, int]]:
@@ -127,17 +135,19 @@ def im2col_reference(views: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
-                    kernel: Pair, stride: Pair, dilation: Pair, out: Pair, groups: int
+                    kernel: tuple[int, ...], stride: tuple[int, ...],
+                    dilation: tuple[int, ...], out: tuple[int, ...], groups: int
                     ) -> np.ndarray:
-    """col2im(grad_rows @ w_rows) per group: the gradient of the padded channels-last input.
+    """col2im(grad_rows @ w_rows) per group: the gradient of the padded channels-last input,
+    for any number of spatial dims (conv2d's and the N-d convolutions').
 
-    ``grad_rows`` is (pixels, O) and ``w_rows`` (O, kh*kw*C_g) in im2col's (i, j, c) column
-    order. One product per kernel position, added where that position read: each product
-    lands in one contiguous buffer, where the whole (pixels, kh*kw*C_g) matrix would be read
-    back with a stride.
+    ``grad_rows`` is (pixels, O) and ``w_rows`` (O, k...*C_g) in im2col's (kernel..., c)
+    column order. One product per kernel position, added where that position read: each
+    product lands in one contiguous buffer, where the whole (pixels, k...*C_g) matrix would be
+    read back with a stride.
     """
     out_channels = w_rows.shape[0]
-    group_out, group_in = out_channels // groups, padded_shape[3] // groups
+    group_out, group_in = out_channels // groups, padded_shape[-1] // groups
     padded = np.zeros(padded_shape, grad_rows.dtype)
     part = np.empty((len(grad_rows), group_in), grad_rows.dtype)
     image_part = part.reshape(padded_shape[0], *out, group_in)
@@ -145,26 +155,28 @@ def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tup
         g_rows = grad_rows[:, g * group_out:(g + 1) * group_out]
         w2 = w_rows[g * group_out:(g + 1) * group_out]
         target = padded[..., g * group_in:(g + 1) * group_in]
-        for k, (i, j) in enumerate(positions(kernel)):
+        for k, position in enumerate(itertools.product(*map(range, kernel))):
             np.matmul(g_rows, w2[:, k * group_in:(k + 1) * group_in], out=part)
-            tap(target, i, j, stride, dilation, out)[...] += image_part
+            tap_nd(target, position, stride, dilation, out)[...] += image_part
     return padded
 
 
 def conv_input_grad_reference(grad_rows: np.ndarray, w_rows: np.ndarray,
-                              padded_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-                              dilation: Pair, out: Pair, groups: int) -> np.ndarray:
+                              padded_shape: tuple[int, ...], kernel: tuple[int, ...],
+                              stride: tuple[int, ...], dilation: tuple[int, ...],
+                              out: tuple[int, ...], groups: int) -> np.ndarray:
     """col2im(grad_rows @ w_rows) per group, the column matrix made whole."""
     out_channels = w_rows.shape[0]
-    group_out, group_in = out_channels // groups, padded_shape[3] // groups
+    group_out, group_in = out_channels // groups, padded_shape[-1] // groups
     padded = np.zeros(padded_shape, grad_rows.dtype)
     for g in range(groups):
         cols = (grad_rows[:, g * group_out:(g + 1) * group_out]
                 @ w_rows[g * group_out:(g + 1) * group_out])
-        cols = cols.reshape(padded_shape[0], *out, kernel[0], kernel[1], group_in)
+        cols = cols.reshape(padded_shape[0], *out, *kernel, group_in)
         target = padded[..., g * group_in:(g + 1) * group_in]
-        for i, j in positions(kernel):
-            tap(target, i, j, stride, dilation, out)[...] += cols[:, :, :, i, j]
+        spatial = (slice(None),) * (1 + len(out))
+        for position in itertools.product(*map(range, kernel)):
+            tap_nd(target, position, stride, dilation, out)[...] += cols[(*spatial, *position)]
     return padded
 
 

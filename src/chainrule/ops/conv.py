@@ -9,7 +9,6 @@ kernels in chainrule.kernels.conv.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -324,13 +323,6 @@ def _windows_nd(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
                       writeable=False)
 
 
-def _tap_nd(x: np.ndarray, position: tuple[int, ...], stride: tuple[int, ...],
-            dilation: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
-    """The (N, *out, C) slice of channels-last x that one kernel position reads."""
-    return x[(slice(None), *(slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in
-                             zip(position, dilation, stride, out)))]
-
-
 def _im2col_nd(padded: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
                dilation: tuple[int, ...], out: tuple[int, ...], groups: int) -> list[np.ndarray]:
     """Per group, the receptive fields as rows (one per output pixel) in (kernel..., c) order."""
@@ -355,25 +347,6 @@ def _times_weights(rows: list[np.ndarray], w_rows: np.ndarray) -> np.ndarray:
         np.matmul(block, w_rows[g * group_out:(g + 1) * group_out].T,
                   out=out[:, g * group_out:(g + 1) * group_out])
     return out
-
-
-def _col2im_nd(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
-               kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-               out: tuple[int, ...], groups: int) -> np.ndarray:
-    """col2im(grad_rows @ W) per group, one kernel position at a time: the adjoint of
-    ``_im2col_nd`` followed by the product, as a padded channels-last array."""
-    group_out, group_in = w_rows.shape[0] // groups, padded_shape[-1] // groups
-    padded = np.zeros(padded_shape, grad_rows.dtype)
-    part = np.empty((len(grad_rows), group_in), grad_rows.dtype)
-    image_part = part.reshape(padded_shape[0], *out, group_in)
-    for g in range(groups):
-        g_rows = grad_rows[:, g * group_out:(g + 1) * group_out]
-        w2 = w_rows[g * group_out:(g + 1) * group_out]
-        target = padded[..., g * group_in:(g + 1) * group_in]
-        for k, position in enumerate(itertools.product(*map(range, kernel))):
-            np.matmul(g_rows, w2[:, k * group_in:(k + 1) * group_in], out=part)
-            _tap_nd(target, position, stride, dilation, out)[...] += image_part
-    return padded
 
 
 def _weight_grad(grad_rows: np.ndarray, rows: list[np.ndarray], kernel: tuple[int, ...]
@@ -460,8 +433,9 @@ class ConvNdOp(Function):
         if need_w:
             grad_w = _weight_grad(grad_rows, ctx.rows, ctx.kernel)
         if need_x:
-            padded = _col2im_nd(grad_rows, ctx.w_rows, ctx.padded_shape, ctx.kernel, ctx.stride,
-                                ctx.dilation, ctx.out, ctx.groups)
+            padded = kernels.conv_input_grad(grad_rows, ctx.w_rows, ctx.padded_shape,
+                                             ctx.kernel, ctx.stride, ctx.dilation, ctx.out,
+                                             ctx.groups)
             inner = tuple(slice(p, p + n) for p, n in zip(ctx.padding, ctx.in_shape[2:]))
             grad_x = np.moveaxis(padded[(slice(None), *inner)], -1, 1)
         if need_b:
@@ -502,8 +476,8 @@ class ConvTransposeNdOp(Function):
         out_channels = weight.shape[1] * groups
         x_rows = np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(-1, x.shape[1])
         w_rows = np.moveaxis(weight, 1, -1).reshape(weight.shape[0], -1)
-        padded = _col2im_nd(x_rows, w_rows, (x.shape[0], *full, out_channels), kernel, stride,
-                            dilation, x.shape[2:], groups)
+        padded = kernels.conv_input_grad(x_rows, w_rows, (x.shape[0], *full, out_channels),
+                                         kernel, stride, dilation, x.shape[2:], groups)
         out = padded[(slice(None), *(slice(p, p + n) for p, n in zip(padding, size)))]
         if bias is not None:
             out = out + bias
