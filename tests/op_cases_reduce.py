@@ -144,8 +144,10 @@ CASES: list[Case] = [
     Case("cummin", "no ties", scan(distinct), lambda a, axis: torch.cummin(a, axis).values),
     Case("logcumsumexp", "any axis", scan(lambda r, s: normal(r, s) * 3),
          lambda a, axis: torch.logcumsumexp(a, axis)),
+    # Outputs near 150: a 1e-6 step's difference quotient carries ~1e-7 of rounding, as much
+    # as the smallest slopes here (e^-15); a 1e-4 step is still exact for this smooth op.
     Case("logcumsumexp", "large values", scan(lambda r, s: normal(r, s) * 30 + 100),
-         lambda a, axis: torch.logcumsumexp(a, axis)),
+         lambda a, axis: torch.logcumsumexp(a, axis), fd_eps=1e-4),
     Case("prod", "one axis or all, zeros, dtype", build_prod, torch_prod),
     # float32 output: its rounding swamps small steps; both are linear, so any step is exact.
     Case("sum", "dtype=float32", build_in_dtype, in_dtype(torch.sum), fd_eps=2.0,
