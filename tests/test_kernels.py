@@ -16,15 +16,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import chainrule as cr
 from chainrule import kernels, nn
-from chainrule.kernels import blas, conv, norm, process, reduce, threads, update
+from chainrule.kernels import (
+    activation,
+    blas,
+    conv,
+    jit,
+    layernorm,
+    mkl,
+    norm,
+    process,
+    recurrent,
+    reduce,
+    threads,
+    update,
+)
 from chainrule.nn import functional as F
 
-MODULES = (blas, conv, norm, process, reduce, threads, update)
+MODULES = (activation, blas, conv, layernorm, norm, process, recurrent, reduce, threads,
+           update)
+NUMBA = pytest.mark.skipif(jit.backend() != "numba", reason="numba is not installed or chosen")
 RNG = np.random.default_rng(0)
 
 
@@ -40,11 +58,17 @@ def split(request, monkeypatch) -> str:
     return request.param
 
 
-def compare(name: str, *args, exact: bool = False, rtol: float = 1e-12, atol: float = 0.0):
-    """Run kernel ``name`` and its reference on copies of ``args``; check the results agree.
-    Returns the kernel's result."""
-    fast = getattr(kernels, name)(*_copies(args))
-    plain = getattr(kernels, f"{name}_reference")(*_copies(args))
+def compare(name: str, *args, exact: bool = False, rtol: float = 1e-12, atol: float = 0.0,
+            in_place: bool = False):
+    """Run kernel ``name`` and its reference on copies of ``args``; check the results agree
+    (with ``in_place``, every array argument as the two calls left it). Returns the
+    kernel's result (its arguments, in place)."""
+    fast_args, plain_args = _copies(args), _copies(args)
+    fast = getattr(kernels, name)(*fast_args)
+    plain = getattr(kernels, f"{name}_reference")(*plain_args)
+    if in_place:
+        assert fast is None and plain is None, name
+        fast, plain = fast_args, plain_args
     _agree(fast, plain, exact, rtol, atol, name)
     return fast
 
@@ -59,8 +83,8 @@ def _agree(fast, plain, exact: bool, rtol: float, atol: float, name: str) -> Non
         for f, p in zip(fast, plain):
             _agree(f, p, exact, rtol, atol, name)
         return
-    if fast is None or plain is None:
-        assert fast is None and plain is None, name
+    if fast is None or plain is None or isinstance(fast, str):
+        assert fast == plain if isinstance(fast, str) else plain is None, name
         return
     fast, plain = np.asarray(fast), np.asarray(plain)
     assert fast.shape == plain.shape and fast.dtype == plain.dtype, (name, fast.shape,
@@ -444,6 +468,252 @@ def test_the_ops_run_on_the_references_alone(monkeypatch, fused) -> None:
                                                                         "route_to_winners"}
     assert pooling | {"im2col", "conv_input_grad", "matmul", "row_sums", "blocked_update",
                       "window_mean", "spread_over_windows"} <= called, called
+
+
+# ---------------------------------------------------------------------- compiled (numba)
+# Compiled loops sum and round in their own order (float64 inside where the docstring says):
+# agreement within a few float32 ulps, or float64 rounding.
+FLOAT_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+FLOAT_ATOL = {np.float32: 1e-6, np.float64: 1e-14}
+
+
+@st.composite
+def _float_arrays(draw, dtypes=(np.float32, np.float64), max_dims=3):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=7))
+    dtype = draw(st.sampled_from(dtypes))
+    scale = draw(st.sampled_from([0.1, 1.0, 6.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    array = (rng.standard_normal(shape) * scale).astype(dtype)
+    if array.ndim >= 2 and draw(st.booleans()):  # a transposed, non-contiguous view
+        array = np.ascontiguousarray(np.swapaxes(array, 0, -1)).swapaxes(0, -1)
+    return array
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_float_arrays(), approximate=st.sampled_from(["tanh", "none"]))
+def test_gelu_forward_and_backward(a, approximate) -> None:
+    dtype = a.dtype.type
+    grad = np.random.default_rng(1).standard_normal(a.shape).astype(a.dtype)
+    tol = {"rtol": FLOAT_RTOL[dtype], "atol": FLOAT_ATOL[dtype]}
+    out = compare("gelu", a, approximate, **tol)
+    assert out.shape == a.shape and out.dtype == a.dtype
+    compare("gelu_grad", a, grad, approximate, **tol)
+
+
+def test_gelu_of_other_dtypes_goes_to_the_reference() -> None:
+    a = np.linspace(-3, 3, 11, dtype=np.float16)
+    np.testing.assert_array_equal(kernels.gelu(a, "tanh"), kernels.gelu_reference(a, "tanh"))
+
+
+def _gates(rng, gates, steps, batch, hidden, dtype):
+    """Gate-major pre-activations and step-major rows, as ops/recurrent.py keeps them."""
+    acts = rng.standard_normal((gates, steps, batch, hidden)).astype(dtype)
+    rows = rng.standard_normal((batch, gates * hidden)).astype(dtype)
+    return acts, rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 6), hidden=st.integers(1, 9), steps=st.integers(1, 3),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_recurrent_steps(batch, hidden, steps, dtype, seed) -> None:
+    rng = np.random.default_rng(seed)
+    tol = {"rtol": FLOAT_RTOL[dtype], "atol": FLOAT_ATOL[dtype]}
+    t = steps - 1  # a step's views into the (gates, T, B, H) array, as the ops pass them
+
+    def state():
+        return rng.standard_normal((batch, hidden)).astype(dtype)
+
+    acts, gh = _gates(rng, 3, steps, batch, hidden, dtype)
+    b_hn = rng.standard_normal(hidden).astype(dtype)
+    compare("gru_step", acts[:, t], gh, b_hn, state(), state(), state(), in_place=True, **tol)
+    d_gi, d_gh = (np.empty((batch, 3 * hidden), dtype) for _ in range(2))
+    gates = 0.5 * (1 + np.tanh(acts[:, t]))  # r, z in (0, 1) as forward leaves them
+    compare("gru_step_grad", state(), state(), state(), gates, state(), state(), d_gi, d_gh,
+            in_place=True, **tol)
+    acts, gh = _gates(rng, 4, steps, batch, hidden, dtype)
+    compare("lstm_step", acts[:, t], gh, state(), state(), state(), state(), in_place=True,
+            **tol)
+    d = np.empty((batch, 4 * hidden), dtype)
+    gates = 0.5 * (1 + np.tanh(acts[:, t]))
+    compare("lstm_step_grad", state(), state(), state(), state(), gates, np.tanh(state()),
+            state(), d, in_place=True, **tol)
+
+
+def test_recurrent_steps_take_broadcast_and_strided_inputs() -> None:
+    """The loops see flat contiguous copies of inputs that are not; outputs that are not
+    contiguous send the call to the reference."""
+    rng = np.random.default_rng(3)
+    batch, hidden = 4, 5
+    gates = 0.5 * (1 + np.tanh(rng.standard_normal((3, batch, hidden))))
+    grad = np.broadcast_to(np.float64(1.0), (batch, hidden))
+    h_prev = rng.standard_normal((hidden, batch)).T
+    args = (grad, np.zeros((batch, hidden)), rng.standard_normal((batch, hidden)), gates,
+            h_prev, rng.standard_normal((batch, hidden)), np.empty((batch, 3 * hidden)),
+            np.empty((batch, 3 * hidden)))
+    compare("gru_step_grad", *args, in_place=True, rtol=1e-13, atol=1e-14)
+    strided_out = np.empty((batch, 6 * hidden))[:, ::2]
+    compare("gru_step_grad", *args[:6], strided_out, args[7], in_place=True, rtol=1e-13,
+            atol=1e-14)
+
+
+@NUMBA
+def test_the_compiled_path_really_runs_and_use_switches_it(monkeypatch) -> None:
+    """With numba the kernels call their loops; kernels.use('numpy') sends every call to the
+    reference; both give the same numbers through an op."""
+    a = cr.tensor(RNG.standard_normal((3, 4)), requires_grad=True)
+    called = []
+    loops = kernels.gelu.loops
+    monkeypatch.setattr(loops, "_compiled", None)
+    original = loops._compile
+    monkeypatch.setattr(loops, "_compile", lambda: called.append(1) or original())
+    fast = F.gelu(a, approximate="tanh")
+    fast.sum().backward()
+    assert called, "the compiled loops did not run"
+    fast_grad, a.grad = a.grad.copy(), None
+    try:
+        kernels.use("numpy")
+        assert kernels.backend() == "numpy"
+        called.clear()
+        monkeypatch.setattr(loops, "_compiled", None)
+        plain = F.gelu(a, approximate="tanh")
+        plain.sum().backward()
+        assert not called
+    finally:
+        kernels.use("numba")
+    np.testing.assert_allclose(fast.data, plain.data, rtol=1e-13)
+    np.testing.assert_allclose(fast_grad, a.grad, rtol=1e-13)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        kernels.use("cuda")
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=300, check=False)
+
+
+def test_without_numba_the_references_run_after_one_notice() -> None:
+    """numba missing (its import fails): one RuntimeWarning naming the fix, same numbers."""
+    code = """
+import sys, warnings
+sys.modules["numba"] = None  # makes `import numba` raise ImportError
+import numpy as np
+from chainrule import kernels
+a = np.linspace(-3, 3, 7)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first = kernels.gelu(a, "tanh")
+    again = kernels.gelu_grad(a, a, "tanh")
+notices = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+assert len(notices) == 1, notices
+assert "pip install numba" in notices[0] and "CHAINRULE_KERNELS=numpy" in notices[0]
+assert kernels.backend() == "numpy"
+np.testing.assert_array_equal(first, kernels.gelu_reference(a, "tanh"))
+print("ok")
+"""
+    result = _run(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_environment_chooses_the_references_and_a_bad_value_warns() -> None:
+    code = "from chainrule import kernels; print(kernels.backend())"
+    chosen = _run(code, CHAINRULE_KERNELS="numpy")
+    assert chosen.returncode == 0 and chosen.stdout.strip() == "numpy", chosen.stderr
+    assert "RuntimeWarning" not in chosen.stderr
+    bad = _run(code, CHAINRULE_KERNELS="fortran")
+    assert bad.returncode == 0 and "CHAINRULE_KERNELS='fortran' is not one of" in bad.stderr
+
+
+@NUMBA
+def test_loops_numba_cannot_compile_fall_back_to_the_reference_with_a_notice() -> None:
+    @jit.loops
+    def _bad_loops(a, out):
+        out[0] = {"a dict": a}  # numba cannot type this
+
+    def thing_reference(a: np.ndarray) -> np.ndarray:
+        return a * 2
+
+    @jit.kernel(_bad_loops, thing_reference)
+    def thing(a: np.ndarray) -> np.ndarray:
+        out = np.empty_like(a)
+        _bad_loops(a, out)
+        return out
+
+    a = np.arange(4.0)
+    with pytest.warns(RuntimeWarning, match="numba failed on _bad_loops"):
+        np.testing.assert_array_equal(thing(a), a * 2)
+    np.testing.assert_array_equal(thing(a), a * 2)  # no second notice: off for good
+    assert inspect.signature(thing) == inspect.signature(thing_reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_and_adam_against_their_references(dtype) -> None:
+    """The seam's own check; tests/test_compiled_norm_update.py fuzzes them further."""
+    rng = np.random.default_rng(7)
+    tol = {"rtol": FLOAT_RTOL[dtype] * 10, "atol": FLOAT_ATOL[dtype] * 10}
+    x, g = (rng.standard_normal((5, 3, 8)).astype(dtype) for _ in range(2))
+    w, b = (rng.standard_normal(8).astype(dtype) for _ in range(2))
+    out, xhat, inv_std = compare("layer_norm", x, w, b, 1e-5, **tol)
+    compare("layer_norm_grad", g, xhat, inv_std, w, True, True, True, **tol)
+    compare("layer_norm_grad", g, xhat, inv_std, None, True, False, True, **tol)
+    p, grad, m = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
+    v = rng.random(1000).astype(dtype)
+    compare("adam_update", p, grad, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, 3, exact=True,
+            in_place=True)
+
+
+# ---------------------------------------------------------------------- MKL products
+MKL = pytest.mark.skipif(not mkl.available(), reason="the mkl wheel is not installed")
+
+
+def _layouts(rng, shape, dtype):
+    """The same matrix (or stack) as a C array, a transposed view, and a strided slice."""
+    base = rng.standard_normal(shape).astype(dtype)
+    transposed = np.ascontiguousarray(np.swapaxes(base, -1, -2)).swapaxes(-1, -2)
+    wide = np.zeros((*shape[:-1], 2 * shape[-1]), dtype)
+    wide[..., ::2] = base
+    padded = np.zeros((*shape[:-1], shape[-1] + 3), dtype)
+    padded[..., :shape[-1]] = base
+    return [base, transposed, wide[..., ::2], padded[..., :shape[-1]]]
+
+
+@MKL
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((40, 30), (30, 50)), ((3, 40, 30), (30, 50)),
+                                    ((2, 3, 40, 30), (2, 3, 30, 50)), ((40, 30), (3, 30, 50)),
+                                    ((2, 3, 40, 30), (30, 50)), ((1, 300), (300, 70)),
+                                    ((700, 300), (300, 1))])
+def test_mkl_products_in_every_layout(dtype, shapes) -> None:
+    rng = np.random.default_rng(5)
+    tol = {"rtol": FLOAT_RTOL[dtype] * 10, "atol": FLOAT_ATOL[dtype] * 100}
+    taken = 0
+    for a in _layouts(rng, shapes[0], dtype):
+        for b in _layouts(rng, shapes[1], dtype):
+            out = mkl.matmul(a, b)
+            if out is not None:
+                taken += 1
+                assert out.shape == np.matmul(a, b).shape and out.dtype == dtype
+                np.testing.assert_allclose(out, np.matmul(a, b), **tol)
+            compare("matmul", a, b, **tol)
+    assert taken >= 4, "MKL took too few of the layouts it is meant for"
+
+
+@MKL
+def test_mkl_leaves_what_it_does_not_take_to_numpy() -> None:
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((2, 1, 8, 9)), rng.standard_normal((3, 9, 4))  # broadcasting
+    assert mkl.matmul(a, b) is None
+    assert mkl.matmul(a.astype(np.float32), rng.standard_normal((9, 4))) is None  # mixed
+    assert mkl.matmul(rng.standard_normal((9,)), rng.standard_normal((9, 4))) is None  # 1-D
+    assert mkl.matmul(rng.standard_normal((0, 9)), rng.standard_normal((9, 4))) is None
+    assert mkl.matmul(rng.standard_normal((50, 40))[::-1], rng.standard_normal((40, 30))) is None
+    compare("matmul", a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_chainrule_blas_numpy_turns_mkl_off() -> None:
+    code = "from chainrule.kernels import mkl; print(mkl.available(), mkl.library_path())"
+    result = _run(code, CHAINRULE_BLAS="numpy")
+    assert result.returncode == 0 and result.stdout.split() == ["False", "None"], result.stderr
 
 
 # ---------------------------------------------------------------------- process settings

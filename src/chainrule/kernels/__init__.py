@@ -17,10 +17,22 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - conv: channels-last im2col on strided views, the input gradient one kernel position at a
   time, pooling one kernel position at a time.
 - norm: batch norm's statistics, affine passes and sums; its fusion with max pooling.
-- update: optimizer updates in cache-sized blocks.
+- update: optimizer updates in cache-sized blocks; Adam's in one compiled pass.
 - process: ``tune_process()``, the opt-in process settings (nothing is set on import).
+- activation: GELU's forward and backward, one compiled pass each.
+- recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
+- layernorm: layer norm over the last axis, forward and backward, compiled row passes.
+- mkl: matrix products through MKL where the ``mkl`` wheel is installed.
+- jit: the compiled kernels' machinery: numba on first use, ``use("numpy")`` for the
+  references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs.
 """
 
+from chainrule.kernels.activation import (
+    gelu,
+    gelu_grad,
+    gelu_grad_reference,
+    gelu_reference,
+)
 from chainrule.kernels.blas import blas_threads, matmul, matmul_reference
 from chainrule.kernels.conv import (
     channels_last,
@@ -46,6 +58,13 @@ from chainrule.kernels.conv import (
     windows_reference,
     winners,
 )
+from chainrule.kernels.jit import backend, use
+from chainrule.kernels.layernorm import (
+    layer_norm,
+    layer_norm_grad,
+    layer_norm_grad_reference,
+    layer_norm_reference,
+)
 from chainrule.kernels.norm import (
     batch_norm_input_grad,
     batch_norm_input_grad_reference,
@@ -61,6 +80,16 @@ from chainrule.kernels.norm import (
     signed_window_max_reference,
 )
 from chainrule.kernels.process import blas_spin, keep_freed_memory, tune_process
+from chainrule.kernels.recurrent import (
+    gru_step,
+    gru_step_grad,
+    gru_step_grad_reference,
+    gru_step_reference,
+    lstm_step,
+    lstm_step_grad,
+    lstm_step_grad_reference,
+    lstm_step_reference,
+)
 from chainrule.kernels.reduce import (
     cached_arange,
     cached_arange_reference,
@@ -85,38 +114,51 @@ from chainrule.kernels.threads import (
     over_blocks,
     over_blocks_reference,
 )
-from chainrule.kernels.update import blocked_update, blocked_update_reference
+from chainrule.kernels.update import (
+    adam_update,
+    adam_update_reference,
+    blocked_update,
+    blocked_update_reference,
+)
 
 #: The kernels: each has ``<name>_reference`` beside it, with the same signature.
 KERNELS = (
-    "batch_norm_input_grad", "batch_norm_sums", "blocked_sum", "blocked_update",
-    "cached_arange", "cached_ones", "channels_last", "column_sums", "conv_input_grad",
-    "im2col", "matmul", "max_along", "mean_and_variance", "normalise", "over_batch",
-    "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners", "row_sums",
-    "signed_window_max", "spread_over_windows", "window_max", "window_mean", "windows",
+    "adam_update", "batch_norm_input_grad", "batch_norm_sums", "blocked_sum", "blocked_update",
+    "cached_arange", "cached_ones", "channels_last", "column_sums", "conv_input_grad", "gelu",
+    "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm", "layer_norm_grad",
+    "lstm_step", "lstm_step_grad", "matmul", "max_along", "mean_and_variance", "normalise",
+    "over_batch", "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners",
+    "row_sums", "signed_window_max", "spread_over_windows", "window_max", "window_mean",
+    "windows",
 )
 
 #: Public functions that are not kernels: views and index helpers (their plain form is
 #: themselves), and the thread and process settings.
 HELPERS = (
-    "blas_spin", "blas_threads", "block_rows", "image_bytes", "images", "keep_freed_memory",
-    "num_threads", "positions", "tap", "tap_nd", "tune_process", "winners",
+    "backend", "blas_spin", "blas_threads", "block_rows", "image_bytes", "images",
+    "keep_freed_memory", "num_threads", "positions", "tap", "tap_nd", "tune_process", "use",
+    "winners",
 )
 
 __all__ = [
-    "HELPERS", "KERNELS", "batch_norm_input_grad", "batch_norm_input_grad_reference",
-    "batch_norm_sums", "batch_norm_sums_reference", "blas_spin", "blas_threads", "block_rows",
-    "blocked_sum", "blocked_sum_reference", "blocked_update", "blocked_update_reference",
-    "cached_arange", "cached_arange_reference", "cached_ones", "cached_ones_reference",
-    "channels_last", "channels_last_reference", "column_sums", "column_sums_reference",
-    "conv_input_grad", "conv_input_grad_reference", "im2col", "im2col_reference", "image_bytes",
-    "images", "keep_freed_memory", "matmul", "matmul_reference", "max_along",
-    "max_along_reference", "mean_and_variance", "mean_and_variance_reference", "normalise",
-    "normalise_reference", "num_threads", "over_batch", "over_batch_reference", "over_blocks",
-    "over_blocks_reference", "pooled_input_grad", "pooled_input_grad_reference", "positions",
-    "precise_column_sums", "precise_column_sums_reference", "route_to_winners",
-    "route_to_winners_reference", "row_sums", "row_sums_reference", "signed_window_max",
-    "signed_window_max_reference", "spread_over_windows", "spread_over_windows_reference",
-    "tap", "tap_nd", "tune_process", "window_max", "window_max_reference", "window_mean",
-    "window_mean_reference", "windows", "windows_reference", "winners",
+    "HELPERS", "KERNELS", "adam_update", "adam_update_reference", "backend",
+    "batch_norm_input_grad", "batch_norm_input_grad_reference", "batch_norm_sums",
+    "batch_norm_sums_reference", "blas_spin", "blas_threads", "block_rows", "blocked_sum",
+    "blocked_sum_reference", "blocked_update", "blocked_update_reference", "cached_arange",
+    "cached_arange_reference", "cached_ones", "cached_ones_reference", "channels_last",
+    "channels_last_reference", "column_sums", "column_sums_reference", "conv_input_grad",
+    "conv_input_grad_reference", "gelu", "gelu_grad", "gelu_grad_reference", "gelu_reference",
+    "gru_step", "gru_step_grad", "gru_step_grad_reference", "gru_step_reference", "im2col",
+    "im2col_reference", "image_bytes", "images", "keep_freed_memory", "layer_norm",
+    "layer_norm_grad", "layer_norm_grad_reference", "layer_norm_reference", "lstm_step",
+    "lstm_step_grad", "lstm_step_grad_reference", "lstm_step_reference", "matmul",
+    "matmul_reference", "max_along", "max_along_reference", "mean_and_variance",
+    "mean_and_variance_reference", "normalise", "normalise_reference", "num_threads",
+    "over_batch", "over_batch_reference", "over_blocks", "over_blocks_reference",
+    "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
+    "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
+    "row_sums", "row_sums_reference", "signed_window_max", "signed_window_max_reference",
+    "spread_over_windows", "spread_over_windows_reference", "tap", "tap_nd", "tune_process",
+    "use", "window_max", "window_max_reference", "window_mean", "window_mean_reference",
+    "windows", "windows_reference", "winners",
 ]

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.kernels import mkl
+
 # Products below this many FLOPs run on one BLAS thread.
 SMALL_MATMUL_FLOPS = 1 << 24
 
@@ -38,6 +40,8 @@ def _find_thread_control() -> ThreadControl | None:
         found = ThreadpoolController().select(user_api="blas").lib_controllers
     except Exception:  # no threadpoolctl, or a BLAS it cannot inspect: leave BLAS alone
         return None
+    if len(found) > 1:  # MKL loaded beside NumPy's BLAS: drive NumPy's
+        found = [lib for lib in found if "numpy" in str(getattr(lib, "filepath", ""))]
     if len(found) != 1:
         return None
     lib = found[0]
@@ -67,7 +71,12 @@ def _openblas_c_functions(lib: Any) -> ThreadControl | None:
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b``, on a single BLAS thread when the product is too small to share out."""
+    """``a @ b``: by MKL where it is installed and takes these operands (kernels/mkl.py),
+    else by NumPy, on a single BLAS thread when the product is too small to share out."""
+    if a.dtype.kind == "f":
+        out = mkl.matmul(a, b)
+        if out is not None:
+            return out
     m = a.shape[-2] if a.ndim > 1 else 1
     n = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * m * n * a.shape[-1]

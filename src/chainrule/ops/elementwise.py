@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor, _as_data
@@ -325,10 +326,6 @@ class SiluOp(Function):
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
-_SQRT_HALF = math.sqrt(0.5)
-_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-_TANH_SCALE = math.sqrt(2 / math.pi)
-_TANH_CUBIC = 0.044715
 
 
 def _erf(a: np.ndarray) -> np.ndarray:
@@ -341,52 +338,25 @@ def _erf(a: np.ndarray) -> np.ndarray:
 class GeluOp(Function):
     """a * Phi(a), Phi the standard normal CDF;  d/da = Phi(a) + a phi(a), phi its density
 
-    approximate='none': Phi(a) = (1 + erf(a / sqrt 2)) / 2, with an exact float64 erf
-    (math.erf per element, so slower than the other activations).
+    approximate='none': Phi(a) = (1 + erf(a / sqrt 2)) / 2, with an exact erf.
     approximate='tanh' (PyTorch's): 0.5 a (1 + t), t = tanh(k (a + 0.044715 a^3)),
     k = sqrt(2 / pi);  d/da = 0.5 (1 + t) + 0.5 a (1 - t^2) k (1 + 3 * 0.044715 a^2).
+    Both passes are one kernel each (kernels.gelu, kernels.gelu_grad): backward recomputes
+    t or erf from a rather than keep a second array of the MLP's widest activation.
     """
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, approximate: str = "none") -> np.ndarray:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         if a.dtype.kind != "f":
             a = a.astype(backend.get_default_dtype())
         ctx.a, ctx.approximate = a, approximate
-        if approximate == "none":
-            ctx.cdf = 0.5 * (1 + _erf(a * _SQRT_HALF))
-            return a * ctx.cdf
-        if approximate == "tanh":
-            # k (a + c a^3) as a (k + k c a^2), in one buffer: a GPT's MLP runs this on a
-            # (tokens, 4 n_embd) array every step, and each temporary is a pass over memory.
-            inner = np.multiply(a, a, out=np.empty_like(a))  # an array even for 0-d input
-            inner *= _TANH_CUBIC * _TANH_SCALE
-            inner += _TANH_SCALE
-            inner *= a
-            ctx.t = t = np.tanh(inner, out=inner)
-            out = np.add(t, 1, out=np.empty_like(t))
-            out *= a
-            out *= 0.5
-            return out
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return kernels.gelu(a, approximate)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        a = ctx.a
-        if ctx.approximate == "none":
-            return grad * (ctx.cdf + a * _INV_SQRT_2PI * np.exp(-0.5 * a * a))
-        t = ctx.t
-        # slope = 0.5 (1 + t) + (1 - t^2) a (k/2 + 3 k c/2 a^2), built in two buffers
-        slope = np.multiply(a, a, out=np.empty_like(a))  # arrays even for 0-d input
-        slope *= 1.5 * _TANH_CUBIC * _TANH_SCALE
-        slope += 0.5 * _TANH_SCALE
-        slope *= a
-        rest = np.multiply(t, t, out=np.empty_like(t))
-        np.subtract(1, rest, out=rest)
-        slope *= rest
-        slope += 0.5
-        slope += np.multiply(t, 0.5, out=rest)
-        slope *= grad
-        return slope
+        return kernels.gelu_grad(ctx.a, grad, ctx.approximate)
 
 
 class AbsOp(Function):

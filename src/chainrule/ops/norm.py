@@ -160,7 +160,8 @@ class LayerNormOp(Function):
       d/d bias = grad summed over the leading axes,  d/d weight = (grad * xhat) summed likewise,
       d/dx = (gh - mean(gh) - xhat mean(gh * xhat)) / sqrt(var + eps)
     (means over the normalised axes; weight varies inside a group here, so it cannot be
-    factored out as in batch_norm).
+    factored out as in batch_norm). Over one axis (the last, a GPT's case) both passes are
+    the compiled kernels ``kernels.layer_norm`` and ``kernels.layer_norm_grad``.
     """
 
     name = "layer_norm"
@@ -179,6 +180,10 @@ class LayerNormOp(Function):
         _check_affine("layer_norm", "weight", weight, norm_shape)
         _check_affine("layer_norm", "bias", bias, norm_shape)
         axes = tuple(range(x.ndim - k, x.ndim))
+        ctx.weight, ctx.axes = weight, axes
+        if k == 1:  # the last axis alone (a GPT's case): the compiled row kernels
+            out, ctx.xhat, ctx.inv_std = kernels.layer_norm(x, weight, bias, eps)
+            return out
         mean = x.mean(axis=axes, keepdims=True)
         centered = x - mean
         inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axes, keepdims=True) + eps)
@@ -186,13 +191,16 @@ class LayerNormOp(Function):
         out = xhat if weight is None else xhat * weight
         if bias is not None:
             out = out + bias
-        ctx.xhat, ctx.inv_std, ctx.weight, ctx.axes = xhat, inv_std, weight, axes
+        ctx.xhat, ctx.inv_std = xhat, inv_std
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         xhat, axes = ctx.xhat, ctx.axes
+        if len(axes) == 1:
+            return kernels.layer_norm_grad(grad, xhat, ctx.inv_std, ctx.weight, need_x,
+                                           need_weight, need_bias)
         leading = tuple(range(xhat.ndim - len(axes)))
         grad_x = None
         if need_x:

@@ -14,9 +14,13 @@ step's state is the output's own gradient there plus what flows back from the ne
 the ``da`` of every step stacked as dA (T*B rows), the weight gradients are
 dW_ih = dA_i^T X, dW_hh = dA_h^T H_prev, db = column sums of dA, and dX = dA_i W_ih.
 
-Gates are kept gate-major, (gates, T, B, H): each gate of a step is one contiguous block, so
-every elementwise pass runs over contiguous memory (over (B, gates*H) column slices NumPy
-pays a loop set-up per row, two to three times the work at these sizes).
+The forward pre-activations are kept gate-major, (gates, T, B, H): each gate of a step is one
+contiguous block, so the elementwise passes run over contiguous memory (over (B, gates*H)
+column slices NumPy pays a loop set-up per row). What goes into a product is kept step-major,
+(T, B, gates*H), instead: a step's h W_hh^T is one (B, H) x (H, gates*H) product, its carry
+d gh W_hh one (B, gates*H) x (gates*H, H) product, and each weight gradient one product over
+all steps, where the gate-major layout costs a product per gate (twice the time at these
+sizes). The elementwise passes write into the step-major arrays through (gates, B, H) views.
 """
 
 from __future__ import annotations
@@ -34,15 +38,6 @@ NONLINEARITIES = ("tanh", "relu")
 
 
 # ----------------------------------------------------------------------------- shared pieces
-def _sigmoid_(a: np.ndarray) -> np.ndarray:
-    """a <- 1 / (1 + e^-a), in place, in the tanh form that never overflows."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
-
-
 def _check(op: str, x: np.ndarray, states: Sequence[np.ndarray], w_ih: np.ndarray,
            w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
            gates: int) -> tuple[int, int, int]:
@@ -85,10 +80,10 @@ def _input_projection(x: np.ndarray, w_ih: np.ndarray, b_ih: np.ndarray | None,
     return out.reshape(gates, steps, batch, -1)
 
 
-def _per_gate(w_hh: np.ndarray, gates: int) -> np.ndarray:
-    """W_hh's gates, each transposed: (gates, H, H), so h @ it gives every gate's h W^T."""
-    hidden = w_hh.shape[1]
-    return w_hh.reshape(gates, hidden, hidden).transpose(0, 2, 1)
+def _gates(step: np.ndarray, gates: int) -> np.ndarray:
+    """A step's (B, gates * H) row block as its (gates, B, H) gates (a view)."""
+    batch, width = step.shape
+    return step.reshape(batch, gates, width // gates).transpose(1, 0, 2)
 
 
 def _order(steps: int, reverse: bool) -> range:
@@ -104,50 +99,59 @@ def _start(states: np.ndarray, initial: np.ndarray, t: int, reverse: bool) -> np
     return initial if t == 0 else states[t - 1]
 
 
+def _step_major(d: np.ndarray) -> np.ndarray:
+    """A (gates, T, B, H) gate-major array as (T * B, gates * H) rows (a copy), or a
+    (T, B, gates * H) step-major one as those rows (a view)."""
+    if d.ndim == 3:
+        return d.reshape(-1, d.shape[-1])
+    gates, steps, batch, hidden = d.shape
+    return d.transpose(1, 2, 0, 3).reshape(steps * batch, gates * hidden)
+
+
 def _sums(d: np.ndarray) -> np.ndarray:
     """The bias gradient: each gate's column sums over all steps and rows, (gates * H,)."""
+    if d.ndim == 3:
+        return kernels.column_sums(d.reshape(-1, d.shape[-1]))
     return np.concatenate([kernels.column_sums(d[k].reshape(-1, d.shape[-1]))
                            for k in range(d.shape[0])])
 
 
 def _hidden_weight_gradient(d_hid: np.ndarray, states: np.ndarray, initial: np.ndarray,
                             reverse: bool) -> np.ndarray:
-    """dW_hh = sum over steps of d_hid_t^T h_prev_t, h_prev being the states shifted one
-    step (views, no copy) and the initial state where the run began."""
-    gates, steps, batch, hidden = d_hid.shape
+    """dW_hh = sum over steps of d_hid_t^T h_prev_t, d_hid step-major (T, B, gates * H),
+    h_prev being the states shifted one step (views, no copy) and the initial state where
+    the run began."""
+    steps, batch, width = d_hid.shape
     if reverse:
-        later, earlier, first = d_hid[:, :-1], states[1:], d_hid[:, -1]
+        later, earlier, first = d_hid[:-1], states[1:], d_hid[-1]
     else:
-        later, earlier, first = d_hid[:, 1:], states[:-1], d_hid[:, 0]
-    grad = kernels.matmul(first.transpose(0, 2, 1), initial)
+        later, earlier, first = d_hid[1:], states[:-1], d_hid[0]
+    grad = kernels.matmul(first.T, initial)
     if steps > 1:
         rows = (steps - 1) * batch
-        grad += kernels.matmul(later.reshape(gates, rows, hidden).transpose(0, 2, 1),
-                               earlier.reshape(rows, hidden))
-    return grad.reshape(gates * hidden, hidden)
+        grad += kernels.matmul(later.reshape(rows, width).T, earlier.reshape(rows, -1))
+    return grad
 
 
 def _weight_gradients(ctx: Context, d_in: np.ndarray, d_hid: np.ndarray, states: np.ndarray,
                       first: int) -> list[np.ndarray | None]:
     """(dx, dw_ih, dw_hh, db_ih, db_hh) from the pre-activation gradients of all steps.
 
-    ``d_in`` (gates, T, B, H) is d(loss)/d(x W_ih^T + b_ih), ``d_hid`` that of
-    h W_hh^T + b_hh; ``states`` (T, B, H) every step's output state (``ctx.hx`` the initial
-    one); ``first`` the position of w_ih among the op's inputs (the states come before it).
+    ``d_in`` is d(loss)/d(x W_ih^T + b_ih), gate-major (gates, T, B, H) or step-major
+    (T, B, gates * H); ``d_hid`` that of h W_hh^T + b_hh, step-major; ``states`` (T, B, H)
+    every step's output state (``ctx.hx`` the initial one); ``first`` the position of w_ih
+    among the op's inputs (the states come before it).
     """
     needs = (*ctx.needs_input_grad, False, False)  # the biases may not have been passed
     x, w_ih = ctx.x, ctx.w_ih
-    gates, steps, batch, hidden = d_in.shape
-    rows = steps * batch
-    d_in3 = d_in.reshape(gates, rows, hidden)
     need_x, need_wih, need_whh, need_bih, need_bhh = (needs[0], *needs[first:first + 4])
     dx = dw_ih = dw_hh = db_ih = db_hh = None
-    if need_x:  # sum over gates of dA_k W_ih[k]
-        per_gate = kernels.matmul(d_in3, w_ih.reshape(gates, hidden, -1))
-        dx = (per_gate[0] if gates == 1 else per_gate.sum(0)).reshape(x.shape)
-    if need_wih:
-        dw_ih = kernels.matmul(d_in3.transpose(0, 2, 1), x.reshape(rows, -1))
-        dw_ih = dw_ih.reshape(gates * hidden, -1)
+    if need_x or need_wih:
+        rows = _step_major(d_in)  # (T * B, gates * H)
+        if need_x:
+            dx = kernels.matmul(rows, w_ih).reshape(x.shape)
+        if need_wih:
+            dw_ih = kernels.matmul(rows.T, x.reshape(rows.shape[0], -1))
     if need_whh:
         dw_hh = _hidden_weight_gradient(d_hid, states, ctx.hx, ctx.reverse)
     if need_bih:
@@ -191,10 +195,10 @@ def _rnn_backward(ctx: Context, grad: np.ndarray) -> list[np.ndarray | None]:
     """da_t = (grad_t + carry) * act'(a_t), act' = 1 - h_t^2 (tanh) or [h_t > 0] (relu);
     carry into step t-1 = da_t W_hh; d hx = the carry out of the first step."""
     out, w_hh = ctx.out, ctx.w_hh
-    d_pre = np.empty((1, *out.shape), out.dtype)
+    d_pre = np.empty(out.shape, out.dtype)  # step-major: one gate
     carry = np.zeros_like(ctx.hx)
     for t in _order(out.shape[0], not ctx.reverse):
-        d = d_pre[0, t]
+        d = d_pre[t]
         np.add(grad[t], carry, out=d)
         h_t = out[t]
         if ctx.nonlinearity == "tanh":
@@ -271,27 +275,12 @@ def _gru_forward(ctx: Context, op: str, x: np.ndarray, hx: np.ndarray, w_ih: np.
     acts = _input_projection(x, w_ih, b_ih, 3)
     gh_n = np.empty((steps, batch, hidden), x.dtype)  # kept: dr = dn_pre * gh_n
     out = np.empty((steps, batch, hidden), x.dtype)
-    w_hh_g, h = _per_gate(w_hh, 3), hx
+    b_hn = np.zeros(hidden, x.dtype) if b_hn is None else b_hn
+    w_hh_t, h = w_hh.T, hx
     for t in _order(steps, reverse):
-        gh = kernels.matmul(h, w_hh_g)  # (3, B, H)
-        a = acts[:, t]
-        rz = a[:2]
-        rz += gh[:2]
-        _sigmoid_(rz)
-        r, z, n = a[0], a[1], a[2]
-        hn = gh_n[t]
-        if b_hn is None:
-            hn[...] = gh[2]
-        else:
-            np.add(gh[2], b_hn, out=hn)
-        np.multiply(r, hn, out=gh[0])  # gh_r is spent: reuse its memory
-        n += gh[0]
-        np.tanh(n, out=n)
-        h_t = out[t]
-        np.subtract(h, n, out=h_t)  # (1 - z) n + z h  =  n + z (h - n)
-        h_t *= z
-        h_t += n
-        h = h_t
+        # the step's elementwise work: kernels.gru_step (in kernels/recurrent.py)
+        kernels.gru_step(acts[:, t], kernels.matmul(h, w_hh_t), b_hn, gh_n[t], h, out[t])
+        h = out[t]
     _keep(ctx, x, w_ih, w_hh, reverse)
     ctx.hx, ctx.out, ctx.acts, ctx.gh_n = hx, out, acts, gh_n
     return out
@@ -304,33 +293,15 @@ def _gru_backward(ctx: Context, grad: np.ndarray) -> list[np.ndarray | None]:
     dn_pre r), and carry = dh z + d gh W_hh."""
     out, acts, gh_n, w_hh = ctx.out, ctx.acts, ctx.gh_n, ctx.w_hh
     steps, batch, hidden = out.shape
-    d_gi = np.empty_like(acts)
-    d_gh = np.empty_like(acts)
-    w_hh_g = w_hh.reshape(3, hidden, hidden)
-    carry = np.zeros_like(ctx.hx)
-    scratch = np.empty((2, batch, hidden), out.dtype)
+    d_gi = np.empty((steps, batch, 3 * hidden), out.dtype)  # step-major, for the products
+    d_gh = np.empty_like(d_gi)
+    carry = np.zeros_like(ctx.hx)  # d gh_next W_hh
+    carry_z = np.zeros_like(ctx.hx)  # dh_next z_next, the straight path
     for t in _order(steps, not ctx.reverse):
-        dh = grad[t] + carry
-        a, di, dg = acts[:, t], d_gi[:, t], d_gh[:, t]
-        r, z, n = a[0], a[1], a[2]
-        dr, dz, dn = di[0], di[1], di[2]
-        np.subtract(1, z, out=dn)
-        dn *= dh
-        tmp = scratch[0]
-        np.multiply(n, n, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        dn *= tmp  # dn_pre
-        np.subtract(_start(out, ctx.hx, t, ctx.reverse), n, out=dz)
-        dz *= dh
-        np.multiply(dn, gh_n[t], out=dr)
-        np.subtract(1, a[:2], out=scratch)
-        scratch *= a[:2]
-        di[:2] *= scratch  # dr_pre, dz_pre
-        dg[:2] = di[:2]
-        np.multiply(dn, r, out=dg[2])
-        carry = kernels.matmul(dg, w_hh_g).sum(0)
-        dh *= z
-        carry += dh
+        kernels.gru_step_grad(grad[t], carry, carry_z, acts[:, t],
+                              _start(out, ctx.hx, t, ctx.reverse), gh_n[t], d_gi[t], d_gh[t])
+        carry = kernels.matmul(d_gh[t], w_hh)
+    carry += carry_z
     dx, dw_ih, dw_hh, db_ih, db_hh = _weight_gradients(ctx, d_gi, d_gh, out, 2)
     return [dx, carry if ctx.needs_input_grad[1] else None, dw_ih, dw_hh, db_ih, db_hh]
 
@@ -397,21 +368,12 @@ def _lstm_forward(ctx: Context, op: str, x: np.ndarray, hx: np.ndarray, cx: np.n
     acts = _input_projection(x, w_ih, b_ih, 4)  # the pre-activations, then the gates
     out = np.empty((2, steps, batch, hidden), x.dtype)
     tanh_c = np.empty((steps, batch, hidden), x.dtype)
-    w_hh_g, h, c = _per_gate(w_hh, 4), hx, cx
+    w_hh_t, h, c = w_hh.T, hx, cx
     for t in _order(steps, reverse):
-        a = acts[:, t]
-        a += kernels.matmul(h, w_hh_g)
-        _sigmoid_(a[:2])
-        np.tanh(a[2], out=a[2])
-        _sigmoid_(a[3])
-        i, f, g, o = a[0], a[1], a[2], a[3]
-        c_t, h_t, tc = out[1, t], out[0, t], tanh_c[t]
-        np.multiply(f, c, out=c_t)
-        np.multiply(i, g, out=h_t)  # h_t's memory as scratch until h_t is known
-        c_t += h_t
-        np.tanh(c_t, out=tc)
-        np.multiply(o, tc, out=h_t)
-        h, c = h_t, c_t
+        # the step's elementwise work: kernels.lstm_step (in kernels/recurrent.py)
+        kernels.lstm_step(acts[:, t], kernels.matmul(h, w_hh_t), c, out[1, t], tanh_c[t],
+                          out[0, t])
+        h, c = out[0, t], out[1, t]
     _keep(ctx, x, w_ih, w_hh, reverse)
     ctx.hx, ctx.cx, ctx.out, ctx.acts, ctx.tanh_c = hx, cx, out, acts, tanh_c
     return out
@@ -423,38 +385,12 @@ def _lstm_backward(ctx: Context, grad: np.ndarray) -> list[np.ndarray | None]:
     gates da = (di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)); carry_h = da W_hh."""
     out, acts, tanh_c, w_hh = ctx.out, ctx.acts, ctx.tanh_c, ctx.w_hh
     _, steps, batch, hidden = out.shape
-    d_pre = np.empty_like(acts)
-    w_hh_g = w_hh.reshape(4, hidden, hidden)
+    d_pre = np.empty((steps, batch, 4 * hidden), out.dtype)  # step-major, for the products
     carry_h, carry_c = np.zeros_like(ctx.hx), np.zeros_like(ctx.cx)
-    scratch = np.empty((2, batch, hidden), out.dtype)
-    tmp = scratch[0]
     for t in _order(steps, not ctx.reverse):
-        dh = grad[0, t] + carry_h
-        dc = grad[1, t] + carry_c
-        a, d = acts[:, t], d_pre[:, t]
-        i, f, g, o = a[0], a[1], a[2], a[3]
-        tc = tanh_c[t]
-        np.multiply(dh, tc, out=d[3])  # do
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
-        dc += tmp
-        np.multiply(dc, g, out=d[0])  # di
-        np.multiply(dc, _start(out[1], ctx.cx, t, ctx.reverse), out=d[1])  # df
-        np.multiply(dc, i, out=d[2])  # dg
-        dc *= f
-        carry_c = dc
-        np.subtract(1, a[:2], out=scratch)
-        scratch *= a[:2]
-        d[:2] *= scratch
-        np.multiply(g, g, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        d[2] *= tmp
-        np.subtract(1, o, out=tmp)
-        tmp *= o
-        d[3] *= tmp
-        carry_h = kernels.matmul(d, w_hh_g).sum(0)
+        kernels.lstm_step_grad(grad[0, t], grad[1, t], carry_h, carry_c, acts[:, t],
+                               tanh_c[t], _start(out[1], ctx.cx, t, ctx.reverse), d_pre[t])
+        carry_h = kernels.matmul(d_pre[t], w_hh)
     needs = ctx.needs_input_grad
     dx, dw_ih, dw_hh, db_ih, db_hh = _weight_gradients(ctx, d_pre, d_pre, out[0], 3)
     return [dx, carry_h if needs[1] else None, carry_c if needs[2] else None,

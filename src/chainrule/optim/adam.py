@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -43,12 +41,9 @@ class Adam(Optimizer):
         check_range(name, "weight_decay", group["weight_decay"])
 
     def _update_group(self, group: dict[str, Any]) -> None:
-        # Python floats keep float32 arithmetic in float32 (NumPy treats them as weak scalars).
         lr, eps = float(group["lr"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        rule = partial(_adam_update, lr, beta1, beta2, eps, weight_decay, self._decoupled)
-        update, update_step = None, None  # parameters stepped together share the corrections
         for p in group["params"]:
             grad = self._grad(p)
             if grad is None:
@@ -59,43 +54,10 @@ class Adam(Optimizer):
                 state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(param),
                                          "exp_avg_sq": np.zeros_like(param)}
             state["step"] += 1
-            step = state["step"]
-            if step != update_step:
-                step_size = lr / (1 - beta1**step)
-                bias_correction2 = math.sqrt(1 - beta2**step)
-                update, update_step = partial(rule, step_size, bias_correction2), step
-            kernels.blocked_update(update, param, grad, state["exp_avg"], state["exp_avg_sq"])
-
-
-def _adam_update(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                 decoupled: bool, step_size: float, bias_correction2: float,
-                 param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
-                 exp_avg_sq: np.ndarray) -> None:
-    """One Adam step of ``param`` and its averages in place: step_size = lr / (1 - beta1**t),
-    bias_correction2 = sqrt(1 - beta2**t). Elementwise, so it may run block by block."""
-    if weight_decay != 0:
-        if decoupled:
-            param *= 1 - lr * weight_decay
-        else:
-            decayed = param * weight_decay  # a new array: p.grad is left as it was
-            decayed += grad
-            grad = decayed
-    # One temporary serves every intermediate below (out= and in-place ops).
-    tmp = np.empty_like(param)
-    # m moves (1 - beta1) of the way towards g: torch's lerp form of the average.
-    np.subtract(grad, exp_avg, out=tmp)
-    tmp *= 1 - beta1
-    exp_avg += tmp
-    np.multiply(grad, grad, out=tmp)
-    tmp *= 1 - beta2
-    exp_avg_sq *= beta2
-    exp_avg_sq += tmp
-    np.sqrt(exp_avg_sq, out=tmp)
-    tmp /= bias_correction2
-    tmp += eps
-    np.divide(exp_avg, tmp, out=tmp)
-    tmp *= -step_size
-    param += tmp
+            # the whole step, in place: one compiled loop, or kernels.adam_update_reference's
+            # NumPy passes in cache-sized blocks
+            kernels.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], lr, beta1,
+                                beta2, eps, weight_decay, self._decoupled, state["step"])
 
 
 class AdamW(Adam):

@@ -1,0 +1,130 @@
+"""GELU forward and backward in one compiled pass each, beside the NumPy passes they replace.
+
+A GPT's MLP runs GELU on a (tokens, 4 n_embd) array every step. In NumPy each term of the
+formula is a pass over that array (the tanh form takes six forward and nine backward); the
+loops here read the input once and write the result once, and the exact form's erf is a
+compiled call instead of Python's ``math.erf`` per element.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from chainrule.kernels import jit
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+TANH_SCALE = math.sqrt(2 / math.pi)
+TANH_CUBIC = 0.044715
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf_reference(a: np.ndarray) -> np.ndarray:
+    """erf elementwise in a's dtype: NumPy has none, so Python's math.erf per element."""
+    return np.asarray(_ERF(a), dtype=a.dtype)
+
+
+# NumPy's tanh, exp and sqrt run in SIMD (several elements an instruction); a compiled
+# loop calls libm once per element, tens of times slower for tanh (docs/kernels.md has the
+# figures). So the loops here do the arithmetic around the transcendental call, in one pass
+# each, and leave tanh itself to NumPy. The exact form's erf has no NumPy ufunc at all: its
+# loop calls math.erf per element, still ten times faster than Python's.
+
+# ----------------------------------------------------------------------------- forward
+@jit.loops
+def _tanh_argument_loops(a, out):
+    """out = k (a + c a^3), the tanh form's argument."""
+    k, kc = a.dtype.type(TANH_SCALE), a.dtype.type(TANH_SCALE * TANH_CUBIC)
+    for i in range(a.size):
+        x = a[i]
+        out[i] = x * (k + kc * x * x)
+
+
+@jit.loops
+def _gelu_finish_loops(a, t, out):
+    """out = 0.5 a (1 + t)."""
+    half = a.dtype.type(0.5)
+    for i in range(a.size):
+        out[i] = half * a[i] * (1 + t[i])
+
+
+@jit.loops
+def _gelu_erf_loops(a, out):
+    """out = a Phi(a) = 0.5 a (1 + erf(a / sqrt 2)), erf in float64."""
+    for i in range(a.size):
+        x = a[i]
+        out[i] = 0.5 * x * (1.0 + math.erf(x * SQRT_HALF))
+
+
+def gelu_reference(a: np.ndarray, approximate: str) -> np.ndarray:
+    """a Phi(a) in NumPy passes; ``approximate`` 'tanh' (PyTorch's tanh form) or 'none'."""
+    if approximate == "none":
+        return a * (0.5 * (1 + _erf_reference(a * SQRT_HALF)))
+    t = np.tanh(a * (TANH_SCALE + TANH_SCALE * TANH_CUBIC * (a * a)))
+    return 0.5 * a * (1 + t)
+
+
+@jit.kernel(_gelu_finish_loops, gelu_reference)
+def gelu(a: np.ndarray, approximate: str) -> np.ndarray:
+    """GELU of a float array, a fresh array: a Phi(a), Phi in the tanh or the erf form."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    out = np.empty(a.shape, a.dtype)
+    if approximate == "none":
+        _gelu_erf_loops(flat, out.reshape(-1))
+        return out
+    t = np.empty_like(flat)
+    _tanh_argument_loops(flat, t)
+    np.tanh(t, out=t)
+    _gelu_finish_loops(flat, t, out.reshape(-1))
+    return out
+
+
+# ----------------------------------------------------------------------------- backward
+@jit.loops
+def _gelu_tanh_slope_loops(a, t, grad, out):
+    """out = grad (0.5 (1 + t) + 0.5 a (1 - t^2) k (1 + 3 c a^2)), t = tanh(k (a + c a^3))."""
+    half = a.dtype.type(0.5)
+    k3c = a.dtype.type(3 * TANH_CUBIC)
+    k = a.dtype.type(TANH_SCALE)
+    for i in range(a.size):
+        x, ti = a[i], t[i]
+        out[i] = grad[i] * (half * (1 + ti) + half * x * (1 - ti * ti) * k * (1 + k3c * x * x))
+
+
+@jit.loops
+def _gelu_erf_slope_loops(a, grad, out):
+    """out = grad (Phi(a) + a phi(a)), in float64."""
+    for i in range(a.size):
+        x = a[i]
+        out[i] = grad[i] * (0.5 * (1.0 + math.erf(x * SQRT_HALF))
+                            + x * INV_SQRT_2PI * math.exp(-0.5 * x * x))
+
+
+def gelu_grad_reference(a: np.ndarray, grad: np.ndarray, approximate: str) -> np.ndarray:
+    """grad times GELU's slope at a: Phi(a) + a phi(a), or in the tanh form
+    0.5 (1 + t) + 0.5 a (1 - t^2) k (1 + 3 c a^2), t = tanh(k (a + c a^3))."""
+    if approximate == "none":
+        cdf = 0.5 * (1 + _erf_reference(a * SQRT_HALF))
+        return grad * (cdf + a * INV_SQRT_2PI * np.exp(-0.5 * a * a))
+    a2 = a * a
+    t = np.tanh(a * (TANH_SCALE + TANH_SCALE * TANH_CUBIC * a2))
+    slope = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * TANH_SCALE * (1 + 3 * TANH_CUBIC * a2)
+    return grad * slope
+
+
+@jit.kernel(_gelu_tanh_slope_loops, gelu_grad_reference)
+def gelu_grad(a: np.ndarray, grad: np.ndarray, approximate: str) -> np.ndarray:
+    """grad times GELU's slope at a (a's shape and dtype; grad broadcasts), a fresh array."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    g = np.ascontiguousarray(np.broadcast_to(grad, a.shape)).reshape(-1)
+    out = np.empty(a.shape, a.dtype)
+    if approximate == "none":
+        _gelu_erf_slope_loops(flat, g, out.reshape(-1))
+        return out
+    t = np.empty_like(flat)
+    _tanh_argument_loops(flat, t)
+    np.tanh(t, out=t)
+    _gelu_tanh_slope_loops(flat, t, g, out.reshape(-1))
+    return out
