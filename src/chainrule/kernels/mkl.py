@@ -6,7 +6,8 @@ OpenBLAS's on the same machine, on one thread and on two (docs/kernels.md has th
 where ``pip install "chainrule[mkl]"`` put MKL beside Python, ``kernels.matmul`` hands it
 float32 and float64 products: 2-D, a stack times a matrix, or two stacks of one batch shape,
 each operand contiguous or a transposed view of a contiguous matrix (BLAS's own layouts; a
-stack also by a strided batch call). Anything else stays with NumPy, as does everything
+stack also by a strided batch call; a stack BLAS cannot read in place is copied first).
+Anything else stays with NumPy, as does everything
 when MKL is absent or ``CHAINRULE_BLAS=numpy``. The library is looked up on the first
 product, not on import.
 
@@ -180,13 +181,22 @@ def _product(gemm: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.nda
     return out
 
 
+def _readable(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int], int]:
+    """x, its matrices' layout and its batch stride (0 for one matrix); a C-contiguous copy
+    of x where BLAS cannot read it in place (heads split out of a (B, T, 3C) projection
+    are such a stack: copying it costs less than NumPy's product per matrix)."""
+    layout = _layout(x)
+    stride = 0 if x.ndim == 2 else _batch_stride(x)
+    if layout is None or stride is None:
+        x = np.ascontiguousarray(x)
+        layout, stride = _layout(x), (0 if x.ndim == 2 else x.shape[-1] * x.shape[-2])
+    return x, layout, stride  # type: ignore[return-value]
+
+
 def _batched(batched: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray,
              count: int) -> np.ndarray | None:
-    la, lb = _layout(a), _layout(b)
-    sa = 0 if a.ndim == 2 else _batch_stride(a)
-    sb = 0 if b.ndim == 2 else _batch_stride(b)
-    if la is None or lb is None or sa is None or sb is None:
-        return None
+    a, la, sa = _readable(a)
+    b, lb, sb = _readable(b)
     m, k = a.shape[-2:]
     n = b.shape[-1]
     batched(_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], sa, b.ctypes.data,
