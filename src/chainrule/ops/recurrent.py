@@ -20,7 +20,8 @@ column slices NumPy pays a loop set-up per row). What goes into a product is kep
 (T, B, gates*H), instead: a step's h W_hh^T is one (B, H) x (H, gates*H) product, its carry
 d gh W_hh one (B, gates*H) x (gates*H, H) product, and each weight gradient one product over
 all steps, where the gate-major layout costs a product per gate (twice the time at these
-sizes). The elementwise passes write into the step-major arrays through (gates, B, H) views.
+sizes). A step's elementwise work is one kernel (kernels.gru_step, lstm_step and their
+gradients, in kernels/recurrent.py), which reads and writes both layouts.
 """
 
 from __future__ import annotations
@@ -80,12 +81,6 @@ def _input_projection(x: np.ndarray, w_ih: np.ndarray, b_ih: np.ndarray | None,
     return out.reshape(gates, steps, batch, -1)
 
 
-def _gates(step: np.ndarray, gates: int) -> np.ndarray:
-    """A step's (B, gates * H) row block as its (gates, B, H) gates (a view)."""
-    batch, width = step.shape
-    return step.reshape(batch, gates, width // gates).transpose(1, 0, 2)
-
-
 def _order(steps: int, reverse: bool) -> range:
     """The time steps in the order a direction visits them."""
     return range(steps - 1, -1, -1) if reverse else range(steps)
@@ -99,21 +94,9 @@ def _start(states: np.ndarray, initial: np.ndarray, t: int, reverse: bool) -> np
     return initial if t == 0 else states[t - 1]
 
 
-def _step_major(d: np.ndarray) -> np.ndarray:
-    """A (gates, T, B, H) gate-major array as (T * B, gates * H) rows (a copy), or a
-    (T, B, gates * H) step-major one as those rows (a view)."""
-    if d.ndim == 3:
-        return d.reshape(-1, d.shape[-1])
-    gates, steps, batch, hidden = d.shape
-    return d.transpose(1, 2, 0, 3).reshape(steps * batch, gates * hidden)
-
-
 def _sums(d: np.ndarray) -> np.ndarray:
-    """The bias gradient: each gate's column sums over all steps and rows, (gates * H,)."""
-    if d.ndim == 3:
-        return kernels.column_sums(d.reshape(-1, d.shape[-1]))
-    return np.concatenate([kernels.column_sums(d[k].reshape(-1, d.shape[-1]))
-                           for k in range(d.shape[0])])
+    """The bias gradient of step-major (T, B, gates * H) gradients: their column sums."""
+    return kernels.column_sums(d.reshape(-1, d.shape[-1]))
 
 
 def _hidden_weight_gradient(d_hid: np.ndarray, states: np.ndarray, initial: np.ndarray,
@@ -137,8 +120,8 @@ def _weight_gradients(ctx: Context, d_in: np.ndarray, d_hid: np.ndarray, states:
                       first: int) -> list[np.ndarray | None]:
     """(dx, dw_ih, dw_hh, db_ih, db_hh) from the pre-activation gradients of all steps.
 
-    ``d_in`` is d(loss)/d(x W_ih^T + b_ih), gate-major (gates, T, B, H) or step-major
-    (T, B, gates * H); ``d_hid`` that of h W_hh^T + b_hh, step-major; ``states`` (T, B, H)
+    ``d_in`` is d(loss)/d(x W_ih^T + b_ih) and ``d_hid`` that of h W_hh^T + b_hh, both
+    step-major (T, B, gates * H); ``states`` (T, B, H)
     every step's output state (``ctx.hx`` the initial one); ``first`` the position of w_ih
     among the op's inputs (the states come before it).
     """
@@ -147,7 +130,7 @@ def _weight_gradients(ctx: Context, d_in: np.ndarray, d_hid: np.ndarray, states:
     need_x, need_wih, need_whh, need_bih, need_bhh = (needs[0], *needs[first:first + 4])
     dx = dw_ih = dw_hh = db_ih = db_hh = None
     if need_x or need_wih:
-        rows = _step_major(d_in)  # (T * B, gates * H)
+        rows = d_in.reshape(-1, d_in.shape[-1])  # (T * B, gates * H)
         if need_x:
             dx = kernels.matmul(rows, w_ih).reshape(x.shape)
         if need_wih:
