@@ -6,7 +6,6 @@ sums them back to each input's shape.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from chainrule import kernels
 from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.kernels import activation as activation_kernels
 
 
 def _operands(*values: Any) -> list[Any]:
@@ -325,14 +325,9 @@ class SiluOp(Function):
         return grad * s * (1 + ctx.a * (1 - s))
 
 
-_ERF = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(a: np.ndarray) -> np.ndarray:
-    """The error function elementwise, to float64 accuracy: NumPy has none, so Python's
-    math.erf runs per element (SciPy is not a dependency), which is slow: GELU("tanh") is
-    the fast form (docs/performance.md has the figure)."""
-    return np.asarray(_ERF(a), dtype=a.dtype)
+# The error function elementwise (math.erf per element: NumPy has none and SciPy is not a
+# dependency), shared with GELU's reference in kernels/activation.py.
+_erf = activation_kernels._erf_reference
 
 
 class GeluOp(Function):
