@@ -646,6 +646,24 @@ def test_loops_numba_cannot_compile_fall_back_to_the_reference_with_a_notice() -
     assert inspect.signature(thing) == inspect.signature(thing_reference)
 
 
+@NUMBA
+def test_reassociate_sets_only_numbas_reassoc_flag_and_sums_within_rounding() -> None:
+    @jit.loops(reassociate=True)
+    def _row_sums(x, out):
+        for r in range(x.shape[0]):
+            total = 0.0
+            for j in range(x.shape[1]):
+                total += x[r, j]
+            out[r] = total
+
+    x = np.random.default_rng(3).standard_normal((7, 1000))
+    out = np.empty(7)
+    _row_sums(x, out)
+    assert _row_sums._compiled.targetoptions["fastmath"] == {"reassoc"}
+    np.testing.assert_allclose(out, x.sum(axis=1), rtol=1e-12, atol=1e-12)
+    assert not jit.loops(_row_sums.function).reassociate
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_norm_and_adam_against_their_references(dtype) -> None:
     """The seam's own check; tests/test_compiled_norm_update.py fuzzes them further."""

@@ -12,6 +12,12 @@ compiled kernel call its reference; ``numba`` (the default) compiles them. Witho
 where it fails to import or to compile a kernel, chainrule says so once and runs the
 references: slower, never wrong. ``NUMBA_DISABLE_JIT=1`` (numba's own switch) runs the loops
 as the plain Python they are, to step through with a debugger.
+
+A loop that sums along a row runs one addition after another unless the compiler may
+reorder the additions: ``@jit.loops(reassociate=True)`` allows that (LLVM's ``reassoc``
+flag alone, nothing else of fast-math), so the sum runs over SIMD lanes and adds them at the
+end, as NumPy's own pairwise sums reorder theirs. The result is the same within rounding;
+NaN, infinities and signed zeros keep their IEEE meaning.
 """
 
 from __future__ import annotations
@@ -94,8 +100,9 @@ def _notice(why: str) -> None:
 class Loops:
     """A function of plain loops, compiled by numba on its first call (see the module)."""
 
-    def __init__(self, function: Callable[..., Any]) -> None:
+    def __init__(self, function: Callable[..., Any], reassociate: bool = False) -> None:
         self.function = function
+        self.reassociate = reassociate
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
         self._compiled: Any = None
@@ -121,8 +128,10 @@ class Loops:
                 numba = _import_numba()
                 # nogil: the over_batch threads can run a kernel on two halves at once;
                 # error_model numpy: x / 0 gives inf as in NumPy, not an exception.
-                self._compiled = numba.njit(cache=True, nogil=True,
-                                            error_model="numpy")(self.function)
+                # reassoc (see the module) is the only fast-math flag ever set.
+                flags = {"reassoc"} if self.reassociate else False
+                self._compiled = numba.njit(cache=True, nogil=True, error_model="numpy",
+                                            fastmath=flags)(self.function)
         return self._compiled
 
     def broken(self, error: BaseException) -> None:
@@ -132,9 +141,13 @@ class Loops:
                 f"{str(error).splitlines()[0] if str(error) else ''})")
 
 
-def loops(function: Callable[..., Any]) -> Loops:
-    """Mark ``function`` (plain loops over arrays) for compiling with numba on first use."""
-    return Loops(function)
+def loops(function: Callable[..., Any] | None = None, *, reassociate: bool = False
+          ) -> Any:
+    """Mark ``function`` (plain loops over arrays) for compiling with numba on first use;
+    ``@loops(reassociate=True)`` lets its sums be reordered into SIMD lanes (see the module)."""
+    if function is None:
+        return lambda inner: Loops(inner, reassociate)
+    return Loops(function, reassociate)
 
 
 def kernel(compiled: Loops, reference: Callable[..., Any]) -> Callable[[F], F]:

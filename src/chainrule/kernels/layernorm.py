@@ -19,7 +19,7 @@ from chainrule.kernels import jit
 
 
 # ----------------------------------------------------------------------------- forward
-@jit.loops
+@jit.loops(reassociate=True)
 def _layer_norm_loops(x, weight, bias, eps, out, xhat, inv_std):
     """Per row of x (rows, C): mean and biased variance summed in float64 (two passes),
     inv_std = 1 / sqrt(var + eps), xhat = (x - mean) inv_std, out = xhat w + b."""
@@ -81,7 +81,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None
 
 
 # ----------------------------------------------------------------------------- backward
-@jit.loops
+@jit.loops(reassociate=True)
 def _layer_norm_grad_loops(grad, xhat, inv_std, weight, grad_x, sum_gx, sum_g):
     """Per row, gh = grad w: dx = inv_std (gh - mean(gh) - xhat mean(gh xhat)), the means
     summed in float64; sum_gx += grad xhat and sum_g += grad over the rows (float64)."""
