@@ -22,6 +22,8 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - activation: GELU's forward and backward, one compiled pass each.
 - recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
 - layernorm: layer norm over the last axis, forward and backward, compiled row passes.
+- softmax: attention's softmax along the last axis in place (scale, causal mask), forward
+  and backward, compiled row passes around NumPy's exp.
 - mkl: matrix products through MKL where the ``mkl`` wheel is installed.
 - jit: the compiled kernels' machinery: numba on first use, ``use("numpy")`` for the
   references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs.
@@ -104,6 +106,12 @@ from chainrule.kernels.reduce import (
     row_sums,
     row_sums_reference,
 )
+from chainrule.kernels.softmax import (
+    softmax_rows,
+    softmax_rows_grad,
+    softmax_rows_grad_reference,
+    softmax_rows_reference,
+)
 from chainrule.kernels.threads import (
     block_rows,
     blocked_sum,
@@ -128,8 +136,8 @@ KERNELS = (
     "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm", "layer_norm_grad",
     "lstm_step", "lstm_step_grad", "matmul", "max_along", "mean_and_variance", "normalise",
     "over_batch", "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners",
-    "row_sums", "signed_window_max", "spread_over_windows", "window_max", "window_mean",
-    "windows",
+    "row_sums", "signed_window_max", "softmax_rows", "softmax_rows_grad", "spread_over_windows",
+    "window_max", "window_mean", "windows",
 )
 
 #: Public functions that are not kernels: views and index helpers (their plain form is
@@ -158,7 +166,8 @@ __all__ = [
     "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
     "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
     "row_sums", "row_sums_reference", "signed_window_max", "signed_window_max_reference",
-    "spread_over_windows", "spread_over_windows_reference", "tap", "tap_nd", "tune_process",
-    "use", "window_max", "window_max_reference", "window_mean", "window_mean_reference",
-    "windows", "windows_reference", "winners",
+    "softmax_rows", "softmax_rows_grad", "softmax_rows_grad_reference",
+    "softmax_rows_reference", "spread_over_windows", "spread_over_windows_reference", "tap",
+    "tap_nd", "tune_process", "use", "window_max", "window_max_reference", "window_mean",
+    "window_mean_reference", "windows", "windows_reference", "winners",
 ]

@@ -34,20 +34,6 @@ from chainrule.engine.tensor import Tensor, _as_data
 from chainrule.ops.elementwise import CastOp
 
 _OP = "scaled_dot_product_attention"
-_CAUSAL: dict[tuple[int, int, np.dtype], np.ndarray] = {}
-
-
-def _causal_bias(length: int, source: int, dtype: np.dtype) -> np.ndarray:
-    """0 on and below the diagonal, -inf above it: the (L, S) additive causal mask, aligned at
-    the top left as PyTorch's ``is_causal`` (query i sees keys 0..i). Made once per shape."""
-    key = (length, source, dtype)
-    bias = _CAUSAL.get(key)
-    if bias is None:
-        bias = np.triu(np.full((length, source), -np.inf, dtype), k=1)
-        bias.flags.writeable = False
-        if len(_CAUSAL) < 64:  # a bound, for programs that see many lengths
-            _CAUSAL[key] = bias
-    return bias
 
 
 def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matrix transpose
@@ -119,40 +105,23 @@ class ScaledDotProductAttentionOp(Function):
         if scale is None:
             scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
         scores = kernels.matmul(query, _mT(key))
-        scores *= dtype.type(scale)
-        masked = is_causal
-        if is_causal:
-            if attn_mask is not None:
-                raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
-                                 "refuses both too); fold the causal mask into attn_mask")
-            scores += _causal_bias(shape[-2], shape[-1], dtype)
-        elif attn_mask is not None:
+        if is_causal and attn_mask is not None:
+            raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
+                             "refuses both too); fold the causal mask into attn_mask")
+        if attn_mask is not None:
             _check_mask("attn_mask", attn_mask, shape)
+            scores *= dtype.type(scale)
             if attn_mask.dtype == np.bool_:
                 np.copyto(scores, -np.inf, where=~attn_mask)
-                masked = True
             elif attn_mask.dtype == dtype:
                 scores += attn_mask
-                masked = True  # a float mask may hold -inf too
             else:
                 raise TypeError(f"{_OP}: attn_mask must be bool or of the query's dtype "
                                 f"{dtype}, got {attn_mask.dtype}")
-        # softmax along the keys, shifted by the row max so exp cannot overflow
-        top = np.maximum.reduce(scores, axis=-1, keepdims=True) if scores.size else None
-        empty = False
-        if top is not None:
-            if masked and np.isneginf(top).any():
-                # A row with every key masked: shift by 0, so exp gives 0s instead of nan,
-                # and the row's sum of 0 is divided by 1 below (PyTorch gives 0 here too).
-                np.copyto(top, 0, where=np.isneginf(top))
-                empty = True
-            scores -= top
-            np.exp(scores, out=scores)
-        sums = np.add.reduce(scores, axis=-1, keepdims=True)
-        if empty or not shape[-1]:
-            np.copyto(sums, 1, where=sums == 0)
-        scores /= sums
-        probs = scores
+        # softmax along the keys in place (shifted by the row max, so exp cannot overflow;
+        # a row with every key masked gives 0s, as PyTorch's, instead of 0/0)
+        probs = kernels.softmax_rows(scores, 1.0 if attn_mask is not None else scale,
+                                     is_causal)
         weights = probs
         keep = None
         if dropout_mask is not None:
@@ -178,19 +147,20 @@ class ScaledDotProductAttentionOp(Function):
             grad_p = kernels.matmul(grad, _mT(value))
             if ctx.keep is not None:
                 grad_p *= ctx.keep
-            # dS = P * (dP - rowsum(dP * P)), in place on dP's array
-            row = np.add.reduce(grad_p * probs, axis=-1, keepdims=True)
-            grad_p -= row
-            grad_p *= probs
-            grad_s = grad_p
+            # dS = P * (dP - rowsum(dP * P)) in place on dP's array, times the scale unless
+            # the mask needs dS itself: then dq and dk take the scale afterwards
+            fold = not need_mask
             scale = query.dtype.type(ctx.scale)
+            grad_s = kernels.softmax_rows_grad(grad_p, probs, scale if fold else 1.0)
             if need_q:
                 grad_q = kernels.matmul(grad_s, key)
-                grad_q *= scale
+                if not fold:
+                    grad_q *= scale
                 grad_q = backend.unbroadcast(grad_q, query.shape)
             if need_k:
                 grad_k = kernels.matmul(_mT(grad_s), query)
-                grad_k *= scale
+                if not fold:
+                    grad_k *= scale
                 grad_k = backend.unbroadcast(grad_k, key.shape)
             if need_mask:
                 grad_mask = backend.unbroadcast(grad_s, ctx.mask_shape)
