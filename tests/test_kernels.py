@@ -548,6 +548,24 @@ def test_attention_softmax_works_in_place_and_keeps_nan_rows_nan() -> None:
     assert kernels.softmax_rows_grad(grad, out, 2.0) is grad
 
 
+@settings(max_examples=50, deadline=None)
+@given(rows=st.integers(1, 9), width=st.integers(0, 5), count=st.integers(0, 30),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_scatter_add_rows_gives_add_at_bits(rows, width, count, dtype, seed) -> None:
+    rng = np.random.default_rng(seed)
+    index = rng.integers(-rows, rows, count)  # repeats and negative indices
+    target = rng.standard_normal((rows, width)).astype(dtype)
+    compare("scatter_add_rows", target, index, rng.standard_normal((count, width)).astype(dtype),
+            exact=True, in_place=True)
+
+
+def test_scatter_add_rows_out_of_range_is_the_references_index_error() -> None:
+    target = np.zeros((3, 2))
+    with pytest.raises(IndexError):
+        kernels.scatter_add_rows(target, np.array([0, 3]), np.ones((2, 2)))
+    np.testing.assert_array_equal(target, 0)  # nothing written before the error
+
+
 def _gates(rng, gates, steps, batch, hidden, dtype):
     """Gate-major pre-activations and step-major rows, as ops/recurrent.py keeps them."""
     acts = rng.standard_normal((gates, steps, batch, hidden)).astype(dtype)

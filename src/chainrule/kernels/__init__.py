@@ -22,6 +22,7 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - activation: GELU's forward and backward, one compiled pass each.
 - recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
 - layernorm: layer norm over the last axis, forward and backward, compiled row passes.
+- scatter: rows added into a table at indices (an embedding's backward), compiled.
 - softmax: attention's softmax along the last axis in place (scale, causal mask), forward
   and backward, compiled row passes around NumPy's exp.
 - mkl: matrix products through MKL where the ``mkl`` wheel is installed.
@@ -106,6 +107,7 @@ from chainrule.kernels.reduce import (
     row_sums,
     row_sums_reference,
 )
+from chainrule.kernels.scatter import scatter_add_rows, scatter_add_rows_reference
 from chainrule.kernels.softmax import (
     softmax_rows,
     softmax_rows_grad,
@@ -136,8 +138,8 @@ KERNELS = (
     "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm", "layer_norm_grad",
     "lstm_step", "lstm_step_grad", "matmul", "max_along", "mean_and_variance", "normalise",
     "over_batch", "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners",
-    "row_sums", "signed_window_max", "softmax_rows", "softmax_rows_grad", "spread_over_windows",
-    "window_max", "window_mean", "windows",
+    "row_sums", "scatter_add_rows", "signed_window_max", "softmax_rows", "softmax_rows_grad",
+    "spread_over_windows", "window_max", "window_mean", "windows",
 )
 
 #: Public functions that are not kernels: views and index helpers (their plain form is
@@ -165,9 +167,10 @@ __all__ = [
     "over_batch", "over_batch_reference", "over_blocks", "over_blocks_reference",
     "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
     "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
-    "row_sums", "row_sums_reference", "signed_window_max", "signed_window_max_reference",
-    "softmax_rows", "softmax_rows_grad", "softmax_rows_grad_reference",
-    "softmax_rows_reference", "spread_over_windows", "spread_over_windows_reference", "tap",
-    "tap_nd", "tune_process", "use", "window_max", "window_max_reference", "window_mean",
-    "window_mean_reference", "windows", "windows_reference", "winners",
+    "row_sums", "row_sums_reference", "scatter_add_rows", "scatter_add_rows_reference",
+    "signed_window_max", "signed_window_max_reference", "softmax_rows", "softmax_rows_grad",
+    "softmax_rows_grad_reference", "softmax_rows_reference", "spread_over_windows",
+    "spread_over_windows_reference", "tap", "tap_nd", "tune_process", "use", "window_max",
+    "window_max_reference", "window_mean", "window_mean_reference", "windows",
+    "windows_reference", "winners",
 ]

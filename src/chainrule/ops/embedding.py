@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import validate
+from chainrule import kernels, validate
 from chainrule.engine.function import Context, Function
 from chainrule.engine.tensor import Tensor
 
@@ -52,7 +52,7 @@ class EmbeddingOp(Function):
             counts = np.bincount(ctx.flat, minlength=rows)
             grads = grads / counts[ctx.flat, None]
         grad_weight = np.zeros(ctx.shape, grad.dtype)
-        np.add.at(grad_weight, ctx.flat, grads)
+        kernels.scatter_add_rows(grad_weight, ctx.flat, grads)
         if ctx.padding_idx is not None:
             grad_weight[ctx.padding_idx] = 0
         return None, grad_weight
