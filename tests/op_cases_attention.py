@@ -74,7 +74,38 @@ def torch_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     return (probs * dropout.to(probs.dtype) * dropout_scale) @ value
 
 
+def build_self_attention(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    """Packed projections (batch..., T, 3C) with C = heads x features; causal or not, a given
+    scale or the default, dropout sometimes."""
+    batch = tuple(draw(st.lists(st.integers(1, 2), max_size=2)))
+    length, heads, features = draw(st.integers(1, 4)), draw(st.integers(1, 3)), \
+        draw(st.integers(1, 3))
+    qkv = rng.standard_normal(batch + (length, 3 * heads * features))
+    attrs: dict[str, Any] = {"n_head": heads, "scale": draw(st.sampled_from([None, 0.7])),
+                             "is_causal": draw(st.booleans())}
+    dropout = None
+    p = draw(st.sampled_from([0.0, 0.0, 0.4]))
+    if p:
+        dropout = rng.random(batch + (heads, length, length)) >= p
+        attrs["dropout_scale"] = 1 / (1 - p)
+    return [qkv, dropout], attrs
+
+
+def torch_self_attention(qkv: torch.Tensor, dropout: torch.Tensor | None, n_head: int,
+                         scale: float | None, is_causal: bool, dropout_scale: float = 1.0
+                         ) -> torch.Tensor:
+    """Heads split and merged as nanoGPT's CausalSelfAttention, around torch_attention."""
+    *lead, length, width = qkv.shape
+    c = width // 3
+    q, k, v = (x.reshape(*lead, length, n_head, c // n_head).transpose(-3, -2)
+               for x in qkv.split(c, dim=-1))
+    out = torch_attention(q, k, v, None, dropout, scale, is_causal, dropout_scale)
+    return out.transpose(-3, -2).reshape(*lead, length, c)
+
+
 CASES: list[Case] = [
     Case("scaled_dot_product_attention", "masks, causal, scale, dropout, broadcasting",
          build_attention, torch_attention),
+    Case("self_attention", "packed heads, causal, scale, dropout, batch axes",
+         build_self_attention, torch_self_attention),
 ]

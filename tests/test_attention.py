@@ -130,6 +130,36 @@ def test_float32_stays_float32_and_gradcheck_through_the_function() -> None:
                                                              scale=0.9), qkv(2))
 
 
+def _split_heads(packed: np.ndarray, heads: int) -> list[np.ndarray]:
+    *lead, length, width = packed.shape
+    return [np.swapaxes(x.reshape(*lead, length, heads, -1), -3, -2)
+            for x in np.split(packed, 3, axis=-1)]
+
+
+def test_self_attention_is_the_head_split_around_sdpa_dropout_and_all() -> None:
+    packed = RNG.standard_normal((2, 5, 3 * 6))
+    for kwargs in ({}, {"is_causal": True, "scale": 0.4}, {"dropout_p": 0.3}):
+        out = F.self_attention(packed, 2, generator=np.random.default_rng(1), **kwargs)
+        heads = F.scaled_dot_product_attention(*_split_heads(packed, 2),
+                                               generator=np.random.default_rng(1), **kwargs)
+        expected = np.swapaxes(heads.data, -3, -2).reshape(2, 5, 6)
+        np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-14)
+    gradcheck(lambda x: F.self_attention(x, 3, is_causal=True), [packed])
+    single = F.self_attention(packed[0].astype(np.float32), 1)  # no batch axis; float32
+    assert single.shape == (5, 6) and single.dtype == np.float32
+
+
+def test_self_attention_refuses_bad_packing() -> None:
+    with pytest.raises(ValueError, match=r"3 \* C\) with C divisible by n_head \(4\)"):
+        F.self_attention(RNG.standard_normal((2, 5, 18)), 4)
+    with pytest.raises(ValueError, match="3 \\* C"):
+        F.self_attention(RNG.standard_normal((2, 5, 7)), 1)
+    with pytest.raises(TypeError, match="floating"):
+        F.self_attention(np.ones((2, 5, 6), np.int64), 2)
+    with pytest.raises(ValueError, match="n_head"):
+        F.self_attention(RNG.standard_normal((2, 5, 6)), 0)
+
+
 def test_bad_inputs_are_refused_clearly() -> None:
     q, k, v = qkv(2)
     sdpa = F.scaled_dot_product_attention

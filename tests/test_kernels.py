@@ -746,14 +746,20 @@ MKL = pytest.mark.skipif(not mkl.available(), reason="the mkl wheel is not insta
 
 
 def _layouts(rng, shape, dtype):
-    """The same matrix (or stack) as a C array, a transposed view, and a strided slice."""
+    """The same matrix (or stack) as a C array, a transposed view, strided slices, and for a
+    stack the heads of a (B, T, H, D) array: (B, H) strides that do not step evenly."""
     base = rng.standard_normal(shape).astype(dtype)
     transposed = np.ascontiguousarray(np.swapaxes(base, -1, -2)).swapaxes(-1, -2)
     wide = np.zeros((*shape[:-1], 2 * shape[-1]), dtype)
     wide[..., ::2] = base
     padded = np.zeros((*shape[:-1], shape[-1] + 3), dtype)
     padded[..., :shape[-1]] = base
-    return [base, transposed, wide[..., ::2], padded[..., :shape[-1]]]
+    layouts = [base, transposed, wide[..., ::2], padded[..., :shape[-1]]]
+    if base.ndim >= 3:
+        layouts.append(np.ascontiguousarray(np.swapaxes(base, -3, -2)).swapaxes(-3, -2))
+        layouts.append(np.swapaxes(np.ascontiguousarray(np.swapaxes(transposed, -3, -1)),
+                                   -3, -1))
+    return layouts
 
 
 @MKL

@@ -90,7 +90,11 @@ def _functions(lib: Any) -> dict[Any, Any]:
         batched = getattr(lib, f"cblas_{prefix}gemm_batch_strided")
         batched.restype = None
         batched.argtypes = [i, i, i, i, i, i, scalar, p, i, i, p, i, i, scalar, p, i, i, i]
-        found[dtype] = (gemm, batched)
+        # the pointer-array form: one group, each argument passed by address
+        pointers = getattr(lib, f"cblas_{prefix}gemm_batch")
+        pointers.restype = None
+        pointers.argtypes = [i, p, p, p, p, p, p, p, p, p, p, p, p, p, i, p]
+        found[dtype] = (gemm, batched, pointers)
     lib.MKL_Set_Num_Threads.argtypes = [i]
     return found
 
@@ -167,7 +171,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         count = int(np.prod(lead))
         if 2 * m * n * k * count < MIN_FLOPS or count > _INT_MAX:
             return None
-        return _batched(gemm[1], a, b, np.empty((*lead, m, n), a.dtype), count)
+        out = np.empty((*lead, m, n), a.dtype)
+        if _strided_batch(a) and _strided_batch(b):
+            return _batched(gemm[1], a, b, out, count)
+        return _pointer_batched(gemm[2], a, b, out, count)
     return None
 
 
@@ -191,6 +198,42 @@ def _readable(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int], int]:
         x = np.ascontiguousarray(x)
         layout, stride = _layout(x), (0 if x.ndim == 2 else x.shape[-1] * x.shape[-2])
     return x, layout, stride  # type: ignore[return-value]
+
+
+def _strided_batch(x: np.ndarray) -> bool:
+    """Whether the strided batch call reads x as it is, or after one copy (_readable)."""
+    return x.ndim == 2 or _layout(x) is None or _batch_stride(x) is not None
+
+
+def _addresses(x: np.ndarray, count: int) -> np.ndarray:
+    """The address of each matrix of stack x (C order over its leading axes), or of the one
+    matrix x, ``count`` times."""
+    if x.ndim == 2:
+        return np.full(count, x.ctypes.data, np.int64)
+    offsets = np.zeros((), np.int64)
+    for size, stride in zip(x.shape[:-2], x.strides[:-2]):
+        offsets = np.add.outer(offsets, np.arange(size, dtype=np.int64) * stride)
+    return offsets.reshape(-1) + x.ctypes.data
+
+
+def _pointer_batched(pointers: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray,
+                     count: int) -> np.ndarray:
+    """A stack whose matrices BLAS reads in place but whose leading axes do not step evenly
+    (the heads of a (B, T, 3C) projection: (B, H) strides (T 3C, D)), by one pointer-array
+    call instead of a copy (an operand whose matrices BLAS cannot read is still copied)."""
+    a, b = (x if _layout(x) is not None else np.ascontiguousarray(x) for x in (a, b))
+    la, lb = _layout(a), _layout(b)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    ints = np.array([la[0], lb[0], m, n, k, la[1], lb[1], n, count], np.intc)
+    scalars = np.array([1.0, 0.0], a.dtype)
+    where = [ints.ctypes.data + ints.itemsize * j for j in range(len(ints))]
+    addresses = [_addresses(x, count) for x in (a, b, out)]
+    alpha, beta = scalars.ctypes.data, scalars.ctypes.data + scalars.itemsize
+    pointers(_ROW_MAJOR, where[0], where[1], where[2], where[3], where[4], alpha,
+             addresses[0].ctypes.data, where[5], addresses[1].ctypes.data, where[6], beta,
+             addresses[2].ctypes.data, where[7], 1, where[8])
+    return out
 
 
 def _batched(batched: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray,

@@ -18,7 +18,7 @@ from chainrule.ops.activation import (
     softplus,
     softsign,
 )
-from chainrule.ops.attention import scaled_dot_product_attention
+from chainrule.ops.attention import scaled_dot_product_attention, self_attention
 from chainrule.ops.conv import (
     avg_pool2d,
     conv1d,
@@ -88,7 +88,7 @@ __all__ = [
     "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d",
     "max_unpool2d", "max_unpool3d", "mish", "mse", "mse_loss", "nll_loss", "normalize",
     "one_hot", "pad", "pixel_shuffle", "pixel_unshuffle", "PoolResult", "prelu", "relu",
-    "relu6", "rms_norm", "scaled_dot_product_attention", "selu", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softmin", "softplus", "softsign", "tanh", "upsample",
+    "relu6", "rms_norm", "scaled_dot_product_attention", "self_attention", "selu", "sigmoid",
+    "silu", "smooth_l1_loss", "softmax", "softmin", "softplus", "softsign", "tanh", "upsample",
     "upsample_bilinear", "upsample_nearest",
 ]

@@ -23,7 +23,7 @@ from chainrule.nn.embedding import Embedding
 from chainrule.nn.linear import Linear
 from chainrule.nn.module import Module
 from chainrule.nn.norm import LayerNorm
-from chainrule.ops.attention import scaled_dot_product_attention
+from chainrule.ops.attention import self_attention
 
 
 class CausalSelfAttention(Module):
@@ -53,14 +53,11 @@ class CausalSelfAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"{type(self).__name__}: expected input (B, T, {self.n_embd}), "
                              f"got shape {tuple(x.shape)}")
-        b, t, c = x.shape
-        heads = self.n_head
-        # (B, T, 3C) -> (3, B, H, T, D): one reshape, one permute, three views; no head loop
-        qkv = self.c_attn(x).reshape(b, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         p = self.dropout if self.training else 0.0
-        y = scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=p, is_causal=True,
-                                         generator=self.generator)
-        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(b, t, c)))
+        # one op splits (B, T, 3C) into heads, attends, and merges them back to (B, T, C)
+        y = self_attention(self.c_attn(x), self.n_head, dropout_p=p, is_causal=True,
+                           generator=self.generator)
+        return self.resid_dropout(self.c_proj(y))
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"

@@ -16,7 +16,7 @@ from chainrule.ops.activation import (
     softplus,
     softsign,
 )
-from chainrule.ops.attention import scaled_dot_product_attention
+from chainrule.ops.attention import scaled_dot_product_attention, self_attention
 from chainrule.ops.conv import (
     avg_pool2d,
     conv1d,
@@ -284,8 +284,8 @@ __all__ = [
     "one_hot", "outer", "pad", "permute", "pixel_shuffle", "pixel_unshuffle", "PoolResult",
     "pow", "prelu", "prod", "reciprocal", "relu", "relu6", "remainder", "repeat", "reshape",
     "rms_norm", "rnn_relu_cell", "rnn_sequence", "rnn_tanh_cell", "roll", "round", "rsqrt",
-    "scaled_dot_product_attention", "scatter", "scatter_add", "scatter_reduce", "selu",
-    "sigmoid", "sign", "silu", "sin", "sinh", "smooth_l1_loss", "softmax", "softmin",
+    "scaled_dot_product_attention", "scatter", "scatter_add", "scatter_reduce", "self_attention",
+    "selu", "sigmoid", "sign", "silu", "sin", "sinh", "smooth_l1_loss", "softmax", "softmin",
     "softplus", "softsign", "sort", "split", "sqrt", "square", "squeeze", "stack", "std", "sub",
     "sum", "swapaxes", "swapdims", "take_along_dim", "tan", "tanh", "tensor_split", "tile",
     "topk", "transpose", "tril", "triu", "trunc", "unbind", "unflatten", "unfold", "unsqueeze",

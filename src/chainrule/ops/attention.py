@@ -100,71 +100,137 @@ class ScaledDotProductAttentionOp(Function):
                 attn_mask: np.ndarray | None = None, dropout_mask: np.ndarray | None = None,
                 scale: float | None = None, is_causal: bool = False,
                 dropout_scale: float = 1.0) -> np.ndarray:
-        shape = _check_inputs(query, key, value)
-        dtype = query.dtype
-        if scale is None:
-            scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
-        scores = kernels.matmul(query, _mT(key))
-        if is_causal and attn_mask is not None:
-            raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
-                             "refuses both too); fold the causal mask into attn_mask")
-        if attn_mask is not None:
-            _check_mask("attn_mask", attn_mask, shape)
-            scores *= dtype.type(scale)
-            if attn_mask.dtype == np.bool_:
-                np.copyto(scores, -np.inf, where=~attn_mask)
-            elif attn_mask.dtype == dtype:
-                scores += attn_mask
-            else:
-                raise TypeError(f"{_OP}: attn_mask must be bool or of the query's dtype "
-                                f"{dtype}, got {attn_mask.dtype}")
-        # softmax along the keys in place (shifted by the row max, so exp cannot overflow;
-        # a row with every key masked gives 0s, as PyTorch's, instead of 0/0)
-        probs = kernels.softmax_rows(scores, 1.0 if attn_mask is not None else scale,
-                                     is_causal)
-        weights = probs
-        keep = None
-        if dropout_mask is not None:
-            if dropout_mask.dtype != np.bool_:
-                raise TypeError(f"{_OP}: dropout_mask must be a boolean array (True: kept), "
-                                f"got {dropout_mask.dtype}")
-            _check_mask("dropout_mask", dropout_mask, shape)
-            keep = dropout_mask * dtype.type(dropout_scale)
-            weights = probs * keep
-        ctx.query, ctx.key, ctx.value, ctx.probs, ctx.keep = query, key, value, probs, keep
-        ctx.weights, ctx.scale = weights, scale
-        ctx.mask_shape = attn_mask.shape if attn_mask is not None else None
-        return kernels.matmul(weights, value)
+        return _attend(ctx, query, key, value, attn_mask, dropout_mask, scale, is_causal,
+                       dropout_scale)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        query, key, value, probs = ctx.query, ctx.key, ctx.value, ctx.probs
-        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
-        grad_v = grad_q = grad_k = grad_mask = None
-        if need_v:
-            grad_v = backend.unbroadcast(kernels.matmul(_mT(ctx.weights), grad), value.shape)
-        if need_q or need_k or need_mask:
-            grad_p = kernels.matmul(grad, _mT(value))
-            if ctx.keep is not None:
-                grad_p *= ctx.keep
-            # dS = P * (dP - rowsum(dP * P)) in place on dP's array, times the scale unless
-            # the mask needs dS itself: then dq and dk take the scale afterwards
-            fold = not need_mask
-            scale = query.dtype.type(ctx.scale)
-            grad_s = kernels.softmax_rows_grad(grad_p, probs, scale if fold else 1.0)
-            if need_q:
-                grad_q = kernels.matmul(grad_s, key)
-                if not fold:
-                    grad_q *= scale
-                grad_q = backend.unbroadcast(grad_q, query.shape)
-            if need_k:
-                grad_k = kernels.matmul(_mT(grad_s), query)
-                if not fold:
-                    grad_k *= scale
-                grad_k = backend.unbroadcast(grad_k, key.shape)
-            if need_mask:
-                grad_mask = backend.unbroadcast(grad_s, ctx.mask_shape)
-        return grad_q, grad_k, grad_v, grad_mask, None
+        return (*_attend_backward(ctx, grad, *ctx.needs_input_grad[:4]), None)
+
+
+def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
+            attn_mask: np.ndarray | None, dropout_mask: np.ndarray | None,
+            scale: float | None, is_causal: bool, dropout_scale: float) -> np.ndarray:
+    """The forward of the module docstring, keeping on ``ctx`` what the backward needs."""
+    shape = _check_inputs(query, key, value)
+    dtype = query.dtype
+    if scale is None:
+        scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+    scores = kernels.matmul(query, _mT(key))
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
+                         "refuses both too); fold the causal mask into attn_mask")
+    if attn_mask is not None:
+        _check_mask("attn_mask", attn_mask, shape)
+        scores *= dtype.type(scale)
+        if attn_mask.dtype == np.bool_:
+            np.copyto(scores, -np.inf, where=~attn_mask)
+        elif attn_mask.dtype == dtype:
+            scores += attn_mask
+        else:
+            raise TypeError(f"{_OP}: attn_mask must be bool or of the query's dtype "
+                            f"{dtype}, got {attn_mask.dtype}")
+    # softmax along the keys in place (shifted by the row max, so exp cannot overflow;
+    # a row with every key masked gives 0s, as PyTorch's, instead of 0/0)
+    probs = kernels.softmax_rows(scores, 1.0 if attn_mask is not None else scale,
+                                 is_causal)
+    weights = probs
+    keep = None
+    if dropout_mask is not None:
+        if dropout_mask.dtype != np.bool_:
+            raise TypeError(f"{_OP}: dropout_mask must be a boolean array (True: kept), "
+                            f"got {dropout_mask.dtype}")
+        _check_mask("dropout_mask", dropout_mask, shape)
+        keep = dropout_mask * dtype.type(dropout_scale)
+        weights = probs * keep
+    ctx.query, ctx.key, ctx.value, ctx.probs, ctx.keep = query, key, value, probs, keep
+    ctx.weights, ctx.scale = weights, scale
+    ctx.mask_shape = attn_mask.shape if attn_mask is not None else None
+    return kernels.matmul(weights, value)
+
+
+def _attend_backward(ctx: Context, grad: np.ndarray, need_q: bool, need_k: bool,
+                     need_v: bool, need_mask: bool) -> tuple:
+    """(dq, dk, dv, d mask) of the module docstring, each None where not needed."""
+    query, key, value, probs = ctx.query, ctx.key, ctx.value, ctx.probs
+    grad_v = grad_q = grad_k = grad_mask = None
+    if need_v:
+        grad_v = backend.unbroadcast(kernels.matmul(_mT(ctx.weights), grad), value.shape)
+    if need_q or need_k or need_mask:
+        grad_p = kernels.matmul(grad, _mT(value))
+        if ctx.keep is not None:
+            grad_p *= ctx.keep
+        # dS = P * (dP - rowsum(dP * P)) in place on dP's array, times the scale unless
+        # the mask needs dS itself: then dq and dk take the scale afterwards
+        fold = not need_mask
+        scale = query.dtype.type(ctx.scale)
+        grad_s = kernels.softmax_rows_grad(grad_p, probs, scale if fold else 1.0)
+        if need_q:
+            grad_q = kernels.matmul(grad_s, key)
+            if not fold:
+                grad_q *= scale
+            grad_q = backend.unbroadcast(grad_q, query.shape)
+        if need_k:
+            grad_k = kernels.matmul(_mT(grad_s), query)
+            if not fold:
+                grad_k *= scale
+            grad_k = backend.unbroadcast(grad_k, key.shape)
+        if need_mask:
+            grad_mask = backend.unbroadcast(grad_s, ctx.mask_shape)
+    return grad_q, grad_k, grad_v, grad_mask
+
+
+_PACKED = "self_attention"
+
+
+def _heads(packed: np.ndarray, n_head: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(..., T, 3C) as the (..., T, 3, H, D) view of its queries, keys and values."""
+    if packed.ndim < 2 or packed.shape[-1] % 3 or (packed.shape[-1] // 3) % n_head:
+        raise ValueError(f"{_PACKED}: qkv must be (..., T, 3 * C) with C divisible by "
+                         f"n_head ({n_head}): queries, keys and values side by side on the "
+                         f"last axis, each split into n_head heads; got shape {packed.shape}")
+    if packed.dtype.kind != "f":
+        raise TypeError(f"{_PACKED}: qkv must be floating, got {packed.dtype}")
+    *lead, t, three_c = packed.shape
+    dim = three_c // 3 // n_head
+    return packed.reshape(*lead, t, 3, n_head, dim), (*lead, n_head, t, t)
+
+
+class SelfAttentionOp(Function):
+    """Self-attention of packed projections, heads split and merged inside: for qkv
+    (..., T, 3C) holding [queries | keys | values], each C wide and cut into H heads of D =
+    C / H features (torch.nn.MultiheadAttention's in-projection layout, nanoGPT's c_attn),
+
+        out = merge_heads(scaled_dot_product_attention(q, k, v)),   (..., T, C)
+
+    and d qkv = [dq | dk | dv] with the heads merged back the same way. The maths is
+    ScaledDotProductAttentionOp's (its backward, unchanged, runs inside); as one node it
+    replaces the reshape, permute, three getitems, transpose and reshape a head split and
+    merge would put on the tape, and their gradients' zero-filled copies and sums.
+    """
+
+    name = _PACKED
+
+    @staticmethod
+    def forward(ctx: Context, qkv: np.ndarray, dropout_mask: np.ndarray | None = None,
+                n_head: int = 1, scale: float | None = None, is_causal: bool = False,
+                dropout_scale: float = 1.0) -> np.ndarray:
+        heads, _ = _heads(qkv, n_head)
+        # (..., T, H, D) -> (..., H, T, D): views into qkv, no copy
+        q, k, v = (np.swapaxes(heads[..., i, :, :], -3, -2) for i in range(3))
+        out = _attend(ctx, q, k, v, None, dropout_mask, scale, is_causal, dropout_scale)
+        ctx.heads_shape = heads.shape
+        return np.swapaxes(out, -3, -2).reshape(qkv.shape[:-1] + (qkv.shape[-1] // 3,))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        shape = ctx.heads_shape  # (..., T, 3, H, D)
+        heads_grad = np.swapaxes(grad.reshape(shape[:-3] + shape[-2:]), -3, -2)
+        grads = _attend_backward(ctx, heads_grad, True, True, True, False)[:3]
+        packed = np.empty(shape, grad.dtype)
+        for i, g in enumerate(grads):
+            np.copyto(packed[..., i, :, :], np.swapaxes(g, -3, -2))
+        return packed.reshape(shape[:-3] + (-1,)), None
 
 
 def _operand(value: Any, name: str) -> Any:
@@ -206,3 +272,24 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     return ScaledDotProductAttentionOp.apply(
         query, key, value, attn_mask, dropout_mask, scale=scale, is_causal=is_causal,
         dropout_scale=0.0 if dropout_p == 1 else 1 / (1 - dropout_p))
+
+
+def self_attention(qkv: Any, n_head: int, dropout_p: float = 0.0, is_causal: bool = False,
+                   scale: float | None = None, *,
+                   generator: np.random.Generator | None = None) -> Tensor:
+    """Multi-head self-attention of packed projections qkv (..., T, 3C): [q | k | v], each cut
+    into ``n_head`` heads, attended as scaled_dot_product_attention and merged to (..., T, C)."""
+    n_head = validate.integer(_PACKED, "n_head", n_head, low=1)
+    dropout_p = validate.real(_PACKED, "dropout_p", dropout_p, 0, 1)
+    is_causal = validate.boolean(_PACKED, "is_causal", is_causal)
+    scale = validate.real(_PACKED, "scale", scale, optional=True)
+    generator = validate.generator(_PACKED, "generator", generator)
+    qkv = _operand(qkv, "qkv")
+    _, scores = _heads(qkv.data if isinstance(qkv, Tensor) else qkv, n_head)
+    dropout_mask = None
+    if dropout_p:
+        rng = generator if generator is not None else backend.default_generator()
+        dropout_mask = rng.random(scores) >= dropout_p  # as scaled_dot_product_attention's
+    return SelfAttentionOp.apply(qkv, dropout_mask, n_head=n_head, scale=scale,
+                                 is_causal=is_causal,
+                                 dropout_scale=0.0 if dropout_p == 1 else 1 / (1 - dropout_p))
