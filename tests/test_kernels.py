@@ -566,6 +566,20 @@ def test_scatter_add_rows_out_of_range_is_the_references_index_error() -> None:
     np.testing.assert_array_equal(target, 0)  # nothing written before the error
 
 
+@settings(max_examples=40, deadline=None)
+@given(out=_float_arrays(max_dims=4), seed=st.integers(0, 2**31))
+def test_add_bias_gives_numpys_bits(out, seed) -> None:
+    from chainrule.kernels import bias as bias_module
+
+    out = np.atleast_1d(out)  # a layer's output has its feature axis
+    bias = np.random.default_rng(seed).standard_normal(out.shape[-1:]).astype(out.dtype)
+    with pytest.MonkeyPatch.context() as patch:  # every size through the loops
+        patch.setattr(bias_module, "MIN_SIZE", 0)
+        compare("add_bias", out, bias, exact=True, in_place=True)
+    big = np.random.default_rng(seed).standard_normal((300, 257)).astype(out.dtype)
+    compare("add_bias", big, big[0].copy(), exact=True, in_place=True)  # over MIN_SIZE
+
+
 def _gates(rng, gates, steps, batch, hidden, dtype):
     """Gate-major pre-activations and step-major rows, as ops/recurrent.py keeps them."""
     acts = rng.standard_normal((gates, steps, batch, hidden)).astype(dtype)

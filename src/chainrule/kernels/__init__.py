@@ -11,6 +11,7 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 
 - threads: ``over_batch``, ``over_blocks``, ``blocked_sum``: split memory-bound passes over
   threads, a cache-sized block at a time.
+- bias: a bias added to each row of a layer's output, compiled.
 - blas: ``matmul``: small products on one BLAS thread.
 - reduce: column and row sums as BLAS products, row maxima over a transposed copy, cached
   constant arrays.
@@ -36,6 +37,7 @@ from chainrule.kernels.activation import (
     gelu_grad_reference,
     gelu_reference,
 )
+from chainrule.kernels.bias import add_bias, add_bias_reference
 from chainrule.kernels.blas import blas_threads, matmul, matmul_reference
 from chainrule.kernels.conv import (
     channels_last,
@@ -133,13 +135,14 @@ from chainrule.kernels.update import (
 
 #: The kernels: each has ``<name>_reference`` beside it, with the same signature.
 KERNELS = (
-    "adam_update", "batch_norm_input_grad", "batch_norm_sums", "blocked_sum", "blocked_update",
-    "cached_arange", "cached_ones", "channels_last", "column_sums", "conv_input_grad", "gelu",
-    "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm", "layer_norm_grad",
-    "lstm_step", "lstm_step_grad", "matmul", "max_along", "mean_and_variance", "normalise",
-    "over_batch", "over_blocks", "pooled_input_grad", "precise_column_sums", "route_to_winners",
-    "row_sums", "scatter_add_rows", "signed_window_max", "softmax_rows", "softmax_rows_grad",
-    "spread_over_windows", "window_max", "window_mean", "windows",
+    "adam_update", "add_bias", "batch_norm_input_grad", "batch_norm_sums", "blocked_sum",
+    "blocked_update", "cached_arange", "cached_ones", "channels_last", "column_sums",
+    "conv_input_grad", "gelu", "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm",
+    "layer_norm_grad", "lstm_step", "lstm_step_grad", "matmul", "max_along",
+    "mean_and_variance", "normalise", "over_batch", "over_blocks", "pooled_input_grad",
+    "precise_column_sums", "route_to_winners", "row_sums", "scatter_add_rows",
+    "signed_window_max", "softmax_rows", "softmax_rows_grad", "spread_over_windows",
+    "window_max", "window_mean", "windows",
 )
 
 #: Public functions that are not kernels: views and index helpers (their plain form is
@@ -151,20 +154,20 @@ HELPERS = (
 )
 
 __all__ = [
-    "HELPERS", "KERNELS", "adam_update", "adam_update_reference", "backend",
-    "batch_norm_input_grad", "batch_norm_input_grad_reference", "batch_norm_sums",
-    "batch_norm_sums_reference", "blas_spin", "blas_threads", "block_rows", "blocked_sum",
-    "blocked_sum_reference", "blocked_update", "blocked_update_reference", "cached_arange",
-    "cached_arange_reference", "cached_ones", "cached_ones_reference", "channels_last",
-    "channels_last_reference", "column_sums", "column_sums_reference", "conv_input_grad",
-    "conv_input_grad_reference", "gelu", "gelu_grad", "gelu_grad_reference", "gelu_reference",
-    "gru_step", "gru_step_grad", "gru_step_grad_reference", "gru_step_reference", "im2col",
-    "im2col_reference", "image_bytes", "images", "keep_freed_memory", "layer_norm",
-    "layer_norm_grad", "layer_norm_grad_reference", "layer_norm_reference", "lstm_step",
-    "lstm_step_grad", "lstm_step_grad_reference", "lstm_step_reference", "matmul",
-    "matmul_reference", "max_along", "max_along_reference", "mean_and_variance",
-    "mean_and_variance_reference", "normalise", "normalise_reference", "num_threads",
-    "over_batch", "over_batch_reference", "over_blocks", "over_blocks_reference",
+    "HELPERS", "KERNELS", "adam_update", "adam_update_reference", "add_bias",
+    "add_bias_reference", "backend", "batch_norm_input_grad", "batch_norm_input_grad_reference",
+    "batch_norm_sums", "batch_norm_sums_reference", "blas_spin", "blas_threads", "block_rows",
+    "blocked_sum", "blocked_sum_reference", "blocked_update", "blocked_update_reference",
+    "cached_arange", "cached_arange_reference", "cached_ones", "cached_ones_reference",
+    "channels_last", "channels_last_reference", "column_sums", "column_sums_reference",
+    "conv_input_grad", "conv_input_grad_reference", "gelu", "gelu_grad", "gelu_grad_reference",
+    "gelu_reference", "gru_step", "gru_step_grad", "gru_step_grad_reference",
+    "gru_step_reference", "im2col", "im2col_reference", "image_bytes", "images",
+    "keep_freed_memory", "layer_norm", "layer_norm_grad", "layer_norm_grad_reference",
+    "layer_norm_reference", "lstm_step", "lstm_step_grad", "lstm_step_grad_reference",
+    "lstm_step_reference", "matmul", "matmul_reference", "max_along", "max_along_reference",
+    "mean_and_variance", "mean_and_variance_reference", "normalise", "normalise_reference",
+    "num_threads", "over_batch", "over_batch_reference", "over_blocks", "over_blocks_reference",
     "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
     "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
     "row_sums", "row_sums_reference", "scatter_add_rows", "scatter_add_rows_reference",

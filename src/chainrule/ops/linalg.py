@@ -72,6 +72,10 @@ class MatMulOp(Function):
         return grad_a, grad_b
 
 
+#: A bias gradient over at least this many elements is summed by BLAS.
+_BLAS_COLUMN_SUMS = 1 << 16
+
+
 def _linear_forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
                     bias: np.ndarray | None, op: str = "linear") -> np.ndarray:
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -89,7 +93,7 @@ def _linear_forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
         out = kernels.matmul(x, weight.T)
     if bias is not None:
         if bias.dtype == out.dtype:
-            out += bias  # in place: out is a fresh array
+            kernels.add_bias(out, bias)  # in place: out is a fresh array
         else:
             out = out + bias
     return out
@@ -105,8 +109,12 @@ def _linear_backward(ctx: Context, grad: np.ndarray) -> tuple:
     if grad_x is not None and len(shape) != 2:
         grad_x = grad_x.reshape(shape[:-1] + (weight.shape[1],))
     grad_w = kernels.matmul(grad.T, x) if need_w else None
-    # The ufunc's reduce itself: ndarray.sum's Python wrapper costs more than a small sum.
-    grad_b = np.add.reduce(grad, axis=0) if need_b else None
+    grad_b = None
+    if need_b:
+        # Small: the ufunc's reduce itself (ndarray.sum's wrapper costs more than the sum);
+        # large: one BLAS product with a row of ones, on every core.
+        grad_b = (kernels.column_sums(grad) if grad.size >= _BLAS_COLUMN_SUMS
+                  else np.add.reduce(grad, axis=0))
     return grad_x, grad_w, grad_b
 
 
