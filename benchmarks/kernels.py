@@ -1,0 +1,146 @@
+"""Each compiled kernel against its NumPy reference, at the shapes the recipes give it.
+
+    python benchmarks/kernels.py              # every kernel, 200 calls each
+    python benchmarks/kernels.py --calls 50   # quicker
+    python benchmarks/kernels.py --only softmax
+
+For each kernel the script builds one set of inputs (float32, the shapes of the GPT of
+benchmarks/gpt_shakespeare.py: 12 x 64 tokens, n_embd 128, 4 heads; and a GRU/LSTM step at
+batch 100, hidden 128), compiles the loops once, then calls the kernel and its reference in
+turn, ``--calls`` times each, alternating which goes first, on fresh copies of the inputs
+for kernels that work in place. The table gives the medians in microseconds and their
+ratio; the kernel's result is checked against the reference's first (within rounding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import chainrule as cr
+from chainrule import kernels
+
+Case = tuple[str, str, Callable[[], tuple], bool]  # name, kernel, make arguments, in place
+
+
+def cases(rng: np.random.Generator) -> list[Case]:
+    """The kernels and their inputs (a function, so each in-place call gets fresh arrays)."""
+    f32 = np.float32
+
+    def normal(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(f32)
+
+    tokens, embd, heads = 12 * 64, 128, 4
+    hidden = normal(tokens, 4 * embd)
+    x, grad = normal(tokens, embd), normal(tokens, embd)
+    weight, bias = normal(embd), normal(embd)
+    _, xhat, inv_std = kernels.layer_norm_reference(x, weight, bias, 1e-5)
+    scores = normal(12, heads, 64, 64)
+    probs = kernels.softmax_rows_reference(scores.copy(), 0.17, True)
+    d_probs = normal(12, heads, 64, 64)
+    index = rng.integers(0, 66, tokens)
+    params = [normal(800_000) for _ in range(3)]
+    v = np.abs(normal(800_000))
+    out = normal(tokens, 3 * embd)
+    row = normal(3 * embd)
+    batch, h = 100, 128
+    gru_acts, gru_gh = normal(3, batch, h), normal(batch, 3 * h)
+    lstm_acts, lstm_gh = normal(4, batch, h), normal(batch, 4 * h)
+
+    def state() -> np.ndarray:
+        return normal(batch, h)
+
+    gru_state = [state() for _ in range(3)]
+    lstm_state = [state() for _ in range(4)]
+    b_hn = normal(h)
+    return [
+        ("gelu tanh (768, 512)", "gelu", lambda: (hidden, "tanh"), False),
+        ("gelu_grad tanh (768, 512)", "gelu_grad", lambda: (hidden, hidden, "tanh"), False),
+        ("layer_norm (768, 128)", "layer_norm", lambda: (x, weight, bias, 1e-5), False),
+        ("layer_norm_grad (768, 128)", "layer_norm_grad",
+         lambda: (grad, xhat, inv_std, weight, True, True, True), False),
+        ("softmax_rows causal (12, 4, 64, 64)", "softmax_rows",
+         lambda: (scores.copy(), 0.17, True), True),
+        ("softmax_rows_grad (12, 4, 64, 64)", "softmax_rows_grad",
+         lambda: (d_probs.copy(), probs, 0.17), True),
+        ("scatter_add_rows (66, 128) <- 768 rows", "scatter_add_rows",
+         lambda: (np.zeros((66, embd), f32), index, x), True),
+        ("add_bias (768, 384)", "add_bias", lambda: (out.copy(), row), True),
+        ("adam_update 800,000", "adam_update",
+         lambda: (params[0].copy(), params[1], params[2].copy(), v.copy(), 1e-3, 0.9, 0.99,
+                  1e-8, 0.1, True, 3), True),
+        ("gru_step (100, 128)", "gru_step",
+         lambda: (gru_acts, gru_gh, b_hn, *gru_state), True),
+        ("lstm_step (100, 128)", "lstm_step",
+         lambda: (lstm_acts, lstm_gh, *lstm_state), True),
+    ]
+
+
+def time_pair(fast: Callable, plain: Callable, make: Callable[[], tuple], calls: int
+              ) -> tuple[float, float]:
+    """Medians (us) of ``calls`` calls each, alternating which of the two runs first."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for i in range(calls + 3):
+        order = (0, 1) if i % 2 else (1, 0)
+        for which in order:
+            args = make()
+            start = time.perf_counter()
+            (fast, plain)[which](*args)
+            took = time.perf_counter() - start
+            if i >= 3:  # the first calls warm caches and allocators
+                times[which].append(took)
+    return statistics.median(times[0]) * 1e6, statistics.median(times[1]) * 1e6
+
+
+def agree(fast: Callable, plain: Callable, make: Callable[[], tuple], in_place: bool) -> None:
+    """The kernel's result against the reference's, within float32 rounding."""
+    fast_args, plain_args = make(), make()
+    a, b = fast(*fast_args), plain(*plain_args)
+    if in_place:
+        a, b = fast_args, plain_args
+    for x, y in zip(a if isinstance(a, (tuple, list)) else [a],
+                    b if isinstance(b, (tuple, list)) else [b]):
+        if isinstance(x, np.ndarray):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=200, help="calls of each (default 200)")
+    parser.add_argument("--only", default="", help="run the kernels whose name has this")
+    args = parser.parse_args(argv)
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    cr.kernels.tune_process()
+    if kernels.backend() != "numba":
+        sys.exit("benchmarks/kernels.py: the compiled kernels are off (numba missing, or "
+                 "CHAINRULE_KERNELS=numpy): there is nothing to compare")
+    rows = []
+    print(f"compiled kernels against their NumPy references: medians of {args.calls} calls "
+          f"each, alternating; float32; numpy {np.__version__}, {platform.machine()}, "
+          f"{kernels.num_threads()} threads")
+    print(f"{'kernel':42s} {'compiled us':>12s} {'reference us':>13s} {'ratio':>7s}")
+    print("-" * 77)
+    for label, name, make, in_place in cases(np.random.default_rng(0)):
+        if args.only not in label:
+            continue
+        fast, plain = getattr(kernels, name), getattr(kernels, f"{name}_reference")
+        agree(fast, plain, make, in_place)  # also compiles the loops before timing
+        compiled, reference = time_pair(fast, plain, make, args.calls)
+        rows.append((label, compiled, reference))
+        print(f"{label:42s} {compiled:12.1f} {reference:13.1f} {compiled / reference:7.2f}")
+    print("-" * 77)
+    print("ratio: compiled / reference time (below 1: the compiled kernel is faster)")
+    print("command: python benchmarks/kernels.py" + "".join(f" {a}" for a in (argv or
+                                                                             sys.argv[1:])))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
