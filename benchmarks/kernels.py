@@ -42,7 +42,7 @@ def cases(rng: np.random.Generator) -> list[Case]:
     weight, bias = normal(embd), normal(embd)
     _, xhat, inv_std = kernels.layer_norm_reference(x, weight, bias, 1e-5)
     scores = normal(12, heads, 64, 64)
-    probs = kernels.softmax_rows_reference(scores.copy(), 0.17, True)
+    probs = kernels.softmax_columns_reference(scores.copy(), 0.17, True)
     d_probs = normal(12, heads, 64, 64)
     index = rng.integers(0, 66, tokens)
     params = [normal(800_000) for _ in range(3)]
@@ -65,9 +65,9 @@ def cases(rng: np.random.Generator) -> list[Case]:
         ("layer_norm (768, 128)", "layer_norm", lambda: (x, weight, bias, 1e-5), False),
         ("layer_norm_grad (768, 128)", "layer_norm_grad",
          lambda: (grad, xhat, inv_std, weight, True, True, True), False),
-        ("softmax_rows causal (12, 4, 64, 64)", "softmax_rows",
+        ("softmax_columns causal (12, 4, 64, 64)", "softmax_columns",
          lambda: (scores.copy(), 0.17, True), True),
-        ("softmax_rows_grad (12, 4, 64, 64)", "softmax_rows_grad",
+        ("softmax_columns_grad (12, 4, 64, 64)", "softmax_columns_grad",
          lambda: (d_probs.copy(), probs, 0.17), True),
         ("scatter_add_rows (66, 128) <- 768 rows", "scatter_add_rows",
          lambda: (np.zeros((66, embd), f32), index, x), True),

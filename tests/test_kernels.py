@@ -500,6 +500,18 @@ def test_gelu_forward_and_backward(a, approximate) -> None:
     compare("gelu_grad", a, grad, approximate, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_over_several_blocks_and_a_partial_one(dtype) -> None:
+    from chainrule.kernels.activation import BLOCK
+
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal((3, BLOCK + 77)) * 3).astype(dtype)
+    grad = rng.standard_normal(a.shape).astype(dtype)
+    tol = {"rtol": FLOAT_RTOL[dtype], "atol": FLOAT_ATOL[dtype]}
+    compare("gelu", a, "tanh", **tol)
+    compare("gelu_grad", a, grad, "tanh", **tol)
+
+
 def test_gelu_of_other_dtypes_goes_to_the_reference() -> None:
     a = np.linspace(-3, 3, 11, dtype=np.float16)
     np.testing.assert_array_equal(kernels.gelu(a, "tanh"), kernels.gelu_reference(a, "tanh"))
@@ -507,16 +519,18 @@ def test_gelu_of_other_dtypes_goes_to_the_reference() -> None:
 
 @st.composite
 def _scores(draw):
-    """(..., L, S) attention scores, some keys masked with -inf (whole rows too), sometimes
-    a transposed view (the kernels send those to the reference)."""
+    """(..., S, L) attention scores (keys by queries), some keys masked with -inf (whole
+    columns too), sometimes a transposed view (the kernels send those to the reference)."""
     lead = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
-    shape = (*lead, draw(st.integers(1, 9)), draw(st.integers(0, 9)))
+    shape = (*lead, draw(st.integers(0, 9)), draw(st.integers(1, 9)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     scores = (rng.standard_normal(shape) * draw(st.sampled_from([0.1, 3.0, 40.0]))
               ).astype(dtype)
     if draw(st.booleans()):
         scores[rng.random(shape) < 0.3] = -np.inf
+    if draw(st.booleans()):
+        scores[..., draw(st.integers(0, shape[-1] - 1))] = -np.inf  # a query sees no key
     if draw(st.booleans()):
         scores = np.ascontiguousarray(np.swapaxes(scores, -1, -2)).swapaxes(-1, -2)
     return scores
@@ -527,25 +541,30 @@ def _scores(draw):
 def test_attention_softmax_forward_and_backward(scores, scale, causal) -> None:
     dtype = scores.dtype.type
     tol = {"rtol": FLOAT_RTOL[dtype] * 4, "atol": FLOAT_ATOL[dtype] * 4}
-    probs = compare("softmax_rows", scores, scale, causal, **tol)
+    probs = compare("softmax_columns", scores, scale, causal, **tol)
     assert probs.shape == scores.shape and probs.dtype == scores.dtype
     assert np.isfinite(probs).all() and (probs >= 0).all()
-    sums = probs.sum(axis=-1)
-    assert np.all((np.abs(sums - 1) < 1e-5) | (sums == 0))  # rows, or rows with no key
+    sums = probs.sum(axis=-2)  # over the keys: 1 for each query, or 0 where it sees none
+    assert np.all((np.abs(sums - 1) < 1e-5) | (sums == 0))
+    if causal:  # key j after query i gets nothing
+        keys, length = scores.shape[-2:]
+        assert not probs[..., np.tril(np.ones((keys, length), bool), k=-1)].any()
     grad = np.random.default_rng(2).standard_normal(scores.shape).astype(scores.dtype)
-    compare("softmax_rows_grad", grad, np.ascontiguousarray(probs), scale, **tol)
+    compare("softmax_columns_grad", grad, np.ascontiguousarray(probs), scale, **tol)
 
 
-def test_attention_softmax_works_in_place_and_keeps_nan_rows_nan() -> None:
-    scores = np.array([[[1.0, 2.0, np.nan], [0.5, -np.inf, 1.0], [-np.inf] * 3]], np.float32)
-    plain = kernels.softmax_rows_reference(scores.copy(), 1.0, False)
-    out = kernels.softmax_rows(scores, 1.0, False)
+def test_attention_softmax_works_in_place_and_keeps_nan_columns_nan() -> None:
+    # keys by queries: query 0 sees a NaN, query 1 a masked key, query 2 no key at all
+    scores = np.array([[[1.0, 0.5, -np.inf], [2.0, -np.inf, -np.inf],
+                        [np.nan, 1.0, -np.inf]]], np.float32)
+    plain = kernels.softmax_columns_reference(scores.copy(), 1.0, False)
+    out = kernels.softmax_columns(scores, 1.0, False)
     assert out is scores  # the op keeps the weights in the scores' own array
-    assert np.isnan(out[0, 0]).all() and np.isnan(plain[0, 0]).all()
-    np.testing.assert_allclose(out[0, 1:], plain[0, 1:], rtol=1e-6)
-    np.testing.assert_array_equal(out[0, 2], [0, 0, 0])
+    assert np.isnan(out[0, :, 0]).all() and np.isnan(plain[0, :, 0]).all()
+    np.testing.assert_allclose(out[0, :, 1:], plain[0, :, 1:], rtol=1e-6)
+    np.testing.assert_array_equal(out[0, :, 2], [0, 0, 0])
     grad = np.ones_like(out)
-    assert kernels.softmax_rows_grad(grad, out, 2.0) is grad
+    assert kernels.softmax_columns_grad(grad, out, 2.0) is grad
 
 
 @settings(max_examples=50, deadline=None)

@@ -24,8 +24,8 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
 - layernorm: layer norm over the last axis, forward and backward, compiled row passes.
 - scatter: rows added into a table at indices (an embedding's backward), compiled.
-- softmax: attention's softmax along the last axis in place (scale, causal mask), forward
-  and backward, compiled row passes around NumPy's exp.
+- softmax: attention's softmax over the keys in place (scale, causal mask), on scores laid
+  out keys by queries, forward and backward, compiled passes around NumPy's exp.
 - mkl: matrix products through MKL where the ``mkl`` wheel is installed.
 - jit: the compiled kernels' machinery: numba on first use, ``use("numpy")`` for the
   references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs.
@@ -111,10 +111,10 @@ from chainrule.kernels.reduce import (
 )
 from chainrule.kernels.scatter import scatter_add_rows, scatter_add_rows_reference
 from chainrule.kernels.softmax import (
-    softmax_rows,
-    softmax_rows_grad,
-    softmax_rows_grad_reference,
-    softmax_rows_reference,
+    softmax_columns,
+    softmax_columns_grad,
+    softmax_columns_grad_reference,
+    softmax_columns_reference,
 )
 from chainrule.kernels.threads import (
     block_rows,
@@ -141,7 +141,7 @@ KERNELS = (
     "layer_norm_grad", "lstm_step", "lstm_step_grad", "matmul", "max_along",
     "mean_and_variance", "normalise", "over_batch", "over_blocks", "pooled_input_grad",
     "precise_column_sums", "route_to_winners", "row_sums", "scatter_add_rows",
-    "signed_window_max", "softmax_rows", "softmax_rows_grad", "spread_over_windows",
+    "signed_window_max", "softmax_columns", "softmax_columns_grad", "spread_over_windows",
     "window_max", "window_mean", "windows",
 )
 
@@ -171,8 +171,8 @@ __all__ = [
     "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
     "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
     "row_sums", "row_sums_reference", "scatter_add_rows", "scatter_add_rows_reference",
-    "signed_window_max", "signed_window_max_reference", "softmax_rows", "softmax_rows_grad",
-    "softmax_rows_grad_reference", "softmax_rows_reference", "spread_over_windows",
+    "signed_window_max", "signed_window_max_reference", "softmax_columns", "softmax_columns_grad",
+    "softmax_columns_grad_reference", "softmax_columns_reference", "spread_over_windows",
     "spread_over_windows_reference", "tap", "tap_nd", "tune_process", "use", "window_max",
     "window_max_reference", "window_mean", "window_mean_reference", "windows",
     "windows_reference", "winners",

@@ -19,6 +19,9 @@ INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 TANH_SCALE = math.sqrt(2 / math.pi)
 TANH_CUBIC = 0.044715
 _ERF = np.frompyfunc(math.erf, 1, 1)
+#: Elements per block of the tanh form: its three passes (argument, np.tanh, result) run a
+#: block at a time, so the tanh values stay in L2 between them instead of going to memory.
+BLOCK = 1 << 15
 
 
 def _erf_reference(a: np.ndarray) -> np.ndarray:
@@ -74,10 +77,14 @@ def gelu(a: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "none":
         _gelu_erf_loops(flat, out.reshape(-1))
         return out
-    t = np.empty_like(flat)
-    _tanh_argument_loops(flat, t)
-    np.tanh(t, out=t)
-    _gelu_finish_loops(flat, t, out.reshape(-1))
+    result = out.reshape(-1)
+    t = np.empty(min(flat.size, BLOCK), a.dtype)
+    for lo in range(0, flat.size, BLOCK):  # blocks, so t stays in cache between the passes
+        hi = min(lo + BLOCK, flat.size)
+        part = t[:hi - lo]
+        _tanh_argument_loops(flat[lo:hi], part)
+        np.tanh(part, out=part)
+        _gelu_finish_loops(flat[lo:hi], part, result[lo:hi])
     return out
 
 
@@ -123,8 +130,12 @@ def gelu_grad(a: np.ndarray, grad: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "none":
         _gelu_erf_slope_loops(flat, g, out.reshape(-1))
         return out
-    t = np.empty_like(flat)
-    _tanh_argument_loops(flat, t)
-    np.tanh(t, out=t)
-    _gelu_tanh_slope_loops(flat, t, g, out.reshape(-1))
+    result = out.reshape(-1)
+    t = np.empty(min(flat.size, BLOCK), a.dtype)
+    for lo in range(0, flat.size, BLOCK):
+        hi = min(lo + BLOCK, flat.size)
+        part = t[:hi - lo]
+        _tanh_argument_loops(flat[lo:hi], part)
+        np.tanh(part, out=part)
+        _gelu_tanh_slope_loops(flat[lo:hi], part, g[lo:hi], result[lo:hi])
     return out

@@ -40,6 +40,11 @@ def _mT(a: np.ndarray) -> np.ndarray:  # noqa: N802 - the usual name for a matri
     return np.swapaxes(a, -1, -2)
 
 
+def _keys_first(mask: np.ndarray) -> np.ndarray:
+    """A (..., L, S) mask, or one that broadcasts to it, as a view laid out (..., S, L)."""
+    return _mT(mask.reshape((1,) * (2 - mask.ndim) + mask.shape) if mask.ndim < 2 else mask)
+
+
 def _check_inputs(query: np.ndarray, key: np.ndarray, value: np.ndarray
                   ) -> tuple[int, ...]:
     """The scores' shape (batch..., L, S) of q @ k^T, after checking the operands fit."""
@@ -116,7 +121,8 @@ def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
     dtype = query.dtype
     if scale is None:
         scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
-    scores = kernels.matmul(query, _mT(key))
+    # The scores transposed, keys by queries (S, L): kernels.softmax_columns says why.
+    scores = kernels.matmul(key, _mT(query))
     if is_causal and attn_mask is not None:
         raise ValueError(f"{_OP}: give attn_mask or is_causal=True, not both (PyTorch "
                          "refuses both too); fold the causal mask into attn_mask")
@@ -124,16 +130,16 @@ def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
         _check_mask("attn_mask", attn_mask, shape)
         scores *= dtype.type(scale)
         if attn_mask.dtype == np.bool_:
-            np.copyto(scores, -np.inf, where=~attn_mask)
+            np.copyto(scores, -np.inf, where=~_keys_first(attn_mask))
         elif attn_mask.dtype == dtype:
-            scores += attn_mask
+            scores += _keys_first(attn_mask)
         else:
             raise TypeError(f"{_OP}: attn_mask must be bool or of the query's dtype "
                             f"{dtype}, got {attn_mask.dtype}")
-    # softmax along the keys in place (shifted by the row max, so exp cannot overflow;
-    # a row with every key masked gives 0s, as PyTorch's, instead of 0/0)
-    probs = kernels.softmax_rows(scores, 1.0 if attn_mask is not None else scale,
-                                 is_causal)
+    # softmax over the keys in place (shifted by the max, so exp cannot overflow; a query
+    # with every key masked gets 0s, as in PyTorch, instead of 0/0)
+    probs = kernels.softmax_columns(scores, 1.0 if attn_mask is not None else scale,
+                                    is_causal)
     weights = probs
     keep = None
     if dropout_mask is not None:
@@ -141,12 +147,13 @@ def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
             raise TypeError(f"{_OP}: dropout_mask must be a boolean array (True: kept), "
                             f"got {dropout_mask.dtype}")
         _check_mask("dropout_mask", dropout_mask, shape)
-        keep = dropout_mask * dtype.type(dropout_scale)
+        keep = _keys_first(dropout_mask) * dtype.type(dropout_scale)
         weights = probs * keep
+    # probs, keep and weights are (..., S, L), as the scores
     ctx.query, ctx.key, ctx.value, ctx.probs, ctx.keep = query, key, value, probs, keep
     ctx.weights, ctx.scale = weights, scale
     ctx.mask_shape = attn_mask.shape if attn_mask is not None else None
-    return kernels.matmul(weights, value)
+    return kernels.matmul(_mT(weights), value)
 
 
 def _attend_backward(ctx: Context, grad: np.ndarray, need_q: bool, need_k: bool,
@@ -155,28 +162,28 @@ def _attend_backward(ctx: Context, grad: np.ndarray, need_q: bool, need_k: bool,
     query, key, value, probs = ctx.query, ctx.key, ctx.value, ctx.probs
     grad_v = grad_q = grad_k = grad_mask = None
     if need_v:
-        grad_v = backend.unbroadcast(kernels.matmul(_mT(ctx.weights), grad), value.shape)
+        grad_v = backend.unbroadcast(kernels.matmul(ctx.weights, grad), value.shape)
     if need_q or need_k or need_mask:
-        grad_p = kernels.matmul(grad, _mT(value))
+        grad_p = kernels.matmul(value, _mT(grad))  # dP transposed, as the scores
         if ctx.keep is not None:
             grad_p *= ctx.keep
-        # dS = P * (dP - rowsum(dP * P)) in place on dP's array, times the scale unless
+        # dS = P * (dP - colsum(dP * P)) in place on dP's array, times the scale unless
         # the mask needs dS itself: then dq and dk take the scale afterwards
         fold = not need_mask
         scale = query.dtype.type(ctx.scale)
-        grad_s = kernels.softmax_rows_grad(grad_p, probs, scale if fold else 1.0)
+        grad_s = kernels.softmax_columns_grad(grad_p, probs, scale if fold else 1.0)
         if need_q:
-            grad_q = kernels.matmul(grad_s, key)
+            grad_q = kernels.matmul(_mT(grad_s), key)
             if not fold:
                 grad_q *= scale
             grad_q = backend.unbroadcast(grad_q, query.shape)
         if need_k:
-            grad_k = kernels.matmul(_mT(grad_s), query)
+            grad_k = kernels.matmul(grad_s, query)
             if not fold:
                 grad_k *= scale
             grad_k = backend.unbroadcast(grad_k, key.shape)
         if need_mask:
-            grad_mask = backend.unbroadcast(grad_s, ctx.mask_shape)
+            grad_mask = backend.unbroadcast(_mT(grad_s), ctx.mask_shape)
     return grad_q, grad_k, grad_v, grad_mask
 
 
