@@ -34,7 +34,7 @@ def test_every_row_runs_and_is_timed(capsys) -> None:
     assert names <= set(kernels.KERNELS)
     assert all(compiled > 0 and reference > 0 for _, compiled, reference in rows)
     out = capsys.readouterr().out
-    assert "softmax_rows causal" in out and "command: python benchmarks/kernels.py" in out
+    assert "softmax_columns causal" in out and "command: python benchmarks/kernels.py" in out
 
 
 def test_calls_must_be_positive() -> None:
