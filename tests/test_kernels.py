@@ -175,6 +175,34 @@ def test_matmul(shapes) -> None:
     compare("matmul", a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_into_out_views(dtype) -> None:
+    """out= as np.matmul's: a C array, the heads of a (B, T, H, D) array (row stride H D),
+    a 2-D block of a wider matrix; an out that overlaps an operand still gets a @ b."""
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((2, 3, 40, 30)).astype(dtype)
+    b = rng.standard_normal((2, 3, 30, 20)).astype(dtype)
+    tol = {"rtol": FLOAT_RTOL[dtype] * 10, "atol": FLOAT_ATOL[dtype] * 100}
+    merged = np.full((2, 40, 3, 20), np.nan, dtype)  # (B, T, H, D)
+    for out in (np.empty((2, 3, 40, 20), dtype), np.swapaxes(merged, 1, 2)):
+        assert kernels.matmul(a, b, out=out) is out
+        np.testing.assert_allclose(out, a @ b, **tol)
+    if mkl.available():  # MKL writes the views itself, NumPy is not asked
+        assert mkl.matmul(a, b, np.swapaxes(merged, 1, 2)) is not None
+        assert mkl.matmul(a[0, 0], b[0, 0], np.zeros((40, 50), dtype)[:, 5:25]) is not None
+    wide = np.zeros((40, 50), dtype)
+    block = wide[:, 5:25]
+    assert kernels.matmul(a[0, 0], b[0, 0], out=block) is block
+    np.testing.assert_allclose(block, a[0, 0] @ b[0, 0], **tol)
+    assert not wide[:, :5].any() and not wide[:, 25:].any()  # nothing outside the view
+    square = rng.standard_normal((3, 60, 60)).astype(dtype)
+    expected = square @ square
+    result = kernels.matmul(square, square, out=square)
+    np.testing.assert_allclose(result, expected, **tol)
+    with pytest.raises(ValueError):
+        kernels.matmul(a, b, out=np.empty((2, 3, 40, 21), dtype))
+
+
 @pytest.mark.parametrize("private_api", [True, False])
 def test_blas_thread_control_with_and_without_threadpoolctl_internals(monkeypatch,
                                                                        private_api) -> None:

@@ -70,34 +70,36 @@ def _openblas_c_functions(lib: Any) -> ThreadControl | None:
     return get_threads, set_threads
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b``: by MKL where it is installed and takes these operands (kernels/mkl.py),
-    else by NumPy, on a single BLAS thread when the product is too small to share out."""
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (into ``out`` where given, as np.matmul's): by MKL where it is installed and
+    takes these operands (kernels/mkl.py), else by NumPy, on a single BLAS thread when the
+    product is too small to share out."""
     if a.dtype.kind == "f":
-        out = mkl.matmul(a, b)
-        if out is not None:
-            return out
+        done = mkl.matmul(a, b, out)
+        if done is not None:
+            return done
     m = a.shape[-2] if a.ndim > 1 else 1
     n = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * m * n * a.shape[-1]
     if a.ndim > 2 or b.ndim > 2:
         flops *= math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     if flops >= SMALL_MATMUL_FLOPS:
-        return a @ b
+        return np.matmul(a, b, out=out)
     blas = _blas or blas_threads()
     if not blas:
-        return a @ b
+        return np.matmul(a, b, out=out)
     get_threads, set_threads = blas
     threads = get_threads()
     if threads == 1:
-        return a @ b
+        return np.matmul(a, b, out=out)
     set_threads(1)
     try:
-        return a @ b
+        return np.matmul(a, b, out=out)
     finally:
         set_threads(threads)
 
 
-def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` on whatever threads BLAS chooses."""
-    return a @ b
+def matmul_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """``a @ b`` (into ``out`` where given) on whatever threads BLAS chooses."""
+    return np.matmul(a, b, out=out)

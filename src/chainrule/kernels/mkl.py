@@ -38,6 +38,8 @@ MIN_FLOPS = 1 << 15
 _lock = threading.Lock()
 _gemm: dict[Any, Any] | None = None  # dtype -> (gemm, batched gemm), {} where MKL is absent
 _lib: Any = None
+#: The byte offsets of a stack's matrices, by (leading shape, leading strides).
+_OFFSETS: dict[tuple, np.ndarray] = {}
 
 
 def library_path() -> Path | None:
@@ -148,8 +150,11 @@ def _batch_stride(stack: np.ndarray) -> int | None:
     return 0 if stride is None else stride // stack.itemsize
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """``a @ b`` by MKL, or None where this product is NumPy's (see the module)."""
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+           ) -> np.ndarray | None:
+    """``a @ b`` by MKL, or None where this product is NumPy's (see the module). ``out``,
+    where given, must have the product's shape and dtype; it may be any view whose matrices
+    are row-major (a row stride, then 1), such as the heads of a (B, T, H, D) array."""
     gemm = (_gemm if _gemm is not None else _load()).get(a.dtype)
     if gemm is None or b.dtype != a.dtype or a.ndim < 2 or b.ndim < 2:
         return None
@@ -157,25 +162,45 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     n = b.shape[-1]
     if b.shape[-2] != k or min(m, n, k) == 0 or max(m, n, k) > _INT_MAX // 8:
         return None
+    lead = a.shape[:-2] if a.ndim >= b.ndim else b.shape[:-2]
+    if out is not None and (out.shape != (*lead, m, n) or out.dtype != a.dtype
+                            or not out.flags.writeable or _rows(out) is None
+                            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        return None
     if a.ndim == 2 and b.ndim == 2:
         if 2 * m * n * k < MIN_FLOPS:
             return None
-        return _product(gemm[0], a, b, np.empty((m, n), a.dtype))
-    if b.ndim == 2 and a.flags.c_contiguous:  # a stack times one matrix: one tall product
+        return _product(gemm[0], a, b, np.empty((m, n), a.dtype) if out is None else out)
+    if b.ndim == 2 and a.flags.c_contiguous and (out is None or out.flags.c_contiguous):
+        # a stack times one matrix: one tall product
         if 2 * a.size * n < MIN_FLOPS:
             return None
-        out = _product(gemm[0], a.reshape(-1, k), b, np.empty((a.size // k, n), a.dtype))
-        return None if out is None else out.reshape(*a.shape[:-1], n)
+        tall = np.empty((a.size // k, n), a.dtype) if out is None else out.reshape(-1, n)
+        done = _product(gemm[0], a.reshape(-1, k), b, tall)
+        return None if done is None else done.reshape(*a.shape[:-1], n)
     if a.shape[:-2] == b.shape[:-2] or a.ndim == 2 or b.ndim == 2:
-        lead = a.shape[:-2] if a.ndim > 2 else b.shape[:-2]
         count = int(np.prod(lead))
         if 2 * m * n * k * count < MIN_FLOPS or count > _INT_MAX:
             return None
-        out = np.empty((*lead, m, n), a.dtype)
+        if out is None:
+            out = np.empty((*lead, m, n), a.dtype)
+        elif not out.flags.c_contiguous:
+            return _pointer_batched(gemm[2], a, b, out, count)
         if _strided_batch(a) and _strided_batch(b):
             return _batched(gemm[1], a, b, out, count)
         return _pointer_batched(gemm[2], a, b, out, count)
     return None
+
+
+def _rows(out: np.ndarray) -> int | None:
+    """The row stride (in elements) of out's row-major matrices, or None."""
+    size = out.itemsize
+    if out.strides[-1] != size and out.shape[-1] > 1:
+        return None
+    row = out.strides[-2] // size if out.shape[-2] > 1 else out.shape[-1]
+    if out.strides[-2] % size or row < out.shape[-1] or any(s < 0 for s in out.strides):
+        return None
+    return row
 
 
 def _product(gemm: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray | None:
@@ -184,7 +209,7 @@ def _product(gemm: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.nda
         return None
     (m, k), n = a.shape, b.shape[1]
     gemm(_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-         0.0, out.ctypes.data, n)
+         0.0, out.ctypes.data, _rows(out))
     return out
 
 
@@ -210,10 +235,16 @@ def _addresses(x: np.ndarray, count: int) -> np.ndarray:
     matrix x, ``count`` times."""
     if x.ndim == 2:
         return np.full(count, x.ctypes.data, np.int64)
-    offsets = np.zeros((), np.int64)
-    for size, stride in zip(x.shape[:-2], x.strides[:-2]):
-        offsets = np.add.outer(offsets, np.arange(size, dtype=np.int64) * stride)
-    return offsets.reshape(-1) + x.ctypes.data
+    key = (x.shape[:-2], x.strides[:-2])
+    offsets = _OFFSETS.get(key)
+    if offsets is None:
+        offsets = np.zeros((), np.int64)
+        for size, stride in zip(*key):
+            offsets = np.add.outer(offsets, np.arange(size, dtype=np.int64) * stride)
+        offsets = offsets.reshape(-1)
+        if len(_OFFSETS) < 256:  # a bound, for programs that see many shapes
+            _OFFSETS[key] = offsets
+    return offsets + x.ctypes.data
 
 
 def _pointer_batched(pointers: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray,
@@ -225,7 +256,7 @@ def _pointer_batched(pointers: Any, a: np.ndarray, b: np.ndarray, out: np.ndarra
     la, lb = _layout(a), _layout(b)
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    ints = np.array([la[0], lb[0], m, n, k, la[1], lb[1], n, count], np.intc)
+    ints = np.array([la[0], lb[0], m, n, k, la[1], lb[1], _rows(out), count], np.intc)
     scalars = np.array([1.0, 0.0], a.dtype)
     where = [ints.ctypes.data + ints.itemsize * j for j in range(len(ints))]
     addresses = [_addresses(x, count) for x in (a, b, out)]

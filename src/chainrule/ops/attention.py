@@ -115,8 +115,10 @@ class ScaledDotProductAttentionOp(Function):
 
 def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
             attn_mask: np.ndarray | None, dropout_mask: np.ndarray | None,
-            scale: float | None, is_causal: bool, dropout_scale: float) -> np.ndarray:
-    """The forward of the module docstring, keeping on ``ctx`` what the backward needs."""
+            scale: float | None, is_causal: bool, dropout_scale: float,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """The forward of the module docstring, keeping on ``ctx`` what the backward needs;
+    the output written into ``out`` where given."""
     shape = _check_inputs(query, key, value)
     dtype = query.dtype
     if scale is None:
@@ -153,16 +155,19 @@ def _attend(ctx: Context, query: np.ndarray, key: np.ndarray, value: np.ndarray,
     ctx.query, ctx.key, ctx.value, ctx.probs, ctx.keep = query, key, value, probs, keep
     ctx.weights, ctx.scale = weights, scale
     ctx.mask_shape = attn_mask.shape if attn_mask is not None else None
-    return kernels.matmul(_mT(weights), value)
+    return kernels.matmul(_mT(weights), value, out=out)
 
 
 def _attend_backward(ctx: Context, grad: np.ndarray, need_q: bool, need_k: bool,
-                     need_v: bool, need_mask: bool) -> tuple:
-    """(dq, dk, dv, d mask) of the module docstring, each None where not needed."""
+                     need_v: bool, need_mask: bool, into: tuple | None = None) -> tuple:
+    """(dq, dk, dv, d mask) of the module docstring, each None where not needed; dq, dk
+    and dv written into the three arrays ``into`` where given (no broadcasting then)."""
     query, key, value, probs = ctx.query, ctx.key, ctx.value, ctx.probs
+    into_q, into_k, into_v = into if into is not None else (None, None, None)
     grad_v = grad_q = grad_k = grad_mask = None
     if need_v:
-        grad_v = backend.unbroadcast(kernels.matmul(ctx.weights, grad), value.shape)
+        grad_v = backend.unbroadcast(kernels.matmul(ctx.weights, grad, out=into_v),
+                                     value.shape)
     if need_q or need_k or need_mask:
         grad_p = kernels.matmul(value, _mT(grad))  # dP transposed, as the scores
         if ctx.keep is not None:
@@ -173,12 +178,12 @@ def _attend_backward(ctx: Context, grad: np.ndarray, need_q: bool, need_k: bool,
         scale = query.dtype.type(ctx.scale)
         grad_s = kernels.softmax_columns_grad(grad_p, probs, scale if fold else 1.0)
         if need_q:
-            grad_q = kernels.matmul(_mT(grad_s), key)
+            grad_q = kernels.matmul(_mT(grad_s), key, out=into_q)
             if not fold:
                 grad_q *= scale
             grad_q = backend.unbroadcast(grad_q, query.shape)
         if need_k:
-            grad_k = kernels.matmul(grad_s, query)
+            grad_k = kernels.matmul(grad_s, query, out=into_k)
             if not fold:
                 grad_k *= scale
             grad_k = backend.unbroadcast(grad_k, key.shape)
@@ -225,18 +230,23 @@ class SelfAttentionOp(Function):
         heads, _ = _heads(qkv, n_head)
         # (..., T, H, D) -> (..., H, T, D): views into qkv, no copy
         q, k, v = (np.swapaxes(heads[..., i, :, :], -3, -2) for i in range(3))
-        out = _attend(ctx, q, k, v, None, dropout_mask, scale, is_causal, dropout_scale)
+        # the heads' outputs go straight into their merged (..., T, H, D) places
+        merged = np.empty(heads.shape[:-3] + heads.shape[-2:], qkv.dtype)
+        _attend(ctx, q, k, v, None, dropout_mask, scale, is_causal, dropout_scale,
+                out=np.swapaxes(merged, -3, -2))
         ctx.heads_shape = heads.shape
-        return np.swapaxes(out, -3, -2).reshape(qkv.shape[:-1] + (qkv.shape[-1] // 3,))
+        return merged.reshape(qkv.shape[:-1] + (qkv.shape[-1] // 3,))
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         shape = ctx.heads_shape  # (..., T, 3, H, D)
         heads_grad = np.swapaxes(grad.reshape(shape[:-3] + shape[-2:]), -3, -2)
-        grads = _attend_backward(ctx, heads_grad, True, True, True, False)[:3]
-        packed = np.empty(shape, grad.dtype)
-        for i, g in enumerate(grads):
-            np.copyto(packed[..., i, :, :], np.swapaxes(g, -3, -2))
+        packed = np.empty(shape, grad.dtype)  # dq, dk, dv written into their places
+        into = tuple(np.swapaxes(packed[..., i, :, :], -3, -2) for i in range(3))
+        grads = _attend_backward(ctx, heads_grad, True, True, True, False, into)[:3]
+        for place, g in zip(into, grads):
+            if g is not place:  # a product that could not write in place (NumPy's)
+                np.copyto(place, g)
         return packed.reshape(shape[:-3] + (-1,)), None
 
 
