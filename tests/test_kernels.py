@@ -425,6 +425,21 @@ def test_the_fused_pooling_kernels(split, kernel, stride, size) -> None:
                 stride, out, exact=not overlapping, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel, stride, size", POOLS[:4])
+def test_the_fused_pooling_kernels_in_float32_and_with_nan(kernel, stride, size) -> None:
+    images = nhwc(3, *size, 5).round(1).astype(np.float32)
+    images[0, 0, 0, 0] = np.nan  # np.maximum's NaN: the caller sees it in the maxima
+    sign = np.array([1, -1, 1, 1, -1], np.float32)
+    out = _out(kernel, stride, size)
+    best, larger = compare("signed_window_max", images, sign, kernel, stride, out, exact=True)
+    assert np.isnan(best[0, 0, 0, 0]) and np.isfinite(best[1:]).all()
+    mean, b, c = (RNG.standard_normal(5).astype(np.float32) for _ in range(3))
+    scaled = nhwc(3, *out, 5).astype(np.float32)
+    overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+    compare("pooled_input_grad", images, mean, b, c, scaled, larger, kernel, stride, out,
+            exact=not overlapping, rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------------- update
 def _adam_like(param: np.ndarray, grad: np.ndarray, avg: np.ndarray) -> None:
     avg *= 0.9

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from chainrule.kernels import jit
+from chainrule.kernels.blas import matmul
 from chainrule.kernels.threads import over_batch, over_blocks
 
 Pair = tuple[int, int]
@@ -134,18 +136,11 @@ def im2col_reference(views: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return views.reshape(n * out_h * out_w, kh * kw * c).astype(dtype)
 
 
-def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
-                    kernel: tuple[int, ...], stride: tuple[int, ...],
-                    dilation: tuple[int, ...], out: tuple[int, ...], groups: int
-                    ) -> np.ndarray:
-    """col2im(grad_rows @ w_rows) per group: the gradient of the padded channels-last input,
-    for any number of spatial dims (conv2d's and the N-d convolutions').
-
-    ``grad_rows`` is (pixels, O) and ``w_rows`` (O, k...*C_g) in im2col's (kernel..., c)
-    column order. One product per kernel position, added where that position read: each
-    product lands in one contiguous buffer, where the whole (pixels, k...*C_g) matrix would be
-    read back with a stride.
-    """
+def _conv_input_grad_numpy(grad_rows: np.ndarray, w_rows: np.ndarray,
+                           padded_shape: tuple[int, ...], kernel: tuple[int, ...],
+                           stride: tuple[int, ...], dilation: tuple[int, ...],
+                           out: tuple[int, ...], groups: int) -> np.ndarray:
+    """conv_input_grad with NumPy's strided adds (where the compiled loop does not run)."""
     out_channels = w_rows.shape[0]
     group_out, group_in = out_channels // groups, padded_shape[-1] // groups
     padded = np.zeros(padded_shape, grad_rows.dtype)
@@ -156,8 +151,51 @@ def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tup
         w2 = w_rows[g * group_out:(g + 1) * group_out]
         target = padded[..., g * group_in:(g + 1) * group_in]
         for k, position in enumerate(itertools.product(*map(range, kernel))):
-            np.matmul(g_rows, w2[:, k * group_in:(k + 1) * group_in], out=part)
+            matmul(g_rows, w2[:, k * group_in:(k + 1) * group_in], out=part)
             tap_nd(target, position, stride, dilation, out)[...] += image_part
+    return padded
+
+
+@jit.loops
+def _add_tap_loops(padded, part, top, left, stride_h, stride_w):
+    """padded[n, top + oi stride_h, left + oj stride_w] += part[n, oi, oj], a pixel's channels
+    at a time (both channels-last and C-contiguous)."""
+    batch, out_h, out_w, channels = part.shape
+    for n in range(batch):
+        for oi in range(out_h):
+            for oj in range(out_w):
+                target, source = padded[n, top + oi * stride_h, left + oj * stride_w], \
+                    part[n, oi, oj]
+                for ch in range(channels):
+                    target[ch] += source[ch]
+
+
+@jit.kernel(_add_tap_loops, _conv_input_grad_numpy)
+def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
+                    kernel: tuple[int, ...], stride: tuple[int, ...],
+                    dilation: tuple[int, ...], out: tuple[int, ...], groups: int
+                    ) -> np.ndarray:
+    """col2im(grad_rows @ w_rows) per group: the gradient of the padded channels-last input,
+    for any number of spatial dims (conv2d's and the N-d convolutions').
+
+    ``grad_rows`` is (pixels, O) and ``w_rows`` (O, k...*C_g) in im2col's (kernel..., c)
+    column order. One product per kernel position, added where that position read: each
+    product lands in one contiguous buffer, where the whole (pixels, k...*C_g) matrix would be
+    read back with a stride. The adds are a compiled loop over the pixels for one group in 2-D
+    (the same additions in the same order as NumPy's strided add, so its bits), NumPy's
+    strided adds otherwise.
+    """
+    if groups != 1 or len(kernel) != 2 or grad_rows.ndim != 2:
+        return _conv_input_grad_numpy(grad_rows, w_rows, padded_shape, kernel, stride,
+                                      dilation, out, groups)
+    channels = padded_shape[-1]
+    padded = np.zeros(padded_shape, grad_rows.dtype)
+    part = np.empty((len(grad_rows), channels), grad_rows.dtype)
+    image_part = part.reshape(padded_shape[0], *out, channels)
+    for k, (i, j) in enumerate(itertools.product(*map(range, kernel))):
+        matmul(grad_rows, w_rows[:, k * channels:(k + 1) * channels], out=part)
+        _add_tap_loops(padded, image_part, i * dilation[0], j * dilation[1], stride[0],
+                       stride[1])
     return padded
 
 

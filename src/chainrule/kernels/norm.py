@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chainrule.kernels import jit
 from chainrule.kernels.conv import (
     Pair,
     image_bytes,
@@ -159,14 +160,11 @@ def batch_norm_input_grad_reference(grads: np.ndarray, rows: np.ndarray, mean: n
     return grads * a + ((rows - mean) * b + c)
 
 
-def signed_window_max(images: np.ndarray, sign: np.ndarray, kernel: Pair, stride: Pair,
-                      out: Pair) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Each window's max of sign * x (sign per channel, +-1) over channels-last ``images``,
-    and for each kernel position k > 0 where it was strictly larger than all before it.
-
-    Batch norm's y = s x + t is monotone in x for each channel, so this finds the windows'
-    winners of y without writing y.
-    """
+def _signed_window_max_blocked(images: np.ndarray, sign: np.ndarray, kernel: Pair,
+                               stride: Pair, out: Pair
+                               ) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
+    """signed_window_max in NumPy passes, a cache-sized block of images at a time, the blocks
+    split over threads (where the compiled loops do not run)."""
     (i0, j0), *later = positions(kernel)
     best = np.empty(tap(images, i0, j0, stride, _DENSE, out).shape, images.dtype)
     larger = [np.empty(best.shape, bool) for _ in later]
@@ -187,18 +185,19 @@ def signed_window_max(images: np.ndarray, sign: np.ndarray, kernel: Pair, stride
 
 
 def signed_window_max_reference(images: np.ndarray, sign: np.ndarray, kernel: Pair,
-                                stride: Pair, out: Pair) -> tuple[np.ndarray, list[np.ndarray]]:
+                                stride: Pair, out: Pair
+                                ) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
     """Each window's max of sign * x, and where each position k > 0 beat all before it."""
     taps = [tap(images, i, j, stride, _DENSE, out) * sign for i, j in positions(kernel)]
     larger = [taps[k] > np.max(taps[:k], axis=0) for k in range(1, len(taps))]
     return np.max(taps, axis=0), larger
 
 
-def pooled_input_grad(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
-                      c: np.ndarray | None, scaled: np.ndarray, larger: list[np.ndarray],
-                      kernel: Pair, stride: Pair, out: Pair) -> np.ndarray:
-    """b * (x - mean) + c at every pixel of channels-last ``images`` (0 when b is None), plus
-    ``scaled`` (the pooled gradient times s) at each window's winner."""
+def _pooled_input_grad_blocked(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
+                               c: np.ndarray | None, scaled: np.ndarray,
+                               larger: np.ndarray | list[np.ndarray], kernel: Pair,
+                               stride: Pair, out: Pair) -> np.ndarray:
+    """pooled_input_grad in NumPy passes, a cache-sized block at a time over threads."""
     grad = (np.zeros if b is None else np.empty)(images.shape, images.dtype)
 
     def route(lo: int, hi: int) -> None:
@@ -218,8 +217,126 @@ def pooled_input_grad(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None
 
 def pooled_input_grad_reference(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
                                 c: np.ndarray | None, scaled: np.ndarray,
-                                larger: list[np.ndarray], kernel: Pair, stride: Pair,
-                                out: Pair) -> np.ndarray:
+                                larger: np.ndarray | list[np.ndarray], kernel: Pair,
+                                stride: Pair, out: Pair) -> np.ndarray:
     """b * (x - mean) + c everywhere (0 when b is None), plus ``scaled`` at the winners."""
     base = np.zeros_like(images) if b is None else (images - mean) * b + c
     return base + route_to_winners_reference(scaled, larger, images.shape, kernel, stride, out)
+
+
+# ------------------------------------------------------------- compiled, with max pooling
+# Channels-last images put a pixel's C channels side by side, so each loop below ends in a
+# run over the channels: SIMD lanes, one window position at a time.
+@jit.loops
+def _signed_window_max_loops(images, sign, kernel_h, kernel_w, stride_h, stride_w, best,
+                             larger):
+    """best[n, oi, oj] = max over the window of sign * x (a NaN wins and stays), and
+    larger[k - 1] = where window position k > 0 was strictly larger than all before it."""
+    batch, out_h, out_w, channels = best.shape
+    for n in range(batch):
+        for oi in range(out_h):
+            for oj in range(out_w):
+                top = best[n, oi, oj]
+                h, w = oi * stride_h, oj * stride_w
+                first = images[n, h, w]
+                for ch in range(channels):
+                    top[ch] = first[ch] * sign[ch]
+                k = 0
+                for i in range(kernel_h):
+                    for j in range(kernel_w):
+                        if i == 0 and j == 0:
+                            continue
+                        row, won = images[n, h + i, w + j], larger[k, n, oi, oj]
+                        k += 1
+                        for ch in range(channels):
+                            x = row[ch] * sign[ch]
+                            beats = x > top[ch]
+                            won[ch] = beats
+                            if beats or x != x:  # np.maximum's NaN, which then stays
+                                top[ch] = x
+
+
+@jit.kernel(_signed_window_max_loops, _signed_window_max_blocked)
+def signed_window_max(images: np.ndarray, sign: np.ndarray, kernel: Pair, stride: Pair,
+                      out: Pair) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
+    """Each window's max of sign * x (sign per channel, +-1) over channels-last ``images``,
+    and for each kernel position k > 0 where it was strictly larger than all before it (one
+    (K - 1, N, out_h, out_w, C) bool array, indexed as the reference's list).
+
+    Batch norm's y = s x + t is monotone in x for each channel, so this finds the windows'
+    winners of y without writing y. One compiled pass over the windows: the reference's
+    comparisons, so its bits.
+    """
+    if images.ndim != 4 or sign.shape != images.shape[-1:] or images.size == 0:
+        return _signed_window_max_blocked(images, sign, kernel, stride, out)
+    best = np.empty((images.shape[0], *out, images.shape[-1]), images.dtype)
+    larger = np.empty((kernel[0] * kernel[1] - 1, *best.shape), bool)
+    _signed_window_max_loops(images, sign, kernel[0], kernel[1], stride[0], stride[1], best,
+                             larger)
+    return best, larger
+
+
+@jit.loops
+def _pooled_input_grad_loops(images, mean, b, c, scaled, larger, kernel_h, kernel_w,
+                             stride_h, stride_w, tiled, grad, winner):
+    """grad = b (x - mean) + c (0 where b is None), plus ``scaled`` at each window's winner
+    (the last position strictly larger than all before it, else the first). ``tiled``: the
+    windows cover every pixel once, so one pass over the windows writes everything."""
+    batch, out_h, out_w, channels = scaled.shape
+    zero = grad.dtype.type(0.0)
+    if not tiled:
+        for n in range(batch):
+            for h in range(grad.shape[1]):
+                for w in range(grad.shape[2]):
+                    row, x = grad[n, h, w], images[n, h, w]
+                    for ch in range(channels):
+                        row[ch] = zero if b is None else (x[ch] - mean[ch]) * b[ch] + c[ch]
+    for n in range(batch):
+        for oi in range(out_h):
+            for oj in range(out_w):
+                share = scaled[n, oi, oj]
+                for ch in range(channels):
+                    winner[ch] = 0
+                for k in range(larger.shape[0]):
+                    won = larger[k, n, oi, oj]
+                    for ch in range(channels):
+                        if won[ch]:
+                            winner[ch] = k + 1
+                h, w = oi * stride_h, oj * stride_w
+                k = 0
+                for i in range(kernel_h):
+                    for j in range(kernel_w):
+                        row, x = grad[n, h + i, w + j], images[n, h + i, w + j]
+                        for ch in range(channels):
+                            add = share[ch] if winner[ch] == k else zero
+                            if tiled:
+                                base = zero if b is None else (x[ch] - mean[ch]) * b[ch] + c[ch]
+                                row[ch] = base + add
+                            else:
+                                row[ch] += add
+                        k += 1
+
+
+@jit.kernel(_pooled_input_grad_loops, _pooled_input_grad_blocked)
+def pooled_input_grad(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None,
+                      c: np.ndarray | None, scaled: np.ndarray,
+                      larger: np.ndarray | list[np.ndarray], kernel: Pair, stride: Pair,
+                      out: Pair) -> np.ndarray:
+    """b * (x - mean) + c at every pixel of channels-last ``images`` (0 when b is None), plus
+    ``scaled`` (the pooled gradient times s) at each window's winner. Compiled: one pass over
+    the windows where they tile the images (a 2x2 pool of an even size), else one over the
+    pixels and one over the windows."""
+    if images.ndim != 4 or scaled.shape != (images.shape[0], *out, images.shape[-1]):
+        return _pooled_input_grad_blocked(images, mean, b, c, scaled, larger, kernel, stride,
+                                          out)
+    masks = np.asarray(larger, bool) if len(larger) else np.empty((0, *scaled.shape), bool)
+    tiled = (kernel == stride and out[0] * kernel[0] == images.shape[1]
+             and out[1] * kernel[1] == images.shape[2])
+    grad = np.empty(images.shape, images.dtype)
+    # a pooled gradient from a flatten comes back (N, C, h, w): one copy costs less than
+    # reading it a channel at a time
+    scaled = np.ascontiguousarray(scaled)
+    _pooled_input_grad_loops(images, mean, b, c, scaled, masks, kernel[0], kernel[1],
+                             stride[0], stride[1], bool(tiled), grad,
+                             np.empty(images.shape[-1], np.int64))
+    return grad
