@@ -11,7 +11,9 @@ that chainrule's engine overhead is measured against. It multiplies matrices thr
 chainrule.kernels.matmul, as chainrule's ops do (small products on one BLAS thread), so
 the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak
 memory is measured in fresh subprocesses (one per library), as the growth of the resident
-set during training.
+set during training. The start-up lines run the cnn recipe's first steps in fresh processes
+with numba's cache in an empty directory (the compile a fresh install pays once), then
+again with the cache that left (what every later start pays), against the NumPy path.
 """
 
 from __future__ import annotations
@@ -286,6 +288,63 @@ def peak_memory(library: str, steps: int = 20) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- start-up
+STARTUP_CHILD = r"""
+import sys, time
+start = time.perf_counter()
+import numpy as np
+import chainrule as cr
+from chainrule import models, nn, optim
+from chainrule.nn import functional as F
+imported = time.perf_counter()
+cr.manual_seed(0)
+model = nn.fuse(models.cnn())
+opt = optim.AdamW(model.parameters(), lr=1e-3)
+x = np.random.default_rng(0).standard_normal((16, 1, 28, 28)).astype(np.float32)
+y = np.arange(16) % 10
+first = time.perf_counter()
+for _ in range(2):  # train and evaluate once: every kernel of the recipe runs
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+model.eval()
+model(x)
+done = time.perf_counter()
+print(imported - start, done - first, cr.kernels.backend())
+"""
+
+
+def startup_seconds(cache_dir: str, kernels: str) -> tuple[float, float]:
+    """(import seconds, seconds of the cnn recipe's first two steps and one evaluation) in a
+    fresh process, numba's cache in ``cache_dir``, ``CHAINRULE_KERNELS=kernels``."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, CHAINRULE_KERNELS=kernels)
+    out = subprocess.run([sys.executable, "-c", STARTUP_CHILD], check=True,
+                         capture_output=True, text=True, env=env).stdout.split()
+    if out[2] != ("numba" if kernels == "numba" else "numpy"):
+        raise RuntimeError(f"benchmarks/suite.py: the start-up child ran {out[2]} kernels")
+    return float(out[0]), float(out[1])
+
+
+def startup_rows() -> None:
+    """Issue 15's start-up targets: the compile a fresh install pays once (cache empty),
+    and what a later start pays (cache filled), each against the NumPy path's first steps."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="chainrule-numba-cache-") as cache:
+        reference = startup_seconds(cache, "numpy")
+        cold = startup_seconds(cache, "numba")
+        warm = startup_seconds(cache, "numba")
+    print(f"start-up, cnn recipe (a fresh process; its first 2 training steps and 1 evaluation, "
+          f"imports apart): NumPy path {reference[1]:.2f} s")
+    for label, (imported, steps), target in (("empty numba cache", cold, 10.0),
+                                            ("filled numba cache", warm, 1.0)):
+        extra = steps - reference[1]
+        met = "met" if extra <= target else "NOT met"
+        print(f"{'':<4}{label}: {steps:.2f} s, {extra:+.2f} s against the NumPy path "
+              f"(issue 15's target: <= {target:.0f} s, {met}); import {imported:.2f} s")
+
+
 # ----------------------------------------------------------------------------- the table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -370,6 +429,8 @@ def main() -> None:
         print(f"{'memory, MLP 1024-1024, ' + label:<40}{ours_mib:>8.1f}MiB{torch_mib:>8.1f}MiB"
               f"{'-':>12}{ours_mib / max(torch_mib, 1e-9):>10.2f}{'-':>9}   (peak resident-set "
               "growth, batch 256)")
+    print()
+    startup_rows()
 
 
 if __name__ == "__main__":
