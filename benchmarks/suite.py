@@ -7,9 +7,10 @@ Every case runs the same data, architecture and batch size in each library, in t
 process, with repeats interleaved (A, B, C, A, B, C, ...) so that a shared machine's drift
 hits all of them; the table shows medians and ratios. "hand NumPy" is the lesson's style:
 forward and backward written out for the whole network, no autograd, no tape — the floor
-that chainrule's engine overhead is measured against. It multiplies matrices through
-chainrule.kernels.matmul, as chainrule's ops do (small products on one BLAS thread), so
-the two differ only in the engine; with plain ``@`` it is slower at batch 64 here. Peak
+that chainrule's engine overhead is measured against. It multiplies with plain ``@`` on
+NumPy's own BLAS threads, as the lesson writes it (issue 15's baseline); a second line
+gives the same network multiplying through chainrule.kernels.matmul, as chainrule's ops
+do, so that the two differ only in the engine. Peak
 memory is measured in fresh subprocesses (one per library), as the growth of the resident
 set during training. The start-up lines run the cnn recipe's first steps in fresh processes
 with numba's cache in an empty directory (the compile a fresh install pays once), then
@@ -93,8 +94,10 @@ class HandMLP:
     Forward keeps what backward needs; backward is the chain rule written out by hand.
     """
 
-    def __init__(self, sizes: list[int], seed: int = 0) -> None:
+    def __init__(self, sizes: list[int], seed: int = 0,
+                 product: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.matmul) -> None:
         rng = np.random.default_rng(seed)
+        self.product = product
         self.weights = [(rng.standard_normal((n_in, n_out)) * np.sqrt(2 / n_in))
                         .astype(np.float32) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
         self.biases = [np.zeros(n_out, np.float32) for n_out in sizes[1:]]
@@ -103,7 +106,7 @@ class HandMLP:
         """One SGD step; returns the loss."""
         acts = [x]
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            out = matmul(acts[-1], w) + b
+            out = self.product(acts[-1], w) + b
             acts.append(np.maximum(out, 0) if i < len(self.weights) - 1 else out)
         logits = acts[-1]
         shifted = logits - logits.max(axis=1, keepdims=True)
@@ -116,9 +119,9 @@ class HandMLP:
         grad /= n
         for i in reversed(range(len(self.weights))):
             w = self.weights[i]
-            grad_w, grad_b = matmul(acts[i].T, grad), grad.sum(axis=0)
+            grad_w, grad_b = self.product(acts[i].T, grad), grad.sum(axis=0)
             if i:
-                grad = matmul(grad, w.T) * (acts[i] > 0)
+                grad = self.product(grad, w.T) * (acts[i] > 0)
             w -= lr * grad_w
             self.biases[i] -= lr * grad_b
         return loss
@@ -126,7 +129,7 @@ class HandMLP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits, no bookkeeping for backward."""
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = matmul(x, w) + b
+            x = self.product(x, w) + b
             if i < len(self.weights) - 1:
                 x = np.maximum(x, 0)
         return x
@@ -164,20 +167,24 @@ def mlp_runners(torch, sizes: list[int], batch: int, x: np.ndarray, y: np.ndarra
     cr.manual_seed(0)
     ours = nn.fuse(models.mlp(in_features=sizes[0], hidden=sizes[1:-1], classes=sizes[-1]))
     twin = to_torch(ours).float()
-    hand = HandMLP(sizes)
-    for i, layer in enumerate(m for m in ours.modules() if isinstance(m, nn.Linear)):
-        hand.weights[i][...] = layer.weight.data.T
-        hand.biases[i][...] = layer.bias.data
+    hands = {"hand NumPy": HandMLP(sizes), "hand, kernels.matmul": HandMLP(sizes,
+                                                                          product=matmul)}
+    for hand in hands.values():
+        for i, layer in enumerate(m for m in ours.modules() if isinstance(m, nn.Linear)):
+            hand.weights[i][...] = layer.weight.data.T
+            hand.biases[i][...] = layer.bias.data
     runners = training_runners(torch, ours, optim.SGD(ours.parameters(), lr=lr), twin,
                                torch.optim.SGD(twin.parameters(), lr=lr), x, y, batch)
     starts = range(0, len(x) - batch + 1, batch)
 
-    def hand_epoch() -> float:
-        for s in starts:
-            loss = hand.step(x[s:s + batch], y[s:s + batch], lr)
-        return loss
+    def epoch(hand: HandMLP) -> Callable[[], float]:
+        def run() -> float:
+            for s in starts:
+                loss = hand.step(x[s:s + batch], y[s:s + batch], lr)
+            return loss
+        return run
 
-    return {**runners, "hand NumPy": hand_epoch}
+    return {**runners, **{name: epoch(hand) for name, hand in hands.items()}}
 
 
 def inference_runners(torch, model: nn.Module, x: np.ndarray, batch: int,
@@ -386,6 +393,10 @@ def main() -> None:
                   f"{result['chainrule'] / hand:.2f}" if hand else "-"]
         print(f"{label:<40}{cells[0]:>11}{cells[1]:>11}{cells[2]:>12}{ratios[0]:>10}"
               f"{ratios[1]:>9}", flush=True)
+        helper = result.get("hand, kernels.matmul")
+        if helper:
+            print(f"{'':<4}hand NumPy multiplying through kernels.matmul: {helper:.3f}{unit}, "
+                  f"chainrule / it: {result['chainrule'] / helper:.2f}", flush=True)
 
     x, y = mlp_data(samples)
     for sizes, batch in (([784, 50, 10], 64), ([784, 50, 10], 512)):
