@@ -4,27 +4,35 @@
     python benchmarks/kernels.py --calls 50   # quicker
     python benchmarks/kernels.py --only softmax
 
-For each kernel the script builds one set of inputs (float32, the shapes of the GPT of
-benchmarks/gpt_shakespeare.py: 12 x 64 tokens, n_embd 128, 4 heads; and a GRU/LSTM step at
-batch 100, hidden 128), compiles the loops once, then calls the kernel and its reference in
-turn, ``--calls`` times each, alternating which goes first, on fresh copies of the inputs
-for kernels that work in place. The table gives the medians in microseconds and their
-ratio; the kernel's result is checked against the reference's first (within rounding).
+For each kernel the script builds one set of inputs (float32, the shapes of the cnn recipe's
+first block at batch 128, of the GPT of benchmarks/gpt_shakespeare.py: 12 x 64 tokens, n_embd
+128, 4 heads; and of a GRU/LSTM step at batch 100, hidden 128), compiles the loops once, then
+calls the kernel, its reference and, where it is another function, the NumPy path that runs
+without numba (blocked passes over threads), ``--calls`` times each, the order rotating, on
+fresh copies of the inputs for kernels that work in place. The table gives the medians in
+microseconds; the kernel's result is checked against the reference's first (within rounding).
+The process runs with ``OPENBLAS_THREAD_TIMEOUT=4`` unless set, as the other benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
+# OpenBLAS reads its spin time once, when NumPy loads it: the short spin the other benchmarks
+# and `chainrule train`'s conv runs use, so that a reference's OpenBLAS product does not leave
+# its threads spinning on the cores the next kernel needs.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import chainrule as cr
-from chainrule import kernels
+import numpy as np  # noqa: E402
+
+import chainrule as cr  # noqa: E402
+from chainrule import kernels  # noqa: E402
 
 Case = tuple[str, str, Callable[[], tuple], bool]  # name, kernel, make arguments, in place
 
@@ -59,7 +67,23 @@ def cases(rng: np.random.Generator) -> list[Case]:
     gru_state = [state() for _ in range(3)]
     lstm_state = [state() for _ in range(4)]
     b_hn = normal(h)
+    # the cnn recipe's first block: (128, 28, 28, 32) channels-last after a 3x3 conv
+    images = normal(128, 28, 28, 32)
+    sign = np.ones(32, f32)
+    best, larger = kernels.signed_window_max(images, sign, (2, 2), (2, 2), (14, 14))
+    mean, b, c = normal(32), normal(32), normal(32)
+    pooled = normal(128, 14, 14, 32)
+    conv_grad, conv_weights = normal(128 * 14 * 14, 64), normal(64, 9 * 32)
     return [
+        ("mean_and_variance (100352, 32)", "mean_and_variance",
+         lambda: (images.reshape(-1, 32),), False),
+        ("signed_window_max 2x2 (128, 28, 28, 32)", "signed_window_max",
+         lambda: (images, sign, (2, 2), (2, 2), (14, 14)), False),
+        ("pooled_input_grad 2x2 (128, 28, 28, 32)", "pooled_input_grad",
+         lambda: (images, mean, b, c, pooled, larger, (2, 2), (2, 2), (14, 14)), False),
+        ("conv_input_grad 3x3, 64 -> 32, 128x14x14", "conv_input_grad",
+         lambda: (conv_grad, conv_weights, (128, 16, 16, 32), (3, 3), (1, 1), (1, 1),
+                  (14, 14), 1), False),
         ("gelu tanh (768, 512)", "gelu", lambda: (hidden, "tanh"), False),
         ("gelu_grad tanh (768, 512)", "gelu_grad", lambda: (hidden, hidden, "tanh"), False),
         ("layer_norm (768, 128)", "layer_norm", lambda: (x, weight, bias, 1e-5), False),
@@ -82,20 +106,19 @@ def cases(rng: np.random.Generator) -> list[Case]:
     ]
 
 
-def time_pair(fast: Callable, plain: Callable, make: Callable[[], tuple], calls: int
-              ) -> tuple[float, float]:
-    """Medians (us) of ``calls`` calls each, alternating which of the two runs first."""
-    times: dict[int, list[float]] = {0: [], 1: []}
+def time_all(functions: list[Callable], make: Callable[[], tuple], calls: int) -> list[float]:
+    """Medians (us) of ``calls`` calls of each function, the order rotating every round."""
+    times: list[list[float]] = [[] for _ in functions]
     for i in range(calls + 3):
-        order = (0, 1) if i % 2 else (1, 0)
-        for which in order:
+        for k in range(len(functions)):
+            which = (i + k) % len(functions)
             args = make()
             start = time.perf_counter()
-            (fast, plain)[which](*args)
+            functions[which](*args)
             took = time.perf_counter() - start
             if i >= 3:  # the first calls warm caches and allocators
                 times[which].append(took)
-    return statistics.median(times[0]) * 1e6, statistics.median(times[1]) * 1e6
+    return [statistics.median(t) * 1e6 for t in times]
 
 
 def agree(fast: Callable, plain: Callable, make: Callable[[], tuple], in_place: bool) -> None:
@@ -125,18 +148,26 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
     print(f"compiled kernels against their NumPy references: medians of {args.calls} calls "
           f"each, alternating; float32; numpy {np.__version__}, {platform.machine()}, "
           f"{kernels.num_threads()} threads")
-    print(f"{'kernel':42s} {'compiled us':>12s} {'reference us':>13s} {'ratio':>7s}")
-    print("-" * 77)
+    print(f"{'kernel':42s} {'compiled us':>12s} {'reference us':>13s} {'ratio':>7s} "
+          f"{'NumPy path us':>14s}")
+    print("-" * 92)
     for label, name, make, in_place in cases(np.random.default_rng(0)):
         if args.only not in label:
             continue
         fast, plain = getattr(kernels, name), getattr(kernels, f"{name}_reference")
         agree(fast, plain, make, in_place)  # also compiles the loops before timing
-        compiled, reference = time_pair(fast, plain, make, args.calls)
+        # what runs without numba, where it is not the plain reference (blocked passes)
+        fallback = getattr(fast, "reference", plain)
+        functions = [fast, plain] + ([fallback] if fallback is not plain else [])
+        medians = time_all(functions, make, args.calls)
+        compiled, reference = medians[:2]
         rows.append((label, compiled, reference))
-        print(f"{label:42s} {compiled:12.1f} {reference:13.1f} {compiled / reference:7.2f}")
-    print("-" * 77)
-    print("ratio: compiled / reference time (below 1: the compiled kernel is faster)")
+        path = f"{medians[2]:14.1f}" if len(medians) > 2 else f"{'(reference)':>14s}"
+        print(f"{label:42s} {compiled:12.1f} {reference:13.1f} {compiled / reference:7.2f} "
+              f"{path}")
+    print("-" * 92)
+    print("ratio: compiled / reference time (below 1: the compiled kernel is faster); NumPy "
+          "path: what runs without numba, where that is not the reference itself")
     print("command: python benchmarks/kernels.py" + "".join(f" {a}" for a in (argv or
                                                                              sys.argv[1:])))
     return rows
