@@ -752,6 +752,30 @@ print("ok")
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+@NUMBA
+def test_numba_disable_jit_runs_the_loops_as_python() -> None:
+    """NUMBA_DISABLE_JIT=1 (the documented debugging switch): the loops run as the plain
+    Python they are, a breakpoint inside them works, and the results are the same."""
+    code = """
+import numpy as np
+from chainrule import kernels
+from chainrule.kernels import layernorm, softmax
+x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+out = kernels.layer_norm(x, None, None, 1e-5)[0]
+ref = kernels.layer_norm_reference(x, None, None, 1e-5)[0]
+assert np.allclose(out, ref, rtol=1e-5, atol=1e-6)
+s = x.reshape(1, 3, 5).copy()
+assert np.allclose(kernels.softmax_columns(s.copy(), 0.5, True),
+                   kernels.softmax_columns_reference(s.copy(), 0.5, True), atol=1e-6)
+compiled = layernorm._layer_norm_loops._compiled
+print(type(compiled).__name__, kernels.backend())
+"""
+    result = _run(code, NUMBA_DISABLE_JIT="1", CHAINRULE_KERNELS="numba")
+    assert result.returncode == 0, result.stderr
+    kind, backend = result.stdout.split()
+    assert backend == "numba" and kind == "function", result.stdout  # plain Python, no JIT
+
+
 def test_the_environment_chooses_the_references_and_a_bad_value_warns() -> None:
     code = "from chainrule import kernels; print(kernels.backend())"
     chosen = _run(code, CHAINRULE_KERNELS="numpy")
