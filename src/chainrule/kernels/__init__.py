@@ -16,8 +16,9 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - reduce: column and row sums as BLAS products, row maxima over a transposed copy, cached
   constant arrays.
 - conv: channels-last im2col on strided views, the input gradient one kernel position at a
-  time, pooling one kernel position at a time.
-- norm: batch norm's statistics, affine passes and sums; its fusion with max pooling.
+  time (its adds compiled), pooling one kernel position at a time.
+- norm: batch norm's statistics, affine passes and sums; its fusion with max pooling (the
+  statistics and the fused pooling's two passes compiled).
 - update: optimizer updates in cache-sized blocks; Adam's in one compiled pass.
 - process: ``tune_process()``, the opt-in process settings (nothing is set on import).
 - activation: GELU's forward and backward, one compiled pass each.
