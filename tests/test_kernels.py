@@ -509,7 +509,7 @@ def test_the_ops_run_on_the_references_alone(monkeypatch, fused) -> None:
         np.testing.assert_allclose(f, p, rtol=1e-9, atol=1e-12)
     pooling = {"signed_window_max", "pooled_input_grad"} if fused else {"window_max",
                                                                         "route_to_winners"}
-    assert pooling | {"im2col", "conv_input_grad", "matmul", "row_sums", "blocked_update",
+    assert pooling | {"im2col", "conv_input_grad", "matmul", "row_sums", "sgd_update",
                       "window_mean", "spread_over_windows"} <= called, called
 
 
@@ -839,6 +839,33 @@ def test_layer_norm_and_adam_against_their_references(dtype) -> None:
     v = rng.random(1000).astype(dtype)
     compare("adam_update", p, grad, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, 3, exact=True,
             in_place=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), size=st.integers(0, 300),
+       momentum=st.sampled_from([0.0, 0.9]), dampening=st.sampled_from([0.0, 0.3]),
+       weight_decay=st.sampled_from([0.0, 0.05]), nesterov=st.booleans(), first=st.booleans(),
+       strided=st.booleans(), seed=st.integers(0, 2**31))
+def test_sgd_update_gives_the_references_bits(dtype, size, momentum, dampening, weight_decay,
+                                              nesterov, first, strided, seed) -> None:
+    """Every option of torch's SGD (momentum, dampening, Nesterov, L2, the buffer's first
+    step), float32 and float64; strided arrays go through the blocked passes."""
+    if nesterov and (momentum == 0 or dampening != 0):
+        nesterov = False  # SGD refuses that combination before any kernel sees it
+    rng = np.random.default_rng(seed)
+    p, g, buf = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    settings_ = (0.01, momentum, dampening, weight_decay, nesterov, first)
+    compare("sgd_update", p, g, buf if momentum else None, *settings_, exact=True,
+            in_place=True)
+    if strided:  # views every other element of bigger arrays (compare would copy them)
+        wide = [np.repeat(a, 2) for a in (p, g, buf)]
+        views = [w[::2] for w in wide]
+        plain = [a.copy() for a in (p, g, buf)]
+        kernels.sgd_update(views[0], views[1], views[2] if momentum else None, *settings_)
+        kernels.sgd_update_reference(plain[0], plain[1], plain[2] if momentum else None,
+                                     *settings_)
+        for view, expected in zip(views, plain):
+            np.testing.assert_array_equal(view, expected)
 
 
 # ---------------------------------------------------------------------- MKL products

@@ -19,7 +19,7 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
   time (its adds compiled), pooling one kernel position at a time.
 - norm: batch norm's statistics, affine passes and sums; its fusion with max pooling (the
   statistics and the fused pooling's two passes compiled).
-- update: optimizer updates in cache-sized blocks; Adam's in one compiled pass.
+- update: optimizer updates in cache-sized blocks; Adam's and SGD's in one compiled pass.
 - process: ``tune_process()``, the opt-in process settings (nothing is set on import).
 - activation: GELU's forward and backward, one compiled pass each.
 - recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
@@ -132,6 +132,8 @@ from chainrule.kernels.update import (
     adam_update_reference,
     blocked_update,
     blocked_update_reference,
+    sgd_update,
+    sgd_update_reference,
 )
 
 #: The kernels: each has ``<name>_reference`` beside it, with the same signature.
@@ -141,7 +143,7 @@ KERNELS = (
     "conv_input_grad", "gelu", "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm",
     "layer_norm_grad", "lstm_step", "lstm_step_grad", "matmul", "max_along",
     "mean_and_variance", "normalise", "over_batch", "over_blocks", "pooled_input_grad",
-    "precise_column_sums", "route_to_winners", "row_sums", "scatter_add_rows",
+    "precise_column_sums", "route_to_winners", "row_sums", "scatter_add_rows", "sgd_update",
     "signed_window_max", "softmax_columns", "softmax_columns_grad", "spread_over_windows",
     "window_max", "window_mean", "windows",
 )
@@ -172,9 +174,9 @@ __all__ = [
     "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
     "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
     "row_sums", "row_sums_reference", "scatter_add_rows", "scatter_add_rows_reference",
-    "signed_window_max", "signed_window_max_reference", "softmax_columns", "softmax_columns_grad",
-    "softmax_columns_grad_reference", "softmax_columns_reference", "spread_over_windows",
-    "spread_over_windows_reference", "tap", "tap_nd", "tune_process", "use", "window_max",
-    "window_max_reference", "window_mean", "window_mean_reference", "windows",
-    "windows_reference", "winners",
+    "sgd_update", "sgd_update_reference", "signed_window_max", "signed_window_max_reference",
+    "softmax_columns", "softmax_columns_grad", "softmax_columns_grad_reference",
+    "softmax_columns_reference", "spread_over_windows", "spread_over_windows_reference", "tap",
+    "tap_nd", "tune_process", "use", "window_max", "window_max_reference", "window_mean",
+    "window_mean_reference", "windows", "windows_reference", "winners",
 ]

@@ -1,9 +1,10 @@
-"""Optimizer updates in cache-sized blocks, the blocks split over threads; Adam compiled.
+"""Optimizer updates in cache-sized blocks, the blocks split over threads; Adam and SGD compiled.
 
 An update is a chain of elementwise passes (Adam's is nine). Over a whole large parameter
 each pass reads and writes main memory; over a block that fits in cache the arrays and the
-temporaries stay there between passes. ``adam_update`` goes further: one compiled loop
-reads each element of the four arrays once and writes three, with no temporaries at all.
+temporaries stay there between passes. ``adam_update`` and ``sgd_update`` go further: one
+compiled loop reads each element of the arrays once and writes the results, with no
+temporaries at all.
 """
 
 from __future__ import annotations
@@ -142,3 +143,87 @@ def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray,
     # one loop took 0.45, the loop being bound by memory.
     _adam_loops(*(a.reshape(-1) for a in arrays), float(lr), float(beta1), float(beta2),
                 float(eps), float(weight_decay), mode, *_adam_corrections(lr, beta1, beta2, step))
+
+
+# ----------------------------------------------------------------------------- SGD
+def _sgd_rule(lr: float, momentum: float, dampening: float, weight_decay: float,
+              nesterov: bool, first: bool, param: np.ndarray, grad: np.ndarray,
+              *buffer: np.ndarray) -> None:
+    """One SGD step of ``param`` in place (with its momentum ``buffer`` if momentum > 0), in
+    NumPy passes; ``first`` is the buffer's first step. Elementwise, so it may run block by
+    block. Python floats keep float32 arithmetic in float32 (weak scalars)."""
+    direction = grad
+    if weight_decay != 0:
+        direction = param * weight_decay  # a new array: p.grad is left as it was
+        direction += grad
+    if buffer:
+        (buf,) = buffer
+        if first:
+            # As in torch, the buffer starts as the first gradient, undamped.
+            buf[...] = direction
+        else:
+            buf *= momentum
+            buf += direction if dampening == 0 else direction * (1 - dampening)
+        if nesterov:
+            look_ahead = buf * momentum
+            look_ahead += direction
+            direction = look_ahead
+        else:
+            direction = buf
+    param += direction * -lr
+
+
+def sgd_update_reference(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | None,
+                         lr: float, momentum: float, dampening: float, weight_decay: float,
+                         nesterov: bool, first: bool) -> None:
+    """torch.optim.SGD's step in place: g += wd p; with a momentum buffer (None without
+    momentum) buf = g on the ``first`` step, else momentum buf + (1 - dampening) g; the
+    direction is buf, or g + momentum buf with Nesterov; p -= lr direction. One call."""
+    _sgd_rule(lr, momentum, dampening, weight_decay, nesterov, first, param, grad,
+              *(() if buf is None else (buf,)))
+
+
+def _sgd_update_blocked(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | None,
+                        lr: float, momentum: float, dampening: float, weight_decay: float,
+                        nesterov: bool, first: bool) -> None:
+    """The reference's passes through ``blocked_update``: its bits, in cache-sized blocks."""
+    rule = partial(_sgd_rule, lr, momentum, dampening, weight_decay, nesterov, first)
+    blocked_update(rule, param, grad, *(() if buf is None else (buf,)))
+
+
+@jit.loops
+def _sgd_loops(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """The reference's maths per element, in its order and in param's dtype: its bits."""
+    t = param.dtype.type
+    decay, keep, damped, step = t(weight_decay), t(momentum), t(1 - dampening), t(-lr)
+    for i in range(param.size):
+        d = grad[i]
+        if weight_decay != 0:
+            d = param[i] * decay + d
+        if buf is not None:
+            if first:
+                b = d
+            elif dampening == 0:
+                b = buf[i] * keep + d
+            else:
+                b = buf[i] * keep + d * damped
+            buf[i] = b
+            d = b * keep + d if nesterov else b
+        param[i] = param[i] + d * step
+
+
+@jit.kernel(_sgd_loops, _sgd_update_blocked)
+def sgd_update(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | None, lr: float,
+               momentum: float, dampening: float, weight_decay: float, nesterov: bool,
+               first: bool) -> None:
+    """sgd_update_reference's step in one compiled loop over the flat arrays, in place: the
+    reference's bits. Arrays that are not all C-contiguous of one shape go through the
+    reference's passes in blocks."""
+    arrays = (param, grad) if buf is None else (param, grad, buf)
+    if not all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
+        _sgd_update_blocked(param, grad, buf, lr, momentum, dampening, weight_decay,
+                            nesterov, first)
+        return
+    _sgd_loops(param.reshape(-1), grad.reshape(-1), None if buf is None else buf.reshape(-1),
+               float(lr), float(momentum), float(dampening), float(weight_decay),
+               bool(nesterov), bool(first))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,50 +39,20 @@ class SGD(Optimizer):
                              f"momentum={momentum:g}, dampening={dampening:g}")
 
     def _update_group(self, group: dict[str, Any]) -> None:
-        # Python floats keep float32 arithmetic in float32 (NumPy treats them as weak scalars).
         lr, momentum = float(group["lr"]), float(group["momentum"])
-        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-        rule = (lr, momentum, dampening, weight_decay, bool(group["nesterov"]))
-        step = partial(_sgd_update, *rule, False)
+        rule = (lr, momentum, float(group["dampening"]), float(group["weight_decay"]),
+                bool(group["nesterov"]))
         for p in group["params"]:
             grad = self._grad(p)
             if grad is None:
                 continue
-            param = p._data
-            if momentum == 0:
-                kernels.blocked_update(step, param, grad)
-                continue
-            state = self.state.setdefault(p, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.empty_like(param)
-                first_step = partial(_sgd_update, *rule, True)  # the buffer starts as g
-                kernels.blocked_update(first_step, param, grad, buf)
-            else:
-                kernels.blocked_update(step, param, grad, buf)
-
-
-def _sgd_update(lr: float, momentum: float, dampening: float, weight_decay: float,
-                nesterov: bool, first: bool, param: np.ndarray, grad: np.ndarray,
-                *buffer: np.ndarray) -> None:
-    """One SGD step of ``param`` in place (with its momentum ``buffer`` if momentum > 0);
-    ``first`` is the buffer's first step. Elementwise, so it may run block by block."""
-    direction = grad
-    if weight_decay != 0:
-        direction = param * weight_decay  # a new array: p.grad is left as it was
-        direction += grad
-    if buffer:
-        (buf,) = buffer
-        if first:
-            # As in torch, the buffer starts as the first gradient, undamped.
-            buf[...] = direction
-        else:
-            buf *= momentum
-            buf += direction if dampening == 0 else direction * (1 - dampening)
-        if nesterov:
-            look_ahead = buf * momentum
-            look_ahead += direction
-            direction = look_ahead
-        else:
-            direction = buf
-    param += direction * -lr
+            buf, first = None, False
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:  # the buffer starts as the first g
+                    buf = state["momentum_buffer"] = np.empty_like(p._data)
+                    first = True
+            # the whole step, in place: one compiled loop, or kernels.sgd_update_reference's
+            # passes in cache-sized blocks
+            kernels.sgd_update(p._data, grad, buf, *rule, first)
