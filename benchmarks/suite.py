@@ -213,6 +213,18 @@ def inference_runners(torch, model: nn.Module, x: np.ndarray, batch: int,
     return runners
 
 
+def with_parallel(run: Callable[[], float], choice: bool) -> Callable[[], float]:
+    """``run`` with chainrule's prange loops on numba's threads (True) or on one (False)."""
+    def wrapped() -> float:
+        cr.kernels.use_parallel(choice)
+        try:
+            return run()
+        finally:
+            cr.kernels.use_parallel(None)
+
+    return wrapped
+
+
 def cnn_runners(torch, batches: int, batch: int) -> dict[str, Callable[[], float]]:
     """``batches`` training steps of the cnn recipe (AdamW) in each library."""
     rng = np.random.default_rng(0)
@@ -420,8 +432,15 @@ def main() -> None:
           f"FLOPs over the epoch's time); the same products alone, nothing else: {ceiling:.0%}")
 
     cnn_batches = 10 if args.quick else 40
-    result = interleaved(cnn_runners(torch, cnn_batches, 128), max(repeats - 2, 2))
+    runners = cnn_runners(torch, cnn_batches, 128)
+    flipped = not cr.kernels.parallel()  # the form the default does not run
+    runners["other threads"] = with_parallel(runners["chainrule"], flipped)
+    result = interleaved(runners, max(repeats - 2, 2))
     row(f"cnn recipe, {cnn_batches} steps of batch 128", result)
+    print(f"{'':<4}the same with the prange loops {'on' if flipped else 'off'} numba's "
+          f"threads (default here: {'on' if not flipped else 'off'}, {threads} threads): "
+          f"{result['other threads']:.3f}s, {result['other threads'] / result['chainrule']:.2f}"
+          " times the default's time", flush=True)
 
     cr.manual_seed(0)
     infer = nn.fuse(models.mlp(hidden=(1024, 1024)))

@@ -776,6 +776,64 @@ print(type(compiled).__name__, kernels.backend())
     assert backend == "numba" and kind == "function", result.stdout  # plain Python, no JIT
 
 
+@NUMBA
+def test_the_parallel_loops_give_the_serial_bits(monkeypatch) -> None:
+    """use_parallel(True): the prange loops on numba's threads, each iteration independent,
+    so every kernel written over prange gives the serial form's bits."""
+    monkeypatch.setattr(jit, "PARALLEL_MIN_ELEMENTS", 0)  # small arrays through threads too
+    rng = np.random.default_rng(8)
+    images = rng.standard_normal((3, 6, 6, 5)).astype(np.float32).round(1)
+    sign = np.array([1, -1, 1, 1, -1], np.float32)
+    mean, b, c = (rng.standard_normal(5).astype(np.float32) for _ in range(3))
+    scaled = rng.standard_normal((3, 3, 3, 5)).astype(np.float32)
+    x, w = (rng.standard_normal((4, 9)).astype(np.float32) for _ in range(2))
+    grad_rows = rng.standard_normal((3 * 16, 4)).astype(np.float32)
+    w_rows = rng.standard_normal((4, 9 * 5)).astype(np.float32)
+    p, g, m, v = (rng.standard_normal(500).astype(np.float32) for _ in range(4))
+    v = np.abs(v)
+
+    def run() -> list:
+        best, larger = kernels.signed_window_max(images, sign, (2, 2), (2, 2), (3, 3))
+        results = [best, larger,
+                   kernels.pooled_input_grad(images, mean, b, c, scaled, larger, (2, 2),
+                                             (2, 2), (3, 3)),
+                   kernels.pooled_input_grad(images, mean, b, c, scaled, larger, (2, 2),
+                                             (1, 1), (3, 3)),  # overlapping windows
+                   kernels.conv_input_grad(grad_rows, w_rows, (3, 6, 6, 5), (3, 3), (1, 1),
+                                           (1, 1), (4, 4), 1),
+                   *kernels.layer_norm(x, w[0], w[1], 1e-5)]
+        arrays = [a.copy() for a in (p, g, m, v)]
+        kernels.adam_update(*arrays, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, 3)
+        momentum = m.copy()
+        kernels.sgd_update(arrays[0], g, momentum, 0.01, 0.9, 0.0, 1e-4, True, False)
+        return results + arrays + [momentum]
+
+    jit.use_parallel(False)
+    try:
+        serial = run()
+        jit.use_parallel(True)
+        assert kernels.parallel()
+        threaded = run()
+        compiled = kernels.signed_window_max.loops._compiled_parallel
+        assert compiled is not None and compiled.targetoptions.get("parallel")
+    finally:
+        jit.use_parallel(None)
+    for one, other in zip(serial, threaded):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_use_parallel_and_its_environment_variable(monkeypatch) -> None:
+    with pytest.raises(ValueError, match="True, False or None"):
+        jit.use_parallel("yes")
+    monkeypatch.setattr(jit, "_parallel", None)
+    monkeypatch.setenv("CHAINRULE_PARALLEL_KERNELS", "1")
+    assert kernels.parallel()
+    monkeypatch.setenv("CHAINRULE_PARALLEL_KERNELS", "0")
+    assert not kernels.parallel()
+    monkeypatch.delenv("CHAINRULE_PARALLEL_KERNELS")
+    assert kernels.parallel() == (kernels.num_threads() >= jit.PARALLEL_MIN_THREADS)
+
+
 def test_the_environment_chooses_the_references_and_a_bad_value_warns() -> None:
     code = "from chainrule import kernels; print(kernels.backend())"
     chosen = _run(code, CHAINRULE_KERNELS="numpy")

@@ -29,7 +29,8 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
   out keys by queries, forward and backward, compiled passes around NumPy's exp.
 - mkl: matrix products through MKL where the ``mkl`` wheel is installed.
 - jit: the compiled kernels' machinery: numba on first use, ``use("numpy")`` for the
-  references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs.
+  references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs;
+  ``use_parallel`` and ``parallel()`` for the loops that may run on numba's threads.
 """
 
 from chainrule.kernels.activation import (
@@ -64,7 +65,7 @@ from chainrule.kernels.conv import (
     windows_reference,
     winners,
 )
-from chainrule.kernels.jit import backend, use
+from chainrule.kernels.jit import backend, parallel, use, use_parallel
 from chainrule.kernels.layernorm import (
     layer_norm,
     layer_norm_grad,
@@ -152,8 +153,8 @@ KERNELS = (
 #: themselves), and the thread and process settings.
 HELPERS = (
     "backend", "blas_spin", "blas_threads", "block_rows", "image_bytes", "images",
-    "keep_freed_memory", "num_threads", "positions", "tap", "tap_nd", "tune_process", "use",
-    "winners",
+    "keep_freed_memory", "num_threads", "parallel", "positions", "tap", "tap_nd",
+    "tune_process", "use", "use_parallel", "winners",
 )
 
 __all__ = [
@@ -171,12 +172,13 @@ __all__ = [
     "lstm_step_reference", "matmul", "matmul_reference", "max_along", "max_along_reference",
     "mean_and_variance", "mean_and_variance_reference", "normalise", "normalise_reference",
     "num_threads", "over_batch", "over_batch_reference", "over_blocks", "over_blocks_reference",
-    "pooled_input_grad", "pooled_input_grad_reference", "positions", "precise_column_sums",
-    "precise_column_sums_reference", "route_to_winners", "route_to_winners_reference",
-    "row_sums", "row_sums_reference", "scatter_add_rows", "scatter_add_rows_reference",
-    "sgd_update", "sgd_update_reference", "signed_window_max", "signed_window_max_reference",
-    "softmax_columns", "softmax_columns_grad", "softmax_columns_grad_reference",
-    "softmax_columns_reference", "spread_over_windows", "spread_over_windows_reference", "tap",
-    "tap_nd", "tune_process", "use", "window_max", "window_max_reference", "window_mean",
-    "window_mean_reference", "windows", "windows_reference", "winners",
+    "parallel", "pooled_input_grad", "pooled_input_grad_reference", "positions",
+    "precise_column_sums", "precise_column_sums_reference", "route_to_winners",
+    "route_to_winners_reference", "row_sums", "row_sums_reference", "scatter_add_rows",
+    "scatter_add_rows_reference", "sgd_update", "sgd_update_reference", "signed_window_max",
+    "signed_window_max_reference", "softmax_columns", "softmax_columns_grad",
+    "softmax_columns_grad_reference", "softmax_columns_reference", "spread_over_windows",
+    "spread_over_windows_reference", "tap", "tap_nd", "tune_process", "use", "use_parallel",
+    "window_max", "window_max_reference", "window_mean", "window_mean_reference", "windows",
+    "windows_reference", "winners",
 ]

@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from chainrule.kernels import jit
 from chainrule.kernels.blas import matmul
+from chainrule.kernels.jit import prange
 from chainrule.kernels.threads import over_batch, over_blocks
 
 Pair = tuple[int, int]
@@ -156,12 +157,12 @@ def _conv_input_grad_numpy(grad_rows: np.ndarray, w_rows: np.ndarray,
     return padded
 
 
-@jit.loops
+@jit.loops(threads=True)
 def _add_tap_loops(padded, part, top, left, stride_h, stride_w):
     """padded[n, top + oi stride_h, left + oj stride_w] += part[n, oi, oj], a pixel's channels
     at a time (both channels-last and C-contiguous)."""
     batch, out_h, out_w, channels = part.shape
-    for n in range(batch):
+    for n in prange(batch):  # images are independent
         for oi in range(out_h):
             for oj in range(out_w):
                 target, source = padded[n, top + oi * stride_h, left + oj * stride_w], \

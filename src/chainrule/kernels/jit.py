@@ -18,6 +18,16 @@ reorder the additions: ``@jit.loops(reassociate=True)`` allows that (LLVM's ``re
 flag alone, nothing else of fast-math), so the sum runs over SIMD lanes and adds them at the
 end, as NumPy's own pairwise sums reorder theirs. The result is the same within rounding;
 NaN, infinities and signed zeros keep their IEEE meaning.
+
+Threads: the loops run on one thread by default. A loop written over ``prange`` (this
+module's name for ``range``) may also run with numba's ``parallel=True``, the prange's
+iterations split over threads, each of them independent (no shared scratch, no sums across
+them), so both forms give the same bits. That form is chosen with
+``CHAINRULE_PARALLEL_KERNELS=1`` or ``use_parallel(True)``; by default (``None``) it runs
+when chainrule's thread setting (``kernels.num_threads()``) is at least
+``PARALLEL_MIN_THREADS``. On the 2 shared cores this was developed on, numba's threads were
+slower than one for some loops and faster for others (docs/kernels.md). The parallel form
+is cached under a name of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,12 +47,21 @@ BACKENDS = ("numba", "numpy")
 #: dtypes the loops are compiled for: anything else goes to the reference.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Threads from which the prange loops run in parallel unless chosen otherwise.
+PARALLEL_MIN_THREADS = 4
+#: Calls whose largest array is smaller than this stay on one thread even then.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``range`` to Python and to the serial compile; numba's prange in the parallel one.
+prange = range
 
 _lock = threading.RLock()  # _compile imports numba while it holds the lock
 _numba: Any = None  # the module, once imported
 _failed = False  # numba could not be imported: the references run
 _chosen: str | None = None
+_parallel: bool | None = None  # use_parallel's choice; None: the environment or the threads
 
 
 def _from_environment() -> str:
@@ -60,6 +80,27 @@ def use(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"kernels.use: backend must be one of {BACKENDS}, got {backend!r}")
     _chosen = backend
+
+
+def use_parallel(choice: bool | None) -> None:
+    """Run the prange loops on numba's threads (True), on one thread (False), or by the
+    thread setting (None, the default; see the module)."""
+    global _parallel
+    if choice not in (True, False, None):
+        raise ValueError(f"kernels.use_parallel: choose True, False or None, got {choice!r}")
+    _parallel = choice
+
+
+def parallel() -> bool:
+    """Whether the prange loops run in parallel now (see the module)."""
+    if _parallel is not None:
+        return _parallel
+    value = os.environ.get("CHAINRULE_PARALLEL_KERNELS", "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    from chainrule.kernels.threads import num_threads
+
+    return num_threads() >= PARALLEL_MIN_THREADS
 
 
 def backend() -> str:
@@ -100,12 +141,15 @@ def _notice(why: str) -> None:
 class Loops:
     """A function of plain loops, compiled by numba on its first call (see the module)."""
 
-    def __init__(self, function: Callable[..., Any], reassociate: bool = False) -> None:
+    def __init__(self, function: Callable[..., Any], reassociate: bool = False,
+                 threads: bool = False) -> None:
         self.function = function
         self.reassociate = reassociate
+        self.threads = threads  # written over prange: may run in parallel
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
         self._compiled: Any = None
+        self._compiled_parallel: Any = None
         self._broken = False
 
     def ready(self, arrays: tuple[Any, ...]) -> bool:
@@ -117,6 +161,11 @@ class Loops:
         return len(floats) == 1 and floats.pop() in DTYPES
 
     def __call__(self, *args: Any) -> Any:
+        if self.threads and parallel() and _large(args):
+            compiled = self._compiled_parallel
+            if compiled is None:
+                compiled = self._compile_parallel()
+            return compiled(*args)
         compiled = self._compiled
         if compiled is None:
             compiled = self._compile()
@@ -134,6 +183,27 @@ class Loops:
                                             fastmath=flags)(self.function)
         return self._compiled
 
+    def _compile_parallel(self) -> Any:
+        with _lock:
+            if self._compiled_parallel is None:
+                numba = _import_numba()
+                from chainrule.kernels.threads import num_threads
+
+                numba.set_num_threads(max(1, min(num_threads(), numba.config.NUMBA_NUM_THREADS)))
+                # The same code with prange bound to numba's, as a function of its own name:
+                # numba's cache files are named after the function, and the serial form's
+                # would otherwise answer for this one.
+                source = self.function
+                names = dict(source.__globals__, prange=numba.prange)
+                twin = types.FunctionType(source.__code__, names, source.__name__,
+                                          source.__defaults__, source.__closure__)
+                twin.__qualname__ = f"{source.__qualname__}_parallel"
+                twin.__module__ = source.__module__
+                flags = {"reassoc"} if self.reassociate else False
+                self._compiled_parallel = numba.njit(parallel=True, cache=True, nogil=True,
+                                                     error_model="numpy", fastmath=flags)(twin)
+        return self._compiled_parallel
+
     def broken(self, error: BaseException) -> None:
         """Stop using these loops after numba failed on them (the caller runs the reference)."""
         self._broken = True
@@ -141,13 +211,22 @@ class Loops:
                 f"{str(error).splitlines()[0] if str(error) else ''})")
 
 
-def loops(function: Callable[..., Any] | None = None, *, reassociate: bool = False
-          ) -> Any:
+def _large(args: tuple[Any, ...]) -> bool:
+    """Whether the call's largest array is worth numba's threads (their start costs µs), on
+    the main thread: numba's default threading layer may not be entered from two threads at
+    once (it stops the process), so a call from any other thread runs the serial form."""
+    return (max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+            >= PARALLEL_MIN_ELEMENTS and threading.current_thread() is threading.main_thread())
+
+
+def loops(function: Callable[..., Any] | None = None, *, reassociate: bool = False,
+          threads: bool = False) -> Any:
     """Mark ``function`` (plain loops over arrays) for compiling with numba on first use;
-    ``@loops(reassociate=True)`` lets its sums be reordered into SIMD lanes (see the module)."""
+    ``@loops(reassociate=True)`` lets its sums be reordered into SIMD lanes, ``threads=True``
+    says its outer loop is a ``prange`` of independent iterations (see the module)."""
     if function is None:
-        return lambda inner: Loops(inner, reassociate)
-    return Loops(function, reassociate)
+        return lambda inner: Loops(inner, reassociate, threads)
+    return Loops(function, reassociate, threads)
 
 
 def kernel(compiled: Loops, reference: Callable[..., Any]) -> Callable[[F], F]:

@@ -16,15 +16,16 @@ import math
 import numpy as np
 
 from chainrule.kernels import jit
+from chainrule.kernels.jit import prange
 
 
 # ----------------------------------------------------------------------------- forward
-@jit.loops(reassociate=True)
+@jit.loops(reassociate=True, threads=True)
 def _layer_norm_loops(x, weight, bias, eps, out, xhat, inv_std):
     """Per row of x (rows, C): mean and biased variance summed in float64 (two passes),
     inv_std = 1 / sqrt(var + eps), xhat = (x - mean) inv_std, out = xhat w + b."""
     rows, c = x.shape
-    for r in range(rows):
+    for r in prange(rows):  # rows are independent
         total = np.float64(0.0)  # not 0.0: in plain Python float32 + 0.0 stays float32
         for j in range(c):
             total += x[r, j]

@@ -21,6 +21,7 @@ from chainrule.kernels.conv import (
     tap,
     winners,
 )
+from chainrule.kernels.jit import prange
 from chainrule.kernels.reduce import precise_column_sums
 from chainrule.kernels.threads import block_rows, blocked_sum, over_batch, over_blocks
 
@@ -282,13 +283,13 @@ def pooled_input_grad_reference(images: np.ndarray, mean: np.ndarray, b: np.ndar
 # ------------------------------------------------------------- compiled, with max pooling
 # Channels-last images put a pixel's C channels side by side, so each loop below ends in a
 # run over the channels: SIMD lanes, one window position at a time.
-@jit.loops
+@jit.loops(threads=True)
 def _signed_window_max_loops(images, sign, kernel_h, kernel_w, stride_h, stride_w, best,
                              larger):
     """best[n, oi, oj] = max over the window of sign * x (a NaN wins and stays), and
     larger[k - 1] = where window position k > 0 was strictly larger than all before it."""
     batch, out_h, out_w, channels = best.shape
-    for n in range(batch):
+    for n in prange(batch):  # images are independent
         for oi in range(out_h):
             for oj in range(out_w):
                 top = best[n, oi, oj]
@@ -331,22 +332,23 @@ def signed_window_max(images: np.ndarray, sign: np.ndarray, kernel: Pair, stride
     return best, larger
 
 
-@jit.loops
+@jit.loops(threads=True)
 def _pooled_input_grad_loops(images, mean, b, c, scaled, larger, kernel_h, kernel_w,
-                             stride_h, stride_w, tiled, grad, winner):
+                             stride_h, stride_w, tiled, grad):
     """grad = b (x - mean) + c (0 where b is None), plus ``scaled`` at each window's winner
     (the last position strictly larger than all before it, else the first). ``tiled``: the
     windows cover every pixel once, so one pass over the windows writes everything."""
     batch, out_h, out_w, channels = scaled.shape
     zero = grad.dtype.type(0.0)
     if not tiled:
-        for n in range(batch):
+        for n in prange(batch):
             for h in range(grad.shape[1]):
                 for w in range(grad.shape[2]):
                     row, x = grad[n, h, w], images[n, h, w]
                     for ch in range(channels):
                         row[ch] = zero if b is None else (x[ch] - mean[ch]) * b[ch] + c[ch]
-    for n in range(batch):
+    for n in prange(batch):  # images are independent
+        winner = np.empty(channels, np.int64)  # each window's winning position, by channel
         for oi in range(out_h):
             for oj in range(out_w):
                 share = scaled[n, oi, oj]
@@ -392,6 +394,5 @@ def pooled_input_grad(images: np.ndarray, mean: np.ndarray, b: np.ndarray | None
     # reading it a channel at a time
     scaled = np.ascontiguousarray(scaled)
     _pooled_input_grad_loops(images, mean, b, c, scaled, masks, kernel[0], kernel[1],
-                             stride[0], stride[1], bool(tiled), grad,
-                             np.empty(images.shape[-1], np.int64))
+                             stride[0], stride[1], bool(tiled), grad)
     return grad

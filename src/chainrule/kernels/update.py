@@ -16,6 +16,7 @@ from functools import partial
 import numpy as np
 
 from chainrule.kernels import jit, threads
+from chainrule.kernels.jit import prange
 
 # Elements per block of a blocked update (see docs/kernels.md for the sizes compared).
 UPDATE_BLOCK = 1 << 18
@@ -106,7 +107,7 @@ def _adam_update_blocked(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarra
     blocked_update(rule, param, grad, exp_avg, exp_avg_sq)
 
 
-@jit.loops
+@jit.loops(threads=True)
 def _adam_loops(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                 weight_decay, mode, step_size, bias_correction2):
     """The reference's maths per element, in its order and in param's dtype, so its bits;
@@ -115,7 +116,7 @@ def _adam_loops(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
     keep, decay = t(1 - lr * weight_decay), t(weight_decay)
     towards, fade, rest = t(1 - beta1), t(beta2), t(1 - beta2)
     correction, tiny, step = t(bias_correction2), t(eps), t(-step_size)
-    for i in range(param.size):
+    for i in prange(param.size):
         p, g = param[i], grad[i]
         if mode == 1:
             p = p * keep
@@ -191,12 +192,12 @@ def _sgd_update_blocked(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | N
     blocked_update(rule, param, grad, *(() if buf is None else (buf,)))
 
 
-@jit.loops
+@jit.loops(threads=True)
 def _sgd_loops(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """The reference's maths per element, in its order and in param's dtype: its bits."""
     t = param.dtype.type
     decay, keep, damped, step = t(weight_decay), t(momentum), t(1 - dampening), t(-lr)
-    for i in range(param.size):
+    for i in prange(param.size):
         d = grad[i]
         if weight_decay != 0:
             d = param[i] * decay + d
