@@ -826,12 +826,14 @@ def test_use_parallel_and_its_environment_variable(monkeypatch) -> None:
     with pytest.raises(ValueError, match="True, False or None"):
         jit.use_parallel("yes")
     monkeypatch.setattr(jit, "_parallel", None)
-    monkeypatch.setenv("CHAINRULE_PARALLEL_KERNELS", "1")
+    for value, expected in (("1", True), ("0", False),
+                            ("", kernels.num_threads() >= jit.PARALLEL_MIN_THREADS)):
+        monkeypatch.setattr(jit, "_parallel_default", None)  # read once per process
+        monkeypatch.setenv("CHAINRULE_PARALLEL_KERNELS", value)
+        assert kernels.parallel() is expected
+    jit.use_parallel(True)  # the call wins over the environment
     assert kernels.parallel()
-    monkeypatch.setenv("CHAINRULE_PARALLEL_KERNELS", "0")
-    assert not kernels.parallel()
-    monkeypatch.delenv("CHAINRULE_PARALLEL_KERNELS")
-    assert kernels.parallel() == (kernels.num_threads() >= jit.PARALLEL_MIN_THREADS)
+    jit.use_parallel(None)
 
 
 def test_the_environment_chooses_the_references_and_a_bad_value_warns() -> None:
@@ -913,6 +915,12 @@ def test_sgd_update_gives_the_references_bits(dtype, size, momentum, dampening, 
     rng = np.random.default_rng(seed)
     p, g, buf = (rng.standard_normal(size).astype(dtype) for _ in range(3))
     settings_ = (0.01, momentum, dampening, weight_decay, nesterov, first)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(update, "SGD_MIN_SIZE", 0)  # every size through the loop
+        _sgd_checks(p, g, buf, momentum, settings_, strided)
+
+
+def _sgd_checks(p, g, buf, momentum, settings_, strided) -> None:
     compare("sgd_update", p, g, buf if momentum else None, *settings_, exact=True,
             in_place=True)
     if strided:  # views every other element of bigger arrays (compare would copy them)

@@ -62,6 +62,7 @@ _numba: Any = None  # the module, once imported
 _failed = False  # numba could not be imported: the references run
 _chosen: str | None = None
 _parallel: bool | None = None  # use_parallel's choice; None: the environment or the threads
+_parallel_default: bool | None = None  # that default, once worked out
 
 
 def _from_environment() -> str:
@@ -95,12 +96,16 @@ def parallel() -> bool:
     """Whether the prange loops run in parallel now (see the module)."""
     if _parallel is not None:
         return _parallel
-    value = os.environ.get("CHAINRULE_PARALLEL_KERNELS", "").strip()
-    if value in ("0", "1"):
-        return value == "1"
-    from chainrule.kernels.threads import num_threads
+    global _parallel_default
+    if _parallel_default is None:  # read once: a loop may ask this thousands of times a second
+        value = os.environ.get("CHAINRULE_PARALLEL_KERNELS", "").strip()
+        if value in ("0", "1"):
+            _parallel_default = value == "1"
+        else:
+            from chainrule.kernels.threads import num_threads
 
-    return num_threads() >= PARALLEL_MIN_THREADS
+            _parallel_default = num_threads() >= PARALLEL_MIN_THREADS
+    return _parallel_default
 
 
 def backend() -> str:
@@ -157,8 +162,14 @@ class Loops:
         works and compiled this, and the float arrays among them share float32 or float64."""
         if self._broken or not _compiling():
             return False
-        floats = {a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind in "fc"}
-        return len(floats) == 1 and floats.pop() in DTYPES
+        dtype = None
+        for a in arrays:
+            if isinstance(a, np.ndarray) and a.dtype.kind in "fc":
+                if dtype is None:
+                    dtype = a.dtype
+                elif a.dtype != dtype:
+                    return False
+        return dtype in DTYPES
 
     def __call__(self, *args: Any) -> Any:
         if self.threads and parallel() and _large(args):

@@ -192,6 +192,11 @@ def _sgd_update_blocked(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | N
     blocked_update(rule, param, grad, *(() if buf is None else (buf,)))
 
 
+#: Parameters with fewer elements take the NumPy passes: plain SGD is one or two of them,
+#: cheaper than the call into the compiled loop (a small MLP's biases, say).
+SGD_MIN_SIZE = 1 << 12
+
+
 @jit.loops(threads=True)
 def _sgd_loops(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """The reference's maths per element, in its order and in param's dtype: its bits."""
@@ -218,10 +223,11 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, buf: np.ndarray | None, lr: 
                momentum: float, dampening: float, weight_decay: float, nesterov: bool,
                first: bool) -> None:
     """sgd_update_reference's step in one compiled loop over the flat arrays, in place: the
-    reference's bits. Arrays that are not all C-contiguous of one shape go through the
-    reference's passes in blocks."""
+    reference's bits. Small arrays, and arrays that are not all C-contiguous of one shape,
+    go through the reference's passes (in blocks)."""
     arrays = (param, grad) if buf is None else (param, grad, buf)
-    if not all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
+    if param.size < SGD_MIN_SIZE or not all(a.flags.c_contiguous and a.shape == param.shape
+                                            for a in arrays):
         _sgd_update_blocked(param, grad, buf, lr, momentum, dampening, weight_decay,
                             nesterov, first)
         return
