@@ -48,7 +48,7 @@ def cases(rng: np.random.Generator) -> list[Case]:
     hidden = normal(tokens, 4 * embd)
     x, grad = normal(tokens, embd), normal(tokens, embd)
     weight, bias = normal(embd), normal(embd)
-    _, xhat, inv_std = kernels.layer_norm_reference(x, weight, bias, 1e-5)
+    _, mean_x, inv_std = kernels.layer_norm_reference(x, weight, bias, 1e-5)
     scores = normal(12, heads, 64, 64)
     probs = kernels.softmax_columns_reference(scores.copy(), 0.17, True)
     d_probs = normal(12, heads, 64, 64)
@@ -88,7 +88,7 @@ def cases(rng: np.random.Generator) -> list[Case]:
         ("gelu_grad tanh (768, 512)", "gelu_grad", lambda: (hidden, hidden, "tanh"), False),
         ("layer_norm (768, 128)", "layer_norm", lambda: (x, weight, bias, 1e-5), False),
         ("layer_norm_grad (768, 128)", "layer_norm_grad",
-         lambda: (grad, xhat, inv_std, weight, True, True, True), False),
+         lambda: (grad, x, mean_x, inv_std, weight, True, True, True), False),
         ("softmax_columns causal (12, 4, 64, 64)", "softmax_columns",
          lambda: (scores.copy(), 0.17, True), True),
         ("softmax_columns_grad (12, 4, 64, 64)", "softmax_columns_grad",

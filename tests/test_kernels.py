@@ -892,9 +892,9 @@ def test_layer_norm_and_adam_against_their_references(dtype) -> None:
     tol = {"rtol": FLOAT_RTOL[dtype] * 10, "atol": FLOAT_ATOL[dtype] * 10}
     x, g = (rng.standard_normal((5, 3, 8)).astype(dtype) for _ in range(2))
     w, b = (rng.standard_normal(8).astype(dtype) for _ in range(2))
-    out, xhat, inv_std = compare("layer_norm", x, w, b, 1e-5, **tol)
-    compare("layer_norm_grad", g, xhat, inv_std, w, True, True, True, **tol)
-    compare("layer_norm_grad", g, xhat, inv_std, None, True, False, True, **tol)
+    out, mean, inv_std = compare("layer_norm", x, w, b, 1e-5, **tol)
+    compare("layer_norm_grad", g, x, mean, inv_std, w, True, True, True, **tol)
+    compare("layer_norm_grad", g, x, mean, inv_std, None, True, False, True, **tol)
     p, grad, m = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
     v = rng.random(1000).astype(dtype)
     compare("adam_update", p, grad, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, 3, exact=True,

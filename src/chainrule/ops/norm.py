@@ -3,10 +3,10 @@
 Each normalises x to xhat = (x - mean) / sqrt(var + eps) with the biased variance, then applies
 an affine map. Written as a chain of elementwise ops and reductions, the backward would walk
 a dozen nodes and keep a dozen arrays; fused, it is the compact formula in each docstring,
-and keeps per-channel statistics beside one array (layer_norm: xhat; batch_norm: its input,
-which the tape holds anyway). batch_norm works on x as a (values, channels) matrix, a free
-view of the channels-last memory the conv ops return; its passes over that matrix are the
-kernels in chainrule.kernels.norm.
+and keeps per-channel statistics beside one array (layer_norm over the last axis and
+batch_norm: the input, which the tape holds anyway; layer_norm over several axes: xhat).
+batch_norm works on x as a (values, channels) matrix, a free view of the channels-last memory
+the conv ops return; its passes over that matrix are the kernels in chainrule.kernels.norm.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ class LayerNormOp(Function):
         axes = tuple(range(x.ndim - k, x.ndim))
         ctx.weight, ctx.axes = weight, axes
         if k == 1:  # the last axis alone (a GPT's case): the compiled row kernels
-            out, ctx.xhat, ctx.inv_std = kernels.layer_norm(x, weight, bias, eps)
+            out, ctx.mean, ctx.inv_std = kernels.layer_norm(x, weight, bias, eps)
+            ctx.x = x  # the backward rebuilds xhat from x: no second array of x's size
             return out
         mean = x.mean(axis=axes, keepdims=True)
         centered = x - mean
@@ -197,10 +198,11 @@ class LayerNormOp(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        xhat, axes = ctx.xhat, ctx.axes
+        axes = ctx.axes
         if len(axes) == 1:
-            return kernels.layer_norm_grad(grad, xhat, ctx.inv_std, ctx.weight, need_x,
-                                           need_weight, need_bias)
+            return kernels.layer_norm_grad(grad, ctx.x, ctx.mean, ctx.inv_std, ctx.weight,
+                                           need_x, need_weight, need_bias)
+        xhat = ctx.xhat
         leading = tuple(range(xhat.ndim - len(axes)))
         grad_x = None
         if need_x:
