@@ -77,6 +77,8 @@ def cases(rng: np.random.Generator) -> list[Case]:
     return [
         ("mean_and_variance (100352, 32)", "mean_and_variance",
          lambda: (images.reshape(-1, 32),), False),
+        ("normalise (25088, 32)", "normalise",
+         lambda: (pooled.reshape(-1, 32), mean, b, c), False),
         ("signed_window_max 2x2 (128, 28, 28, 32)", "signed_window_max",
          lambda: (images, sign, (2, 2), (2, 2), (14, 14)), False),
         ("pooled_input_grad 2x2 (128, 28, 28, 32)", "pooled_input_grad",

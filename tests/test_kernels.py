@@ -801,7 +801,8 @@ def test_the_parallel_loops_give_the_serial_bits(monkeypatch) -> None:
                                              (1, 1), (3, 3)),  # overlapping windows
                    kernels.conv_input_grad(grad_rows, w_rows, (3, 6, 6, 5), (3, 3), (1, 1),
                                            (1, 1), (4, 4), 1),
-                   *kernels.layer_norm(x, w[0], w[1], 1e-5)]
+                   *kernels.layer_norm(x, w[0], w[1], 1e-5),
+                   kernels.normalise(x, w[0], w[1], w[2]), kernels.normalise(x, w[0], w[1], None)]
         arrays = [a.copy() for a in (p, g, m, v)]
         kernels.adam_update(*arrays, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, 3)
         momentum = m.copy()

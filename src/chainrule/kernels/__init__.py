@@ -18,7 +18,7 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
 - conv: channels-last im2col on strided views, the input gradient one kernel position at a
   time (its adds compiled), pooling one kernel position at a time.
 - norm: batch norm's statistics, affine passes and sums; its fusion with max pooling (the
-  statistics and the fused pooling's two passes compiled).
+  statistics, the affine pass and the fused pooling's two passes compiled).
 - update: optimizer updates in cache-sized blocks; Adam's and SGD's in one compiled pass.
 - process: ``tune_process()``, the opt-in process settings (nothing is set on import).
 - activation: GELU's forward and backward, one compiled pass each.
