@@ -120,12 +120,12 @@ class Conv2dOp(Function):
             rows = kernels.im2col(views[..., g * group_in:(g + 1) * group_in], dtype)
             w2 = w_rows[g * group_out:(g + 1) * group_out]
             if groups == 1:
-                np.matmul(rows, w2.T, out=flat_out)
+                kernels.matmul(rows, w2.T, out=flat_out)
             else:
-                flat_out[:, g * group_out:(g + 1) * group_out] = rows @ w2.T
+                flat_out[:, g * group_out:(g + 1) * group_out] = kernels.matmul(rows, w2.T)
             rows_per_group.append(rows)
         if bias is not None:
-            flat_out += bias
+            kernels.add_bias(flat_out, bias)
         ctx.rows, ctx.w_rows, ctx.weight_shape, ctx.groups = rows_per_group, w_rows, \
             weight.shape, groups
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
@@ -144,8 +144,8 @@ class Conv2dOp(Function):
             grad_w = np.empty((out_channels, kh, kw, group_in), grad.dtype)
             for g in range(groups):
                 # rows.T @ grad, transposed after: the faster orientation for BLAS here.
-                grad_w[g * group_out:(g + 1) * group_out] = (
-                    ctx.rows[g].T @ grad_rows[:, g * group_out:(g + 1) * group_out]
+                grad_w[g * group_out:(g + 1) * group_out] = kernels.matmul(
+                    ctx.rows[g].T, grad_rows[:, g * group_out:(g + 1) * group_out]
                 ).T.reshape(group_out, kh, kw, group_in)
             grad_w = np.ascontiguousarray(grad_w.transpose(0, 3, 1, 2))
         if need_x:
@@ -344,8 +344,8 @@ def _times_weights(rows: list[np.ndarray], w_rows: np.ndarray) -> np.ndarray:
     group_out = w_rows.shape[0] // groups
     out = np.empty((len(rows[0]), w_rows.shape[0]), rows[0].dtype)
     for g, block in enumerate(rows):
-        np.matmul(block, w_rows[g * group_out:(g + 1) * group_out].T,
-                  out=out[:, g * group_out:(g + 1) * group_out])
+        kernels.matmul(block, w_rows[g * group_out:(g + 1) * group_out].T,
+                       out=out[:, g * group_out:(g + 1) * group_out])
     return out
 
 
@@ -355,7 +355,7 @@ def _weight_grad(grad_rows: np.ndarray, rows: list[np.ndarray], kernel: tuple[in
     groups = len(rows)
     group_out = grad_rows.shape[1] // groups
     group_in = rows[0].shape[1] // math.prod(kernel)
-    parts = [(grad_rows[:, g * group_out:(g + 1) * group_out].T @ rows[g])
+    parts = [kernels.matmul(grad_rows[:, g * group_out:(g + 1) * group_out].T, rows[g])
              .reshape(group_out, *kernel, group_in) for g in range(groups)]
     return np.ascontiguousarray(np.moveaxis(np.concatenate(parts), -1, 1))
 
