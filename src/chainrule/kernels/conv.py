@@ -137,11 +137,11 @@ def im2col_reference(views: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return views.reshape(n * out_h * out_w, kh * kw * c).astype(dtype)
 
 
-def _conv_input_grad_numpy(grad_rows: np.ndarray, w_rows: np.ndarray,
-                           padded_shape: tuple[int, ...], kernel: tuple[int, ...],
-                           stride: tuple[int, ...], dilation: tuple[int, ...],
-                           out: tuple[int, ...], groups: int) -> np.ndarray:
-    """conv_input_grad with NumPy's strided adds (where the compiled loop does not run)."""
+def _by_position(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
+                 kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                 out: tuple[int, ...], groups: int, compiled: bool) -> np.ndarray:
+    """conv_input_grad's products, one per group and kernel position, each added where that
+    position read: by the compiled loop (``compiled``: one group, 2-D) or NumPy's strided add."""
     out_channels = w_rows.shape[0]
     group_out, group_in = out_channels // groups, padded_shape[-1] // groups
     padded = np.zeros(padded_shape, grad_rows.dtype)
@@ -153,8 +153,21 @@ def _conv_input_grad_numpy(grad_rows: np.ndarray, w_rows: np.ndarray,
         target = padded[..., g * group_in:(g + 1) * group_in]
         for k, position in enumerate(itertools.product(*map(range, kernel))):
             matmul(g_rows, w2[:, k * group_in:(k + 1) * group_in], out=part)
-            tap_nd(target, position, stride, dilation, out)[...] += image_part
+            if compiled:
+                _add_tap_loops(padded, image_part, position[0] * dilation[0],
+                               position[1] * dilation[1], stride[0], stride[1])
+            else:
+                tap_nd(target, position, stride, dilation, out)[...] += image_part
     return padded
+
+
+def _conv_input_grad_numpy(grad_rows: np.ndarray, w_rows: np.ndarray,
+                           padded_shape: tuple[int, ...], kernel: tuple[int, ...],
+                           stride: tuple[int, ...], dilation: tuple[int, ...],
+                           out: tuple[int, ...], groups: int) -> np.ndarray:
+    """conv_input_grad with NumPy's strided adds (where the compiled loop does not run)."""
+    return _by_position(grad_rows, w_rows, padded_shape, kernel, stride, dilation, out, groups,
+                        compiled=False)
 
 
 @jit.loops(threads=True)
@@ -186,18 +199,8 @@ def conv_input_grad(grad_rows: np.ndarray, w_rows: np.ndarray, padded_shape: tup
     (the same additions in the same order as NumPy's strided add, so its bits), NumPy's
     strided adds otherwise.
     """
-    if groups != 1 or len(kernel) != 2 or grad_rows.ndim != 2:
-        return _conv_input_grad_numpy(grad_rows, w_rows, padded_shape, kernel, stride,
-                                      dilation, out, groups)
-    channels = padded_shape[-1]
-    padded = np.zeros(padded_shape, grad_rows.dtype)
-    part = np.empty((len(grad_rows), channels), grad_rows.dtype)
-    image_part = part.reshape(padded_shape[0], *out, channels)
-    for k, (i, j) in enumerate(itertools.product(*map(range, kernel))):
-        matmul(grad_rows, w_rows[:, k * channels:(k + 1) * channels], out=part)
-        _add_tap_loops(padded, image_part, i * dilation[0], j * dilation[1], stride[0],
-                       stride[1])
-    return padded
+    return _by_position(grad_rows, w_rows, padded_shape, kernel, stride, dilation, out, groups,
+                        compiled=groups == 1 and len(kernel) == 2)
 
 
 def conv_input_grad_reference(grad_rows: np.ndarray, w_rows: np.ndarray,
