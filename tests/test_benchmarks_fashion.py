@@ -3,23 +3,10 @@ batches from the same weights, and the table and targets line print."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from benchmark_scripts import load_benchmark
 
-
-def _load_benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fashion_cnn.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_fashion_cnn", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("fashion_cnn")
 
 
 def test_a_quick_run_trains_both_and_reports(capsys) -> None:

@@ -3,35 +3,18 @@ for torch is chainrule's, the pair starts equal and trains alike, the flags and 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 import chainrule as cr
 from chainrule import optim
 from chainrule.data.text import TextDataset, load_text_dataset
 
-
-def _load_benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpt_shakespeare.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_gpt_shakespeare", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    before = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-    spec.loader.exec_module(module)
-    # the script sets OpenBLAS's spin for its own runs; leave the test process's env as it was
-    if before is None:
-        os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("gpt_shakespeare")
 TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4)
 
 

@@ -3,26 +3,13 @@ its reference, and gets a row; a bad flag is refused."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 from chainrule import kernels
 
-
-def _load_benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_kernels", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("kernels")
 
 
 @pytest.mark.skipif(kernels.backend() != "numba", reason="the compiled kernels are off")
