@@ -245,7 +245,7 @@ class SelfAttentionOp(Function):
         into = tuple(np.swapaxes(packed[..., i, :, :], -3, -2) for i in range(3))
         grads = _attend_backward(ctx, heads_grad, True, True, True, False, into)[:3]
         for place, g in zip(into, grads):
-            if g is not place:  # a product that could not write in place (NumPy's)
+            if g is not place:  # a kernels.matmul that returned a new array (a backend's)
                 np.copyto(place, g)
         return packed.reshape(shape[:-3] + (-1,)), None
 
