@@ -17,7 +17,13 @@ A loop that sums along a row runs one addition after another unless the compiler
 reorder the additions: ``@jit.loops(reassociate=True)`` allows that (LLVM's ``reassoc``
 flag alone, nothing else of fast-math), so the sum runs over SIMD lanes and adds them at the
 end, as NumPy's own pairwise sums reorder theirs. The result is the same within rounding;
-NaN, infinities and signed zeros keep their IEEE meaning.
+NaN, infinities and signed zeros keep their IEEE meaning. ``contract=True`` lets a multiply
+and an add become one fused multiply-add (LLVM's ``contract``): one rounding instead of two,
+for the polynomials of ``exp_float32``.
+
+Loops call small scalar functions marked ``@jit.scalar`` (``exp_float32`` below) as they
+call any Python function; when the loops are compiled, numba compiles the scalar function
+into them, inlined, so that a loop calling it still runs in SIMD.
 
 Threads: the loops run on one thread by default. A loop written over ``prange`` (this
 module's name for ``range``) may also run with numba's ``parallel=True``, the prange's
@@ -33,6 +39,7 @@ is cached under a name of its own.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import threading
 import types
@@ -147,9 +154,10 @@ class Loops:
     """A function of plain loops, compiled by numba on its first call (see the module)."""
 
     def __init__(self, function: Callable[..., Any], reassociate: bool = False,
-                 threads: bool = False) -> None:
+                 threads: bool = False, contract: bool = False) -> None:
         self.function = function
         self.reassociate = reassociate
+        self.contract = contract
         self.threads = threads  # written over prange: may run in parallel
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
@@ -188,10 +196,8 @@ class Loops:
                 numba = _import_numba()
                 # nogil: the over_batch threads can run a kernel on two halves at once;
                 # error_model numpy: x / 0 gives inf as in NumPy, not an exception.
-                # reassoc (see the module) is the only fast-math flag ever set.
-                flags = {"reassoc"} if self.reassociate else False
                 self._compiled = numba.njit(cache=True, nogil=True, error_model="numpy",
-                                            fastmath=flags)(self.function)
+                                            fastmath=self._fastmath())(self._source(numba))
         return self._compiled
 
     def _compile_parallel(self) -> Any:
@@ -201,19 +207,39 @@ class Loops:
                 from chainrule.kernels.threads import num_threads
 
                 numba.set_num_threads(max(1, min(num_threads(), numba.config.NUMBA_NUM_THREADS)))
-                # The same code with prange bound to numba's, as a function of its own name:
-                # numba's cache files are named after the function, and the serial form's
-                # would otherwise answer for this one.
-                source = self.function
-                names = dict(source.__globals__, prange=numba.prange)
-                twin = types.FunctionType(source.__code__, names, source.__name__,
-                                          source.__defaults__, source.__closure__)
-                twin.__qualname__ = f"{source.__qualname__}_parallel"
-                twin.__module__ = source.__module__
-                flags = {"reassoc"} if self.reassociate else False
-                self._compiled_parallel = numba.njit(parallel=True, cache=True, nogil=True,
-                                                     error_model="numpy", fastmath=flags)(twin)
+                self._compiled_parallel = numba.njit(
+                    parallel=True, cache=True, nogil=True, error_model="numpy",
+                    fastmath=self._fastmath())(self._source(numba, parallel=True))
         return self._compiled_parallel
+
+    def _fastmath(self) -> Any:
+        """reassoc and contract (see the module) are the only fast-math flags ever set."""
+        flags = {name for name, on in (("reassoc", self.reassociate),
+                                       ("contract", self.contract)) if on}
+        return flags or False
+
+    def _source(self, numba: Any, parallel: bool = False) -> Callable[..., Any]:
+        """The function numba compiles: the loops themselves, or a twin of them whose
+        globals give the compiled form of each ``@jit.scalar`` they call and, when
+        ``parallel``, numba's prange."""
+        source = self.function
+        names = source.__globals__
+        scalars = {name: names[name].compiled(numba) for name in source.__code__.co_names
+                   if isinstance(names.get(name), Scalar)}
+        if not scalars and not parallel:
+            return source
+        names = dict(names, **scalars)
+        if parallel:
+            names["prange"] = numba.prange
+        twin = types.FunctionType(source.__code__, names, source.__name__,
+                                  source.__defaults__, source.__closure__)
+        # numba's cache files are named after the function: the parallel form gets a name
+        # of its own, or the serial form's files would answer for it
+        twin.__qualname__ = source.__qualname__ + ("_parallel" if parallel else "")
+        if scalars:  # their code is compiled into the loops' cache files: a change renames them
+            twin.__qualname__ += "_" + _code_digest(names[name] for name in sorted(scalars))
+        twin.__module__ = source.__module__
+        return twin
 
     def broken(self, error: BaseException) -> None:
         """Stop using these loops after numba failed on them (the caller runs the reference)."""
@@ -230,14 +256,51 @@ def _large(args: tuple[Any, ...]) -> bool:
             >= PARALLEL_MIN_ELEMENTS and threading.current_thread() is threading.main_thread())
 
 
+def _code_digest(scalars: Any) -> str:
+    """A short digest of the scalar functions' code and constants."""
+    digest = hashlib.sha256()
+    for compiled in scalars:
+        code = compiled.py_func.__code__ if hasattr(compiled, "py_func") else compiled.__code__
+        digest.update(code.co_code)
+        digest.update(repr(code.co_consts).encode())
+    return digest.hexdigest()[:10]
+
+
 def loops(function: Callable[..., Any] | None = None, *, reassociate: bool = False,
-          threads: bool = False) -> Any:
+          threads: bool = False, contract: bool = False) -> Any:
     """Mark ``function`` (plain loops over arrays) for compiling with numba on first use;
     ``@loops(reassociate=True)`` lets its sums be reordered into SIMD lanes, ``threads=True``
-    says its outer loop is a ``prange`` of independent iterations (see the module)."""
+    says its outer loop is a ``prange`` of independent iterations, ``contract=True`` allows
+    fused multiply-adds (see the module)."""
     if function is None:
-        return lambda inner: Loops(inner, reassociate, threads)
-    return Loops(function, reassociate, threads)
+        return lambda inner: Loops(inner, reassociate, threads, contract)
+    return Loops(function, reassociate, threads, contract)
+
+
+class Scalar:
+    """A scalar function for loops to call: plain Python when called from Python, compiled
+    and inlined into the loops that call it when they are compiled."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.__name__ = function.__name__
+        self.__doc__ = function.__doc__
+        self._compiled: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
+
+    def compiled(self, numba: Any) -> Any:
+        """numba's form of the function, inlined where it is called."""
+        if self._compiled is None:
+            self._compiled = numba.njit(inline="always", error_model="numpy",
+                                        fastmath={"contract"})(self.function)
+        return self._compiled
+
+
+def scalar(function: Callable[..., Any]) -> Scalar:
+    """Mark ``function`` as a scalar helper of compiled loops (see the module)."""
+    return Scalar(function)
 
 
 def kernel(compiled: Loops, reference: Callable[..., Any]) -> Callable[[F], F]:
