@@ -152,18 +152,16 @@ def softmax_columns(scores: np.ndarray, scale: float, causal: bool) -> np.ndarra
 
 # ----------------------------------------------------------------------------- backward
 @jit.loops
-def _softmax_grad_loops(grad, probs, scale, sums, dots):
-    """Per (S, L) matrix: grad = scale P (grad - colsum(grad P)), each column's sum in
-    float64 (``sums``), rounded to ``dots``."""
+def _softmax_grad_loops(grad, probs, scale, dots):
+    """Per (S, L) matrix: grad = scale P (grad - colsum(grad P)), each column's sum in the
+    arrays' dtype (``dots``), as the reference sums it."""
     batch, keys, length = grad.shape
     for b in range(batch):
         for i in range(length):
-            sums[i] = 0.0
+            dots[i] = 0.0
         for j in range(keys):
             for i in range(length):
-                sums[i] += grad[b, j, i] * probs[b, j, i]
-        for i in range(length):
-            dots[i] = sums[i]
+                dots[i] += grad[b, j, i] * probs[b, j, i]
         for j in range(keys):
             for i in range(length):
                 grad[b, j, i] = scale * (probs[b, j, i] * (grad[b, j, i] - dots[i]))
@@ -184,11 +182,10 @@ def softmax_columns_grad_reference(grad: np.ndarray, probs: np.ndarray,
 
 @jit.kernel(_softmax_grad_loops, softmax_columns_grad_reference)
 def softmax_columns_grad(grad: np.ndarray, probs: np.ndarray, scale: float) -> np.ndarray:
-    """softmax_columns_grad_reference in two compiled passes (its sums in float64)."""
+    """softmax_columns_grad_reference in two compiled passes."""
     g, p = _matrices(grad), _matrices(probs)
     if g is None or p is None or grad.shape != probs.shape or grad.size == 0:
         return softmax_columns_grad_reference(grad, probs, scale)
     length = grad.shape[-1]
-    _softmax_grad_loops(g, p, grad.dtype.type(scale), np.empty(length),
-                        np.empty(length, grad.dtype))
+    _softmax_grad_loops(g, p, grad.dtype.type(scale), np.empty(length, grad.dtype))
     return grad
