@@ -524,7 +524,7 @@ def test_the_ops_run_on_the_references_alone(monkeypatch, fused) -> None:
         np.testing.assert_allclose(f, p, rtol=1e-9, atol=1e-12)
     pooling = {"signed_window_max", "pooled_input_grad"} if fused else {"window_max",
                                                                         "route_to_winners"}
-    assert pooling | {"im2col", "conv_input_grad", "matmul", "row_sums", "sgd_update",
+    assert pooling | {"im2col", "conv_input_grad", "matmul", "cross_entropy_rows", "sgd_update",
                       "window_mean", "spread_over_windows"} <= called, called
 
 
@@ -623,6 +623,29 @@ def test_exp_float32_is_within_two_ulp_of_exp_over_float32s_range() -> None:
     with np.errstate(over="ignore"):  # NumPy's scalars say when 2^n e^r overflows
         for x in edges[np.isfinite(edges)]:
             assert exp_float32(np.float32(x)) == out[len(sweep) + list(edges).index(x)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 9), classes=st.integers(1, 70),
+       dtype=st.sampled_from([np.float32, np.float64]), scale=st.sampled_from([0.1, 3, 60, 500]),
+       seed=st.integers(0, 2**31), odd=st.sampled_from(["", "inf", "-inf row", "nan"]))
+def test_cross_entropy_rows(rows, classes, dtype, scale, seed, odd) -> None:
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((rows, classes)) * scale).astype(dtype)
+    targets = rng.integers(0, classes, rows)
+    if rows and odd == "inf":
+        logits[0, -1] = np.inf
+    elif rows and odd == "-inf row":
+        logits[-1] = -np.inf
+    elif rows and odd == "nan":
+        logits[0, 0] = np.nan
+    tol = {"rtol": FLOAT_RTOL[dtype] * 4, "atol": FLOAT_ATOL[dtype] * 4}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        losses, probs = compare("cross_entropy_rows", logits, targets, **tol)
+    assert losses.shape == (rows,) and probs.shape == logits.shape and probs.dtype == dtype
+    finite = np.isfinite(logits).all(axis=1)
+    np.testing.assert_allclose(probs[finite].sum(axis=1), 1, rtol=1e-5)
+    assert (losses[finite] >= -1e-5).all()
 
 
 @st.composite

@@ -21,12 +21,14 @@ is all the ops need. docs/kernels.md describes each kernel and why it is fast.
   statistics, the affine pass and the fused pooling's two passes compiled).
 - update: optimizer updates in cache-sized blocks; Adam's and SGD's in one compiled pass.
 - process: ``tune_process()``, the opt-in process settings (nothing is set on import).
-- activation: GELU's forward and backward, one compiled pass each.
+- activation: GELU's forward and backward, compiled passes (one each in float32).
 - recurrent: a GRU or LSTM step's elementwise work, forward and backward, compiled.
 - layernorm: layer norm over the last axis, forward and backward, compiled row passes.
 - scatter: rows added into a table at indices (an embedding's backward), compiled.
 - softmax: attention's softmax over the keys in place (scale, causal mask), on scores laid
-  out keys by queries, forward and backward, compiled passes around NumPy's exp.
+  out keys by queries, forward and backward, compiled passes (float32's exp compiled in).
+- crossentropy: softmax cross-entropy over rows at class indices, one compiled pass.
+- exp: ``exp_float32``, e^x written out for compiled loops to call (SIMD inside them).
 - mkl: matrix products through MKL where the ``mkl`` wheel is installed.
 - jit: the compiled kernels' machinery: numba on first use, ``use("numpy")`` for the
   references (or ``CHAINRULE_KERNELS=numpy``), ``backend()`` says which runs;
@@ -65,6 +67,7 @@ from chainrule.kernels.conv import (
     windows_reference,
     winners,
 )
+from chainrule.kernels.crossentropy import cross_entropy_rows, cross_entropy_rows_reference
 from chainrule.kernels.jit import backend, parallel, use, use_parallel
 from chainrule.kernels.layernorm import (
     layer_norm,
@@ -141,12 +144,12 @@ from chainrule.kernels.update import (
 KERNELS = (
     "adam_update", "add_bias", "batch_norm_input_grad", "batch_norm_sums", "blocked_sum",
     "blocked_update", "cached_arange", "cached_ones", "channels_last", "column_sums",
-    "conv_input_grad", "gelu", "gelu_grad", "gru_step", "gru_step_grad", "im2col", "layer_norm",
-    "layer_norm_grad", "lstm_step", "lstm_step_grad", "matmul", "max_along",
-    "mean_and_variance", "normalise", "over_batch", "over_blocks", "pooled_input_grad",
-    "precise_column_sums", "route_to_winners", "row_sums", "scatter_add_rows", "sgd_update",
-    "signed_window_max", "softmax_columns", "softmax_columns_grad", "spread_over_windows",
-    "window_max", "window_mean", "windows",
+    "conv_input_grad", "cross_entropy_rows", "gelu", "gelu_grad", "gru_step", "gru_step_grad",
+    "im2col", "layer_norm", "layer_norm_grad", "lstm_step", "lstm_step_grad", "matmul",
+    "max_along", "mean_and_variance", "normalise", "over_batch", "over_blocks",
+    "pooled_input_grad", "precise_column_sums", "route_to_winners", "row_sums",
+    "scatter_add_rows", "sgd_update", "signed_window_max", "softmax_columns",
+    "softmax_columns_grad", "spread_over_windows", "window_max", "window_mean", "windows",
 )
 
 #: Public functions that are not kernels: views and index helpers (their plain form is
@@ -164,7 +167,8 @@ __all__ = [
     "blocked_sum", "blocked_sum_reference", "blocked_update", "blocked_update_reference",
     "cached_arange", "cached_arange_reference", "cached_ones", "cached_ones_reference",
     "channels_last", "channels_last_reference", "column_sums", "column_sums_reference",
-    "conv_input_grad", "conv_input_grad_reference", "gelu", "gelu_grad", "gelu_grad_reference",
+    "conv_input_grad", "conv_input_grad_reference", "cross_entropy_rows",
+    "cross_entropy_rows_reference", "gelu", "gelu_grad", "gelu_grad_reference",
     "gelu_reference", "gru_step", "gru_step_grad", "gru_step_grad_reference",
     "gru_step_reference", "im2col", "im2col_reference", "image_bytes", "images",
     "keep_freed_memory", "layer_norm", "layer_norm_grad", "layer_norm_grad_reference",

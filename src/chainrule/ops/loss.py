@@ -429,19 +429,15 @@ def _plain_cross_entropy(ctx: Context, logits: np.ndarray, targets: np.ndarray,
     training step's case, in the fewest array passes (the general path gives the same)."""
     flat, valid = _index_targets(targets, (logits.shape[0],), logits.shape[1], ignore_index,
                                  "cross_entropy")
-    shifted = _shifted(logits, 1)
-    exps = np.exp(shifted)
-    sums = kernels.row_sums(exps)
+    losses, probs = kernels.cross_entropy_rows(logits, flat)
     rows = kernels.cached_arange(len(flat), np.intp)
-    losses = np.log(sums[:, 0]) - shifted[rows, flat]
     divisor = len(flat)
     if valid is not None:
         losses = np.where(valid, losses, 0)
         divisor = np.add.reduce(valid, axis=None)
     out, ctx.scale = _sample_reduction(losses, reduction, divisor, (logits.shape[0],))
-    exps /= sums  # the probabilities, in the array exp made
     ctx.shape, ctx.reduction, ctx.weight, ctx.smoothing = logits.shape, reduction, None, 0.0
-    ctx.probabilities, ctx.probs, ctx.rows, ctx.targets, ctx.valid = False, exps, rows, flat, valid
+    ctx.probabilities, ctx.probs, ctx.rows, ctx.targets, ctx.valid = False, probs, rows, flat, valid
     return out
 
 
