@@ -53,6 +53,7 @@ def cases(rng: np.random.Generator) -> list[Case]:
     probs = kernels.softmax_columns_reference(scores.copy(), 0.17, True)
     d_probs = normal(12, heads, 64, 64)
     index = rng.integers(0, 66, tokens)
+    logits = normal(tokens, 66) * f32(3)
     params = [normal(800_000) for _ in range(3)]
     v = np.abs(normal(800_000))
     out = normal(tokens, 3 * embd)
@@ -95,6 +96,8 @@ def cases(rng: np.random.Generator) -> list[Case]:
          lambda: (scores.copy(), 0.17, True), True),
         ("softmax_columns_grad (12, 4, 64, 64)", "softmax_columns_grad",
          lambda: (d_probs.copy(), probs, 0.17), True),
+        ("cross_entropy_rows (768, 66)", "cross_entropy_rows",
+         lambda: (logits, index), False),
         ("scatter_add_rows (66, 128) <- 768 rows", "scatter_add_rows",
          lambda: (np.zeros((66, embd), f32), index, x), True),
         ("add_bias (768, 384)", "add_bias", lambda: (out.copy(), row), True),

@@ -648,6 +648,14 @@ def test_cross_entropy_rows(rows, classes, dtype, scale, seed, odd) -> None:
     assert (losses[finite] >= -1e-5).all()
 
 
+def test_cross_entropy_rows_of_many_large_logits_do_not_overflow() -> None:
+    # 50,000 classes all at 79: unshifted, the sum of e^79 would pass float32's largest value
+    logits = np.full((2, 50_000), 79, np.float32)
+    losses, probs = kernels.cross_entropy_rows(logits, np.array([0, 7]))
+    np.testing.assert_allclose(losses, np.log(50_000), rtol=1e-5)
+    np.testing.assert_allclose(probs, 1 / 50_000, rtol=1e-5)
+
+
 @st.composite
 def _scores(draw):
     """(..., S, L) attention scores (keys by queries), some keys masked with -inf (whole

@@ -16,24 +16,25 @@ import numpy as np
 from chainrule.kernels import jit
 from chainrule.kernels.exp import exp_float32
 
-#: Logits up to this size are not shifted by their row's maximum (see the loops).
+#: Logits up to this size are not shifted by their row's maximum (see the loops), fewer
+#: where the row is so long that the sum of its e^x could overflow.
 SAFE = 80.0
 
 
 @jit.loops(reassociate=True, contract=True)
-def _cross_entropy_loops(logits, targets, losses, probs):
+def _cross_entropy_loops(logits, targets, safe, losses, probs):
     """Per row x of (N, C) float32 logits, with m = max(x) (0 where infinite, or where every
-    |x| <= SAFE): losses = log sum(e^(x - m)) - (x[target] - m), probs = e^(x - m) / that
+    |x| <= safe): losses = log sum(e^(x - m)) - (x[target] - m), probs = e^(x - m) / that
     sum."""
     rows, classes = logits.shape
     for r in range(rows):
         # Shifting by the maximum only keeps exp from overflowing or underflowing: with
-        # every |x| <= 80, e^x and its sum are normal float32s, and the shift is left out.
+        # every |x| <= safe, e^x and its sum are normal float32s, and the shift is left out.
         # (A running maximum along a row is a chain of dependent compares, while a count
         # vectorises.)
         wild = 0
         for j in range(classes):
-            wild += 0 if abs(logits[r, j]) <= SAFE else 1  # NaN counts too
+            wild += 0 if abs(logits[r, j]) <= safe else 1  # NaN counts too
         top = np.float32(0)
         if wild:
             top = logits[r, 0]
@@ -77,5 +78,7 @@ def cross_entropy_rows(logits: np.ndarray, targets: np.ndarray
     rows = np.ascontiguousarray(logits)
     losses = np.empty(rows.shape[0], np.float32)
     probs = np.empty(rows.shape, np.float32)
-    _cross_entropy_loops(rows, np.ascontiguousarray(targets, np.intp), losses, probs)
+    # C e^safe must stay under float32's largest value, e^88.72
+    safe = np.float32(min(SAFE, 88.0 - math.log(rows.shape[1])))
+    _cross_entropy_loops(rows, np.ascontiguousarray(targets, np.intp), safe, losses, probs)
     return losses, probs
