@@ -2,7 +2,8 @@
 
 A GPT normalises a (tokens, C) array twice a block. In NumPy the forward is seven passes
 over it (mean, centre, square, mean, scale, weight, bias) and the backward nine; here each
-row is read while it is in L1: its sums in float64, then one pass that writes the result.
+row is read while it is in L1: its sums (float64 forward, the dtype's own backward, in SIMD
+lanes), then one pass that writes the result.
 Nothing here calls exp or tanh, so the loops lose nothing to NumPy's SIMD ufuncs. The
 forward keeps each row's mean and 1 / std, not the normalised array: the backward rebuilds
 xhat = (x - mean) inv_std from x as it reads it, so the op holds on to the input it already
@@ -82,28 +83,43 @@ def layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None
 
 
 # ----------------------------------------------------------------------------- backward
+#: Rows whose weight and bias gradient terms are summed in x's dtype before each flush into
+#: the float64 totals.
+FLUSH_ROWS = 64
+
+
 @jit.loops(reassociate=True)
-def _layer_norm_grad_loops(grad, x, mean, inv_std, weight, grad_x, sum_gx, sum_g):
+def _layer_norm_grad_loops(grad, x, mean, inv_std, weight, grad_x, sum_gx, sum_g, part_gx,
+                           part_g):
     """Per row, with xhat = (x - mean) inv_std and gh = grad w: dx = inv_std (gh - mean(gh) -
-    xhat mean(gh xhat)), the means summed in float64; sum_gx += grad xhat and sum_g += grad
-    over the rows (float64)."""
+    xhat mean(gh xhat)), the means summed in the arrays' dtype; sum_gx += grad xhat and
+    sum_g += grad over the rows, in float64, each a total of float32 partial sums
+    (``part_gx``, ``part_g``: zeros of length C) over blocks of FLUSH_ROWS rows."""
     rows, c = grad.shape
+    t = grad.dtype.type
     for r in range(rows):
         m, s = mean[r], inv_std[r]
-        total, dot = np.float64(0.0), np.float64(0.0)  # float64 in plain Python too
+        total, dot = t(0), t(0)
         for j in range(c):
             g, h = grad[r, j], (x[r, j] - m) * s
             if sum_gx is not None:
-                sum_gx[j] += g * h
+                part_gx[j] += g * h
             if sum_g is not None:
-                sum_g[j] += g
+                part_g[j] += g
             if weight is not None:
                 g = g * weight[j]
             total += g
             dot += g * h
+        if (r + 1) % FLUSH_ROWS == 0 or r == rows - 1:
+            for j in range(c):
+                if sum_gx is not None:
+                    sum_gx[j] += part_gx[j]
+                    part_gx[j] = 0
+                if sum_g is not None:
+                    sum_g[j] += part_g[j]
+                    part_g[j] = 0
         if grad_x is None:
             continue
-        t = grad.dtype.type
         mean_g, mean_gh = t(total / c), t(dot / c)
         for j in range(c):
             g = grad[r, j]
@@ -136,7 +152,7 @@ def layer_norm_grad(grad: np.ndarray, x: np.ndarray, mean: np.ndarray, inv_std: 
                     weight: np.ndarray | None, need_x: bool, need_weight: bool,
                     need_bias: bool) -> tuple:
     """layer_norm_grad_reference's gradients in one compiled pass over each row for the sums
-    and one for d/dx; every sum in float64, so within rounding of the reference."""
+    and one for d/dx: within rounding of the reference (whose sums are all in x's dtype)."""
     c = x.shape[-1]
     if c == 0 or grad.shape != x.shape:  # grad of another shape: NumPy broadcasts it
         return layer_norm_grad_reference(grad, x, mean, inv_std, weight, need_x, need_weight,
@@ -148,6 +164,7 @@ def layer_norm_grad(grad: np.ndarray, x: np.ndarray, mean: np.ndarray, inv_std: 
     _layer_norm_grad_loops(g, np.ascontiguousarray(x).reshape(-1, c),
                            np.ascontiguousarray(mean).reshape(-1),
                            np.ascontiguousarray(inv_std).reshape(-1), weight,
-                           None if grad_x is None else grad_x.reshape(-1, c), sum_gx, sum_g)
+                           None if grad_x is None else grad_x.reshape(-1, c), sum_gx, sum_g,
+                           np.zeros(c, x.dtype), np.zeros(c, x.dtype))
     return (grad_x, None if sum_gx is None else sum_gx.astype(x.dtype),
             None if sum_g is None else sum_g.astype(x.dtype))
