@@ -3,6 +3,7 @@ paste them), and its `chainrule check mylayers.py:lin` line works on its Lin."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def python_blocks() -> list[str]:
 
 def test_the_readme_examples_run_in_order(tmp_path, monkeypatch) -> None:
     blocks = python_blocks()
-    assert len(blocks) >= 5 and "learner.fit(12)" in blocks[-1]
+    assert len(blocks) >= 5 and any("learner.fit(12)" in block for block in blocks)
+    if importlib.util.find_spec("mpi4py") is None:  # the extra is not installed: not that one
+        blocks = [block for block in blocks if "distributed" not in block]
     monkeypatch.chdir(tmp_path)  # the checkpoint the last one saves lands here
     namespace: dict = {}
     registered = set(_REGISTRY)

@@ -1,0 +1,280 @@
+"""Data-parallel training over MPI: N processes, each training on its shard of every batch.
+
+chainrule runs on an existing engine for this, MPI through mpi4py (Open MPI's wheels), as
+ChainerMN and Horovod do: ``pip install "chainrule[distributed]"``. Every process (rank)
+holds the whole model. Rank 0's parameters and buffers are broadcast to the others before
+training; each global batch of N x B samples is cut into N shards, one per rank; after each
+backward the ranks sum their gradients, each weighted by its share of the batch, with one
+in-place allreduce per bucket of a few MB; every rank then takes the same optimizer step.
+So N ranks on batch B take the steps one process takes on batch N x B, up to the order in
+which float sums round (tests/test_distributed.py checks it with ``mpiexec -n 2``).
+
+    world = distributed.init()                  # rank, size, and mpi4py's communicator
+    train = distributed.ShardedLoader(DataLoader(data, batch_size=64, shuffle=True), world)
+    Learner(model, train, opt, callbacks=[distributed.DataParallel(world)]).fit(3)
+
+and ``mpiexec -n 2 python train.py`` (``distributed.mpiexec_command`` gives the command
+line with the flags this machine needs). The loss must be a mean over the batch (the
+Learner's default): the weights n_rank / n_total turn the ranks' means into the global one.
+docs/distributed.md has the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.data.loader import _TRANSFORM_TAG, DataLoader
+from chainrule.data.transforms import apply_transform
+from chainrule.engine.tensor import Tensor
+from chainrule.train.callbacks import Callback
+
+#: Bytes of gradients summed by one allreduce call (issue 16: one call per bucket of MBs).
+BUCKET_BYTES = 4 << 20
+
+_INSTALL = 'pip install "chainrule[distributed]" (mpi4py and Open MPI\'s wheels)'
+
+
+class MPIUnavailableError(ImportError):
+    """mpi4py (or the MPI library under it) cannot be loaded."""
+
+
+def _mpi() -> Any:
+    """mpi4py's MPI module, or an error saying how to install it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise MPIUnavailableError(
+            f"chainrule.distributed needs mpi4py and an MPI library: {_INSTALL}. "
+            f"({type(error).__name__}: {error})") from None
+    return MPI
+
+
+@dataclass(frozen=True)
+class World:
+    """The processes training together: this one's rank, their number, the communicator
+    (mpi4py's, for anything this module does not wrap)."""
+
+    rank: int
+    size: int
+    comm: Any
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this is rank 0, the one that prints and writes checkpoints."""
+        return self.rank == 0
+
+
+def init(comm: Any = None) -> World:
+    """The World of ``comm`` (default: every process ``mpiexec`` started, COMM_WORLD).
+
+    Run without mpiexec, it is a world of one process, and training is as without it.
+    """
+    if comm is None:
+        comm = _mpi().COMM_WORLD
+    return World(comm.Get_rank(), comm.Get_size(), comm)
+
+
+# ----------------------------------------------------------------------------- collectives
+def broadcast_(arrays: Iterable[np.ndarray], world: World, root: int = 0) -> None:
+    """Overwrite each array, in place, with rank ``root``'s (every rank passes the same
+    sequence of arrays, of the same shapes and dtypes)."""
+    for array in arrays:
+        if array.flags.c_contiguous and array.flags.writeable:
+            world.comm.Bcast(array, root=root)
+        else:
+            staged = np.ascontiguousarray(array)
+            world.comm.Bcast(staged, root=root)
+            array[...] = staged
+
+
+def broadcast_model(model: Any, world: World, root: int = 0) -> None:
+    """Give every rank rank ``root``'s parameters and buffers (BatchNorm's running
+    statistics, ...), in place."""
+    tensors = [*model.parameters(), *model.buffers()]
+    broadcast_([t.data for t in tensors], world, root)
+
+
+def all_sum(value: float, world: World) -> float:
+    """The sum of ``value`` over the ranks."""
+    return world.comm.allreduce(value)
+
+
+def all_mean(value: float, world: World) -> float:
+    """The mean of ``value`` over the ranks."""
+    return world.comm.allreduce(value) / world.size
+
+
+def buckets(sizes: Sequence[int], itemsize: int, bucket_bytes: int = BUCKET_BYTES
+            ) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) runs of the arrays whose ``sizes`` are given, each holding
+    at most ``bucket_bytes`` (an array bigger than that is a bucket of its own)."""
+    runs, start, held = [], 0, 0
+    for index, size in enumerate(sizes):
+        nbytes = size * itemsize
+        if index > start and held + nbytes > bucket_bytes:
+            runs.append((start, index))
+            start, held = index, 0
+        held += nbytes
+    if start < len(sizes):
+        runs.append((start, len(sizes)))
+    return runs
+
+
+def average_gradients(params: Sequence[Tensor], world: World, weight: float | None = None,
+                      bucket_bytes: int = BUCKET_BYTES) -> int:
+    """Replace each parameter's ``.grad`` with the ranks' weighted sum, sum over ranks of
+    ``weight * grad`` (``weight`` default 1 / size: the mean), on every rank.
+
+    Gradients are packed into buckets of at most ``bucket_bytes`` per dtype and summed with
+    one in-place allreduce per bucket; a parameter without a gradient counts as zeros (so
+    that every rank sends the same buckets). Returns the number of allreduce calls.
+    """
+    weight = 1.0 / world.size if weight is None else float(weight)
+    MPI = _mpi() if world.size > 1 else None
+    calls = 0
+    by_dtype: dict[np.dtype, list[Tensor]] = {}
+    for p in params:
+        if p.requires_grad:
+            by_dtype.setdefault(p.data.dtype, []).append(p)
+    for dtype, group in by_dtype.items():
+        sizes = [p.data.size for p in group]
+        for lo, hi in buckets(sizes, dtype.itemsize, bucket_bytes):
+            members = group[lo:hi]
+            flat = np.empty(sum(sizes[lo:hi]), dtype)
+            at = 0
+            for p in members:
+                n = p.data.size
+                if p.grad is None:
+                    flat[at:at + n] = 0
+                else:
+                    np.multiply(p.grad.reshape(-1), weight, out=flat[at:at + n],
+                                casting="unsafe")
+                at += n
+            if MPI is not None:
+                world.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+            calls += 1
+            at = 0
+            for p in members:
+                n = p.data.size
+                p.grad = flat[at:at + n].reshape(p.data.shape)
+                at += n
+    return calls
+
+
+# ----------------------------------------------------------------------------- data
+class ShardedLoader:
+    """This rank's shard of each batch of ``loader``'s, scaled up to the world.
+
+    The ranks walk ``loader``'s epoch order (the same permutation on every rank: it is a
+    function of seed and epoch) in global batches of ``loader.batch_size`` x world size
+    samples, and each takes its part of every global batch (``np.array_split``: parts differ
+    by one sample at most). Over an epoch each sample is seen once, by one rank; a final
+    global batch with fewer samples than there are ranks is left out (at most size - 1
+    samples an epoch), since a rank cannot step on an empty batch. One rank on batch
+    ``N x B`` sees exactly the union of N ranks' batches of B.
+    """
+
+    def __init__(self, loader: DataLoader, world: World) -> None:
+        if not isinstance(loader, DataLoader):
+            raise TypeError(f"ShardedLoader: wraps a chainrule DataLoader, got "
+                            f"{type(loader).__name__}")
+        self.loader, self.world = loader, world
+        self.global_batch = loader.batch_size * world.size
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration serves (the loader's)."""
+        return self.loader.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration produce epoch ``epoch`` (to resume)."""
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        """Global batches per epoch: the same on every rank, so they step together."""
+        n, size = len(self.loader.dataset), self.global_batch
+        full, rest = divmod(n, size)
+        keep_rest = rest >= self.world.size and not self.loader.drop_last
+        return full + (1 if keep_rest else 0)
+
+    def shard(self, epoch: int, batch: int) -> np.ndarray:
+        """The sample indices this rank trains on in global batch ``batch`` of ``epoch``."""
+        order = self.loader.order(epoch)
+        size = self.global_batch
+        part = np.array_split(order[batch * size:(batch + 1) * size], self.world.size)
+        return part[self.world.rank]
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        epoch = self.loader.epoch
+        self.loader.epoch += 1
+        return self._batches(epoch)
+
+    def _batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = self.loader
+        for b in range(len(self)):
+            x, y = loader.dataset[self.shard(epoch, b)]
+            if loader.transform is not None:
+                rng = np.random.default_rng([_TRANSFORM_TAG, loader.seed, epoch, b,
+                                             self.world.rank])
+                x = apply_transform(loader.transform, x, rng)
+            yield Tensor(x), Tensor(y)
+
+
+# ----------------------------------------------------------------------------- training
+def _samples(batch: Any) -> int:
+    targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+    return len(targets)
+
+
+class DataParallel(Callback):
+    """Make a Learner's training data-parallel: rank 0's weights broadcast before fitting,
+    and after each backward the gradients summed over the ranks, each rank's weighted by
+    its share of the global batch (so the loss must be a mean over the batch). Use it with
+    a ShardedLoader, so that the ranks see different samples."""
+
+    order = -20  # before other after_backward callbacks: they see the averaged gradients
+
+    def __init__(self, world: World | None = None, bucket_bytes: int = BUCKET_BYTES) -> None:
+        self.world = world if world is not None else init()
+        self.bucket_bytes = int(bucket_bytes)
+
+    def before_fit(self, learner: Any) -> None:
+        broadcast_model(learner.model, self.world)
+
+    def after_backward(self, learner: Any) -> None:
+        mine = _samples(learner.batch)
+        total = all_sum(mine, self.world)
+        average_gradients(learner.model.parameters(), self.world, mine / total,
+                          self.bucket_bytes)
+
+
+# ----------------------------------------------------------------------------- launching
+def mpiexec_path() -> Path | None:
+    """The mpiexec beside this Python (Open MPI's wheel puts it there), or on PATH."""
+    here = Path(sys.executable).parent / "mpiexec"
+    if here.is_file():
+        return here
+    found = shutil.which("mpiexec")
+    return Path(found) if found else None
+
+
+def mpiexec_command(nproc: int, argv: Sequence[str]) -> list[str]:
+    """``mpiexec -n nproc argv...`` with the flags this machine needs: Open MPI refuses root
+    without --allow-run-as-root, and more ranks than cores without --oversubscribe."""
+    mpiexec = mpiexec_path()
+    if mpiexec is None:
+        raise MPIUnavailableError(f"no mpiexec beside {sys.executable} or on PATH: {_INSTALL}")
+    command = [str(mpiexec), "-n", str(int(nproc))]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-run-as-root")
+    if nproc > (os.cpu_count() or 1):
+        command.append("--oversubscribe")
+    return [*command, *argv]

@@ -1,0 +1,174 @@
+"""Data-parallel training over MPI (chainrule.distributed): N ranks x batch B take the steps
+one process takes on batch N x B. The two-rank tests run ``mpiexec -n 2`` and are skipped,
+saying so, where mpi4py or mpiexec is missing (``pip install "chainrule[distributed]"``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import distributed, nn, optim
+from chainrule.data import ArrayDataset, DataLoader
+from chainrule.train import Learner
+
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+MPI_RUN = pytest.mark.skipif(not HAVE_MPI4PY or distributed.mpiexec_path() is None,
+                             reason='needs mpi4py and mpiexec: pip install '
+                                    '"chainrule[distributed]"')
+
+N_SAMPLES, FEATURES, CLASSES, RANK_BATCH = 37, 6, 3, 4
+
+
+def _data() -> ArrayDataset:
+    rng = np.random.default_rng(0)
+    return ArrayDataset(rng.standard_normal((N_SAMPLES, FEATURES)),
+                        rng.integers(0, CLASSES, N_SAMPLES))
+
+
+def _model(seed: int) -> nn.Module:
+    cr.manual_seed(seed)
+    return nn.Sequential(nn.Linear(FEATURES, 8, dtype="float64"), nn.ReLU(),
+                         nn.Linear(8, CLASSES, dtype="float64"))
+
+
+class _Rank:
+    """A stand-in World for one rank of ``size`` without MPI: for the data shards only."""
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.size, self.comm = rank, size, None
+
+
+# ----------------------------------------------------------------------------- no MPI needed
+def test_buckets_hold_at_most_their_bytes_and_cover_every_array() -> None:
+    assert distributed.buckets([10, 10, 10, 50, 1], 4, bucket_bytes=80) == [
+        (0, 2), (2, 3), (3, 4), (4, 5)]  # 40 + 40 fits; the 200-byte array alone
+    assert distributed.buckets([], 4) == []
+    assert distributed.buckets([3, 3], 8, bucket_bytes=1 << 20) == [(0, 2)]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_ranks_shards_make_up_the_big_batches(shuffle) -> None:
+    data = _data()
+    big = DataLoader(data, batch_size=2 * RANK_BATCH, shuffle=shuffle, seed=3)
+    shards = [distributed.ShardedLoader(
+        DataLoader(data, batch_size=RANK_BATCH, shuffle=shuffle, seed=3), _Rank(r, 2))
+        for r in range(2)]
+    for epoch in range(2):
+        batches = [list(s) for s in shards]
+        assert len(batches[0]) == len(batches[1]) == len(big) == 5
+        for b, (xb, yb) in enumerate(big):
+            x = np.concatenate([batches[r][b][0].data for r in range(2)])
+            np.testing.assert_array_equal(x, xb.data)
+            assert min(len(batches[r][b][1].data) for r in range(2)) >= 2
+        seen = np.concatenate([s.shard(epoch, b) for s in shards for b in range(5)])
+        assert sorted(seen) == list(range(N_SAMPLES))  # each sample once an epoch
+
+
+def test_a_final_batch_smaller_than_the_world_is_left_out() -> None:
+    data = ArrayDataset(np.zeros((10, 2)), np.zeros(10, np.int64))
+    shards = distributed.ShardedLoader(DataLoader(data, batch_size=3), _Rank(1, 3))
+    assert len(shards) == 1  # 9 samples in one global batch; the tenth would leave 2 empty
+    assert [len(y.data) for _, y in shards] == [3]
+    with pytest.raises(TypeError, match="wraps a chainrule DataLoader"):
+        distributed.ShardedLoader([(1, 2)], _Rank(0, 2))
+
+
+def test_without_mpi4py_the_error_says_how_to_install_it() -> None:
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["mpi4py"] = None
+        from chainrule import distributed
+        try:
+            distributed.init()
+        except distributed.MPIUnavailableError as error:
+            print(error)
+        """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert 'pip install "chainrule[distributed]"' in result.stdout, result.stdout
+
+
+def test_mpiexec_command_adds_the_flags_the_machine_needs(monkeypatch) -> None:
+    monkeypatch.setattr(distributed, "mpiexec_path", lambda: Path("/opt/bin/mpiexec"))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert distributed.mpiexec_command(4, ["python", "t.py"]) == [
+        "/opt/bin/mpiexec", "-n", "4", "--allow-run-as-root", "--oversubscribe", "python",
+        "t.py"]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert distributed.mpiexec_command(2, ["x"]) == ["/opt/bin/mpiexec", "-n", "2", "x"]
+    monkeypatch.setattr(distributed, "mpiexec_path", lambda: None)
+    with pytest.raises(distributed.MPIUnavailableError, match="chainrule\\[distributed\\]"):
+        distributed.mpiexec_command(2, ["x"])
+
+
+# ----------------------------------------------------------------------------- one MPI process
+@pytest.mark.skipif(not HAVE_MPI4PY, reason='needs mpi4py: pip install "chainrule[distributed]"')
+def test_a_world_of_one_trains_as_without_it() -> None:
+    world = distributed.init()
+    assert (world.rank, world.size, world.is_root) == (0, 1, True)
+
+    def train(parallel: bool) -> list[np.ndarray]:
+        model = _model(1)
+        loader = DataLoader(_data(), batch_size=RANK_BATCH, shuffle=True, seed=3)
+        data = distributed.ShardedLoader(loader, world) if parallel else loader
+        callbacks = [distributed.DataParallel(world)] if parallel else []
+        Learner(model, data, optim.SGD(model.parameters(), lr=0.1),
+                callbacks=callbacks).fit(1)
+        return [p.data.copy() for p in model.parameters()]
+
+    for a, b in zip(train(True), train(False)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- two ranks
+_TWO_RANKS = """
+import sys
+import numpy as np
+import chainrule as cr
+from chainrule import distributed, nn, optim
+from chainrule.data import ArrayDataset, DataLoader
+from chainrule.train import Learner
+
+world = distributed.init()
+rng = np.random.default_rng(0)
+data = ArrayDataset(rng.standard_normal(({n}, {f})), rng.integers(0, {c}, {n}))
+cr.manual_seed(1 + world.rank)  # different weights on each rank: the broadcast must fix it
+model = nn.Sequential(nn.Linear({f}, 8, dtype="float64"), nn.ReLU(),
+                      nn.Linear(8, {c}, dtype="float64"))
+loader = DataLoader(data, batch_size={b}, shuffle=True, seed=3)
+parallel = distributed.DataParallel(world, bucket_bytes=100)  # several buckets
+learner = Learner(model, distributed.ShardedLoader(loader, world),
+                  optim.SGD(model.parameters(), lr=0.1, momentum=0.9), callbacks=[parallel])
+learner.fit(2)
+weights = [p.data for p in model.parameters()]
+others = world.comm.gather(weights)
+if world.is_root:
+    for theirs in others[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(weights, theirs)), "ranks differ"
+    np.savez(sys.argv[1], *weights)
+"""
+
+
+@MPI_RUN
+def test_two_ranks_on_batch_b_step_as_one_process_on_batch_2b(tmp_path) -> None:
+    script = tmp_path / "two_ranks.py"
+    script.write_text(_TWO_RANKS.format(n=N_SAMPLES, f=FEATURES, c=CLASSES, b=RANK_BATCH))
+    out = tmp_path / "weights.npz"
+    command = distributed.mpiexec_command(2, [sys.executable, str(script), str(out)])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = _model(1)  # rank 0's weights
+    loader = DataLoader(_data(), batch_size=2 * RANK_BATCH, shuffle=True, seed=3)
+    Learner(model, loader, optim.SGD(model.parameters(), lr=0.1, momentum=0.9)).fit(2)
+    saved = np.load(out)
+    for i, p in enumerate(model.parameters()):
+        np.testing.assert_allclose(saved[f"arr_{i}"], p.data, rtol=1e-10, atol=1e-12)
