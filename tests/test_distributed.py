@@ -5,10 +5,12 @@ saying so, where mpi4py or mpiexec is missing (``pip install "chainrule[distribu
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +156,7 @@ others = world.comm.gather(weights)
 if world.is_root:
     for theirs in others[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(weights, theirs)), "ranks differ"
-    np.savez(sys.argv[1], *weights)
+    np.savez(sys.argv[1], *weights, losses=np.array(learner.recorder.losses))
 """
 
 
@@ -168,7 +170,82 @@ def test_two_ranks_on_batch_b_step_as_one_process_on_batch_2b(tmp_path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     model = _model(1)  # rank 0's weights
     loader = DataLoader(_data(), batch_size=2 * RANK_BATCH, shuffle=True, seed=3)
-    Learner(model, loader, optim.SGD(model.parameters(), lr=0.1, momentum=0.9)).fit(2)
+    one = Learner(model, loader, optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    one.fit(2)
     saved = np.load(out)
     for i, p in enumerate(model.parameters()):
         np.testing.assert_allclose(saved[f"arr_{i}"], p.data, rtol=1e-10, atol=1e-12)
+    # the losses recorded are the global batches' means, as one process records them
+    np.testing.assert_allclose(saved["losses"], one.recorder.losses, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the command
+def _chainrule(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chainrule", *argv], capture_output=True,
+                          text=True, timeout=600, cwd=cwd, check=False)
+
+
+@MPI_RUN
+def test_train_nproc_2_gives_the_one_process_run(tmp_path) -> None:
+    flags = ["train", "--epochs", "2", "--no-progress", "--hidden", "32"]
+    two = _chainrule(*flags, "--nproc", "2", "--out", "two", cwd=tmp_path)
+    assert two.returncode == 0, two.stdout + two.stderr
+    one = _chainrule(*flags, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "on 2 processes (MPI)" in two.stdout and two.stdout.count("test accuracy") == 1
+    a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("two", "one"))
+    # the same batches, augmented alike, the same steps: equal within float rounding
+    assert abs(a["test"]["accuracy"] - b["test"]["accuracy"]) <= 1e-3
+    for row_a, row_b in zip(a["history"], b["history"], strict=True):
+        assert row_a["train_loss"] == pytest.approx(row_b["train_loss"], rel=1e-4)
+    # the run folder is rank 0's alone: a second run into it is refused once, for both ranks
+    again = _chainrule(*flags, "--nproc", "2", "--out", "two", cwd=tmp_path)
+    assert again.returncode != 0 and again.stderr.count("already holds a run") == 1
+
+
+_FAILING_RANK = """
+import sys
+from chainrule import cli, distributed
+from chainrule.train import learner
+
+if distributed.init().rank == 1:
+    def fit(self, *args, **kwargs):
+        raise RuntimeError("the disk on rank 1 is full")
+    learner.Learner.fit = fit
+sys.exit(cli.main(["train", "--epochs", "1", "--no-progress", "--out", sys.argv[1]]))
+"""
+
+_KILLED_RANK = """
+import os, signal, sys
+import numpy as np
+from chainrule import distributed
+world = distributed.init()
+for step in range(1000):
+    world.comm.Allreduce(np.ones(4), np.empty(4))
+    if step == 3 and world.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@MPI_RUN
+def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path) -> None:
+    script = tmp_path / "failing.py"
+    script.write_text(_FAILING_RANK)
+    command = distributed.mpiexec_command(2, [sys.executable, str(script), str(tmp_path / "r")])
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert time.perf_counter() - start < 30
+    assert "chainrule train: on rank 1 of 2: the disk on rank 1 is full" in result.stderr
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+@MPI_RUN
+def test_a_killed_rank_makes_the_others_exit_within_30_s(tmp_path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_RANK)
+    command = distributed.mpiexec_command(2, [sys.executable, str(script)])
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert time.perf_counter() - start < 30

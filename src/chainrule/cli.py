@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -21,6 +22,7 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -86,6 +88,9 @@ _MAX_TOKENS = 10**7
 
 class UsageError(Exception):
     """A problem with what the user asked for; the CLI prints it and exits with status 2."""
+
+    #: set on the ranks other than 0 of an MPI run: rank 0 has printed it already
+    quiet = False
 
 
 # ---------------------------------------------------------------------------- argument types
@@ -253,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "files")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar (a line per epoch is still printed)")
+    train.add_argument("--nproc", type=_integer(1, 4096), default=1, metavar="N",
+                       help="train an image model on N processes, data-parallel over MPI "
+                            "(the distributed extra); chainrule starts mpiexec itself, and "
+                            "--batch-size stays the batch of each optimizer step, shared by "
+                            "the N (default: 1; `mpiexec -n N chainrule train` works too)")
     train.add_argument("--stats", action="store_true",
                        help="record per-layer activation and gradient statistics and write "
                             "layer_stats.png and layer_histograms.png into --out")
@@ -731,13 +741,100 @@ def _default_out(args: argparse.Namespace) -> Path:
 def train(args: argparse.Namespace) -> int:
     """Run ``chainrule train``."""
     out = _default_out(args)
+    world = _world(args)
+    if world is not None:
+        return _train_ranks(args, out, world)
     _writable_folder(out)
     run = _train_text if models.input_kind(args.model) == "tokens" else _train
     with _run_lock(out):
         return run(args, out, _existing_run(out, args.resume, args.overwrite))
 
 
-def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
+def _silent(*_args: Any, **_kwargs: Any) -> None:
+    """print's stand-in on the MPI ranks other than 0."""
+
+
+# ---------------------------------------------------------------------------- MPI
+#: The world of this process once ``chainrule train`` runs under mpiexec (for the error path).
+_WORLD: Any = None
+
+
+def _mpi_size_from_environment(environ: Mapping[str, str] = os.environ) -> int | None:
+    """How many processes the MPI launcher that started this one started (Open MPI's or
+    MPICH's variables), or None when no launcher did."""
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"):
+        value = environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _world(args: argparse.Namespace) -> Any:
+    """The MPI world this training runs in, or None for one process."""
+    global _WORLD
+    launched = _mpi_size_from_environment()
+    if (launched or 1) <= 1 and args.nproc <= 1:
+        return None
+    from chainrule import distributed
+
+    try:
+        world = distributed.init()
+    except distributed.MPIUnavailableError as error:
+        raise UsageError(str(error)) from None
+    if args.nproc > 1 and world.size != args.nproc:
+        raise UsageError(f"--nproc {args.nproc}, but mpiexec started {world.size} processes; "
+                         "give the same number to both, or --nproc alone")
+    _WORLD = world
+    return world
+
+
+def launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``chainrule train --nproc N``: start the same command on N processes by mpiexec, each
+    with its share of the cores, and return mpiexec's exit status."""
+    from chainrule import distributed
+
+    if models.input_kind(args.model) == "tokens":
+        raise UsageError("--nproc: data-parallel training is for the image models (mlp, cnn, "
+                         "resnet) so far; train the gpt in one process")
+    try:
+        command = distributed.mpiexec_command(args.nproc, [sys.executable, "-m", "chainrule",
+                                                           *argv])
+    except distributed.MPIUnavailableError as error:
+        raise UsageError(str(error)) from None
+    environment = dict(os.environ)
+    # N processes on the machine's cores: each gets its share, unless the user chose
+    share = str(max(1, kernels.num_threads() // args.nproc))
+    for name in ("CHAINRULE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        environment.setdefault(name, share)
+    return subprocess.run(command, env=environment, check=False).returncode
+
+
+def _train_ranks(args: argparse.Namespace, out: Path, world: Any) -> int:
+    """``chainrule train`` as one rank of an MPI run: rank 0 checks and holds --out, and says
+    whether to go on, so that a refusal stops every rank alike (none waits at a collective
+    for one that left); the ranks then train together, rank 0 alone printing and writing."""
+    if models.input_kind(args.model) == "tokens":
+        raise UsageError("data-parallel training (mpiexec, --nproc) is for the image models "
+                         "(mlp, cnn, resnet) so far; train the gpt in one process")
+    with contextlib.ExitStack() as held:
+        verdict, existing = None, []
+        if world.is_root:
+            try:
+                _writable_folder(out)
+                held.enter_context(_run_lock(out))
+                existing = _existing_run(out, args.resume, args.overwrite)
+            except UsageError as error:
+                verdict = str(error)
+        verdict = world.comm.bcast(verdict, root=0)
+        if verdict is not None:
+            refused = UsageError(verdict)
+            refused.quiet = not world.is_root
+            raise refused
+        return _train(args, out, existing, world)
+
+
+def _train(args: argparse.Namespace, out: Path, existing: list[str], world: Any = None
+           ) -> int:
     splits = _splits(args.dataset, args.data_dir, args.download)
     train_part, _ = _hold_out(splits.train, args.valid_split, args.seed)
     kwargs = _model_kwargs(args)
@@ -750,8 +847,17 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
         "normalize": _statistics(train_part),
     }
     train_data, valid_data, test_data = _loaders(config, splits)
+    train_count = len(train_data.dataset)
+    root = world is None or world.is_root
+    say = print if root else _silent  # under MPI, rank 0 speaks for every rank
+    if world is not None:  # each rank its shard of every batch of --batch-size samples
+        from chainrule import distributed
+
+        train_data = distributed.ShardedLoader(train_data, world, global_batch=True)
     checkpoint = out / "checkpoint.safetensors"
     resuming = args.resume and checkpoint.exists()
+    if world is not None:  # rank 0's view of the folder decides (a checkpoint it sees)
+        resuming = world.comm.bcast(resuming, root=0)
     saved = {}
     if resuming:
         # Compare settings before building: other --hidden widths would otherwise surface as
@@ -767,12 +873,16 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
     model, optimizer, scheduler = _build(config, len(train_data),
                                          plain=args.stats or args.sentinel)
     params = sum(p.size for p in model.parameters())
-    _check_free_space(out, params)
-    callbacks: list = [CheckpointCallback(checkpoint)]
-    callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
+    callbacks: list = []
+    if root:
+        _check_free_space(out, params)
+        callbacks.append(CheckpointCallback(checkpoint))
+        callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
+    if world is not None:
+        callbacks.append(distributed.DataParallel(world))
     if args.sentinel:
         callbacks.append(SentinelCallback())
-    stats = LayerStats(every=max(len(train_data) // 50, 1)) if args.stats else None
+    stats = LayerStats(every=max(len(train_data) // 50, 1)) if args.stats and root else None
     if stats is not None:
         callbacks.append(stats)
     watched = valid_data if valid_data is not None else test_data
@@ -783,22 +893,25 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str]) -> int:
         learner.load_checkpoint(checkpoint)
         if "valid_split" not in written:  # written before splits: its epochs watched the test
             learner.history = [_test_labels(row) for row in learner.history]
-        print(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
+        say(f"resuming from {checkpoint} after epoch {learner.next_epoch}")
     elif args.resume:
-        print(f"nothing to resume in {out}: starting a new run")
+        say(f"nothing to resume in {out}: starting a new run")
     elif existing:  # --overwrite: the earlier run's files go now, so none outlives this run
         for name in existing:
             (out / name).unlink()
-        print(f"--overwrite: removed the earlier run's {', '.join(existing)} from {out}")
+        say(f"--overwrite: removed the earlier run's {', '.join(existing)} from {out}")
     held_out = "" if valid_data is None else f" ({len(valid_data.dataset):,} held out)"
-    print(f"training {args.model} ({params:,} parameters) on {args.dataset}: "
-          f"{len(train_data.dataset):,} train{held_out} / {len(test_data.dataset):,} test, "
-          f"{args.epochs} epochs, {args.optimizer} lr {args.lr:g} ({args.schedule}), "
-          f"batch {args.batch_size}, seed {args.seed}")
+    ranks = "" if world is None else f", on {world.size} processes (MPI)"
+    say(f"training {args.model} ({params:,} parameters) on {args.dataset}: "
+        f"{train_count:,} train{held_out} / {len(test_data.dataset):,} test, "
+        f"{args.epochs} epochs, {args.optimizer} lr {args.lr:g} ({args.schedule}), "
+        f"batch {args.batch_size}, seed {args.seed}{ranks}")
     start = time.perf_counter()
     learner.fit(args.epochs)
     seconds = time.perf_counter() - start
     final = learner.evaluate(test_data, name="test")
+    if not root:
+        return 0
     io.save_weights(model, out / "model.safetensors")
     metrics = {"config": config, "history": learner.history, "test": final,
                "train_seconds": round(seconds, 2)}
@@ -1234,20 +1347,26 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
             kernels.tune_process()  # this process is the command's: keep freed buffers
     command = {"train": train, "evaluate": evaluate, "sample": sample, "lr-find": lr_find,
                "check": check_command}[args.command]
+    if args.command == "train" and args.nproc > 1 and (_mpi_size_from_environment() or 1) <= 1:
+        command = functools.partial(launch, argv=argv)  # mpiexec starts this command N times
     try:
         with _notes_on_stderr(), _terminate_as_interrupt():
             return command(args)
     except UsageError as error:
         if debug:
             raise
-        print(f"chainrule {args.command}: {error}", file=sys.stderr)
+        if not error.quiet:
+            print(f"chainrule {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _report_interrupt(args, argv)
+        if _WORLD is None or _WORLD.is_root:
+            _report_interrupt(args, argv)
         return 130
     except (TrainingDiverged, NonFiniteError) as error:
         if debug:
             raise
+        if _WORLD is not None and not _WORLD.is_root:
+            return 1  # the loss is the ranks' common one: rank 0 says it for all
         print(f"chainrule: training stopped: {error}", file=sys.stderr)
         return 1
     except MemoryError as error:
@@ -1263,10 +1382,20 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
               f"{smaller}", file=sys.stderr)
         return 1
     except Exception as error:
-        if debug:
+        if debug and (_WORLD is None or _WORLD.size == 1):
             raise
         _report_error(args, error)
+        _stop_every_rank(1)
         return 1
+
+
+def _stop_every_rank(status: int) -> None:
+    """Under mpiexec, end every rank now: the others would wait for this one forever at
+    their next collective. (Open MPI then prints a note that this rank called abort.)"""
+    if _WORLD is not None and _WORLD.size > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _WORLD.comm.Abort(status)
 
 
 #: OpenBLAS's spin after each product, in ms, for the conv recipes: their own threads need
@@ -1288,6 +1417,8 @@ def _tuned_environment(args: argparse.Namespace, environ: Mapping[str, str]
 def _report_error(args: argparse.Namespace, error: Exception) -> None:
     """One paragraph on stderr: the message, or for a bug, where to look."""
     message = str(error) or type(error).__name__
+    if _WORLD is not None and _WORLD.size > 1:
+        message = f"on rank {_WORLD.rank} of {_WORLD.size}: {message}"
     if args.command == "check":
         # Everything below check runs the user's own forward and backward.
         message = message.removeprefix("check: ")

@@ -171,23 +171,31 @@ def average_gradients(params: Sequence[Tensor], world: World, weight: float | No
 
 # ----------------------------------------------------------------------------- data
 class ShardedLoader:
-    """This rank's shard of each batch of ``loader``'s, scaled up to the world.
+    """This rank's shard of each global batch of ``loader``'s samples.
 
     The ranks walk ``loader``'s epoch order (the same permutation on every rank: it is a
     function of seed and epoch) in global batches of ``loader.batch_size`` x world size
-    samples, and each takes its part of every global batch (``np.array_split``: parts differ
-    by one sample at most). Over an epoch each sample is seen once, by one rank; a final
-    global batch with fewer samples than there are ranks is left out (at most size - 1
-    samples an epoch), since a rank cannot step on an empty batch. One rank on batch
-    ``N x B`` sees exactly the union of N ranks' batches of B.
+    samples (``global_batch=True``: of ``loader.batch_size`` samples, the loader's batches
+    themselves split over the ranks), and each takes its part of every global batch
+    (``np.array_split``: parts differ by one sample at most). Over an epoch each sample is
+    seen once, by one rank; a final global batch with fewer samples than there are ranks is
+    left out (at most size - 1 samples an epoch), since a rank cannot step on an empty
+    batch. One rank on batch ``N x B`` sees exactly the union of N ranks' batches of B, with
+    the same random augmentation (a loader's transform runs on the whole global batch, with
+    the random stream one process would use, on every rank: N times the augmentation work,
+    for batches identical to one process's).
     """
 
-    def __init__(self, loader: DataLoader, world: World) -> None:
+    def __init__(self, loader: DataLoader, world: World, global_batch: bool = False) -> None:
         if not isinstance(loader, DataLoader):
             raise TypeError(f"ShardedLoader: wraps a chainrule DataLoader, got "
                             f"{type(loader).__name__}")
         self.loader, self.world = loader, world
-        self.global_batch = loader.batch_size * world.size
+        self.global_batch = loader.batch_size * (1 if global_batch else world.size)
+        if self.global_batch < world.size:
+            raise ValueError(f"ShardedLoader: a global batch of {self.global_batch} cannot be "
+                             f"shared by {world.size} ranks; give a batch size of at least "
+                             f"{world.size}")
 
     @property
     def epoch(self) -> int:
@@ -205,12 +213,17 @@ class ShardedLoader:
         keep_rest = rest >= self.world.size and not self.loader.drop_last
         return full + (1 if keep_rest else 0)
 
+    def _part(self, count: int) -> slice:
+        """This rank's rows of a global batch of ``count`` samples."""
+        sizes = [len(p) for p in np.array_split(np.empty(count), self.world.size)]
+        start = sum(sizes[:self.world.rank])
+        return slice(start, start + sizes[self.world.rank])
+
     def shard(self, epoch: int, batch: int) -> np.ndarray:
         """The sample indices this rank trains on in global batch ``batch`` of ``epoch``."""
-        order = self.loader.order(epoch)
         size = self.global_batch
-        part = np.array_split(order[batch * size:(batch + 1) * size], self.world.size)
-        return part[self.world.rank]
+        indices = self.loader.order(epoch)[batch * size:(batch + 1) * size]
+        return indices[self._part(len(indices))]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         epoch = self.loader.epoch
@@ -218,13 +231,20 @@ class ShardedLoader:
         return self._batches(epoch)
 
     def _batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        loader = self.loader
+        loader, size = self.loader, self.global_batch
+        order = loader.order(epoch)
         for b in range(len(self)):
-            x, y = loader.dataset[self.shard(epoch, b)]
-            if loader.transform is not None:
-                rng = np.random.default_rng([_TRANSFORM_TAG, loader.seed, epoch, b,
-                                             self.world.rank])
-                x = apply_transform(loader.transform, x, rng)
+            indices = order[b * size:(b + 1) * size]
+            mine = self._part(len(indices))
+            if loader.transform is None:
+                x, y = loader.dataset[indices[mine]]
+            else:
+                # The whole global batch is augmented, with the random stream one process
+                # would draw for it, and this rank keeps its rows: N ranks then train on
+                # exactly the samples one process would, augmented alike.
+                x, y = loader.dataset[indices]
+                rng = np.random.default_rng([_TRANSFORM_TAG, loader.seed, epoch, b])
+                x, y = apply_transform(loader.transform, x, rng)[mine], y[mine]
             yield Tensor(x), Tensor(y)
 
 
@@ -237,8 +257,10 @@ def _samples(batch: Any) -> int:
 class DataParallel(Callback):
     """Make a Learner's training data-parallel: rank 0's weights broadcast before fitting,
     and after each backward the gradients summed over the ranks, each rank's weighted by
-    its share of the global batch (so the loss must be a mean over the batch). Use it with
-    a ShardedLoader, so that the ranks see different samples."""
+    its share of the global batch (so the loss must be a mean over the batch); the
+    Learner's ``loss`` then becomes the global batch's mean loss, so the recorded losses and
+    the divergence guard agree on every rank. Use it with a ShardedLoader, so that the ranks
+    see different samples."""
 
     order = -20  # before other after_backward callbacks: they see the averaged gradients
 
@@ -251,9 +273,14 @@ class DataParallel(Callback):
 
     def after_backward(self, learner: Any) -> None:
         mine = _samples(learner.batch)
-        total = all_sum(mine, self.world)
+        loss = float(learner.loss.item())
+        # one small collective for both: the global batch's size and its summed loss
+        total, summed = self.world.comm.allreduce(np.array([mine, mine * loss]))
         average_gradients(learner.model.parameters(), self.world, mine / total,
                           self.bucket_bytes)
+        # what the Recorder, the divergence guard and the progress bar read from now on:
+        # the global batch's mean loss, the same on every rank (the backward is done)
+        learner.loss = Tensor(np.asarray(summed / total, learner.loss.data.dtype))
 
 
 # ----------------------------------------------------------------------------- launching
