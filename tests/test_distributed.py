@@ -249,3 +249,54 @@ def test_a_killed_rank_makes_the_others_exit_within_30_s(tmp_path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert time.perf_counter() - start < 30
+
+
+_INTERRUPTED_AFTER_EPOCH_1 = """
+import sys
+from chainrule import cli, distributed
+from chainrule.train.callbacks import Callback, CheckpointCallback
+
+world = distributed.init()
+save = CheckpointCallback.after_epoch
+
+
+class StopAfterTheCheckpoint(Callback):
+    order = 70  # after CheckpointCallback's after_epoch (60) on rank 0
+
+    def after_epoch(self, learner):
+        world.comm.Barrier()  # rank 0 has written its checkpoint
+        raise KeyboardInterrupt
+
+
+original = cli.Learner.__init__
+
+
+def with_the_stop(self, *args, callbacks=(), **kwargs):
+    original(self, *args, callbacks=[*callbacks, StopAfterTheCheckpoint()], **kwargs)
+
+
+cli.Learner.__init__ = with_the_stop
+sys.exit(cli.main(["train", *sys.argv[2:], "--out", sys.argv[1]]))
+"""
+
+
+@MPI_RUN
+def test_an_interrupted_mpi_run_resumes_to_the_uninterrupted_result(tmp_path) -> None:
+    flags = ["--epochs", "2", "--no-progress", "--hidden", "32", "--nproc", "2"]
+    straight = _chainrule("train", *flags, "--out", "straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED_AFTER_EPOCH_1)
+    command = distributed.mpiexec_command(2, [sys.executable, str(script),
+                                              str(tmp_path / "run"), *flags])
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                             check=False, cwd=tmp_path)
+    assert stopped.returncode != 0 and (tmp_path / "run" / "checkpoint.safetensors").exists()
+    assert not (tmp_path / "run" / "metrics.json").exists(), stopped.stdout
+    resumed = _chainrule("train", *flags, "--resume", "--out", "run", cwd=tmp_path)
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr
+    a, b = (json.loads((tmp_path / name / "metrics.json").read_text())
+            for name in ("run", "straight"))
+    for row in (*a["history"], a["test"], *b["history"], b["test"]):
+        row.pop("seconds", None)
+    assert a["history"] == b["history"] and a["test"] == b["test"]  # bit for bit
