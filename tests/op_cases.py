@@ -371,6 +371,25 @@ def torch_batch_norm(x: torch.Tensor, weight: Any, bias: Any, running_mean: Any,
                         momentum, eps)
 
 
+def _as_if_twice(array: np.ndarray) -> np.ndarray:
+    """sync_batch_norm's reduce as if a second process held the very same batch."""
+    return 2 * array
+
+
+def build_sync_batch_norm(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
+    """sync_batch_norm alone (reduce None: batch_norm's path) or as one of two processes
+    with equal batches (the statistics, and so the gradients, are then the batch's own)."""
+    inputs, attrs = build_batch_norm(draw, rng)
+    return inputs, {**attrs, "reduce": draw(st.sampled_from([None, _as_if_twice]))}
+
+
+def torch_sync_batch_norm(x: torch.Tensor, weight: Any, bias: Any, running_mean: Any,
+                          running_var: Any, training: bool, momentum: float, eps: float,
+                          reduce: Any) -> torch.Tensor:
+    return torch_batch_norm(x, weight, bias, running_mean, running_var, training, momentum,
+                            eps)
+
+
 def build_batch_norm_max_pool(draw: Draw, rng: np.random.Generator) -> tuple[list, dict]:
     """batch_norm then max_pool2d (then relu): weights of either sign (the pooling follows
     the scale's sign), pool padding sometimes (the op then composes the two plain ops)."""
@@ -530,6 +549,8 @@ CASES: list[Case] = [
          lambda x, **attrs: F.avg_pool2d(x, count_include_pad=True, **attrs)),
     Case("batch_norm", "train or eval, affine or not, (N, C, ...)", build_batch_norm,
          torch_batch_norm),
+    Case("sync_batch_norm", "one process, or two with equal batches", build_sync_batch_norm,
+         torch_sync_batch_norm),
     Case("batch_norm_max_pool2d", "train or eval, either sign, padding, relu or not",
          build_batch_norm_max_pool, torch_batch_norm_max_pool),
     Case("layer_norm", "trailing axes, affine or not", build_layer_norm,

@@ -300,3 +300,66 @@ def test_an_interrupted_mpi_run_resumes_to_the_uninterrupted_result(tmp_path) ->
     for row in (*a["history"], a["test"], *b["history"], b["test"]):
         row.pop("seconds", None)
     assert a["history"] == b["history"] and a["test"] == b["test"]  # bit for bit
+
+
+_TWO_RANKS_SYNC_BN = """
+import sys
+import numpy as np
+import chainrule as cr
+from chainrule import distributed, nn, optim
+from chainrule.data import ArrayDataset, DataLoader
+from chainrule.train import Learner
+
+world = distributed.init()
+rng = np.random.default_rng(0)
+data = ArrayDataset(rng.standard_normal(({n}, {f})) * 3 + 1, rng.integers(0, {c}, {n}))
+cr.manual_seed(1)
+model = nn.Sequential(nn.Linear({f}, 8, dtype="float64"), nn.BatchNorm1d(8, dtype="float64"),
+                      nn.ReLU(), nn.Linear(8, {c}, dtype="float64"))
+model = distributed.SyncBatchNorm.convert(model, world)
+assert type(model[1]).__name__ == "SyncBatchNorm"
+loader = DataLoader(data, batch_size={b}, shuffle=True, seed=3)
+learner = Learner(model, distributed.ShardedLoader(loader, world),
+                  optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                  callbacks=[distributed.DataParallel(world)])
+learner.fit(2)
+if world.is_root:
+    np.savez(sys.argv[1], *[t.data for t in (*model.parameters(), *model.buffers())])
+"""
+
+
+@MPI_RUN
+def test_sync_batch_norm_on_two_ranks_is_batch_norm_on_the_double_batch(tmp_path) -> None:
+    script = tmp_path / "sync_bn.py"
+    script.write_text(_TWO_RANKS_SYNC_BN.format(n=N_SAMPLES, f=FEATURES, c=CLASSES,
+                                                b=RANK_BATCH))
+    out = tmp_path / "weights.npz"
+    command = distributed.mpiexec_command(2, [sys.executable, str(script), str(out)])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.standard_normal((N_SAMPLES, FEATURES)) * 3 + 1,
+                        rng.integers(0, CLASSES, N_SAMPLES))
+    cr.manual_seed(1)
+    model = nn.Sequential(nn.Linear(FEATURES, 8, dtype="float64"),
+                          nn.BatchNorm1d(8, dtype="float64"), nn.ReLU(),
+                          nn.Linear(8, CLASSES, dtype="float64"))
+    loader = DataLoader(data, batch_size=2 * RANK_BATCH, shuffle=True, seed=3)
+    Learner(model, loader, optim.SGD(model.parameters(), lr=0.1, momentum=0.9)).fit(2)
+    saved = np.load(out)
+    tensors = [*model.parameters(), *model.buffers()]
+    assert len(saved.files) == len(tensors)
+    for i, t in enumerate(tensors):  # weights, and BatchNorm's running statistics
+        np.testing.assert_allclose(saved[f"arr_{i}"], t.data, rtol=1e-10, atol=1e-12)
+
+
+def test_sync_batch_norm_alone_is_batch_norm() -> None:
+    x = cr.tensor(np.random.default_rng(1).standard_normal((6, 4, 3)), requires_grad=True)
+    plain = nn.BatchNorm1d(4, dtype="float64")
+    sync = distributed.SyncBatchNorm.convert(nn.BatchNorm1d(4, dtype="float64"), None)
+    a, b = plain(x), sync(x)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(plain.running_var.data, sync.running_var.data)
+    with pytest.raises(TypeError, match="convert the model before fusing"):
+        distributed.SyncBatchNorm.convert(nn.fuse(nn.Sequential(
+            nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.ReLU())), None)

@@ -34,6 +34,10 @@ import numpy as np
 from chainrule.data.loader import _TRANSFORM_TAG, DataLoader
 from chainrule.data.transforms import apply_transform
 from chainrule.engine.tensor import Tensor
+from chainrule.nn.fused import BatchNormMaxPool2d
+from chainrule.nn.module import Module
+from chainrule.nn.norm import _BatchNorm
+from chainrule.ops.norm import sync_batch_norm
 from chainrule.train.callbacks import Callback
 
 #: Bytes of gradients summed by one allreduce call (issue 16: one call per bucket of MBs).
@@ -281,6 +285,74 @@ class DataParallel(Callback):
         # what the Recorder, the divergence guard and the progress bar read from now on:
         # the global batch's mean loss, the same on every rank (the backward is done)
         learner.loss = Tensor(np.asarray(summed / total, learner.loss.data.dtype))
+
+
+# ----------------------------------------------------------------------------- SyncBatchNorm
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation whose training statistics are those of every rank's batch
+    together (torch.nn.SyncBatchNorm's meaning): N ranks on batch B normalise as one
+    process on batch N x B, forward and backward (``ops.norm.SyncBatchNormOp`` has the
+    derivation). Any (N, C, ...) input; in eval it is BatchNorm, with no communication.
+    ``SyncBatchNorm.convert(model, world)`` swaps every BatchNorm1d/2d/3d of a model for one,
+    keeping its parameters and statistics."""
+
+    ranks = (2, 3, 4, 5)
+    layout = "(N, C, ...) with C = num_features"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 dtype: Any = None, *, bias: bool = True, world: World | None = None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
+        self.world = world
+
+    def _sum(self, array: np.ndarray) -> np.ndarray:
+        out = np.empty_like(array)
+        self.world.comm.Allreduce(np.ascontiguousarray(array), out, op=_mpi().SUM)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` per channel (axis 1), with every rank's batch in training."""
+        self._check_input(x)
+        training, factor = self._batch_settings()
+        shared = self.world is not None and self.world.size > 1
+        out = sync_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              training=training, momentum=factor, eps=self.eps,
+                              reduce=self._sum if shared else None)
+        self._count_batch()
+        return out
+
+    @classmethod
+    def convert(cls, module: Module, world: World) -> Module:
+        """``module`` with each BatchNorm1d/2d/3d in it replaced by a SyncBatchNorm holding
+        the same parameters and buffers (in place for its children; returned, since the
+        module itself may be one)."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, (cls, BatchNormMaxPool2d)):
+            dtype = next(t.data.dtype for t in (module.weight, module.running_mean,
+                                                 np.zeros(0, np.float32)) if t is not None)
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats, dtype, bias=module.bias is not None,
+                       world=world)
+            sync.load_state_dict(module.state_dict())
+            sync.train(module.training)
+            return sync
+        if isinstance(module, BatchNormMaxPool2d):
+            raise TypeError("SyncBatchNorm.convert: a fused BatchNormMaxPool2d (nn.fuse) "
+                            "cannot be converted; convert the model before fusing it")
+        for name, value in list(vars(module).items()):  # attributes, lists, tuples, dicts
+            if isinstance(value, Module):
+                setattr(module, name, cls.convert(value, world))
+            elif isinstance(value, list):
+                value[:] = [cls.convert(v, world) if isinstance(v, Module) else v
+                            for v in value]
+            elif isinstance(value, tuple):
+                setattr(module, name, tuple(cls.convert(v, world) if isinstance(v, Module)
+                                            else v for v in value))
+            elif isinstance(value, dict) and not name.startswith("_"):
+                for key, item in list(value.items()):
+                    if isinstance(item, Module):
+                        value[key] = cls.convert(item, world)
+        return module
 
 
 # ----------------------------------------------------------------------------- launching

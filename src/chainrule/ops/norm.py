@@ -82,6 +82,101 @@ class BatchNormOp(Function):
         return grad_x, grad_weight, sum_grad if need_bias else None
 
 
+class SyncBatchNormOp(Function):
+    """batch_norm in training whose statistics are those of every process's batch together.
+
+    ``reduce`` sums an array over the processes (a float64 allreduce; None: one process,
+    where this is batch_norm). With m_r values of a channel here and m = sum of them:
+      mean = reduce(sum x) / m,  var = reduce(sum (x - mean)^2) / m   (two passes, exact),
+    y = weight xhat + bias as in batch_norm, the running statistics moved on every process
+    alike (var unbiased by m / (m - 1)). Backward: each process's loss is the mean over its
+    own batch and the trainer weights its gradients by w_r = m_r / m (distributed's
+    DataParallel), so the global loss's gradient reaches this process scaled by 1 / w_r;
+    with S_g = reduce(w_r sum grad) and S_c = reduce(w_r sum grad (x - mean)),
+      d/dx = scale (grad - S_g / m_r - (x - mean) inv_std^2 S_c / m_r),   scale = weight inv_std,
+    which is batch_norm's d/dx for m_r = m, w_r = 1; d/d weight = sum(grad xhat) and d/d bias
+    = sum(grad) stay this process's own sums, for the trainer to weight and add. In eval (or
+    without batch statistics to share) it is batch_norm, with no communication.
+    """
+
+    name = "sync_batch_norm"
+    same_dtype = True
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray | None = None,
+                bias: np.ndarray | None = None, running_mean: np.ndarray | None = None,
+                running_var: np.ndarray | None = None, training: bool = True,
+                momentum: float = 0.1, eps: float = 1e-5, reduce: Any = None) -> np.ndarray:
+        if not training or reduce is None:
+            ctx.synced = False
+            return BatchNormOp.forward(ctx, x, weight, bias, running_mean, running_var,
+                                       training, momentum, eps)
+        ctx.synced = True
+        if x.ndim < 2:
+            raise ValueError(f"sync_batch_norm: expects (batch, channels, ...) input, got "
+                             f"shape {x.shape}")
+        channels = x.shape[1]
+        for label, value in (("weight", weight), ("bias", bias),
+                             ("running_mean", running_mean), ("running_var", running_var)):
+            _check_affine("sync_batch_norm", label, value, (channels,))
+        rows, moved_shape = _channel_rows(x)
+        local = np.concatenate([[len(rows)], np.add.reduce(rows, axis=0, dtype=np.float64)])
+        total = reduce(local)
+        m = int(round(total[0]))
+        if m < 2:
+            raise ValueError("sync_batch_norm: Expected more than 1 value per channel when "
+                             f"training, got {m} over every process")
+        mean64 = total[1:] / m
+        centered = rows - mean64.astype(x.dtype)
+        var = (reduce(np.einsum("ij,ij->j", centered, centered, dtype=np.float64)) / m)
+        mean, var = mean64.astype(x.dtype), var.astype(x.dtype)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * (m / (m - 1))
+        inv_std = 1 / np.sqrt(var + eps)
+        scale = inv_std if weight is None else weight * inv_std
+        ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
+        ctx.moved_shape, ctx.reduce, ctx.share = moved_shape, reduce, len(rows) / m
+        ctx.use_batch, ctx.empty, ctx.channels = True, len(rows) == 0, channels
+        out = kernels.normalise(rows, mean, scale, bias) if len(rows) else rows.copy()
+        return np.moveaxis(out.reshape(moved_shape), -1, 1)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        if not ctx.synced:
+            return BatchNormOp.backward(ctx, grad)
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        grads, _ = _channel_rows(grad)
+        sum_grad, sum_centered = kernels.batch_norm_sums(grads, ctx.rows, ctx.mean, True, True)
+        # every process reduces, whatever it needs: the others wait for this collective
+        shared = ctx.reduce(ctx.share * np.concatenate([sum_grad, sum_centered]).astype(
+            np.float64))
+        grad_x = None
+        if need_x and len(ctx.rows):
+            m_here = len(ctx.rows)
+            s_g, s_c = (part.astype(grad.dtype) for part in np.split(shared, 2))
+            b = -ctx.scale * ctx.inv_std * ctx.inv_std * s_c / m_here
+            c = -ctx.scale * s_g / m_here
+            grad_x = kernels.batch_norm_input_grad(grads, ctx.rows, ctx.mean, ctx.scale, b, c)
+            grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
+        elif need_x:
+            grad_x = grad.copy()
+        grad_weight = sum_centered * ctx.inv_std if need_weight else None
+        return grad_x, grad_weight, sum_grad if need_bias else None
+
+
+def sync_batch_norm(input: Any, running_mean: Any = None, running_var: Any = None,
+                    weight: Any = None, bias: Any = None, training: bool = True,
+                    momentum: float = 0.1, eps: float = 1e-5, reduce: Any = None) -> Tensor:
+    """batch_norm whose training statistics are summed over processes by ``reduce`` (an
+    allreduce of a float64 array; None for one process): see SyncBatchNormOp."""
+    return SyncBatchNormOp.apply(input, weight, bias, running_mean=_array(running_mean),
+                                 running_var=_array(running_var), training=training,
+                                 momentum=momentum, eps=eps, reduce=reduce)
+
+
 def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
                       bias: np.ndarray | None, running_mean: np.ndarray | None,
                       running_var: np.ndarray | None, training: bool, momentum: float,
