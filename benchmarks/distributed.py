@@ -11,20 +11,22 @@ Needs the distributed extra (``pip install -e ".[distributed]"``); the script st
    ``distributed.average_gradients`` does), sizes 1 KiB to 16 MiB; each repeat starts at a
    barrier and takes the slower rank's time; medians.
 2. Throughput: ``models.mlp()`` (batch 64) and ``models.cnn()`` (batch 128, fused) on
-   random images, trained by the same pieces ``chainrule train
-   --nproc`` uses (ShardedLoader with the global batch split over the ranks, DataParallel's
-   weighted gradient sum, AdamW). One process with 2 threads against 2 processes with 1
-   thread each (``CHAINRULE_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``), the two alternating,
-   each run in fresh processes; samples per second of training, medians over the repeats.
+   random images, trained by the same pieces ``chainrule train --nproc`` uses
+   (ShardedLoader with the global batch split over the ranks, DataParallel's weighted
+   gradient sum, AdamW). One process with 2 threads against 2 processes with 1 thread each
+   (``CHAINRULE_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``), alternating, each run in fresh
+   processes; samples per second of training, medians over the repeats. The last column is
+   the model's figure for the 2 x 1 run: one thread's measured step on B / 2 samples plus
+   the allreduces the model gives.
 3. The model: a ring allreduce of s bytes over N ranks takes 2 (N - 1) (alpha + s / (N beta))
    (a reduce-scatter and an all-gather, N - 1 steps each, each sending s / N). alpha and beta
-   are fitted (least squares) to table 1, where N = 2: T = 2 alpha + s / beta. A step of a
-   model with P bytes of gradients, in buckets of at most 4 MiB, on N machines whose global
-   batch is fixed: t(N) = t_compute / N + the buckets' allreduce times, where t_compute is
-   the one-process step time measured in table 2 (so: compute split perfectly, no overlap of
-   communication and compute, the same per-machine speed). The speed-up t(1) / t(N) is
-   printed for the local link fitted here and for an assumed 10 Gb/s Ethernet (alpha 30 us,
-   beta 1.25 GB/s: assumed, not measured here).
+   are fitted (least squares) to table 1, where N = 2: T = 2 alpha + s / beta. A step on N
+   machines of 2 cores, the global batch B fixed: t(N) = one machine's step on B / N samples
+   (measured here, 2 threads) + one allreduce per 4 MiB bucket of the gradients + the small
+   one of the batch size and loss. Assumed: the machines are like this one; nothing of the
+   communication overlaps the compute; the ring's alpha and beta hold at N ranks. The
+   speed-up t(1) / t(N) is printed for the local link fitted here and for an assumed 10 Gb/s
+   Ethernet (alpha 30 us, beta 1.25 GB/s: assumed, not measured here).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ SIZES = [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
 ETHERNET_10G = (30e-6, 1.25e9)
 #: the recipes' batch sizes (chainrule train's defaults)
 BATCH = {"mlp": 64, "cnn": 128}
+#: the machine counts the model predicts for
+MACHINES = (2, 4, 8, 16)
 
 
 def grad_bytes(name: str) -> int:
@@ -199,23 +203,25 @@ def main(argv: list[str] | None = None) -> None:
           "repeats, alternating")
     print(f"{'model':6} {'B':>4}  {'1 x 2 threads':>13}  {'2 x 1 thread':>12}  "
           f"{'2 ranks / 1':>11}  {'model, 2 x 1':>12}")
-    fitted = {}
+    compute: dict[str, tuple[float, dict[int, float]]] = {}
     for name in ("mlp", "cnn"):
         batch = BATCH[name]
-        runs: dict[str, list[float]] = {"one": [], "half": [], "pair": [], "single": []}
+        runs: dict[str, list[float]] = {"one": [], "pair": [], "single": []}
         for _ in range(repeats):
             def worker(b: int) -> list[str]:
                 return [*here, "--train-worker", name, str(steps[name]), str(b)]
             runs["one"].append(_run(worker(batch), 2)["samples_per_s"])
             runs["pair"].append(_run(two(2, worker(batch)), 1)["samples_per_s"])
-            runs["half"].append(_run(worker(batch // 2), 2)["samples_per_s"])
             runs["single"].append(_run(worker(batch // 2), 1)["samples_per_s"])
-        one, pair, half, single = (statistics.median(runs[k]) for k in
-                                   ("one", "pair", "half", "single"))
-        # a step's compute, f + v b: fixed costs and a per-sample part, from b = B and B / 2
-        t_full, t_half = batch / one, (batch // 2) / half
-        per_sample = (t_full - t_half) / (batch - batch // 2)
-        fitted[name] = (t_full - per_sample * batch, per_sample)
+        one, pair, single = (statistics.median(runs[k]) for k in ("one", "pair", "single"))
+        # one machine's step on the shard of each N (B / N samples, 2 threads), measured
+        shards = {n: [] for n in MACHINES}
+        for _ in range(repeats):
+            for n in MACHINES:
+                b = max(batch // n, 1)
+                shards[n].append(b / _run([*here, "--train-worker", name, str(steps[name]),
+                                           str(b)], 2)["samples_per_s"])
+        compute[name] = (batch / one, {n: statistics.median(t) for n, t in shards.items()})
         # 2 ranks here: each a one-thread step on B / 2, then the gradients' allreduces and
         # the small one of the batch size and loss
         grads = grad_bytes(name)
@@ -224,20 +230,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:6} {batch:4}  {one:13.0f}  {pair:12.0f}  {pair / one:11.2f}  "
               f"{batch / predicted_step:12.0f}")
 
-    print("\nthe model: speed-up on N machines of 2 cores, the global batch B fixed:")
-    print("t(N) = f + v B / N + allreduces, f and v fitted to the 1 x 2 thread runs above")
-    print(f"{'model':6}  {'grad MB':>7}  {'f, ms':>6}  {'v, us':>6}  {'link':>16}  "
-          + "  ".join(f"N={n:<3}" for n in (2, 4, 8, 16)))
+    print("\nthe model: speed-up on N machines of 2 cores, the global batch B fixed: t(N) =")
+    print("one machine's measured step on B / N samples + the model's allreduces")
+    print(f"{'model':6}  {'grad MB':>7}  {'link':>16}  " + "  ".join(f"N={n:<3}" for n in
+                                                                  MACHINES))
     for name in ("mlp", "cnn"):
-        fixed, per_sample = fitted[name]
-        batch, grads = BATCH[name], grad_bytes(name)
-        t1 = fixed + per_sample * batch
+        t1, steps_at = compute[name]
+        grads = grad_bytes(name)
+        print(f"{name:6}  {'':>7}  {'step on B/N, ms':>16}  "
+              + "  ".join(f"{steps_at[n] * 1e3:5.1f}" for n in MACHINES))
         for label, (a, b) in (("fitted, local", (alpha, beta)), ("10 GbE, assumed",
                                                                   ETHERNET_10G)):
-            speedups = [t1 / (fixed + step_time(per_sample * batch, grads, n, a, b)
-                              + ring_time(16, n, a, b)) for n in (2, 4, 8, 16)]
-            print(f"{name:6}  {grads / 1e6:7.2f}  {fixed * 1e3:6.2f}  {per_sample * 1e6:6.1f}  "
-                  f"{label:>16}  " + "  ".join(f"{x:5.2f}" for x in speedups))
+            speedups = [t1 / (steps_at[n] + step_time(0.0, grads, n, a, b)
+                              + ring_time(16, n, a, b)) for n in MACHINES]
+            print(f"{name:6}  {grads / 1e6:7.2f}  {label:>16}  "
+                  + "  ".join(f"{x:5.2f}" for x in speedups))
     print(f"\ncommand: python benchmarks/distributed.py{' --quick' if args.quick else ''}")
 
 
