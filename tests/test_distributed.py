@@ -363,3 +363,25 @@ def test_sync_batch_norm_alone_is_batch_norm() -> None:
     with pytest.raises(TypeError, match="convert the model before fusing"):
         distributed.SyncBatchNorm.convert(nn.fuse(nn.Sequential(
             nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.ReLU())), None)
+
+
+_RAISING_SCRIPT = """
+import numpy as np
+from chainrule import distributed
+world = distributed.init()
+world.comm.Barrier()
+if world.rank == 1:
+    raise ValueError("rank 1 found a bad batch")
+world.comm.Allreduce(np.ones(4), np.empty(4))  # rank 0 would wait here forever
+"""
+
+
+@MPI_RUN
+def test_a_script_under_mpi4pys_runner_stops_every_rank_on_an_error(tmp_path) -> None:
+    script = tmp_path / "raising.py"
+    script.write_text(_RAISING_SCRIPT)
+    command = distributed.mpiexec_command(2, [sys.executable, "-m", "mpi4py", str(script)])
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0 and time.perf_counter() - start < 30
+    assert "rank 1 found a bad batch" in result.stderr
