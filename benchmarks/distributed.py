@@ -110,7 +110,8 @@ def train_worker(model_name: str, steps: int, batch: int) -> None:
         pass
 
     learner = Step()
-    learner.model = model
+    learner.model, learner.callbacks, learner.training = model, [], True
+    learner.epoch, learner.step, learner.batch_index, learner.lr = 0, 0, 0, 1e-3
     parallel.before_fit(learner)
     start = 0.0
     for i, (x, y) in enumerate(loader):
@@ -118,9 +119,10 @@ def train_worker(model_name: str, steps: int, batch: int) -> None:
             world.comm.Barrier()
             start = time.perf_counter()
         loss = F.cross_entropy(model(x), y)
+        learner.batch, learner.loss = (x, y), loss
+        parallel.after_loss(learner)
         opt.zero_grad()
         loss.backward()
-        learner.batch, learner.loss = (x, y), loss
         parallel.after_backward(learner)
         opt.step()
     took = world.comm.allreduce(time.perf_counter() - start, op=max)
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from chainrule import distributed
 
-    here = [sys.executable, os.path.abspath(__file__)]
+    # mpi4py's runner: an error on one rank ends every rank instead of leaving them waiting
+    here = [sys.executable, "-m", "mpi4py", os.path.abspath(__file__)]
     two = distributed.mpiexec_command
     repeats = args.repeats or (1 if args.quick else 5)
     steps = {"mlp": 10 if args.quick else 150, "cnn": 4 if args.quick else 40}

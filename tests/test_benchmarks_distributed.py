@@ -35,7 +35,7 @@ def test_the_ring_model_and_its_fit() -> None:
                     reason='needs mpi4py and mpiexec: pip install "chainrule[distributed]"')
 def test_a_quick_run_prints_every_table() -> None:
     result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True,
-                            text=True, timeout=600, check=False)
+                            text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for expected in ("allreduce (in place", "fitted: T = 2 alpha", "training throughput",

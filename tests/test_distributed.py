@@ -74,11 +74,18 @@ def test_the_ranks_shards_make_up_the_big_batches(shuffle) -> None:
         assert sorted(seen) == list(range(N_SAMPLES))  # each sample once an epoch
 
 
-def test_a_final_batch_smaller_than_the_world_is_left_out() -> None:
-    data = ArrayDataset(np.zeros((10, 2)), np.zeros(10, np.int64))
-    shards = distributed.ShardedLoader(DataLoader(data, batch_size=3), _Rank(1, 3))
-    assert len(shards) == 1  # 9 samples in one global batch; the tenth would leave 2 empty
-    assert [len(y.data) for _, y in shards] == [3]
+def test_a_final_batch_smaller_than_the_world_joins_the_one_before() -> None:
+    data = ArrayDataset(np.arange(20.0).reshape(10, 2), np.arange(10))
+    ranks = [distributed.ShardedLoader(DataLoader(data, batch_size=3), _Rank(r, 3))
+             for r in range(3)]
+    # 9 samples a global batch; the tenth alone would leave two ranks empty: it joins
+    assert [len(s) for s in ranks] == [1, 1, 1]
+    shards = [[y.data for _, y in s] for s in ranks]
+    assert [len(b[0]) for b in shards] == [4, 3, 3]
+    assert sorted(np.concatenate([b[0] for b in shards])) == list(range(10))
+    dropping = distributed.ShardedLoader(DataLoader(data, batch_size=3, drop_last=True),
+                                         _Rank(0, 3))
+    assert [len(y.data) for _, y in dropping] == [3]  # drop_last: the loader's choice
     with pytest.raises(TypeError, match="wraps a chainrule DataLoader"):
         distributed.ShardedLoader([(1, 2)], _Rank(0, 2))
 
@@ -100,13 +107,17 @@ def test_without_mpi4py_the_error_says_how_to_install_it() -> None:
 
 def test_mpiexec_command_adds_the_flags_the_machine_needs(monkeypatch) -> None:
     monkeypatch.setattr(distributed, "mpiexec_path", lambda: Path("/opt/bin/mpiexec"))
+    monkeypatch.setattr(distributed, "_is_open_mpi", lambda path: True)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(distributed, "_cores", lambda: 2)
     assert distributed.mpiexec_command(4, ["python", "t.py"]) == [
         "/opt/bin/mpiexec", "-n", "4", "--allow-run-as-root", "--oversubscribe", "python",
         "t.py"]
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert distributed.mpiexec_command(2, ["x"]) == ["/opt/bin/mpiexec", "-n", "2", "x"]
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(distributed, "_is_open_mpi", lambda path: False)  # MPICH's, say
+    assert distributed.mpiexec_command(4, ["x"]) == ["/opt/bin/mpiexec", "-n", "4", "x"]
     monkeypatch.setattr(distributed, "mpiexec_path", lambda: None)
     with pytest.raises(distributed.MPIUnavailableError, match="chainrule\\[distributed\\]"):
         distributed.mpiexec_command(2, ["x"])
@@ -385,3 +396,27 @@ def test_a_script_under_mpi4pys_runner_stops_every_rank_on_an_error(tmp_path) ->
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0 and time.perf_counter() - start < 30
     assert "rank 1 found a bad batch" in result.stderr
+
+
+class _SilentComm:
+    """A communicator stand-in whose broadcast leaves the arrays as they are."""
+
+    def Bcast(self, array, root=0):  # noqa: N802 - mpi4py's name
+        return None
+
+
+def test_ranks_other_than_0_leave_progress_and_checkpoints_to_rank_0(tmp_path) -> None:
+    from chainrule.train import CheckpointCallback, ProgressBar
+
+    def callbacks_on(rank: int) -> set[str]:
+        world = distributed.World(rank, 2, _SilentComm())
+        model = _model(0)
+        learner = Learner(model, [(cr.tensor(np.zeros((2, FEATURES))), cr.tensor([0, 1]))],
+                          optim.SGD(model.parameters(), lr=0.1),
+                          callbacks=[ProgressBar(), CheckpointCallback(tmp_path / "c.st"),
+                                     distributed.DataParallel(world)])
+        distributed.DataParallel(world).before_fit(learner)
+        return {type(c).__name__ for c in learner.callbacks}
+
+    assert {"ProgressBar", "CheckpointCallback"} <= callbacks_on(0)
+    assert not {"ProgressBar", "CheckpointCallback"} & callbacks_on(1)

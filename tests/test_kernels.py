@@ -1149,3 +1149,18 @@ def test_kept_memory_can_be_refused_and_is_skipped_off_glibc(monkeypatch) -> Non
     monkeypatch.setattr(os, "confstr", not_glibc)
     assert process._is_glibc() is False
     assert process.keep_freed_memory() is False
+
+
+def test_a_scalar_helpers_numbers_are_part_of_its_loops_cache_names() -> None:
+    """numba freezes a scalar helper's module-level numbers into the loops' machine code;
+    the cache file's name carries them, so a changed constant compiles afresh."""
+    def helper_with(constant: float):
+        names = {"SCALE": constant}
+        exec("def helper(x):\n    return x * SCALE\n", names)
+        return jit.scalar(names["helper"])
+
+    one, two, same = helper_with(1.5), helper_with(2.5), helper_with(1.5)
+    digest = jit._code_digest
+    assert digest([one.function]) != digest([two.function])
+    assert digest([one.function]) == digest([same.function])
+    assert one(np.float32(2)) == 3.0  # from Python, it is the plain function

@@ -89,7 +89,9 @@ _MAX_TOKENS = 10**7
 class UsageError(Exception):
     """A problem with what the user asked for; the CLI prints it and exits with status 2."""
 
-    #: set on the ranks other than 0 of an MPI run: rank 0 has printed it already
+    #: under MPI: raised on every rank alike (each leaves; no rank waits for another)
+    shared = False
+    #: set on the ranks other than 0 of such a refusal: rank 0 prints it
     quiet = False
 
 
@@ -781,10 +783,10 @@ def _world(args: argparse.Namespace) -> Any:
         world = distributed.init()
     except distributed.MPIUnavailableError as error:
         raise UsageError(str(error)) from None
-    if args.nproc > 1 and world.size != args.nproc:
-        raise UsageError(f"--nproc {args.nproc}, but mpiexec started {world.size} processes; "
-                         "give the same number to both, or --nproc alone")
     _WORLD = world
+    if args.nproc > 1 and world.size != args.nproc:
+        _refuse_alike(world, f"--nproc {args.nproc}, but mpiexec started {world.size} "
+                             "processes; give the same number to both, or --nproc alone")
     return world
 
 
@@ -806,7 +808,22 @@ def launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     share = str(max(1, kernels.num_threads() // args.nproc))
     for name in ("CHAINRULE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         environment.setdefault(name, share)
-    return subprocess.run(command, env=environment, check=False).returncode
+    job = subprocess.Popen(command, env=environment)
+    try:
+        return job.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached mpiexec too (the terminal's whole process group), which passes it on
+        # to every rank: rank 0 saves and prints how to resume. A SIGTERM to this process
+        # alone did not: pass it on as SIGINT. mpiexec killed outright would leave the ranks
+        # running.
+        for grace, passed_on in ((2, False), (60, True)):
+            try:
+                return job.wait(timeout=grace) or 130
+            except subprocess.TimeoutExpired:
+                if not passed_on:
+                    job.send_signal(signal.SIGINT)
+        job.kill()
+        return 130
 
 
 def _train_ranks(args: argparse.Namespace, out: Path, world: Any) -> int:
@@ -814,8 +831,8 @@ def _train_ranks(args: argparse.Namespace, out: Path, world: Any) -> int:
     whether to go on, so that a refusal stops every rank alike (none waits at a collective
     for one that left); the ranks then train together, rank 0 alone printing and writing."""
     if models.input_kind(args.model) == "tokens":
-        raise UsageError("data-parallel training (mpiexec, --nproc) is for the image models "
-                         "(mlp, cnn, resnet) so far; train the gpt in one process")
+        _refuse_alike(world, "data-parallel training (mpiexec, --nproc) is for the image "
+                             "models (mlp, cnn, resnet) so far; train the gpt in one process")
     with contextlib.ExitStack() as held:
         verdict, existing = None, []
         if world.is_root:
@@ -825,12 +842,16 @@ def _train_ranks(args: argparse.Namespace, out: Path, world: Any) -> int:
                 existing = _existing_run(out, args.resume, args.overwrite)
             except UsageError as error:
                 verdict = str(error)
-        verdict = world.comm.bcast(verdict, root=0)
-        if verdict is not None:
-            refused = UsageError(verdict)
-            refused.quiet = not world.is_root
-            raise refused
+        _refuse_alike(world, world.comm.bcast(verdict, root=0))
         return _train(args, out, existing, world)
+
+
+def _refuse_alike(world: Any, problem: str | None) -> None:
+    """Raise ``problem`` (one every rank holds) on every rank, printed by rank 0 alone."""
+    if problem is not None:
+        refused = UsageError(problem)
+        refused.shared, refused.quiet = True, not world.is_root
+        raise refused
 
 
 def _train(args: argparse.Namespace, out: Path, existing: list[str], world: Any = None
@@ -873,9 +894,18 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str], world: Any 
     model, optimizer, scheduler = _build(config, len(train_data),
                                          plain=args.stats or args.sentinel)
     params = sum(p.size for p in model.parameters())
+    if world is None:
+        _check_free_space(out, params)
+    else:  # rank 0's disk decides, for every rank alike
+        problem = None
+        if root:
+            try:
+                _check_free_space(out, params)
+            except UsageError as error:
+                problem = str(error)
+        _refuse_alike(world, world.comm.bcast(problem, root=0))
     callbacks: list = []
     if root:
-        _check_free_space(out, params)
         callbacks.append(CheckpointCallback(checkpoint))
         callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
     if world is not None:
@@ -1353,24 +1383,32 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         with _notes_on_stderr(), _terminate_as_interrupt():
             return command(args)
     except UsageError as error:
-        if debug:
+        if debug and _WORLD is None:
             raise
         if not error.quiet:
-            print(f"chainrule {args.command}: {error}", file=sys.stderr)
+            print(f"chainrule {args.command}: {_on_rank(error.shared)}{error}", file=sys.stderr)
+        if not error.shared:
+            _stop_every_rank(2)  # this rank's own: the others would wait for it
         return 2
     except KeyboardInterrupt:
-        if _WORLD is None or _WORLD.is_root:
+        if _WORLD is None or _WORLD.is_root:  # mpiexec interrupts every rank: one speaks
             _report_interrupt(args, argv)
         return 130
-    except (TrainingDiverged, NonFiniteError) as error:
-        if debug:
+    except TrainingDiverged as error:
+        if debug and _WORLD is None:
             raise
-        if _WORLD is not None and not _WORLD.is_root:
-            return 1  # the loss is the ranks' common one: rank 0 says it for all
-        print(f"chainrule: training stopped: {error}", file=sys.stderr)
+        # under MPI the loss that diverged is the global batch's, on every rank alike
+        if _WORLD is None or _WORLD.is_root:
+            print(f"chainrule: training stopped: {error}", file=sys.stderr)
+        return 1
+    except NonFiniteError as error:
+        if debug and _WORLD is None:
+            raise
+        print(f"chainrule: training stopped: {_on_rank()}{error}", file=sys.stderr)
+        _stop_every_rank(1)
         return 1
     except MemoryError as error:
-        if debug:
+        if debug and _WORLD is None:
             raise
         smaller = ("smaller --input shapes" if args.command == "check" else
                    "a shorter --tokens" if args.command == "sample" else
@@ -1378,8 +1416,9 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
                        "" if args.command == "evaluate" else
                        ", --n-embd, --n-layer or --block-size" if args.model == "gpt" else
                        ", --hidden or --channels"))
-        print(f"chainrule {args.command}: not enough memory ({error or 'MemoryError'}); try "
-              f"{smaller}", file=sys.stderr)
+        print(f"chainrule {args.command}: {_on_rank()}not enough memory "
+              f"({error or 'MemoryError'}); try {smaller}", file=sys.stderr)
+        _stop_every_rank(1)
         return 1
     except Exception as error:
         if debug and (_WORLD is None or _WORLD.size == 1):
@@ -1387,6 +1426,13 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         _report_error(args, error)
         _stop_every_rank(1)
         return 1
+
+
+def _on_rank(shared: bool = False) -> str:
+    """"on rank r of N: " for a message of one MPI rank's own, else nothing."""
+    if _WORLD is None or _WORLD.size == 1 or shared:
+        return ""
+    return f"on rank {_WORLD.rank} of {_WORLD.size}: "
 
 
 def _stop_every_rank(status: int) -> None:
@@ -1416,9 +1462,7 @@ def _tuned_environment(args: argparse.Namespace, environ: Mapping[str, str]
 
 def _report_error(args: argparse.Namespace, error: Exception) -> None:
     """One paragraph on stderr: the message, or for a bug, where to look."""
-    message = str(error) or type(error).__name__
-    if _WORLD is not None and _WORLD.size > 1:
-        message = f"on rank {_WORLD.rank} of {_WORLD.size}: {message}"
+    message = _on_rank() + (str(error) or type(error).__name__)
     if args.command == "check":
         # Everything below check runs the user's own forward and backward.
         message = message.removeprefix("check: ")

@@ -21,8 +21,11 @@ docs/distributed.md has the rest.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +41,12 @@ from chainrule.nn.fused import BatchNormMaxPool2d
 from chainrule.nn.module import Module
 from chainrule.nn.norm import _BatchNorm
 from chainrule.ops.norm import sync_batch_norm
-from chainrule.train.callbacks import Callback
+from chainrule.train.callbacks import (
+    Callback,
+    CheckpointCallback,
+    ProgressBar,
+    TrainingDiverged,
+)
 
 #: Bytes of gradients summed by one allreduce call (issue 16: one call per bucket of MBs).
 BUCKET_BYTES = 4 << 20
@@ -133,20 +141,26 @@ def buckets(sizes: Sequence[int], itemsize: int, bucket_bytes: int = BUCKET_BYTE
 
 
 def average_gradients(params: Sequence[Tensor], world: World, weight: float | None = None,
-                      bucket_bytes: int = BUCKET_BYTES) -> int:
+                      bucket_bytes: int = BUCKET_BYTES,
+                      present: Sequence[bool] | None = None) -> int:
     """Replace each parameter's ``.grad`` with the ranks' weighted sum, sum over ranks of
     ``weight * grad`` (``weight`` default 1 / size: the mean), on every rank.
 
     Gradients are packed into buckets of at most ``bucket_bytes`` per dtype and summed with
-    one in-place allreduce per bucket; a parameter without a gradient counts as zeros (so
-    that every rank sends the same buckets). Returns the number of allreduce calls.
+    one in-place allreduce per bucket; a parameter without a gradient here counts as zeros
+    (so that every rank sends the same buckets). ``present`` (one flag per parameter, the
+    same on every rank) names those that some rank has a gradient for: the others keep no
+    gradient, as in one process, so an optimizer skips them. Returns the number of
+    allreduce calls.
     """
     weight = 1.0 / world.size if weight is None else float(weight)
     MPI = _mpi() if world.size > 1 else None
     calls = 0
     by_dtype: dict[np.dtype, list[Tensor]] = {}
-    for p in params:
-        if p.requires_grad:
+    for index, p in enumerate(params):
+        if present is not None and not present[index]:
+            p.grad = None
+        elif p.requires_grad:
             by_dtype.setdefault(p.data.dtype, []).append(p)
     for dtype, group in by_dtype.items():
         sizes = [p.data.size for p in group]
@@ -182,9 +196,10 @@ class ShardedLoader:
     samples (``global_batch=True``: of ``loader.batch_size`` samples, the loader's batches
     themselves split over the ranks), and each takes its part of every global batch
     (``np.array_split``: parts differ by one sample at most). Over an epoch each sample is
-    seen once, by one rank; a final global batch with fewer samples than there are ranks is
-    left out (at most size - 1 samples an epoch), since a rank cannot step on an empty
-    batch. One rank on batch ``N x B`` sees exactly the union of N ranks' batches of B, with
+    seen once, by one rank; a final global batch with fewer samples than there are ranks
+    joins the one before it (a rank cannot step on an empty batch; with the loader's
+    ``drop_last`` it is left out, as the loader would). Otherwise one rank on batch ``N x B``
+    sees exactly the union of N ranks' batches of B, with
     the same random augmentation (a loader's transform runs on the whole global batch, with
     the random stream one process would use, on every rank: N times the augmentation work,
     for batches identical to one process's).
@@ -215,7 +230,17 @@ class ShardedLoader:
         n, size = len(self.loader.dataset), self.global_batch
         full, rest = divmod(n, size)
         keep_rest = rest >= self.world.size and not self.loader.drop_last
-        return full + (1 if keep_rest else 0)
+        return full + (1 if keep_rest else 0)  # a smaller rest joins the last full batch
+
+    def _indices(self, order: np.ndarray, batch: int) -> np.ndarray:
+        """The samples of global batch ``batch``: a last batch smaller than the world joins
+        the one before it, so that every sample is still seen once an epoch."""
+        size, count = self.global_batch, len(self)
+        end = (batch + 1) * size
+        if batch == count - 1 and not self.loader.drop_last and len(order) - end < \
+                self.world.size:
+            end = len(order)
+        return order[batch * size:end]
 
     def _part(self, count: int) -> slice:
         """This rank's rows of a global batch of ``count`` samples."""
@@ -225,8 +250,7 @@ class ShardedLoader:
 
     def shard(self, epoch: int, batch: int) -> np.ndarray:
         """The sample indices this rank trains on in global batch ``batch`` of ``epoch``."""
-        size = self.global_batch
-        indices = self.loader.order(epoch)[batch * size:(batch + 1) * size]
+        indices = self._indices(self.loader.order(epoch), batch)
         return indices[self._part(len(indices))]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -235,10 +259,10 @@ class ShardedLoader:
         return self._batches(epoch)
 
     def _batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        loader, size = self.loader, self.global_batch
+        loader = self.loader
         order = loader.order(epoch)
         for b in range(len(self)):
-            indices = order[b * size:(b + 1) * size]
+            indices = self._indices(order, b)
             mine = self._part(len(indices))
             if loader.transform is None:
                 x, y = loader.dataset[indices[mine]]
@@ -262,9 +286,12 @@ class DataParallel(Callback):
     """Make a Learner's training data-parallel: rank 0's weights broadcast before fitting,
     and after each backward the gradients summed over the ranks, each rank's weighted by
     its share of the global batch (so the loss must be a mean over the batch); the
-    Learner's ``loss`` then becomes the global batch's mean loss, so the recorded losses and
-    the divergence guard agree on every rank. Use it with a ShardedLoader, so that the ranks
-    see different samples."""
+    Learner's ``loss`` then becomes the global batch's mean loss, so the recorded losses
+    agree on every rank, and a loss that is not finite on any rank stops every rank alike
+    (TrainingDiverged) before any rank's own guard sees it. On the ranks other than 0 it
+    leaves out the Learner's ProgressBar and CheckpointCallback: rank 0 shows progress and
+    writes checkpoints for all. Use it with a ShardedLoader, so that the ranks see
+    different samples."""
 
     order = -20  # before other after_backward callbacks: they see the averaged gradients
 
@@ -274,17 +301,35 @@ class DataParallel(Callback):
 
     def before_fit(self, learner: Any) -> None:
         broadcast_model(learner.model, self.world)
+        if not self.world.is_root:
+            # rank 0 speaks and writes for all: every rank holds the same state
+            learner.callbacks[:] = [c for c in learner.callbacks
+                                    if not isinstance(c, (ProgressBar, CheckpointCallback))]
+
+    def after_loss(self, learner: Any) -> None:
+        if not learner.training:
+            return  # every rank evaluates all of the data, with the same weights
+        mine = _samples(learner.batch)
+        # one small collective: the global batch's size and its summed loss
+        total, summed = self.world.comm.allreduce(
+            np.array([mine, mine * float(learner.loss.item())]))
+        self._share, self._loss = mine / total, summed / total
+        if not math.isfinite(self._loss):  # on every rank alike, before any rank's own guard
+            raise TrainingDiverged(
+                f"the loss of the global batch became {self._loss} at epoch "
+                f"{learner.epoch + 1}, step {learner.step} (batch {learner.batch_index + 1}), "
+                f"learning rate {learner.lr:.3g}, on {self.world.size} processes. Try a "
+                "learning rate 3-10x lower, normalised inputs, or a warm-up.")
 
     def after_backward(self, learner: Any) -> None:
-        mine = _samples(learner.batch)
-        loss = float(learner.loss.item())
-        # one small collective for both: the global batch's size and its summed loss
-        total, summed = self.world.comm.allreduce(np.array([mine, mine * loss]))
-        average_gradients(learner.model.parameters(), self.world, mine / total,
-                          self.bucket_bytes)
-        # what the Recorder, the divergence guard and the progress bar read from now on:
-        # the global batch's mean loss, the same on every rank (the backward is done)
-        learner.loss = Tensor(np.asarray(summed / total, learner.loss.data.dtype))
+        params = learner.model.parameters()
+        # which parameters any rank has a gradient for (an unused one keeps none)
+        present = self.world.comm.allreduce(np.array([p.grad is not None for p in params],
+                                                     np.int64)) > 0
+        average_gradients(params, self.world, self._share, self.bucket_bytes, present)
+        # what the Recorder and the progress bar read from now on: the global batch's mean
+        # loss, the same on every rank (the backward is done)
+        learner.loss = Tensor(np.asarray(self._loss, learner.loss.data.dtype))
 
 
 # ----------------------------------------------------------------------------- SyncBatchNorm
@@ -294,7 +339,8 @@ class SyncBatchNorm(_BatchNorm):
     process on batch N x B, forward and backward (``ops.norm.SyncBatchNormOp`` has the
     derivation). Any (N, C, ...) input; in eval it is BatchNorm, with no communication.
     ``SyncBatchNorm.convert(model, world)`` swaps every BatchNorm1d/2d/3d of a model for one,
-    keeping its parameters and statistics."""
+    keeping its parameters' and statistics' values in new tensors: convert before building
+    the optimizer (and before ``nn.fuse``)."""
 
     ranks = (2, 3, 4, 5)
     layout = "(N, C, ...) with C = num_features"
@@ -315,7 +361,8 @@ class SyncBatchNorm(_BatchNorm):
         """Normalise ``x`` per channel (axis 1), with every rank's batch in training."""
         self._check_input(x)
         training, factor = self._batch_settings()
-        shared = self.world is not None and self.world.size > 1
+        # in eval there is nothing to share, even where batch statistics normalise
+        shared = self.training and self.world is not None and self.world.size > 1
         out = sync_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                               training=training, momentum=factor, eps=self.eps,
                               reduce=self._sum if shared else None)
@@ -328,8 +375,8 @@ class SyncBatchNorm(_BatchNorm):
         the same parameters and buffers (in place for its children; returned, since the
         module itself may be one)."""
         if isinstance(module, _BatchNorm) and not isinstance(module, (cls, BatchNormMaxPool2d)):
-            dtype = next(t.data.dtype for t in (module.weight, module.running_mean,
-                                                 np.zeros(0, np.float32)) if t is not None)
+            held = [t for t in (module.weight, module.running_mean) if t is not None]
+            dtype = held[0].data.dtype if held else np.dtype(np.float32)
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
                        module.track_running_stats, dtype, bias=module.bias is not None,
                        world=world)
@@ -365,15 +412,36 @@ def mpiexec_path() -> Path | None:
     return Path(found) if found else None
 
 
+@functools.lru_cache(maxsize=8)
+def _is_open_mpi(mpiexec: Path) -> bool:
+    """Whether ``mpiexec`` is Open MPI's (whose flags below other MPIs' launchers refuse)."""
+    try:
+        shown = subprocess.run([str(mpiexec), "--version"], capture_output=True, text=True,
+                               timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    text = (shown.stdout + shown.stderr).lower()
+    return "open mpi" in text or "open-mpi" in text or "openrte" in text or "prte" in text
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def mpiexec_command(nproc: int, argv: Sequence[str]) -> list[str]:
     """``mpiexec -n nproc argv...`` with the flags this machine needs: Open MPI refuses root
-    without --allow-run-as-root, and more ranks than cores without --oversubscribe."""
+    without --allow-run-as-root, and more ranks than cores without --oversubscribe (other
+    MPIs' launchers get neither)."""
     mpiexec = mpiexec_path()
     if mpiexec is None:
         raise MPIUnavailableError(f"no mpiexec beside {sys.executable} or on PATH: {_INSTALL}")
     command = [str(mpiexec), "-n", str(int(nproc))]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-run-as-root")
-    if nproc > (os.cpu_count() or 1):
-        command.append("--oversubscribe")
+    if _is_open_mpi(mpiexec):
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+        if nproc > _cores():
+            command.append("--oversubscribe")
     return [*command, *argv]

@@ -257,12 +257,29 @@ def _large(args: tuple[Any, ...]) -> bool:
 
 
 def _code_digest(scalars: Any) -> str:
-    """A short digest of the scalar functions' code and constants."""
+    """A short digest of the scalar functions' code, constants and the numbers they read
+    from their module (numba freezes those into the machine code), and of the scalars they
+    call in turn."""
     digest = hashlib.sha256()
-    for compiled in scalars:
-        code = compiled.py_func.__code__ if hasattr(compiled, "py_func") else compiled.__code__
+    seen: set[int] = set()
+
+    def add(function: Any) -> None:
+        function = getattr(function, "py_func", function)
+        if id(function) in seen:
+            return
+        seen.add(id(function))
+        code, names = function.__code__, function.__globals__
         digest.update(code.co_code)
         digest.update(repr(code.co_consts).encode())
+        for name in code.co_names:
+            value = names.get(name)
+            if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                digest.update(f"{name}={value!r}".encode())
+            elif isinstance(value, Scalar):
+                add(value.function)
+
+    for compiled in scalars:
+        add(compiled)
     return digest.hexdigest()[:10]
 
 
@@ -291,10 +308,19 @@ class Scalar:
         return self.function(*args)
 
     def compiled(self, numba: Any) -> Any:
-        """numba's form of the function, inlined where it is called."""
+        """numba's form of the function, inlined where it is called (and the scalars it
+        calls in turn inlined into it)."""
         if self._compiled is None:
+            source = self.function
+            names = source.__globals__
+            nested = {name: names[name].compiled(numba) for name in source.__code__.co_names
+                      if isinstance(names.get(name), Scalar)}
+            if nested:
+                source = types.FunctionType(source.__code__, dict(names, **nested),
+                                            source.__name__, source.__defaults__,
+                                            source.__closure__)
             self._compiled = numba.njit(inline="always", error_model="numpy",
-                                        fastmath={"contract"})(self.function)
+                                        fastmath={"contract"})(source)
         return self._compiled
 
 
