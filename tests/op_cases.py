@@ -540,6 +540,8 @@ CASES: list[Case] = [
          lambda *arrays, axis: torch.stack(arrays, dim=axis)),
     Case("matmul", "2-D, batched, vectors", build_matmul, torch.matmul),
     Case("linear", "leading axes, bias or not", build_linear, F.linear),
+    Case("linear_gelu", "leading axes, bias or not (GELU's tanh form)", build_linear,
+         lambda x, w, b: F.gelu(F.linear(x, w, b), approximate="tanh")),
     Case("linear_relu", "leading axes, bias or not, off the kink", build_linear_relu,
          lambda x, w, b: torch.relu(F.linear(x, w, b))),
     Case("mse_loss", "equal shapes or trailing 1", build_mse, torch_mse),

@@ -85,8 +85,10 @@ def compare_exactly_computed(name: str, *args, rtol: float, atol: float):
     fast = getattr(kernels, name)(*_copies(args))
     wide = [a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args]
     exact = getattr(kernels, f"{name}_reference")(*wide)
-    assert fast.dtype == np.float32 and fast.shape == exact.shape, name
-    np.testing.assert_allclose(fast, exact, rtol=rtol, atol=atol, err_msg=name)
+    pairs = zip(fast, exact) if isinstance(fast, tuple) else [(fast, exact)]
+    for mine, truth in pairs:
+        assert mine.dtype == np.float32 and mine.shape == truth.shape, name
+        np.testing.assert_allclose(mine, truth, rtol=rtol, atol=atol, err_msg=name)
     return fast
 
 
@@ -1164,3 +1166,28 @@ def test_a_scalar_helpers_numbers_are_part_of_its_loops_cache_names() -> None:
     assert digest([one.function]) != digest([two.function])
     assert digest([one.function]) == digest([same.function])
     assert one(np.float32(2)) == 3.0  # from Python, it is the plain function
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gelu_and_its_gradient(dtype) -> None:
+    """A Linear's bias and the GELU after it in one pass each (linear_gelu's kernels), over
+    more rows than one float32 block of the bias's sums."""
+    rng = np.random.default_rng(11)
+    h = (rng.standard_normal((150, 37)) * 3).astype(dtype)
+    bias, grad = rng.standard_normal(37).astype(dtype), rng.standard_normal(h.shape).astype(dtype)
+    tol = {"rtol": FLOAT_RTOL[dtype], "atol": FLOAT_ATOL[dtype] * 10}
+    if dtype == np.float32:
+        out = compare_exactly_computed("bias_gelu", h, bias, **tol)
+        pre = h + bias
+        compare_exactly_computed("bias_gelu_grad", grad, pre, **tol)
+    else:
+        out = compare("bias_gelu", h, bias, **tol)
+        pre = h + bias
+        compare("bias_gelu_grad", grad, pre, **tol)
+    assert out.shape == h.shape and out.dtype == dtype
+    plain = h.copy()
+    kernels.bias_gelu(plain, bias)
+    np.testing.assert_allclose(plain, pre, rtol=1e-6)  # h becomes h + bias, for the backward
+    np.testing.assert_allclose(kernels.bias_gelu_grad(grad, pre)[1],
+                               kernels.gelu_grad_reference(pre, grad, "tanh").sum(axis=0),
+                               rtol=1e-4, atol=1e-4)

@@ -23,6 +23,8 @@ _ERF = np.frompyfunc(math.erf, 1, 1)
 #: Elements per block of the tanh form: its three passes (argument, np.tanh, result) run a
 #: block at a time, so the tanh values stay in L2 between them instead of going to memory.
 BLOCK = 1 << 15
+#: Rows whose bias-gradient terms are summed in float32 before each flush into float64.
+FLUSH_ROWS = 64
 
 
 def _erf_reference(a: np.ndarray) -> np.ndarray:
@@ -177,3 +179,85 @@ def gelu_grad(a: np.ndarray, grad: np.ndarray, approximate: str) -> np.ndarray:
         np.tanh(part, out=part)
         _gelu_tanh_slope_loops(flat[lo:hi], part, g[lo:hi], result[lo:hi])
     return out
+
+
+# ----------------------------------------------------------------------------- with a bias
+@jit.loops(contract=True)
+def _bias_gelu_loops(h, bias, out):
+    """Per row of (rows, C) float32 h: h += bias (in place: the backward's input), out =
+    gelu(h) in the tanh form, as _gelu_sigmoid_loops."""
+    rows, cols = h.shape
+    one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
+                                                                          * TANH_CUBIC)
+    for r in range(rows):
+        for j in range(cols):
+            x = h[r, j] + bias[j]
+            h[r, j] = x
+            out[r, j] = x / (one + exp_float32(x * (k2 + kc2 * x * x)))
+
+
+def bias_gelu_reference(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """gelu(h + bias) in the tanh form, h (rows, C) updated in place to h + bias (what the
+    backward needs); returns the GELU as a fresh array."""
+    h += bias
+    return gelu_reference(h, "tanh")
+
+
+@jit.kernel(_bias_gelu_loops, bias_gelu_reference)
+def bias_gelu(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """bias_gelu_reference in one compiled pass for float32 (the sigmoid form, as gelu)."""
+    if (h.dtype != np.float32 or h.ndim != 2 or bias.shape != h.shape[1:]
+            or not h.flags.c_contiguous):
+        return bias_gelu_reference(h, bias)
+    out = np.empty(h.shape, h.dtype)
+    _bias_gelu_loops(h, np.ascontiguousarray(bias), out)
+    return out
+
+
+@jit.loops(contract=True)
+def _bias_gelu_grad_loops(grad, pre, out, parts, sums):
+    """Per row: out = grad times GELU's slope at pre (as _gelu_sigmoid_slope_loops), and each
+    column's sum of out added into ``parts`` (float32, flushed into float64 ``sums`` every
+    FLUSH_ROWS rows): the bias's gradient."""
+    rows, cols = pre.shape
+    one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
+                                                                          * TANH_CUBIC)
+    k, k3c = np.float32(2 * TANH_SCALE), np.float32(6 * TANH_SCALE * TANH_CUBIC)
+    top = np.float32(80)
+    for r in range(rows):
+        for j in range(cols):
+            x = pre[r, j]
+            x2 = x * x
+            z = x * (k2 + kc2 * x2)
+            e = exp_float32(z)
+            s = one / (one + e)
+            slope = s * (one + x * (e * s) * (k + k3c * x2)) if z <= top else x * np.float32(0)
+            g = grad[r, j] * slope
+            out[r, j] = g
+            parts[j] += g
+        if (r + 1) % FLUSH_ROWS == 0 or r == rows - 1:
+            for j in range(cols):
+                sums[j] += parts[j]
+                parts[j] = 0
+
+
+def bias_gelu_grad_reference(grad: np.ndarray, pre: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """(d/d pre, d/d bias) of gelu(pre) in the tanh form, pre (rows, C) = h + bias: grad
+    times the slope, and that summed over the rows."""
+    dpre = gelu_grad_reference(pre, grad, "tanh")
+    return dpre, dpre.sum(axis=0)
+
+
+@jit.kernel(_bias_gelu_grad_loops, bias_gelu_grad_reference)
+def bias_gelu_grad(grad: np.ndarray, pre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bias_gelu_grad_reference in one compiled pass for float32: the slope as gelu_grad's,
+    the bias's sums in float32 blocks of FLUSH_ROWS rows added up in float64."""
+    if (pre.dtype != np.float32 or pre.ndim != 2 or grad.shape != pre.shape
+            or not pre.flags.c_contiguous):
+        return bias_gelu_grad_reference(grad, pre)
+    out = np.empty(pre.shape, pre.dtype)
+    sums = np.zeros(pre.shape[1])
+    _bias_gelu_grad_loops(np.ascontiguousarray(grad), pre, out,
+                          np.zeros(pre.shape[1], pre.dtype), sums)
+    return out, sums.astype(pre.dtype)

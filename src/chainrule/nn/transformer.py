@@ -15,7 +15,7 @@ import numpy as np
 
 from chainrule import validate
 from chainrule.engine import backend
-from chainrule.engine.tensor import Tensor, _as_data, no_grad
+from chainrule.engine.tensor import STATE, Tensor, _as_data, no_grad
 from chainrule.nn import init
 from chainrule.nn.activation import GELU
 from chainrule.nn.dropout import Dropout
@@ -24,6 +24,7 @@ from chainrule.nn.linear import Linear
 from chainrule.nn.module import Module
 from chainrule.nn.norm import LayerNorm
 from chainrule.ops.attention import self_attention
+from chainrule.ops.linalg import linear_gelu
 
 
 class CausalSelfAttention(Module):
@@ -78,7 +79,17 @@ class MLP(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """The feed-forward part of a block."""
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self._expand(x)))
+
+    def _expand(self, x: Tensor) -> Tensor:
+        """gelu(c_fc(x)): one op (linear_gelu) for the tanh form, unless a hook, the sentinel
+        or a subclass wants to see the two layers one by one."""
+        fc, gelu = self.c_fc, self.gelu
+        if (gelu.approximate == "tanh" and type(fc) is Linear and type(gelu) is GELU
+                and STATE.sentinel is None and "_forward_hooks" not in fc.__dict__
+                and "_forward_hooks" not in gelu.__dict__):
+            return linear_gelu(x, fc.weight, fc.bias)
+        return gelu(fc(x))
 
 
 class TransformerBlock(Module):

@@ -162,6 +162,47 @@ class LinearReluOp(Function):
         return _linear_backward(ctx, grad * (ctx.out > 0))
 
 
+class LinearGeluOp(Function):
+    """gelu(x @ W.T + b), GELU in its tanh form: a Linear and the GELU after it, one node.
+
+    With h = x @ W.T + b: d/dh = grad * gelu'(h) (GeluOp's slope), and from d/dh on it is
+    LinearOp's backward, d/db the column sums of d/dh. In float32 the bias and the GELU are
+    one compiled pass (kernels.bias_gelu), and d/dh and d/db another (bias_gelu_grad): a
+    GPT's MLP saves a pass over its widest activation each way. h is kept for the backward.
+    """
+
+    name = "linear_gelu"
+    same_dtype = True
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray,
+                bias: np.ndarray | None = None) -> np.ndarray:
+        fused = bias is not None and bias.dtype == x.dtype
+        pre = _linear_forward(ctx, x, weight, None if fused else bias, "linear_gelu")
+        rows = pre.reshape(-1, pre.shape[-1])
+        ctx.fused, ctx.pre = fused, pre
+        out = kernels.bias_gelu(rows, bias) if fused else kernels.gelu(rows, "tanh")
+        return out.reshape(pre.shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        pre = ctx.pre
+        rows = pre.reshape(-1, pre.shape[-1])
+        grads = np.ascontiguousarray(grad).reshape(rows.shape)
+        if ctx.fused:
+            dpre, grad_b = kernels.bias_gelu_grad(grads, rows)
+        else:
+            dpre, grad_b = kernels.gelu_grad(rows, grads, "tanh"), None
+        x, weight = ctx.x, ctx.weight
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = (kernels.matmul(dpre, weight).reshape(x.shape[:-1] + (weight.shape[1],))
+                  if need_x else None)
+        grad_w = kernels.matmul(dpre.T, x.reshape(-1, x.shape[-1])) if need_w else None
+        if need_b and grad_b is None:  # a bias of another dtype: the plain sums
+            grad_b = np.add.reduce(dpre, axis=0)
+        return grad_x, grad_w, grad_b if need_b else None
+
+
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules for 1-D and batched operands."""
     return MatMulOp.apply(a, b)
@@ -170,6 +211,11 @@ def matmul(a: Any, b: Any) -> Tensor:
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
     return LinearOp.apply(x, weight, bias)
+
+
+def linear_gelu(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """gelu(x @ weight.T + bias, approximate='tanh') in one op, fused."""
+    return LinearGeluOp.apply(x, weight, bias)
 
 
 def linear_relu(x: Any, weight: Any, bias: Any = None) -> Tensor:
