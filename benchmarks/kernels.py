@@ -58,6 +58,7 @@ def cases(rng: np.random.Generator) -> list[Case]:
     v = np.abs(normal(800_000))
     out = normal(tokens, 3 * embd)
     row = normal(3 * embd)
+    row512 = normal(4 * embd)
     batch, h = 100, 128
     gru_acts, gru_gh = normal(3, batch, h), normal(batch, 3 * h)
     lstm_acts, lstm_gh = normal(4, batch, h), normal(batch, 4 * h)
@@ -89,6 +90,8 @@ def cases(rng: np.random.Generator) -> list[Case]:
                   (14, 14), 1), False),
         ("gelu tanh (768, 512)", "gelu", lambda: (hidden, "tanh"), False),
         ("gelu_grad tanh (768, 512)", "gelu_grad", lambda: (hidden, hidden, "tanh"), False),
+        ("bias_gelu (768, 512)", "bias_gelu", lambda: (hidden.copy(), row512), False),
+        ("bias_gelu_grad (768, 512)", "bias_gelu_grad", lambda: (hidden, hidden), False),
         ("layer_norm (768, 128)", "layer_norm", lambda: (x, weight, bias, 1e-5), False),
         ("layer_norm_grad (768, 128)", "layer_norm_grad",
          lambda: (grad, x, mean_x, inv_std, weight, True, True, True), False),
