@@ -167,7 +167,8 @@ others = world.comm.gather(weights)
 if world.is_root:
     for theirs in others[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(weights, theirs)), "ranks differ"
-    np.savez(sys.argv[1], *weights, losses=np.array(learner.recorder.losses))
+    np.savez(sys.argv[1], *weights, losses=np.array(learner.recorder.losses),
+             epochs=np.array([row["train_loss"] for row in learner.history]))
 """
 
 
@@ -188,6 +189,8 @@ def test_two_ranks_on_batch_b_step_as_one_process_on_batch_2b(tmp_path) -> None:
         np.testing.assert_allclose(saved[f"arr_{i}"], p.data, rtol=1e-10, atol=1e-12)
     # the losses recorded are the global batches' means, as one process records them
     np.testing.assert_allclose(saved["losses"], one.recorder.losses, rtol=1e-12)
+    np.testing.assert_allclose(saved["epochs"], [row["train_loss"] for row in one.history],
+                               rtol=1e-12)  # the epochs' means too, uneven last batch and all
 
 
 # ----------------------------------------------------------------------------- the command
@@ -371,6 +374,17 @@ def test_sync_batch_norm_alone_is_batch_norm() -> None:
     a, b = plain(x), sync(x)
     np.testing.assert_array_equal(a.data, b.data)
     np.testing.assert_array_equal(plain.running_var.data, sync.running_var.data)
+    # the same tensors: an optimizer built before the conversion still trains them
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = optim.SGD(model.parameters(), lr=0.5)
+    weight = model[1].weight
+    model = distributed.SyncBatchNorm.convert(model, None)
+    assert model[1].weight is weight and type(model[1]).__name__ == "SyncBatchNorm"
+    model(cr.tensor(np.random.default_rng(2).standard_normal((5, 3)).astype(np.float32))
+          ).sum().backward()
+    before = weight.data.copy()
+    opt.step()
+    assert not np.array_equal(weight.data, before)
     with pytest.raises(TypeError, match="convert the model before fusing"):
         distributed.SyncBatchNorm.convert(nn.fuse(nn.Sequential(
             nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.ReLU())), None)

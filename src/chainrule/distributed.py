@@ -314,6 +314,7 @@ class DataParallel(Callback):
         total, summed = self.world.comm.allreduce(
             np.array([mine, mine * float(learner.loss.item())]))
         self._share, self._loss = mine / total, summed / total
+        learner.global_batch_size = int(round(total))  # what the Recorder weights it by
         if not math.isfinite(self._loss):  # on every rank alike, before any rank's own guard
             raise TrainingDiverged(
                 f"the loss of the global batch became {self._loss} at epoch "
@@ -338,9 +339,9 @@ class SyncBatchNorm(_BatchNorm):
     together (torch.nn.SyncBatchNorm's meaning): N ranks on batch B normalise as one
     process on batch N x B, forward and backward (``ops.norm.SyncBatchNormOp`` has the
     derivation). Any (N, C, ...) input; in eval it is BatchNorm, with no communication.
-    ``SyncBatchNorm.convert(model, world)`` swaps every BatchNorm1d/2d/3d of a model for one,
-    keeping its parameters' and statistics' values in new tensors: convert before building
-    the optimizer (and before ``nn.fuse``)."""
+    ``SyncBatchNorm.convert(model, world)`` swaps every BatchNorm1d/2d/3d of a model for one
+    holding the same parameter and buffer tensors (an optimizer built before still trains
+    them); convert before ``nn.fuse``, which it refuses after."""
 
     ranks = (2, 3, 4, 5)
     layout = "(N, C, ...) with C = num_features"
@@ -372,15 +373,20 @@ class SyncBatchNorm(_BatchNorm):
     @classmethod
     def convert(cls, module: Module, world: World) -> Module:
         """``module`` with each BatchNorm1d/2d/3d in it replaced by a SyncBatchNorm holding
-        the same parameters and buffers (in place for its children; returned, since the
-        module itself may be one)."""
+        the same parameter and buffer tensors (in place for its children; returned, since
+        the module itself may be one)."""
         if isinstance(module, _BatchNorm) and not isinstance(module, (cls, BatchNormMaxPool2d)):
             held = [t for t in (module.weight, module.running_mean) if t is not None]
             dtype = held[0].data.dtype if held else np.dtype(np.float32)
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
                        module.track_running_stats, dtype, bias=module.bias is not None,
                        world=world)
-            sync.load_state_dict(module.state_dict())
+            # the same tensors: an optimizer built before still trains them
+            for name in ("weight", "bias", "running_mean", "running_var",
+                         "num_batches_tracked"):
+                held = getattr(module, name)
+                if held is not None:
+                    setattr(sync, name, held)
             sync.train(module.training)
             return sync
         if isinstance(module, BatchNormMaxPool2d):

@@ -158,7 +158,8 @@ class Recorder(Callback):
         self.losses.append(loss)
         self.lrs.append(self.__dict__.pop("_lr", learner.lr))
         self.steps.append(learner.step)
-        size = len(learner.batch[1])
+        # a data-parallel Learner's loss is the whole batch's: it says that batch's size
+        size = getattr(learner, "global_batch_size", None) or len(learner.batch[1])
         self._train_sum += loss * size
         self._train_count += size
 
