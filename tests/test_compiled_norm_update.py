@@ -315,9 +315,19 @@ ADAMS = [("Adam", {"lr": 0.01}), ("Adam", {"lr": 0.05, "weight_decay": 0.1}),
          ("AdamW", {"lr": 0.1, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.0})]
 
 
+@pytest.fixture
+def torch_on_one_thread():
+    """torch's Adam on its threads gave other bits (by 1e-12 relative) from one process to
+    the next, 1 to 4 runs in 16 on this machine; on one thread it gives the same every time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("kind, kwargs", ADAMS)
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_adam_and_adamw_match_torch(kind, kwargs, order) -> None:
+def test_adam_and_adamw_match_torch(kind, kwargs, order, torch_on_one_thread) -> None:
     shapes = [(64, 33), (500,), (3, 1, 7), (1,)]
     starts = _params(7, shapes, order)
     ours = [cr.tensor(a.copy(order="K"), requires_grad=True) for a in starts]
