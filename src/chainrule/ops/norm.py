@@ -59,8 +59,7 @@ class BatchNormOp(Function):
                              momentum, eps):
             return x.copy()  # an empty batch: empty output, statistics untouched (as PyTorch)
         # y = (x - mean) * scale + bias per channel, scale = weight / sqrt(var + eps)
-        y = kernels.normalise(ctx.rows, ctx.mean, ctx.scale, ctx.bias)
-        return np.moveaxis(y.reshape(ctx.moved_shape), -1, 1)
+        return _normalised(ctx)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -107,41 +106,15 @@ class SyncBatchNormOp(Function):
                 bias: np.ndarray | None = None, running_mean: np.ndarray | None = None,
                 running_var: np.ndarray | None = None, training: bool = True,
                 momentum: float = 0.1, eps: float = 1e-5, reduce: Any = None) -> np.ndarray:
-        if not training or reduce is None:
-            ctx.synced = False
+        ctx.synced = training and reduce is not None
+        if not ctx.synced:
             return BatchNormOp.forward(ctx, x, weight, bias, running_mean, running_var,
                                        training, momentum, eps)
-        ctx.synced = True
-        if x.ndim < 2:
-            raise ValueError(f"sync_batch_norm: expects (batch, channels, ...) input, got "
-                             f"shape {x.shape}")
-        channels = x.shape[1]
-        for label, value in (("weight", weight), ("bias", bias),
-                             ("running_mean", running_mean), ("running_var", running_var)):
-            _check_affine("sync_batch_norm", label, value, (channels,))
-        rows, moved_shape = _channel_rows(x)
-        local = np.concatenate([[len(rows)], np.add.reduce(rows, axis=0, dtype=np.float64)])
-        total = reduce(local)
-        m = int(round(total[0]))
-        if m < 2:
-            raise ValueError("sync_batch_norm: Expected more than 1 value per channel when "
-                             f"training, got {m} over every process")
-        mean64 = total[1:] / m
-        centered = rows - mean64.astype(x.dtype)
-        var = (reduce(np.einsum("ij,ij->j", centered, centered, dtype=np.float64)) / m)
-        mean, var = mean64.astype(x.dtype), var.astype(x.dtype)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += momentum * var * (m / (m - 1))
-        inv_std = 1 / np.sqrt(var + eps)
-        scale = inv_std if weight is None else weight * inv_std
-        ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
-        ctx.moved_shape, ctx.reduce, ctx.share = moved_shape, reduce, len(rows) / m
-        ctx.use_batch, ctx.empty, ctx.channels = True, len(rows) == 0, channels
-        out = kernels.normalise(rows, mean, scale, bias) if len(rows) else rows.copy()
-        return np.moveaxis(out.reshape(moved_shape), -1, 1)
+        # an empty batch here still shares its (zero) sums: the others wait for them
+        _batch_statistics(ctx, x, weight, bias, running_mean, running_var, training,
+                          momentum, eps, reduce)
+        ctx.reduce, ctx.share = reduce, len(ctx.rows) / ctx.count
+        return x.copy() if ctx.empty else _normalised(ctx)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
@@ -154,12 +127,11 @@ class SyncBatchNormOp(Function):
         shared = ctx.reduce(ctx.share * np.concatenate([sum_grad, sum_centered]).astype(
             np.float64))
         grad_x = None
-        if need_x and len(ctx.rows):
-            m_here = len(ctx.rows)
-            s_g, s_c = (part.astype(grad.dtype) for part in np.split(shared, 2))
-            b = -ctx.scale * ctx.inv_std * ctx.inv_std * s_c / m_here
-            c = -ctx.scale * s_g / m_here
-            grad_x = kernels.batch_norm_input_grad(grads, ctx.rows, ctx.mean, ctx.scale, b, c)
+        if need_x and not ctx.empty:
+            # batch_norm's coefficients, with the shared sums over this process's m_r values
+            a, b, c = _input_grad_coefficients(
+                ctx, *(part.astype(grad.dtype) for part in np.split(shared, 2)))
+            grad_x = kernels.batch_norm_input_grad(grads, ctx.rows, ctx.mean, a, b, c)
             grad_x = np.moveaxis(grad_x.reshape(ctx.moved_shape), -1, 1)
         elif need_x:
             grad_x = grad.copy()
@@ -180,29 +152,37 @@ def sync_batch_norm(input: Any, running_mean: Any = None, running_var: Any = Non
 def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
                       bias: np.ndarray | None, running_mean: np.ndarray | None,
                       running_var: np.ndarray | None, training: bool, momentum: float,
-                      eps: float) -> bool:
+                      eps: float, reduce: Any = None) -> bool:
     """Check batch_norm's inputs, find the statistics (updating the running ones in training)
-    and leave on ``ctx`` what the affine pass and backward need. True for an empty batch."""
+    and leave on ``ctx`` what the affine pass and backward need. True for an empty batch.
+
+    ``reduce`` (sync_batch_norm's, in training) sums arrays over processes: the statistics
+    are then every process's batch's together (``_shared_statistics``), and ``ctx.count``
+    the number of values they are over."""
+    op = "batch_norm" if reduce is None else "sync_batch_norm"
     if x.ndim < 2:
-        raise ValueError(f"batch_norm: expects (batch, channels, ...) input, got shape "
-                         f"{x.shape}")
+        raise ValueError(f"{op}: expects (batch, channels, ...) input, got shape {x.shape}")
     channels = x.shape[1]
     for name, value in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
-        _check_affine("batch_norm", name, value, (channels,))
+        _check_affine(op, name, value, (channels,))
     if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     count = x.size // max(channels, 1)
-    if training and count == 1:
+    if training and count == 1 and reduce is None:
         raise ValueError("batch_norm: Expected more than 1 value per channel when "
                          f"training, got input size {x.shape}")
     use_batch = training or running_mean is None
     rows, moved_shape = _channel_rows(x)
-    ctx.empty, ctx.channels = len(rows) == 0, channels
-    if ctx.empty:
+    ctx.empty, ctx.channels, ctx.count = len(rows) == 0, channels, count
+    if ctx.empty and reduce is None:
         return True
     if use_batch:
-        mean, var = kernels.mean_and_variance(rows)
+        if reduce is not None:
+            mean, var, count = _shared_statistics(rows, reduce, x.dtype)
+            ctx.count = count
+        else:
+            mean, var = kernels.mean_and_variance(rows)
         if training and running_mean is not None:
             # In place, as torch does: these arrays are the layer's buffers.
             running_mean *= 1 - momentum
@@ -219,6 +199,23 @@ def _batch_statistics(ctx: Context, x: np.ndarray, weight: np.ndarray | None,
     ctx.rows, ctx.mean, ctx.inv_std, ctx.scale = rows, mean, inv_std, scale
     ctx.use_batch, ctx.moved_shape = use_batch, moved_shape
     return False
+
+
+def _shared_statistics(rows: np.ndarray, reduce: Any, dtype: np.dtype
+                       ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean, biased var, count) of the (values, C) ``rows`` of every process together:
+    the counts and sums reduced, then the squared deviations from that mean (two passes,
+    as exact as one process's), in float64."""
+    local = np.concatenate([[len(rows)], np.add.reduce(rows, axis=0, dtype=np.float64)])
+    total = reduce(local)
+    m = int(round(total[0]))
+    if m < 2:
+        raise ValueError("sync_batch_norm: Expected more than 1 value per channel when "
+                         f"training, got {m} over every process")
+    mean = total[1:] / m
+    centered = rows - mean.astype(dtype)
+    var = reduce(np.einsum("ij,ij->j", centered, centered, dtype=np.float64)) / m
+    return mean.astype(dtype), var.astype(dtype), m
 
 
 def _normalised(ctx: Context) -> np.ndarray:
