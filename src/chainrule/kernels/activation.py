@@ -14,6 +14,7 @@ import numpy as np
 
 from chainrule.kernels import jit
 from chainrule.kernels.exp import exp_float32
+from chainrule.kernels.layernorm import FLUSH_ROWS
 
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -23,8 +24,6 @@ _ERF = np.frompyfunc(math.erf, 1, 1)
 #: Elements per block of the tanh form: its three passes (argument, np.tanh, result) run a
 #: block at a time, so the tanh values stay in L2 between them instead of going to memory.
 BLOCK = 1 << 15
-#: Rows whose bias-gradient terms are summed in float32 before each flush into float64.
-FLUSH_ROWS = 64
 
 
 def _erf_reference(a: np.ndarray) -> np.ndarray:
@@ -57,14 +56,35 @@ def _gelu_finish_loops(a, t, out):
         out[i] = half * a[i] * (1 + t[i])
 
 
-@jit.loops(contract=True)
-def _gelu_sigmoid_loops(a, out):
-    """out = a / (1 + e^(-2u)), u = k (a + c a^3), for float32 a: the tanh form in one pass."""
+@jit.scalar
+def gelu_tanh_float32(x):
+    """x / (1 + e^(-2u)), u = k (x + c x^3), for a float32 x: the tanh form, 0.5 x (1 + tanh
+    u), as a sigmoid."""
+    k2, kc2 = np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE * TANH_CUBIC)
+    return x / (np.float32(1) + exp_float32(x * (k2 + kc2 * x * x)))
+
+
+@jit.scalar
+def gelu_tanh_slope_float32(x):
+    """s (1 + 2 x e s k (1 + 3 c x^2)), e = e^(-2u), s = 1 / (1 + e) = sigmoid(2u), for a
+    float32 x: the tanh form's slope s + 2 x s (1 - s) u', with 1 - s written e s (no
+    cancellation where s is near 1); where -2u > 80 the slope (under 1e-30) is 0, as the
+    reference's is."""
     one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
                                                                           * TANH_CUBIC)
+    k, k3c = np.float32(2 * TANH_SCALE), np.float32(6 * TANH_SCALE * TANH_CUBIC)
+    x2 = x * x
+    z = x * (k2 + kc2 * x2)
+    e = exp_float32(z)
+    s = one / (one + e)
+    return s * (one + x * (e * s) * (k + k3c * x2)) if z <= np.float32(80) else x * np.float32(0)
+
+
+@jit.loops(contract=True)
+def _gelu_sigmoid_loops(a, out):
+    """out = gelu_tanh_float32(a), for float32 a: the tanh form in one pass."""
     for i in range(a.size):
-        x = a[i]
-        out[i] = x / (one + exp_float32(x * (k2 + kc2 * x * x)))
+        out[i] = gelu_tanh_float32(a[i])
 
 
 @jit.loops
@@ -119,22 +139,10 @@ def _gelu_tanh_slope_loops(a, t, grad, out):
 
 @jit.loops(contract=True)
 def _gelu_sigmoid_slope_loops(a, grad, out):
-    """out = grad s (1 + 2 a e s k (1 + 3 c a^2)), e = e^(-2u), s = 1 / (1 + e) = sigmoid(2u),
-    for float32 a: the tanh form's slope s + 2 a s (1 - s) u' in one pass, with 1 - s
-    written e s (no cancellation where s is near 1); where -2u > 80 the slope (under 1e-30)
-    is 0, as the reference's is."""
-    one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
-                                                                          * TANH_CUBIC)
-    k, k3c = np.float32(2 * TANH_SCALE), np.float32(6 * TANH_SCALE * TANH_CUBIC)
-    top = np.float32(80)
+    """out = grad gelu_tanh_slope_float32(a), for float32 a: the tanh form's slope in one
+    pass."""
     for i in range(a.size):
-        x = a[i]
-        x2 = x * x
-        z = x * (k2 + kc2 * x2)
-        e = exp_float32(z)
-        s = one / (one + e)
-        slope = s * (one + x * (e * s) * (k + k3c * x2)) if z <= top else x * np.float32(0)
-        out[i] = grad[i] * slope
+        out[i] = grad[i] * gelu_tanh_slope_float32(a[i])
 
 
 @jit.loops
@@ -185,15 +193,13 @@ def gelu_grad(a: np.ndarray, grad: np.ndarray, approximate: str) -> np.ndarray:
 @jit.loops(contract=True)
 def _bias_gelu_loops(h, bias, out):
     """Per row of (rows, C) float32 h: h += bias (in place: the backward's input), out =
-    gelu(h) in the tanh form, as _gelu_sigmoid_loops."""
+    gelu_tanh_float32(h)."""
     rows, cols = h.shape
-    one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
-                                                                          * TANH_CUBIC)
     for r in range(rows):
         for j in range(cols):
             x = h[r, j] + bias[j]
             h[r, j] = x
-            out[r, j] = x / (one + exp_float32(x * (k2 + kc2 * x * x)))
+            out[r, j] = gelu_tanh_float32(x)
 
 
 def bias_gelu_reference(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -216,23 +222,13 @@ def bias_gelu(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 @jit.loops(contract=True)
 def _bias_gelu_grad_loops(grad, pre, out, parts, sums):
-    """Per row: out = grad times GELU's slope at pre (as _gelu_sigmoid_slope_loops), and each
+    """Per row: out = grad times GELU's slope at pre (gelu_tanh_slope_float32), and each
     column's sum of out added into ``parts`` (float32, flushed into float64 ``sums`` every
     FLUSH_ROWS rows): the bias's gradient."""
     rows, cols = pre.shape
-    one, k2, kc2 = np.float32(1), np.float32(-2 * TANH_SCALE), np.float32(-2 * TANH_SCALE
-                                                                          * TANH_CUBIC)
-    k, k3c = np.float32(2 * TANH_SCALE), np.float32(6 * TANH_SCALE * TANH_CUBIC)
-    top = np.float32(80)
     for r in range(rows):
         for j in range(cols):
-            x = pre[r, j]
-            x2 = x * x
-            z = x * (k2 + kc2 * x2)
-            e = exp_float32(z)
-            s = one / (one + e)
-            slope = s * (one + x * (e * s) * (k + k3c * x2)) if z <= top else x * np.float32(0)
-            g = grad[r, j] * slope
+            g = grad[r, j] * gelu_tanh_slope_float32(pre[r, j])
             out[r, j] = g
             parts[j] += g
         if (r + 1) % FLUSH_ROWS == 0 or r == rows - 1:
