@@ -223,22 +223,15 @@ class Loops:
         globals give the compiled form of each ``@jit.scalar`` they call and, when
         ``parallel``, numba's prange."""
         source = self.function
-        names = source.__globals__
-        scalars = {name: names[name].compiled(numba) for name in source.__code__.co_names
-                   if isinstance(names.get(name), Scalar)}
+        scalars = _compiled_scalars(source, numba)
         if not scalars and not parallel:
             return source
-        names = dict(names, **scalars)
-        if parallel:
-            names["prange"] = numba.prange
-        twin = types.FunctionType(source.__code__, names, source.__name__,
-                                  source.__defaults__, source.__closure__)
+        twin = _twin(source, {**scalars, **({"prange": numba.prange} if parallel else {})})
         # numba's cache files are named after the function: the parallel form gets a name
         # of its own, or the serial form's files would answer for it
         twin.__qualname__ = source.__qualname__ + ("_parallel" if parallel else "")
         if scalars:  # their code is compiled into the loops' cache files: a change renames them
-            twin.__qualname__ += "_" + _code_digest(names[name] for name in sorted(scalars))
-        twin.__module__ = source.__module__
+            twin.__qualname__ += "_" + _code_digest(scalars[name] for name in sorted(scalars))
         return twin
 
     def broken(self, error: BaseException) -> None:
@@ -311,17 +304,26 @@ class Scalar:
         """numba's form of the function, inlined where it is called (and the scalars it
         calls in turn inlined into it)."""
         if self._compiled is None:
-            source = self.function
-            names = source.__globals__
-            nested = {name: names[name].compiled(numba) for name in source.__code__.co_names
-                      if isinstance(names.get(name), Scalar)}
-            if nested:
-                source = types.FunctionType(source.__code__, dict(names, **nested),
-                                            source.__name__, source.__defaults__,
-                                            source.__closure__)
+            nested = _compiled_scalars(self.function, numba)
+            source = _twin(self.function, nested) if nested else self.function
             self._compiled = numba.njit(inline="always", error_model="numpy",
                                         fastmath={"contract"})(source)
         return self._compiled
+
+
+def _compiled_scalars(function: Callable[..., Any], numba: Any) -> dict[str, Any]:
+    """The compiled form of each ``@jit.scalar`` that ``function`` calls, by global name."""
+    names = function.__globals__
+    return {name: names[name].compiled(numba) for name in function.__code__.co_names
+            if isinstance(names.get(name), Scalar)}
+
+
+def _twin(function: Callable[..., Any], replaced: dict[str, Any]) -> Callable[..., Any]:
+    """``function``'s code with some of its globals replaced (for numba to compile)."""
+    twin = types.FunctionType(function.__code__, dict(function.__globals__, **replaced),
+                              function.__name__, function.__defaults__, function.__closure__)
+    twin.__qualname__, twin.__module__ = function.__qualname__, function.__module__
+    return twin
 
 
 def scalar(function: Callable[..., Any]) -> Scalar:
