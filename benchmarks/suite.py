@@ -74,6 +74,48 @@ def products_alone(sizes: list[int], batch: int, steps: int, repeats: int) -> fl
     return statistics.median(_seconds(run) for _ in range(repeats))
 
 
+def products_in_situ(run: Callable[[], float], repeats: int) -> float:
+    """Seconds that ``run`` (a chainrule epoch) spends inside kernels.matmul, the median of
+    ``repeats`` epochs: the products' time with the caches a training step leaves them."""
+    inner, spent = cr.kernels.matmul, [0.0]
+
+    def timed(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        start = time.perf_counter()
+        result = inner(a, b, out=out)
+        spent[0] += time.perf_counter() - start
+        return result
+
+    cr.kernels.matmul = timed  # the ops call it through the module, so this sees them all
+    try:
+        times = []
+        for _ in range(repeats):
+            spent[0] = 0.0
+            run()
+            times.append(spent[0])
+    finally:
+        cr.kernels.matmul = inner
+    return statistics.median(times)
+
+
+def sgd_update_alone(sizes: list[int], steps: int, repeats: int) -> float:
+    """Seconds for ``steps`` of chainrule's plain SGD update alone over an MLP's parameters,
+    their gradients already there: the one pass over the weights any engine must add."""
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for shape in ((n_out, n_in), (n_out,)):
+            p = nn.Parameter(np.zeros(shape, np.float32))
+            p.grad = np.full(shape, 1e-3, np.float32)
+            params.append(p)
+    opt = optim.SGD(params, lr=0.01)
+
+    def run() -> None:
+        for _ in range(steps):
+            opt.step()
+
+    run()
+    return statistics.median(_seconds(run) for _ in range(repeats))
+
+
 def _seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -417,8 +459,8 @@ def main() -> None:
 
     big = [784, 1024, 1024, 10]
     big_samples = samples // 5
-    result = interleaved(mlp_runners(torch, big, 256, x[:big_samples], y[:big_samples]),
-                         repeats)
+    runners = mlp_runners(torch, big, 256, x[:big_samples], y[:big_samples])
+    result = interleaved(runners, repeats)
     row(f"MLP 784-1024-1024-10, batch 256, {big_samples:,}", result)
     # Per sample and layer: 2 in*out FLOPs forward, 2 for the weight gradient, 2 for the
     # input gradient, which the first layer does not need (its input is data).
@@ -426,10 +468,17 @@ def main() -> None:
     steps = big_samples // 256  # the epoch's whole batches
     flops = steps * 256 * (4 * layers[0] + 6 * sum(layers[1:]))
     share = {k: flops / v / 1e9 / peak for k, v in result.items()}
-    ceiling = flops / products_alone(big, 256, steps, repeats) / 1e9 / peak
+    alone = products_alone(big, 256, steps, repeats)
+    ceiling = flops / alone / 1e9 / peak
     print(f"{'':<4}share of matmul peak: chainrule {share['chainrule']:.0%}, torch "
           f"{share['torch']:.0%}, hand NumPy {share['hand NumPy']:.0%} (the matrix products' "
           f"FLOPs over the epoch's time); the same products alone, nothing else: {ceiling:.0%}")
+    situ, update = products_in_situ(runners["chainrule"], repeats), sgd_update_alone(
+        big, steps, repeats)
+    print(f"{'':<4}what the ceiling leaves: inside chainrule's epoch the products took "
+          f"{situ:.3f}s ({alone:.3f}s alone) and SGD's update alone takes {update:.3f}s, so "
+          f"those two reach {alone / (situ + update):.0%} of the ceiling before any ReLU, bias, "
+          "loss or engine time")
 
     cnn_batches = 10 if args.quick else 40
     runners = cnn_runners(torch, cnn_batches, 128)
