@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import io, kernels, models, nn, optim
+from chainrule import data, io, kernels, models, nn, optim
 from chainrule.check.sentinel import NonFiniteError, SentinelCallback
 from chainrule.data import ArrayDataset, DataLoader, Splits, load_dataset, transforms
 from chainrule.data.text import TEXT_DATASETS, CharVocab, TextDataset, load_text_dataset
 from chainrule.engine import backend
+from chainrule.export.onnx import OPSET as ONNX_OPSET
 from chainrule.ops.loss import cross_entropy
 from chainrule.train import (
     CheckpointCallback,
@@ -323,6 +324,27 @@ def build_parser() -> argparse.ArgumentParser:
     sampler.add_argument("--seed", type=_seed, default=0,
                          help="seed of the draws: the same seed, the same text (default: "
                               "%(default)s)")
+
+    exporter = commands.add_parser(
+        "export", parents=[debug], allow_abbrev=False,
+        help="write a checkpoint's model as an ONNX file",
+        description="Rebuild the model a checkpoint was trained as, load its weights, trace "
+                    "it on an example batch and write it as ONNX (opset "
+                    f"{ONNX_OPSET}), with a free batch axis. Its preprocessing (the "
+                    "normalisation constants, or a text model's vocabulary) and its config go "
+                    "into the file's metadata, so the file can be used alone. Where "
+                    "onnxruntime is installed the file is first run there and compared with "
+                    "chainrule.",
+        epilog="Example: chainrule export runs/mnist-sample-mlp/checkpoint.safetensors --onnx "
+               "mlp.onnx")
+    exporter.add_argument("checkpoint", type=Path, help="a checkpoint.safetensors file")
+    exporter.add_argument("--onnx", type=Path, required=True, metavar="FILE",
+                          help="the ONNX file to write")
+    exporter.add_argument("--overwrite", action="store_true",
+                          help="replace FILE if it exists")
+    exporter.add_argument("--training", action="store_true",
+                          help="export the training-mode forward (BatchNorm on each batch's "
+                               "statistics, Dropout drawing masks) instead of eval's")
 
     checker = commands.add_parser(
         "check", parents=[debug], allow_abbrev=False,
@@ -1227,6 +1249,70 @@ def _checked_config(config: Any, path: Path) -> dict[str, Any]:
     return config
 
 
+def export(args: argparse.Namespace) -> int:
+    """Run ``chainrule export``."""
+    from chainrule.export import to_onnx
+
+    if args.onnx.exists() and not args.overwrite:
+        raise UsageError(f"--onnx {args.onnx} exists; pass --overwrite to replace it")
+    model_state, _, info = io.load_checkpoint(args.checkpoint)
+    config = info.get("config")
+    if not config:
+        raise io.CheckpointError(f"{args.checkpoint} does not say how its model was built (no "
+                                 "config); export it in Python with chainrule.export.to_onnx")
+    if isinstance(config, dict) and config.get("task") == "text":
+        name, kwargs, vocab = _checked_text_config(config, args.checkpoint)
+        steps = kwargs.get("block_size", 64)
+        example = np.random.default_rng(0).integers(0, vocab.size, (2, steps))
+        metadata = {"chainrule.vocabulary": vocab.chars,
+                    "chainrule.input": f"int64 token ids (batch, {steps}): each character's "
+                                       "index in chainrule.vocabulary; a shorter prompt is "
+                                       "padded on the right (the model is causal)",
+                    "chainrule.output": f"logits (batch, {steps}, {vocab.size}) of the next "
+                                        "character after each position"}
+    else:
+        config = _checked_config(config, args.checkpoint)
+        name, kwargs = config["model"]["name"], config["model"]["kwargs"]
+        shape = _image_input_shape(name, kwargs)
+        example = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+        mean, std = config["normalize"]
+        classes = data.class_names(config["dataset"])
+        metadata = {"chainrule.normalize": [mean, std], "chainrule.classes": list(classes),
+                    "chainrule.input": f"float32 (batch, {', '.join(map(str, shape))}): "
+                                       f"pixels / 255, then (x - {mean}) / {std}",
+                    "chainrule.output": f"logits (batch, {len(classes)}) over "
+                                        "chainrule.classes"}
+    models.check_state_shapes(name, kwargs, model_state, str(args.checkpoint))
+    model = models.build_model(name, **kwargs)
+    model.load_state_dict(model_state)
+    metadata["chainrule.config"] = config
+    try:
+        path = to_onnx(model, example, args.onnx, training=args.training, metadata=metadata,
+                       overwrite=args.overwrite)
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+             .metadata_props}
+    check = props.get("chainrule.onnxruntime_check")
+    print(f"{path}: the {name} model of {args.checkpoint} as ONNX opset {ONNX_OPSET} "
+          f"({path.stat().st_size / 2**20:.1f} MiB); "
+          + (f"run in onnxruntime, it matches chainrule to {check} of the output's largest "
+             "value" if check else "not run in onnxruntime (" + (
+              "it draws dropout masks" if args.training else "onnxruntime is not installed")
+             + ")"))
+    return 0
+
+
+def _image_input_shape(name: str, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
+    """One image's shape as the recipe takes it (flat for the mlp)."""
+    if models.input_kind(name) == "flat":
+        return (int(kwargs.get("in_features", 784)),)
+    size = int(kwargs.get("size", 28))
+    return (int(kwargs.get("in_channels", 1)), size, size)
+
+
 def lr_find(args: argparse.Namespace) -> int:
     """Run ``chainrule lr-find``."""
     splits = _splits(args.dataset, args.data_dir, args.download)
@@ -1376,7 +1462,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         if args.command != "check":
             kernels.tune_process()  # this process is the command's: keep freed buffers
     command = {"train": train, "evaluate": evaluate, "sample": sample, "lr-find": lr_find,
-               "check": check_command}[args.command]
+               "export": export, "check": check_command}[args.command]
     if args.command == "train" and args.nproc > 1 and (_mpi_size_from_environment() or 1) <= 1:
         command = functools.partial(launch, argv=argv)  # mpiexec starts this command N times
     try:

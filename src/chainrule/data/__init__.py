@@ -9,6 +9,7 @@ from chainrule.data.datasets import (
     DatasetNotFoundError,
     Splits,
     cache_dir,
+    class_names,
     load_dataset,
     load_mnist_sample,
     sample_dir,
@@ -45,7 +46,7 @@ __all__ = [
     "DatasetNotFoundError", "DownloadError", "FASHION_CLASSES", "FixedBlocks", "Flatten",
     "IDXError", "Mirror", "Normalize", "RandomBlocks", "RandomHorizontalFlip", "RandomShift",
     "Reshape", "SafeUnpickler", "Splits", "TEXT_DATASETS", "TextDataset", "ToFloat",
-    "Transform", "UnsafePickleError", "cache_dir", "corpus_dir", "download_file",
+    "Transform", "UnsafePickleError", "cache_dir", "class_names", "corpus_dir", "download_file",
     "load_dataset", "load_mnist_sample", "load_text_dataset", "parse_idx", "read_idx",
     "read_mnist_pkl", "read_text", "safe_loads", "sample_dir", "search_paths", "transforms"
 ]

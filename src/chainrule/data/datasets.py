@@ -279,6 +279,11 @@ def _root_path(root: str | os.PathLike) -> Path:
     return Path(root)
 
 
+def class_names(name: str) -> tuple[str, ...]:
+    """The class names of dataset ``name``, by label (without reading its files)."""
+    return _spec(name).classes
+
+
 def _spec(name: str) -> _Spec:
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a str, one of {', '.join(DATASETS)}; got "

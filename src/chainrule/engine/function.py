@@ -142,6 +142,8 @@ class Function:
         if cls.view and parents and parents[0] is not None and (
                 out.base is not None or out is arrays[0]):
             result._counter = parents[0]._counter  # one array, one count of its changes
+        if STATE.tracer is not None:
+            STATE.tracer.record(cls, inputs, attrs, result)
         return result
 
     #: Set on ops that combine an input with weights (matmul, linear, conv, norms): their

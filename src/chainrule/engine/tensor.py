@@ -27,6 +27,7 @@ class _State(threading.local):
     def __init__(self) -> None:  # run once in each thread that uses STATE
         self.grad_enabled = True
         self.sentinel: Any = None  # a check.Sentinel while one is active
+        self.tracer: Any = None  # an export.Trace while one records
         self.saved_modes: list[bool] = []  # what each open no_grad/enable_grad restores
 
 

@@ -60,7 +60,9 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         guard = STATE.sentinel
-        if guard is not None:  # let the sentinel name the layer an op runs in
+        if guard is None:
+            guard = STATE.tracer
+        if guard is not None:  # let the sentinel or tracer name the layer an op runs in
             guard.layers.append(self)
             try:
                 return self._call(args, kwargs)

@@ -1,0 +1,613 @@
+"""ONNX export: trace a model on an example input, then write each recorded op as ONNX nodes.
+
+    cr.export.to_onnx(model, example, "model.onnx")
+
+Each op of the registry that can be exported has one mapping function below, which reads the
+call's arguments and adds the nodes that compute the same thing (a fused op becomes the nodes
+of its parts). Parameters and buffers become initializers under their ``state_dict`` names;
+node names carry the layer they ran in. The first axis of the input is the batch axis and
+stays free in the file. An op with no mapping is an error that names it and its layer.
+
+Needs the ``onnx`` package (``pip install "chainrule[onnx]"``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.engine.tensor import Tensor
+from chainrule.export.trace import Call, trace
+from chainrule.nn.module import Module
+
+#: The ONNX opset written: 20 is the first with Gelu (its tanh form included).
+OPSET = 20
+
+
+class ExportError(ValueError):
+    """A model, or one op of it, that cannot be written as ONNX."""
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package: pip install \"chainrule[onnx]\" "
+                          "(or pip install onnx)") from None
+    return onnx
+
+
+class _Graph:
+    """The nodes, initializers and value names of the graph being built."""
+
+    def __init__(self, onnx: Any, names: dict[int, str], training: bool) -> None:
+        self.onnx, self.helper = onnx, onnx.helper
+        self.names = names  # id(tensor) -> ONNX value name
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.taken: set[str] = set(names.values())
+        self.training = training
+        self.layer = ""
+        self.keep: list[Any] = []  # tensors named by id must stay alive while ids are used
+        self.arrays: dict[int, str] = {}  # id(array) -> name, for the input's own array
+        # parameters and buffers by id of the tensor and of its array: (state_dict key, tensor)
+        self.state: dict[int, tuple[str, Tensor]] = {}
+        self.state_arrays: dict[int, tuple[str, Tensor]] = {}
+        self.used: set[str] = set()
+
+    def fresh(self, hint: str) -> str:
+        """A value or node name not used yet, built from ``hint``."""
+        base = hint.strip(".") or "value"
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
+
+    def constant(self, array: Any, hint: str = "constant", dtype: Any = None) -> str:
+        """An initializer holding ``array``."""
+        array = np.asarray(array, dtype=dtype)
+        name = self.fresh(f"{self.layer}.{hint}" if self.layer else hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def ints(self, values: Any, hint: str) -> str:
+        """An int64 initializer (shapes, axes, split sizes)."""
+        return self.constant(np.asarray(values, dtype=np.int64), hint)
+
+    def value(self, item: Any, like: Tensor | None = None) -> str:
+        """The name of a call's argument: a traced value, a parameter, or a new constant."""
+        if isinstance(item, Tensor):
+            if id(item) in self.state:
+                return self._use(*self.state[id(item)])
+            name = self.names.get(id(item))
+            if name is None:  # made outside any op: a constant of the trace
+                name = self.constant(item._data, "constant")
+                self.names[id(item)] = name
+                self.keep.append(item)
+            return name
+        if isinstance(item, np.ndarray):  # a tensor's array, unwrapped by the model
+            if id(item) in self.arrays:
+                return self.arrays[id(item)]
+            if id(item) in self.state_arrays:
+                return self._use(*self.state_arrays[id(item)])
+        dtype = like._data.dtype if like is not None and np.ndim(item) == 0 else None
+        return self.constant(item, "constant", dtype)
+
+    def _use(self, key: str, tensor: Tensor) -> str:
+        """A parameter's or buffer's name, its initializer added on first use."""
+        if key not in self.used:
+            self.used.add(key)
+            self.initializers.append(self.onnx.numpy_helper.from_array(tensor._data, key))
+        return key
+
+    def add(self, op_type: str, inputs: list[str], hint: str = "", outputs: int = 1,
+            **attributes: Any) -> Any:
+        """Append one node; return its output name (or names, for ``outputs`` > 1)."""
+        label = hint or op_type.lower()
+        names = [self.fresh(f"{self.layer}.{label}" if self.layer else label)
+                 for _ in range(outputs)]
+        node_name = self.fresh(f"{self.layer}/{op_type}" if self.layer else op_type)
+        self.nodes.append(self.helper.make_node(op_type, inputs, names, name=node_name,
+                                                **attributes))
+        return names[0] if outputs == 1 else names
+
+
+Mapping_ = Callable[[_Graph, Call], str]
+MAPPINGS: dict[str, Mapping_] = {}
+
+
+def maps(*names: str) -> Callable[[Mapping_], Mapping_]:
+    """Register a mapping function for the ops ``names``."""
+    def register(fn: Mapping_) -> Mapping_:
+        for name in names:
+            MAPPINGS[name] = fn
+        return fn
+    return register
+
+
+def supported_ops() -> list[str]:
+    """The names of the registry's ops that export to ONNX."""
+    return sorted(MAPPINGS)
+
+
+# ------------------------------------------------------------------ elementwise
+_UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "log": "Log",
+          "sqrt": "Sqrt", "neg": "Neg", "abs": "Abs", "reciprocal": "Reciprocal",
+          "erf": "Erf", "sin": "Sin", "cos": "Cos", "floor": "Floor", "ceil": "Ceil",
+          "sign": "Sign", "softsign": "Softsign", "clone": "Identity"}
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
+           "maximum": "Max", "minimum": "Min", "matmul": "MatMul"}
+
+
+@maps(*_UNARY)
+def _unary(g: _Graph, call: Call) -> str:
+    return g.add(_UNARY[call.fn.name], [g.value(call.args["a"])], call.fn.name)
+
+
+@maps(*_BINARY)
+def _binary(g: _Graph, call: Call) -> str:
+    a, b = call.args["a"], call.args["b"]
+    like = a if isinstance(a, Tensor) else b
+    return g.add(_BINARY[call.fn.name], [g.value(a, like), g.value(b, like)], call.fn.name)
+
+
+@maps("gelu")
+def _gelu(g: _Graph, call: Call) -> str:
+    return g.add("Gelu", [g.value(call.args["a"])], approximate=call.args["approximate"])
+
+
+@maps("silu")
+def _silu(g: _Graph, call: Call) -> str:
+    x = g.value(call.args["a"])
+    return g.add("Mul", [x, g.add("Sigmoid", [x])], "silu")
+
+
+@maps("leaky_relu")
+def _leaky_relu(g: _Graph, call: Call) -> str:
+    return g.add("LeakyRelu", [g.value(call.args["a"])], alpha=call.args["negative_slope"])
+
+
+@maps("elu")
+def _elu(g: _Graph, call: Call) -> str:
+    return g.add("Elu", [g.value(call.args["a"])], alpha=call.args["alpha"])
+
+
+@maps("hardtanh", "clamp")
+def _clip(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    low, high = ((call.args["min_val"], call.args["max_val"]) if call.fn.name == "hardtanh"
+                 else (call.args["low"], call.args["high"]))
+    bounds = ["" if v is None else g.constant(np.asarray(v, a._data.dtype), "bound")
+              for v in (low, high)]
+    return g.add("Clip", [g.value(a), *bounds], call.fn.name)
+
+
+@maps("softmax", "log_softmax")
+def _softmax(g: _Graph, call: Call) -> str:
+    op = "Softmax" if call.fn.name == "softmax" else "LogSoftmax"
+    return g.add(op, [g.value(call.args["a"])], call.fn.name, axis=call.args["axis"])
+
+
+# ------------------------------------------------------------------ linear layers
+def _linear_nodes(g: _Graph, call: Call) -> str:
+    x, weight, bias = call.args["x"], call.args["weight"], call.args["bias"]
+    inputs = [g.value(x), g.value(weight)]
+    if x._data.ndim == 2:
+        if bias is not None:
+            inputs.append(g.value(bias))
+        return g.add("Gemm", inputs, "linear", transB=1)
+    out = g.add("MatMul", [inputs[0], g.add("Transpose", [inputs[1]], "weight_t")], "linear")
+    return out if bias is None else g.add("Add", [out, g.value(bias)], "linear")
+
+
+@maps("linear")
+def _linear(g: _Graph, call: Call) -> str:
+    return _linear_nodes(g, call)
+
+
+@maps("linear_relu")
+def _linear_relu(g: _Graph, call: Call) -> str:
+    return g.add("Relu", [_linear_nodes(g, call)], "relu")
+
+
+@maps("linear_gelu")
+def _linear_gelu(g: _Graph, call: Call) -> str:
+    return g.add("Gelu", [_linear_nodes(g, call)], "gelu", approximate="tanh")
+
+
+# ------------------------------------------------------------------ convolution, pooling
+def _pair(value: Any) -> list[int]:
+    return [int(value), int(value)] if np.ndim(value) == 0 else [int(v) for v in value]
+
+
+@maps("conv2d")
+def _conv2d(g: _Graph, call: Call) -> str:
+    args = call.args
+    if isinstance(args["padding"], str):
+        raise ExportError(f"conv2d{_where(call)}: padding={args['padding']!r} is not "
+                          "exported; give the padding as numbers")
+    inputs = [g.value(args["x"]), g.value(args["weight"])]
+    if args["bias"] is not None:
+        inputs.append(g.value(args["bias"]))
+    pad = _pair(args["padding"])
+    return g.add("Conv", inputs, "conv", kernel_shape=list(args["weight"].shape[2:]),
+                 strides=_pair(args["stride"]), pads=pad + pad,
+                 dilations=_pair(args["dilation"]), group=int(args["groups"]))
+
+
+def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, **extra: Any
+          ) -> str:
+    kernel = _pair(kernel)
+    pad = _pair(padding)
+    return g.add(op, [x], op.lower(), kernel_shape=kernel,
+                 strides=kernel if stride is None else _pair(stride), pads=pad + pad, **extra)
+
+
+@maps("max_pool2d")
+def _max_pool2d(g: _Graph, call: Call) -> str:
+    a = call.args
+    return _pool(g, "MaxPool", g.value(a["x"]), a["kernel_size"], a["stride"], a["padding"])
+
+
+@maps("avg_pool2d")
+def _avg_pool2d(g: _Graph, call: Call) -> str:
+    a = call.args
+    return _pool(g, "AveragePool", g.value(a["x"]), a["kernel_size"], a["stride"],
+                 a["padding"], count_include_pad=1)
+
+
+# ------------------------------------------------------------------ normalisation
+def _ones_or(g: _Graph, tensor: Tensor | None, like: Tensor, fill: float, hint: str) -> str:
+    if tensor is not None:
+        return g.value(tensor)
+    return g.constant(np.full(like._data.shape[1], fill, like._data.dtype), hint)
+
+
+def _batch_norm_nodes(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    scale = _ones_or(g, a["weight"], x, 1.0, "weight")
+    shift = _ones_or(g, a["bias"], x, 0.0, "bias")
+    if not a["training"]:
+        return g.add("BatchNormalization", [g.value(x), scale, shift, g.value(a["running_mean"]),
+                                            g.value(a["running_var"])], "batch_norm",
+                     epsilon=float(a["eps"]))
+    # The batch's own statistics (training mode, or no running statistics), written out:
+    # mean and biased variance over every axis but the channels', as the op normalises.
+    axes = g.ints([i for i in range(x._data.ndim) if i != 1], "axes")
+    shape = [1, -1] + [1] * (x._data.ndim - 2)
+    value = g.value(x)
+    mean = g.add("ReduceMean", [value, axes], "mean", keepdims=1)
+    centred = g.add("Sub", [value, mean], "centred")
+    var = g.add("ReduceMean", [g.add("Mul", [centred, centred], "square"), axes], "var",
+                keepdims=1)
+    eps = g.constant(np.asarray(a["eps"], x._data.dtype), "eps")
+    normed = g.add("Div", [centred, g.add("Sqrt", [g.add("Add", [var, eps], "var_eps")], "std")],
+                   "normed")
+    view = g.ints(shape, "channel_shape")
+    scaled = g.add("Mul", [normed, g.add("Reshape", [scale, view], "weight_view")], "scaled")
+    return g.add("Add", [scaled, g.add("Reshape", [shift, view], "bias_view")], "batch_norm")
+
+
+@maps("batch_norm")
+def _batch_norm(g: _Graph, call: Call) -> str:
+    return _batch_norm_nodes(g, call)
+
+
+@maps("batch_norm_max_pool2d")
+def _batch_norm_max_pool2d(g: _Graph, call: Call) -> str:
+    a = call.args
+    out = _pool(g, "MaxPool", _batch_norm_nodes(g, call), a["kernel_size"], a["stride"],
+                a["padding"])
+    return g.add("Relu", [out], "relu") if a["relu"] else out
+
+
+@maps("layer_norm")
+def _layer_norm(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    shape = (a["normalized_shape"],) if np.ndim(a["normalized_shape"]) == 0 else tuple(
+        a["normalized_shape"])
+    dtype = x._data.dtype
+    scale = g.value(a["weight"]) if a["weight"] is not None else g.constant(
+        np.ones(shape, dtype), "weight")
+    inputs = [g.value(x), scale]
+    if a["bias"] is not None:
+        inputs.append(g.value(a["bias"]))
+    return g.add("LayerNormalization", inputs, "layer_norm", axis=-len(shape),
+                 epsilon=float(a["eps"]))
+
+
+@maps("dropout")
+def _dropout(g: _Graph, call: Call) -> str:
+    # Dropout runs only in training mode (eval records no call): ONNX draws its own mask.
+    ratio = 1.0 - 1.0 / float(call.args["scale"]) if call.args["scale"] else 1.0
+    return g.add("Dropout", [g.value(call.args["x"]),
+                             g.constant(np.asarray(ratio, call.args["x"]._data.dtype), "ratio"),
+                             g.constant(np.asarray(True), "training_mode")], "dropout")
+
+
+# ------------------------------------------------------------------ shapes, reductions
+def _fixed_batch(shape: list[int], source: tuple[int, ...]) -> list[int]:
+    """A traced target shape with its batch dimension left free: ONNX Reshape's 0 copies the
+    input's first dimension where the first dimension is kept, else -1 infers it."""
+    shape = list(shape)
+    if shape and source and shape[0] == source[0]:
+        shape[0] = 0
+    elif shape and -1 not in shape:
+        shape[0] = -1
+    return shape
+
+
+@maps("reshape")
+def _reshape(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    target = _fixed_batch(list(call.output._data.shape), a._data.shape)
+    return g.add("Reshape", [g.value(a), g.ints(target, "shape")], "reshape")
+
+
+@maps("flatten")
+def _flatten(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    ndim = a._data.ndim
+    start, end = call.args["start_axis"] % max(ndim, 1), call.args["end_axis"] % max(ndim, 1)
+    if start == 1 and end == ndim - 1:
+        return g.add("Flatten", [g.value(a)], "flatten", axis=1)
+    target = _fixed_batch(list(call.output._data.shape), a._data.shape)
+    return g.add("Reshape", [g.value(a), g.ints(target, "shape")], "flatten")
+
+
+@maps("permute")
+def _permute(g: _Graph, call: Call) -> str:
+    return g.add("Transpose", [g.value(call.args["a"])], "permute",
+                 perm=[int(p) for p in call.args["axes"]])
+
+
+@maps("transpose")
+def _transpose(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    perm = list(range(a._data.ndim))
+    i, j = call.args["axis0"] % a._data.ndim, call.args["axis1"] % a._data.ndim
+    perm[i], perm[j] = perm[j], perm[i]
+    return g.add("Transpose", [g.value(a)], "transpose", perm=perm)
+
+
+@maps("unsqueeze", "squeeze")
+def _squeeze(g: _Graph, call: Call) -> str:
+    a, axis = call.args["a"], call.args["axis"]
+    op = "Unsqueeze" if call.fn.name == "unsqueeze" else "Squeeze"
+    if axis is None:
+        return g.add(op, [g.value(a)], call.fn.name)
+    axes = [axis] if np.ndim(axis) == 0 else list(axis)
+    return g.add(op, [g.value(a), g.ints(axes, "axes")], call.fn.name)
+
+
+@maps("concatenate")
+def _concatenate(g: _Graph, call: Call) -> str:
+    return g.add("Concat", [g.value(t) for t in call.args["arrays"]], "concat",
+                 axis=int(call.args["axis"]))
+
+
+_REDUCE = {"mean": "ReduceMean", "sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin"}
+
+
+@maps(*_REDUCE)
+def _reduce(g: _Graph, call: Call) -> str:
+    a, axis = call.args["a"], call.args["axis"]
+    if call.args.get("dtype") not in (None, a._data.dtype):
+        raise ExportError(f"{call.fn.name}{_where(call)}: a dtype= other than the input's is "
+                          "not exported")
+    inputs = [g.value(a)]
+    if axis is not None:
+        inputs.append(g.ints([axis] if np.ndim(axis) == 0 else list(axis), "axes"))
+    return g.add(_REDUCE[call.fn.name], inputs, call.fn.name,
+                 keepdims=int(bool(call.args["keepdims"])))
+
+
+@maps("embedding")
+def _embedding(g: _Graph, call: Call) -> str:
+    indices = call.args["indices"]
+    index = g.value(indices)
+    if np.asarray(getattr(indices, "_data", indices)).dtype != np.int64:
+        index = g.add("Cast", [index], "indices", to=g.onnx.TensorProto.INT64)
+    return g.add("Gather", [g.value(call.args["weight"]), index], "embedding", axis=0)
+
+
+@maps("cast")
+def _cast(g: _Graph, call: Call) -> str:
+    to = g.helper.np_dtype_to_tensor_dtype(np.dtype(call.args["dtype"]))
+    return g.add("Cast", [g.value(call.args["a"])], "cast", to=to)
+
+
+# ------------------------------------------------------------------ attention
+@maps("self_attention")
+def _self_attention(g: _Graph, call: Call) -> str:
+    a = call.args
+    qkv = a["qkv"]
+    if qkv._data.ndim != 3:
+        raise ExportError(f"self_attention{_where(call)}: only (batch, time, 3C) projections "
+                          f"are exported, got shape {qkv._data.shape}")
+    _, steps, width = qkv._data.shape
+    heads = int(a["n_head"])
+    channels = width // 3
+    head = channels // heads
+    q, k, v = g.add("Split", [g.value(qkv), g.ints([channels] * 3, "split")], "qkv", 3, axis=-1)
+    split = g.ints([0, 0, heads, head], "heads")  # 0: the batch and time axes stay as they are
+    q, k, v = (g.add("Reshape", [t, split], name) for t, name in ((q, "q"), (k, "k"), (v, "v")))
+    q = g.add("Transpose", [q], "q_heads", perm=[0, 2, 1, 3])
+    k = g.add("Transpose", [k], "k_heads_t", perm=[0, 2, 3, 1])
+    v = g.add("Transpose", [v], "v_heads", perm=[0, 2, 1, 3])
+    dtype = qkv._data.dtype
+    scale = a["scale"] if a["scale"] is not None else 1.0 / math.sqrt(head)
+    scores = g.add("Mul", [g.add("MatMul", [q, k], "scores"),
+                           g.constant(np.asarray(scale, dtype), "scale")], "scaled_scores")
+    if a["is_causal"]:
+        mask = np.triu(np.full((steps, steps), -np.inf, dtype), 1)
+        scores = g.add("Add", [scores, g.constant(mask, "causal_mask")], "masked_scores")
+    weights = g.add("Softmax", [scores], "attention", axis=-1)
+    if a["dropout_mask"] is not None and g.training:
+        ratio = 1.0 - 1.0 / float(a["dropout_scale"])
+        weights = g.add("Dropout", [weights, g.constant(np.asarray(ratio, dtype), "ratio"),
+                                    g.constant(np.asarray(True), "training_mode")], "dropout")
+    out = g.add("Transpose", [g.add("MatMul", [weights, v], "heads_out")], "merged",
+                perm=[0, 2, 1, 3])
+    return g.add("Reshape", [out, g.ints([0, 0, channels], "merge")], "attention_out")
+
+
+# ------------------------------------------------------------------ the export
+def _where(call: Call) -> str:
+    return f" (in layer {call.layer!r})" if call.layer else ""
+
+
+def build(model: Module, example: Any, training: bool = False,
+          metadata: Mapping[str, Any] | None = None, name: str | None = None) -> tuple[Any, Any]:
+    """The ONNX ModelProto of ``model`` traced on ``example``, and chainrule's output on it.
+
+    ``training`` traces the training-mode forward (BatchNorm on the batch's statistics,
+    Dropout drawing masks); the model's mode is put back afterwards.
+    """
+    onnx = _onnx()
+    if not isinstance(model, Module):
+        raise TypeError(f"to_onnx: expected a chainrule Module, got {type(model).__name__}")
+    example = example if isinstance(example, Tensor) else Tensor(np.asarray(example))
+    if example._data.ndim == 0:
+        raise ExportError("to_onnx: the example input needs a batch axis (its first)")
+    was_training = model.training
+    model.train(training)
+    try:
+        recorded, output = trace(model, example)
+    finally:
+        model.train(was_training)
+    if not isinstance(output, Tensor):
+        raise ExportError(f"to_onnx: the model returned a {type(output).__name__}; export "
+                          "needs a model whose forward returns one tensor")
+    graph = _Graph(onnx, {id(example): "input"}, training)
+    graph.arrays[id(example._data)] = "input"
+    for key, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        graph.state.setdefault(id(tensor), (key, tensor))
+        graph.state_arrays.setdefault(id(tensor._data), (key, tensor))
+        graph.taken.add(key)
+    for call in recorded.calls:
+        mapping = MAPPINGS.get(call.fn.name)
+        if mapping is None:
+            raise ExportError(
+                f"to_onnx: op {call.fn.name!r}{_where(call)} has no ONNX mapping; the ops "
+                f"that export are: {', '.join(supported_ops())}")
+        graph.layer = call.layer
+        graph.names[id(call.output)] = mapping(graph, call)
+        graph.keep.append(call.output)
+    result = graph.names.get(id(output))
+    if result == "input":  # a forward that hands its input back (Identity, eval Dropout)
+        result = graph.add("Identity", ["input"], "output")
+    if result is None:
+        raise ExportError("to_onnx: the model's output is not computed by any op from its "
+                          "input, so there is nothing to export")
+    if not any("input" in node.input for node in graph.nodes):
+        raise ExportError("to_onnx: no op of the traced forward reads the input tensor (or its "
+                          "array), so the file would hold this example's answer as a "
+                          "constant; export a model whose forward passes its input to ops")
+    for node in graph.nodes:  # the last value is called "output"
+        node.output[:] = ["output" if o == result else o for o in node.output]
+        node.input[:] = ["output" if i == result else i for i in node.input]
+    batch = ["batch"] + list(example._data.shape[1:])
+    out_shape = ["batch"] + list(output._data.shape[1:]) if output._data.ndim else []
+    proto = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            graph.nodes, name or type(model).__name__,
+            [onnx.helper.make_tensor_value_info("input", _elem(onnx, example), batch)],
+            [onnx.helper.make_tensor_value_info("output", _elem(onnx, output), out_shape)],
+            graph.initializers),
+        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        producer_name="chainrule", producer_version=_version())
+    meta = {"chainrule.training_mode": json.dumps(bool(training))}
+    for key, value in (metadata or {}).items():
+        meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    onnx.helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto)
+    return proto, output
+
+
+def _elem(onnx: Any, tensor: Tensor) -> int:
+    return onnx.helper.np_dtype_to_tensor_dtype(tensor._data.dtype)
+
+
+def _version() -> str:
+    from chainrule import __version__
+    return __version__
+
+
+def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool = False,
+                         tolerance: float = 1e-4) -> float:
+    """Run ``proto`` in onnxruntime on ``example`` and on a batch one larger, and compare with
+    ``model``'s outputs; return the largest difference relative to the output's largest
+    magnitude, or raise ExportError above ``tolerance``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    data = example._data if isinstance(example, Tensor) else np.asarray(example)
+    worst = 0.0
+    for batch in (data, np.concatenate([data, data[:1]])):
+        was_training = model.training
+        model.train(training)
+        try:
+            _, ours = trace(model, Tensor(batch))
+        finally:
+            model.train(was_training)
+        theirs = session.run(None, {"input": batch})[0]
+        expected = ours._data
+        if theirs.shape != expected.shape:
+            raise ExportError(f"to_onnx: the file gives shape {theirs.shape} for a batch of "
+                              f"{len(batch)}, chainrule {expected.shape}")
+        scale = max(float(np.abs(expected).max(initial=0.0)), 1e-30)
+        worst = max(worst, float(np.abs(theirs.astype(np.float64) - expected).max(
+            initial=0.0)) / scale)
+        if not worst <= tolerance:
+            raise ExportError(f"to_onnx: onnxruntime's output differs from chainrule's by "
+                              f"{worst:.3g} of its largest value on a batch of {len(batch)} "
+                              f"(tolerance {tolerance:g}); the export of one of its ops is "
+                              "wrong: please report it")
+    return worst
+
+
+def to_onnx(model: Module, example: Any, path: str | Path, *, training: bool = False,
+            metadata: Mapping[str, Any] | None = None, overwrite: bool = False,
+            check: bool | None = None) -> Path:
+    """Write ``model``, traced on ``example`` (a batch), as an ONNX file at ``path``.
+
+    The batch axis is free in the file; other sizes are the example's. ``metadata`` goes
+    into the file's metadata_props (strings as they are, other values as JSON). ``check``
+    runs the file in onnxruntime against chainrule first (by default where onnxruntime is
+    installed and the forward draws no random masks) and notes the result in the metadata
+    (``chainrule.onnxruntime_check``). An existing file is refused unless
+    ``overwrite``; the file appears whole or not at all.
+    """
+    from chainrule import io
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    proto, _ = build(model, example, training=training, metadata=metadata)
+    random = any(node.op_type == "Dropout" for node in proto.graph.node)
+    if check is None:
+        check = not random and importlib.util.find_spec("onnxruntime") is not None
+    if check:
+        if random:
+            raise ExportError("to_onnx: check=True cannot compare a forward that draws dropout "
+                              "masks (training=True with dropout); pass check=False")
+        worst = check_in_onnxruntime(proto, model, example, training)
+        entry = proto.metadata_props.add()
+        # the largest |onnxruntime - chainrule| over the largest |output|, on the example
+        # and on a batch one larger
+        entry.key, entry.value = "chainrule.onnxruntime_check", f"{worst:.3g}"
+    data = proto.SerializeToString()
+    io.atomic_write(path, lambda file: file.write(data))
+    return path

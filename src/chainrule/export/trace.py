@@ -1,0 +1,101 @@
+"""Tracing: run a model once and keep every op call it made, with its arguments by name.
+
+The tape keeps only what backward needs (a Function, its context and its tensor inputs).
+An exporter needs more: each op's attributes (a convolution's stride, a reshape's shape),
+the values that were not tensors, the layer each op ran in, and ops that record nothing on
+the tape because no input wanted a gradient. ``Function.apply`` hands each call to the
+active ``Trace``; nothing is recorded, and nothing costs more, when none is active.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from chainrule.engine.function import Function
+from chainrule.engine.tensor import STATE, Tensor, no_grad
+from chainrule.nn.module import Module
+
+_SIGNATURES: dict[type, inspect.Signature] = {}
+
+
+@dataclass
+class Call:
+    """One op call: its Function, its arguments by parameter name, its output, its layer."""
+
+    fn: type[Function]
+    args: dict[str, Any]
+    output: Tensor
+    layer: str
+
+
+class Trace:
+    """What ``Function.apply`` records while this is ``STATE.tracer``: a list of ``Call``."""
+
+    def __init__(self, model: Module | None = None) -> None:
+        self.calls: list[Call] = []
+        self.layers: list[Module] = []  # modules being called, outermost first
+        self._names = {id(m): name for name, m in model.named_modules()} if model else {}
+        self._previous: Trace | None = None
+
+    def record(self, fn: type[Function], inputs: tuple, attrs: dict[str, Any],
+               output: Tensor) -> None:
+        """Keep one call (Function.apply calls this after every forward)."""
+        layer = ""
+        for module in reversed(self.layers):  # the innermost named layer
+            layer = self._names.get(id(module), "")
+            if layer:
+                break
+        self.calls.append(Call(fn, _bind(fn, inputs, attrs), output, layer))
+
+    def __enter__(self) -> Trace:
+        self._previous, STATE.tracer = STATE.tracer, self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        STATE.tracer = self._previous
+        self.layers.clear()
+
+
+def _bind(fn: type[Function], inputs: tuple, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by forward's parameter names, defaults filled in."""
+    signature = _SIGNATURES.get(fn)
+    if signature is None:
+        signature = _SIGNATURES[fn] = inspect.signature(fn.forward)
+    bound = signature.bind(None, *inputs, **attrs)
+    bound.apply_defaults()
+    args = dict(bound.arguments)
+    args.pop(next(iter(signature.parameters)))  # ctx
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            args.update(args.pop(name, {}))
+    return args
+
+
+@contextmanager
+def _kept_state(model: Module) -> Iterator[None]:
+    """Run a block and put back the model's buffers and the global random stream after it:
+    a traced forward in training mode must not move BatchNorm's running statistics."""
+    from chainrule.engine import backend
+
+    buffers = [(buffer, buffer._data.copy()) for _, buffer in model.named_buffers()]
+    stream = backend.default_generator().bit_generator.state
+    try:
+        yield
+    finally:
+        for buffer, data in buffers:
+            buffer._data[...] = data
+        backend.default_generator().bit_generator.state = stream
+
+
+def trace(model: Module, *inputs: Any) -> tuple[Trace, Any]:
+    """Run ``model(*inputs)`` once without recording a tape; return the trace and the output.
+
+    The model's buffers and the global random stream are as they were afterwards.
+    """
+    with _kept_state(model), Trace(model) as recorded, no_grad():
+        output = model(*inputs)
+    return recorded, output

@@ -1,0 +1,287 @@
+"""ONNX export: every recipe and every mapped op, run in onnxruntime against chainrule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import models, nn
+from chainrule.export import ExportError, build, supported_ops, to_onnx
+from chainrule.nn import functional as F
+
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+TOLERANCE = 1e-5  # relative to the output's largest magnitude, float32
+
+
+def run(proto: Any, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def ours(model: nn.Module, x: np.ndarray, training: bool) -> np.ndarray:
+    model.train(training)
+    with cr.no_grad():
+        return model(cr.tensor(x)).data
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    assert got.shape == want.shape
+    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
+
+
+def images(batch: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, 1, 28, 28)).astype(np.float32)
+
+
+RECIPES = {
+    "mlp": (lambda: models.mlp(), lambda b, s: images(b, s).reshape(b, 784)),
+    # dropout 0 in training mode, so that the outputs are comparable (a dropout mask is
+    # drawn by each runtime on its own: see test_dropout_in_training_mode)
+    "cnn": (lambda: models.cnn(dropout=0.0), images),
+    "resnet": (lambda: models.resnet(), images),
+    "gpt": (lambda: models.gpt(),
+            lambda b, s: np.random.default_rng(s).integers(0, 65, (b, 64))),
+}
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_runs_in_onnxruntime_as_in_chainrule(name: str, training: bool,
+                                                          fused: bool) -> None:
+    make, data = RECIPES[name]
+    cr.manual_seed(0)
+    model = nn.fuse(make()) if fused else make()
+    if name in ("cnn", "resnet"):  # trained-looking running statistics, not the initial 0/1
+        model.train(True)
+        with cr.no_grad():
+            for seed in range(3):
+                model(cr.tensor(data(16, 10 + seed)))
+    proto, _ = build(model, data(3, 0), training=training)
+    for batch in (1, 5):  # the batch axis is free: other sizes than the example's
+        x = data(batch, 1)
+        error = relative_error(run(proto, x), ours(model, x, training))
+        assert error <= TOLERANCE, (name, batch, error)
+
+
+def test_training_and_eval_exports_differ_where_the_model_does() -> None:
+    cr.manual_seed(0)
+    model = models.resnet()
+    x = images(4, 1)
+    model.train(True)
+    with cr.no_grad():
+        model(cr.tensor(images(16, 2)))
+    evaluated = run(build(model, x, training=False)[0], x)
+    trained = run(build(model, x, training=True)[0], x)
+    assert relative_error(trained, evaluated) > 1e-2
+
+
+def test_tracing_in_training_mode_leaves_the_running_statistics_and_mode_alone() -> None:
+    cr.manual_seed(0)
+    model = models.cnn()
+    model.eval()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    stream = cr.engine.backend.default_generator().bit_generator.state
+    build(model, images(4), training=True)
+    assert not model.training
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert cr.engine.backend.default_generator().bit_generator.state == stream
+
+
+def test_dropout_in_training_mode_drops_and_scales_as_chainrule_does() -> None:
+    model = nn.Sequential(nn.Linear(8, 4000), nn.Dropout(0.3))
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    proto, _ = build(model, x, training=True)
+    assert "Dropout" in [node.op_type for node in proto.graph.node]
+    got = run(proto, x)
+    full = ours(model, x, False)
+    kept = got != 0
+    assert abs(1 - kept.mean() - 0.3) < 0.02  # about 30% dropped
+    np.testing.assert_allclose(got[kept], full[kept] / 0.7, rtol=1e-5)
+    # eval mode has no dropout at all
+    assert "Dropout" not in [n.op_type for n in build(model, x)[0].graph.node]
+
+
+class Lambda(nn.Module):
+    """A layer whose forward is ``fn(x, self)``, with whatever parameters it was given."""
+
+    def __init__(self, fn: Callable[..., Any], **params: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        for key, value in params.items():
+            setattr(self, key, value)
+
+    def forward(self, x: Any) -> Any:
+        return self.fn(x, self)
+
+
+def _param(*shape: int, seed: int = 0) -> nn.Parameter:
+    return nn.Parameter(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+# op name -> (the layer, the example input's shape); each layer calls that op
+OP_CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "relu": (lambda: nn.ReLU(), (3, 5)),
+    "sigmoid": (lambda: Lambda(lambda x, m: x.sigmoid()), (3, 5)),
+    "tanh": (lambda: Lambda(lambda x, m: x.tanh()), (3, 5)),
+    "exp": (lambda: Lambda(lambda x, m: x.exp()), (3, 5)),
+    "log": (lambda: Lambda(lambda x, m: (x * x + 1).log()), (3, 5)),
+    "sqrt": (lambda: Lambda(lambda x, m: (x * x + 1).sqrt()), (3, 5)),
+    "neg": (lambda: Lambda(lambda x, m: -x), (3, 5)),
+    "abs": (lambda: Lambda(lambda x, m: x.abs()), (3, 5)),
+    "reciprocal": (lambda: Lambda(lambda x, m: (x * x + 1).reciprocal()), (3, 5)),
+    "erf": (lambda: Lambda(lambda x, m: x.erf()), (3, 5)),
+    "sin": (lambda: Lambda(lambda x, m: x.sin()), (3, 5)),
+    "cos": (lambda: Lambda(lambda x, m: x.cos()), (3, 5)),
+    "floor": (lambda: Lambda(lambda x, m: x.floor() + x), (3, 5)),
+    "ceil": (lambda: Lambda(lambda x, m: x.ceil() + x), (3, 5)),
+    "sign": (lambda: Lambda(lambda x, m: x.sign() + x), (3, 5)),
+    "softsign": (lambda: Lambda(lambda x, m: F.softsign(x)), (3, 5)),
+    "clone": (lambda: Lambda(lambda x, m: x.clone()), (3, 5)),
+    "add": (lambda: Lambda(lambda x, m: x + m.b + 1.5, b=_param(5)), (3, 5)),
+    "sub": (lambda: Lambda(lambda x, m: x - m.b - 2.0, b=_param(5)), (3, 5)),
+    "mul": (lambda: Lambda(lambda x, m: x * m.b * 3.0, b=_param(5)), (3, 5)),
+    "div": (lambda: Lambda(lambda x, m: x / (m.b * m.b + 1) / 2.0, b=_param(5)), (3, 5)),
+    "pow": (lambda: Lambda(lambda x, m: (x * x + 1) ** 1.5), (3, 5)),
+    "maximum": (lambda: Lambda(lambda x, m: cr.maximum(x, m.b), b=_param(5)), (3, 5)),
+    "minimum": (lambda: Lambda(lambda x, m: cr.minimum(x, m.b), b=_param(5)), (3, 5)),
+    "matmul": (lambda: Lambda(lambda x, m: x @ m.w, w=_param(5, 4)), (3, 5)),
+    "gelu": (lambda: nn.Sequential(nn.GELU(), nn.GELU("tanh")), (3, 5)),
+    "silu": (lambda: nn.SiLU(), (3, 5)),
+    "leaky_relu": (lambda: nn.LeakyReLU(0.2), (3, 5)),
+    "elu": (lambda: nn.ELU(0.7), (3, 5)),
+    "hardtanh": (lambda: Lambda(lambda x, m: F.hardtanh(x, -0.5, 0.25)), (3, 5)),
+    "clamp": (lambda: Lambda(lambda x, m: x.clamp(-0.3, None) + x.clamp(None, 0.4)), (3, 5)),
+    "softmax": (lambda: Lambda(lambda x, m: F.softmax(x, axis=0)), (3, 5)),
+    "log_softmax": (lambda: Lambda(lambda x, m: F.log_softmax(x, axis=-1)), (3, 5)),
+    "linear": (lambda: nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 2, bias=False)), (3, 5)),
+    "linear_relu": (lambda: nn.fuse(nn.Sequential(nn.Linear(5, 4), nn.ReLU())), (3, 5)),
+    "linear_gelu": (lambda: Lambda(lambda x, m: cr.ops.linear_gelu(x, m.w, m.b),
+                                   w=_param(4, 5), b=_param(4)), (3, 2, 5)),
+    "conv2d": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1),
+                                     nn.Conv2d(4, 4, 3, dilation=2, groups=2, bias=False)),
+               (2, 2, 11, 11)),
+    "max_pool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 9, 9)),
+    "avg_pool2d": (lambda: Lambda(lambda x, m: F.avg_pool2d(x, 2)), (2, 3, 8, 8)),
+    "batch_norm": (lambda: nn.Sequential(nn.BatchNorm2d(3), nn.BatchNorm2d(3, affine=False)),
+                   (4, 3, 5, 5)),
+    "batch_norm_max_pool2d": (lambda: nn.fuse(nn.Sequential(
+        nn.BatchNorm2d(3), nn.MaxPool2d(2), nn.ReLU())), (4, 3, 6, 6)),
+    "layer_norm": (lambda: nn.Sequential(nn.LayerNorm(5), nn.LayerNorm(5, bias=False)),
+                   (3, 2, 5)),
+    "reshape": (lambda: Lambda(lambda x, m: x.reshape(x.shape[0], 5, 2) * 1.0), (3, 10)),
+    "flatten": (lambda: nn.Sequential(nn.Flatten(), Lambda(lambda x, m: x.flatten())),
+                (3, 2, 5)),
+    "permute": (lambda: Lambda(lambda x, m: x.permute(0, 2, 1) * 1.0), (3, 2, 5)),
+    "transpose": (lambda: Lambda(lambda x, m: x.transpose(1, 2) * 1.0), (3, 2, 5)),
+    "unsqueeze": (lambda: Lambda(lambda x, m: x.unsqueeze(1) * 1.0), (3, 5)),
+    "squeeze": (lambda: Lambda(lambda x, m: x.squeeze(1) * 1.0), (3, 1, 5)),
+    "concatenate": (lambda: Lambda(lambda x, m: cr.cat([x, x * 2], axis=1)), (3, 5)),
+    "mean": (lambda: Lambda(lambda x, m: x.mean(axis=1) + x.mean()), (3, 5)),
+    "sum": (lambda: Lambda(lambda x, m: x.sum(axis=(1,), keepdims=True) * x), (3, 5)),
+    "max": (lambda: Lambda(lambda x, m: x.max(axis=1)), (3, 5)),
+    "min": (lambda: Lambda(lambda x, m: x.min(axis=1)), (3, 5)),
+    "embedding": (lambda: nn.Embedding(7, 4), (3, 6)),
+    "cast": (lambda: Lambda(lambda x, m: x.astype(np.float64)), (3, 5)),
+    "self_attention": (lambda: Lambda(lambda x, m: F.self_attention(x, 2, is_causal=True) +
+                                      F.self_attention(x, 3)), (2, 4, 18)),
+}
+
+
+def _example(name: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if name == "embedding":
+        return rng.integers(0, 7, shape)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ops whose output is random, each with the test that checks it instead
+RANDOM_OPS = {"dropout": test_dropout_in_training_mode_drops_and_scales_as_chainrule_does}
+
+
+def test_every_mapped_op_has_a_case() -> None:
+    assert sorted({*OP_CASES, *RANDOM_OPS}) == supported_ops()
+
+
+@pytest.mark.parametrize("name", sorted(OP_CASES))
+def test_each_mapped_op_exports_and_runs_as_in_chainrule(name: str) -> None:
+    make, shape = OP_CASES[name]
+    cr.manual_seed(0)
+    model = make()
+    proto, _ = build(model, _example(name, shape, 0))
+    model.eval()
+    recorded = cr.export.trace(model, cr.tensor(_example(name, shape, 0)))[0]
+    assert name in {call.fn.name for call in recorded.calls}, "the case must call its op"
+    for batch in (shape[0], shape[0] + 2):
+        x = _example(name, (batch,) + shape[1:], 1)
+        error = relative_error(run(proto, x), ours(model, x, False))
+        assert error <= TOLERANCE, (name, batch, error)
+
+
+def test_a_model_that_returns_its_input_exports_as_identity() -> None:
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    proto, _ = build(nn.Dropout(0.5), x)
+    assert [node.op_type for node in proto.graph.node] == ["Identity"]
+    np.testing.assert_array_equal(run(proto, x), x)
+
+
+def test_an_op_without_a_mapping_is_an_error_naming_it_and_its_layer() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), Lambda(lambda x, m: x.cumsum(1)))
+    with pytest.raises(ExportError, match=r"op 'cumsum' \(in layer '1'\) has no ONNX mapping"):
+        build(model, np.zeros((2, 4), np.float32))
+
+
+def test_a_model_that_ignores_its_input_is_refused() -> None:
+    model = Lambda(lambda x, m: m.b * 2.0, b=_param(3))
+    with pytest.raises(ExportError, match="no op of the traced forward reads the input"):
+        build(model, np.zeros((2, 3), np.float32))
+
+
+def test_names_are_readable_and_the_file_has_its_metadata(tmp_path) -> None:
+    cr.manual_seed(0)
+    model = models.cnn()
+    path = to_onnx(model, images(2), tmp_path / "cnn.onnx",
+                   metadata={"chainrule.normalize": [0.13, 0.31], "note": "hello"})
+    proto = onnx.load(str(path))
+    initializers = {init.name for init in proto.graph.initializer}
+    assert set(model.state_dict()) - {k for k in model.state_dict() if "num_batches" in k} \
+        <= initializers
+    assert any(node.name.startswith("0/Conv") for node in proto.graph.node)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["chainrule.normalize"]) == [0.13, 0.31] and meta["note"] == "hello"
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert proto.opset_import[0].version == cr.export.OPSET
+
+
+def test_to_onnx_refuses_to_overwrite_and_writes_whole_files(tmp_path) -> None:
+    model = models.mlp()
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        to_onnx(model, np.zeros((2, 784), np.float32), target)
+    assert target.read_bytes() == b"mine"
+    with pytest.raises(ExportError):
+        to_onnx(Lambda(lambda x, m: x.cumsum(1)), np.zeros((2, 3), np.float32),
+                tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists() and list(tmp_path.iterdir()) == [target]
+    to_onnx(model, np.zeros((2, 784), np.float32), target, overwrite=True)
+    assert onnx.load(str(target)).graph.node
+
+
+def test_the_export_check_catches_a_wrong_mapping(monkeypatch, tmp_path) -> None:
+    from chainrule.export import onnx as exporter
+
+    monkeypatch.setitem(exporter.MAPPINGS, "relu",
+                        lambda g, call: g.add("Sigmoid", [g.value(call.args["a"])]))
+    with pytest.raises(ExportError, match="onnxruntime's output differs"):
+        to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "r.onnx")
+    assert not (tmp_path / "r.onnx").exists()
