@@ -14,6 +14,7 @@ from chainrule import (
     optim,
     profiler,
     train,
+    viz,
 )
 from chainrule.engine.backend import (
     default_generator,
@@ -284,5 +285,5 @@ __all__ = [
     "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "swapdims",
     "take_along_dim", "tan", "tanh", "Tensor", "tensor", "tensor_split", "tile", "topk",
     "train", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unbroadcast",
-    "unflatten", "unsqueeze", "ValuesIndices", "var", "where", "zeros", "zeros_like",
+    "unflatten", "unsqueeze", "ValuesIndices", "var", "viz", "where", "zeros", "zeros_like",
 ]
