@@ -528,6 +528,18 @@ def main() -> None:
         for name, p in model.named_parameters():
             check("nn vs torch.nn", name, p.grad, torch_params[name].grad)
 
+    heading(10, "The tape behind the loss, drawn")
+    loss = cr.mse(model(x_train), y_train_f)
+    # Drawn before backward, so that every op's box keeps the norm of its gradient.
+    graph = cr.viz.draw(loss, model, names={"x_train": x_train, "y_train": y_train_f})
+    model.zero_grad()
+    loss.backward()
+    print("cr.viz.draw(loss, model) gives the graph autograd walked: one box per op, with its")
+    print("output's shape and the norm of the gradient that reached it, and the leaves it")
+    print("started from. Its DOT text (graph.render('tape.png') draws it with Graphviz;")
+    print("in Jupyter the graph shows itself):")
+    print(graph.source)
+
     print()
     print("=" * 100)
     routes = ["the hand-written chain rule", "the layer classes", "Module.bwd",

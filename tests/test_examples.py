@@ -30,7 +30,7 @@ def walkthrough() -> str:
 
 
 def test_every_step_runs(walkthrough: str) -> None:
-    for step in range(1, 10):
+    for step in range(1, 11):
         assert f"Step {step}. " in walkthrough
 
 
@@ -175,3 +175,24 @@ def test_the_attention_walkthrough_checks_catches_and_trains() -> None:
     broken = run("-c", code)
     assert broken.returncode != 0
     assert "cr.check passed ForgetsTheScale, whose bwd is wrong" in broken.stderr
+
+
+def test_the_walkthrough_draws_the_lessons_graph_with_its_gradients(walkthrough: str) -> None:
+    dot = walkthrough.split("Step 10. ", 1)[1].split("digraph tape {", 1)[1].split("}", 1)[0]
+    names = re.findall(r'label="([^"\\]*)', dot)
+    assert names == ["x_train", "0.weight", "0.bias", "linear", "relu", "2.weight", "2.bias",
+                     "linear", "y_train", "mse_loss"]
+    assert re.search(r'label="0\.weight\\n50×784\\n\|grad\| [0-9.e+-]+"', dot)
+    assert re.search(r'label="relu\\n8000×50\\n\|grad\| [0-9.e+-]+"', dot)
+
+
+def test_the_figure_script_draws_the_readmes_graphs(tmp_path) -> None:
+    import shutil
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (.ci/run installs it)")
+    result = run(str(ROOT / "examples" / "tape_graphs.py"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("tape_lesson.png", "tape_gpt.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert "tape_lesson.png" in result.stdout
