@@ -251,6 +251,7 @@ from chainrule.ops.recurrent import (
     rnn_sequence,
     rnn_tanh_cell,
 )
+from chainrule.summarize import summary
 
 __version__ = "0.1.0"
 
@@ -282,7 +283,7 @@ __all__ = [
     "rnn_relu_cell", "rnn_sequence", "rnn_tanh_cell", "roll", "round", "rsqrt",
     "scaled_dot_product_attention", "scatter", "scatter_add", "scatter_reduce", "selu",
     "set_default_dtype", "sigmoid", "sign", "silu", "sin", "sinh", "softmax", "sort", "split",
-    "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "swapdims",
+    "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "summary", "swapaxes", "swapdims",
     "take_along_dim", "tan", "tanh", "Tensor", "tensor", "tensor_split", "tile", "topk",
     "train", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unbroadcast",
     "unflatten", "unsqueeze", "ValuesIndices", "var", "viz", "where", "zeros", "zeros_like",

@@ -346,6 +346,24 @@ def build_parser() -> argparse.ArgumentParser:
                           help="export the training-mode forward (BatchNorm on each batch's "
                                "statistics, Dropout drawing masks) instead of eval's")
 
+    summarizer = commands.add_parser(
+        "summary", parents=[debug], allow_abbrev=False,
+        help="print a recipe's layers: output shapes, parameters, multiply-adds",
+        description="Build a recipe (with the same flags as chainrule train) and print each "
+                    "layer's output shape, parameter count and multiply-adds for one batch, "
+                    "with the totals and the memory one batch's activations take.",
+        epilog="Example: chainrule summary --model cnn --batch-size 128")
+    _model_arguments(summarizer)
+    summarizer.add_argument("--batch-size", type=_integer(1, _MAX_BATCH), default=None,
+                            help="the batch the figures are for (default: the recipe's "
+                                 "training batch)")
+    for flag, what in (("n-layer", "transformer blocks"), ("n-head", "attention heads"),
+                       ("n-embd", "embedding width"), ("block-size", "characters of context"),
+                       ("vocab-size", "characters in the vocabulary (default: Shakespeare's "
+                                      "65)")):
+        summarizer.add_argument(f"--{flag}", type=_integer(1, _MAX_WIDTH), default=None,
+                                metavar="N", help=f"gpt: {what}")
+
     checker = commands.add_parser(
         "check", parents=[debug], allow_abbrev=False,
         help="verify a Function's or Module's backward pass",
@@ -1305,6 +1323,47 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def summary_command(args: argparse.Namespace) -> int:
+    """Run ``chainrule summary``."""
+    name = args.model or "mlp"
+    defaults = MODEL_DEFAULTS[name]
+    batch = args.batch_size or defaults["batch_size"]
+    text_flags = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
+    if name == "gpt":
+        for flag in ("hidden", "channels"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} is for the image models, not the gpt")
+        kwargs = {key: getattr(args, key) or defaults.get(key) for key in text_flags[:4]}
+        kwargs["vocab_size"] = args.vocab_size or 65
+        kwargs["dropout"] = args.dropout if args.dropout is not None else defaults["dropout"]
+        if kwargs["n_embd"] % kwargs["n_head"]:
+            raise UsageError(f"--n-embd {kwargs['n_embd']} must be a multiple of --n-head "
+                             f"{kwargs['n_head']}")
+        shape, dtype = (batch, kwargs["block_size"]), np.int64
+    else:
+        given = [f"--{f.replace('_', '-')}" for f in text_flags if getattr(args, f) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: for the gpt only (--model gpt)")
+        for flag, takers in (("hidden", ("mlp", "cnn")), ("channels", ("cnn", "resnet")),
+                             ("dropout", ("cnn",))):
+            if getattr(args, flag) is not None and name not in takers:
+                takers = (*takers, "gpt") if flag == "dropout" else takers
+                raise UsageError(f"--{flag} is for the {' and the '.join(takers)}, not the "
+                                 f"{name}")
+        for flag in ("hidden", "channels", "dropout"):
+            if getattr(args, flag) is None:
+                setattr(args, flag, defaults.get(flag))
+        args.model = name
+        if name == "cnn" and len(args.hidden) != 1:
+            raise UsageError("the cnn has one hidden classifier layer: give --hidden one width")
+        kwargs = _model_kwargs(args)
+        shape, dtype = (batch, *_image_input_shape(name, kwargs)), np.float32
+    models.check_kwargs(name, kwargs)
+    print(f"{name}, {', '.join(f'{k}={v}' for k, v in kwargs.items())}; input {shape}")
+    print(models.build_model(name, **kwargs).summary(shape, dtype=dtype))
+    return 0
+
+
 def _image_input_shape(name: str, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
     """One image's shape as the recipe takes it (flat for the mlp)."""
     if models.input_kind(name) == "flat":
@@ -1462,7 +1521,8 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         if args.command != "check":
             kernels.tune_process()  # this process is the command's: keep freed buffers
     command = {"train": train, "evaluate": evaluate, "sample": sample, "lr-find": lr_find,
-               "export": export, "check": check_command}[args.command]
+               "export": export, "summary": summary_command,
+               "check": check_command}[args.command]
     if args.command == "train" and args.nproc > 1 and (_mpi_size_from_environment() or 1) <= 1:
         command = functools.partial(launch, argv=argv)  # mpiexec starts this command N times
     try:

@@ -85,6 +85,13 @@ class Module:
                 hook(self, args, out)
         return out
 
+    def summary(self, input_shape: Any, dtype: Any = None) -> Any:
+        """Each layer's output shape, parameters and multiply-adds for an input of
+        ``input_shape`` (batch first), with totals: see chainrule.summarize."""
+        from chainrule.summarize import summary
+
+        return summary(self, input_shape, dtype)
+
     def register_forward_hook(self, hook: Any) -> HookHandle:
         """Call ``hook(module, args, output)`` after every forward; returns a removable handle."""
         hooks = self.__dict__.setdefault("_forward_hooks", [])
