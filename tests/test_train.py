@@ -211,3 +211,15 @@ def test_after_step_callbacks_see_the_learning_rate_the_step_used() -> None:
     learner.fit(1)
     assert rates.seen == [1.0, 0.5, 0.25] and optimizer.param_groups[0]["lr"] == 0.125
     assert learner.recorder.lrs == rates.seen  # each batch's loss beside the rate it used
+
+
+
+def test_a_plot_shows_itself_inline_in_jupyter(tmp_path) -> None:
+    from pathlib import Path
+
+    learner = make_learner()
+    learner.fit(1)
+    path = plot_loss_curves(learner.recorder, learner.history, tmp_path / "curve.png")
+    assert isinstance(path, Path) and path == tmp_path / "curve.png"
+    assert path._repr_png_() == (tmp_path / "curve.png").read_bytes()
+    assert path._repr_png_()[:4] == b"\x89PNG"

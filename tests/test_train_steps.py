@@ -187,9 +187,23 @@ def test_the_progress_bar_shows_a_line_per_evaluation() -> None:
     assert [line.split("  ")[0] for line in lines] == ["step 5/10", "epoch 1/2", "step 10/10",
                                                        "epoch 2/2"]
     assert "valid_loss" in lines[0] and "train_loss" in lines[0]
-    tty = stdio.StringIO()
-    text_learner(callbacks=[ProgressBar(file=tty)]).fit(steps=4)
-    assert "steps" in tty.getvalue()
+    drawn = stdio.StringIO()
+    text_learner(callbacks=[ProgressBar(file=drawn, bar=True)]).fit(steps=4)
+    assert "steps" in drawn.getvalue()
+
+
+class Terminal(stdio.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_is_drawn_on_a_terminal_and_left_out_of_logs() -> None:
+    log = stdio.StringIO()  # a file or a pipe: not a terminal
+    text_learner(callbacks=[ProgressBar(file=log)]).fit(steps=4, eval_every=2)
+    assert "\r" not in log.getvalue() and "step 2/4" in log.getvalue()
+    terminal = Terminal()
+    text_learner(callbacks=[ProgressBar(file=terminal)]).fit(steps=4, eval_every=2)
+    assert "\r" in terminal.getvalue() and "step 2/4" in terminal.getvalue()
 
 
 @pytest.mark.parametrize("call, error, says", [
@@ -384,3 +398,19 @@ def test_evaluate_puts_back_each_modules_own_mode() -> None:
                       loss_func=cross_entropy)
     learner.evaluate(data)
     assert model.training and model[0].training and not model[1].training
+
+
+def test_in_a_jupyter_kernel_the_bar_is_drawn_as_tqdms_widget(monkeypatch) -> None:
+    import sys
+    import types
+
+    from chainrule.train.callbacks import _watched
+
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert _watched(stdio.StringIO())
+    plain_shell = types.SimpleNamespace(config={"TerminalIPythonApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: plain_shell))
+    assert not _watched(stdio.StringIO())

@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start over in an --out that holds an earlier run, replacing its "
                             "files")
     train.add_argument("--no-progress", action="store_true",
-                       help="no progress bar (a line per epoch is still printed)")
+                       help="no progress bar (none is drawn when the output is not a "
+                            "terminal either); a line per epoch is still printed")
     train.add_argument("--nproc", type=_integer(1, 4096), default=1, metavar="N",
                        help="train an image model on N processes, data-parallel over MPI "
                             "(the distributed extra); chainrule starts mpiexec itself, and "
@@ -947,7 +948,7 @@ def _train(args: argparse.Namespace, out: Path, existing: list[str], world: Any 
     callbacks: list = []
     if root:
         callbacks.append(CheckpointCallback(checkpoint))
-        callbacks.append(ProgressBar(file=sys.stdout, bar=not args.no_progress))
+        callbacks.append(ProgressBar(file=sys.stdout, bar=False if args.no_progress else None))
     if world is not None:
         callbacks.append(distributed.DataParallel(world))
     if args.sentinel:
@@ -1081,7 +1082,7 @@ def _train_text(args: argparse.Namespace, out: Path, existing: list[str]) -> int
     train_data = data.train_loader(args.batch_size, args.block_size, seed=args.seed)
     valid_data = data.valid_loader(args.batch_size, args.block_size)
     callbacks = [CheckpointCallback(checkpoint, every_steps=args.eval_every),
-                 ProgressBar(file=sys.stdout, bar=not args.no_progress)]
+                 ProgressBar(file=sys.stdout, bar=False if args.no_progress else None)]
     learner = Learner(model, train_data, optimizer, valid_data=valid_data,
                       loss_func=_token_loss, callbacks=callbacks, metrics={},
                       scheduler=scheduler, config=config, valid_name="valid",

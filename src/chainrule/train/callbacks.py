@@ -185,18 +185,34 @@ def _row_text(head: str, row: dict[str, Any], skip: tuple[str, ...]) -> str:
     return "  ".join(parts)
 
 
+def _watched(file: Any) -> bool:
+    """Whether a bar on ``file`` is seen as it redraws: a terminal, or a Jupyter kernel's
+    output (where tqdm.auto draws a widget instead of carriage returns)."""
+    try:
+        if file.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+    shell = sys.modules.get("IPython")
+    ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
+
+
 class ProgressBar(Callback):
     """A tqdm bar with the running loss: over each epoch's batches, or with ``fit(steps=n)``
     over all n steps; a line per epoch, and one per evaluation of ``eval_every``.
 
-    With ``bar=False`` only the lines are printed (for logs and pipes).
+    The bar is drawn where someone watches: on a terminal, or as a widget in Jupyter
+    (tqdm.auto). Into a file or a pipe, and with ``bar=False``, only the lines are printed, so
+    a log holds no carriage-return redraws.
     """
 
     order = 50
 
-    def __init__(self, file: Any = None, leave: bool = False, bar: bool = True) -> None:
+    def __init__(self, file: Any = None, leave: bool = False, bar: bool | None = None) -> None:
         self.file = file if file is not None else sys.stderr
-        self.leave, self.bar = leave, bar
+        self.leave = leave
+        self.bar = _watched(self.file) if bar is None else bar
         self._bar: Any = None
         self._shown = 0  # evaluations printed so far
 

@@ -22,12 +22,20 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: str | os.PathLike) -> Path:
+class ImageFile(type(Path())):  # the platform's concrete Path class, so it is a Path
+    """The path of a PNG written by a plot function; Jupyter shows it inline."""
+
+    def _repr_png_(self) -> bytes:
+        return self.read_bytes()
+
+
+def _save(figure: Any, path: str | os.PathLike) -> ImageFile:
     plt = _pyplot()
     try:
-        return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
+        written = atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
     finally:
         plt.close(figure)
+    return ImageFile(written)
 
 
 def _training_losses(axes: Any, recorder: Any) -> None:
