@@ -192,6 +192,44 @@ OP_CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "min": (lambda: Lambda(lambda x, m: x.min(axis=1)), (3, 5)),
     "embedding": (lambda: nn.Embedding(7, 4), (3, 6)),
     "cast": (lambda: Lambda(lambda x, m: x.astype(np.float64)), (3, 5)),
+    "tan": (lambda: Lambda(lambda x, m: (x * 0.5).tan()), (3, 5)),
+    "sinh": (lambda: Lambda(lambda x, m: x.sinh()), (3, 5)),
+    "cosh": (lambda: Lambda(lambda x, m: x.cosh()), (3, 5)),
+    "asin": (lambda: Lambda(lambda x, m: (x.tanh() * 0.9).asin()), (3, 5)),
+    "acos": (lambda: Lambda(lambda x, m: (x.tanh() * 0.9).acos()), (3, 5)),
+    "atan": (lambda: Lambda(lambda x, m: x.atan()), (3, 5)),
+    "asinh": (lambda: Lambda(lambda x, m: x.asinh()), (3, 5)),
+    "acosh": (lambda: Lambda(lambda x, m: (x * x + 1.5).acosh()), (3, 5)),
+    "atanh": (lambda: Lambda(lambda x, m: (x.tanh() * 0.9).atanh()), (3, 5)),
+    "hardswish": (lambda: nn.Hardswish(), (3, 5)),
+    "hardsigmoid": (lambda: nn.Hardsigmoid(), (3, 5)),
+    "mish": (lambda: nn.Mish(), (3, 5)),
+    "selu": (lambda: nn.SELU(), (3, 5)),
+    "celu": (lambda: nn.CELU(0.5), (3, 5)),
+    "square": (lambda: Lambda(lambda x, m: x.square()), (3, 5)),
+    "rsqrt": (lambda: Lambda(lambda x, m: (x * x + 1).rsqrt()), (3, 5)),
+    "logsigmoid": (lambda: nn.LogSigmoid(), (3, 5)),
+    "softplus": (lambda: nn.Sequential(nn.Softplus(), nn.Softplus(beta=2, threshold=1)),
+                 (3, 5)),
+    "prelu": (lambda: nn.Sequential(nn.PReLU(3, init=0.1), nn.Flatten(), nn.PReLU()),
+              (2, 3, 4)),
+    "where": (lambda: Lambda(lambda x, m: cr.where(x > 0, x, m.b), b=_param(5)), (3, 5)),
+    "less": (lambda: Lambda(lambda x, m: cr.where(x < x.tanh() * 2, x, 0.0)), (3, 5)),
+    "less_equal": (lambda: Lambda(lambda x, m: cr.where(x <= 0.1, x, -x)), (3, 5)),
+    "greater": (lambda: Lambda(lambda x, m: cr.where(x > 0.2, x, 1.0)), (3, 5)),
+    "greater_equal": (lambda: Lambda(lambda x, m: cr.where(x >= x.sin(), 2 * x, x)),
+                      (3, 5)),
+    "equal": (lambda: Lambda(lambda x, m: cr.where(x.floor() == 0, x, 3.0)), (3, 5)),
+    "not_equal": (lambda: Lambda(lambda x, m: cr.where(x.floor() != 0, x, 3.0)), (3, 5)),
+    "max_pool": (lambda: nn.Sequential(nn.MaxPool1d(3, stride=2, padding=1, dilation=1,
+                                                    ceil_mode=True)), (2, 3, 9)),
+    "avg_pool": (lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False),
+                 (2, 3, 9)),
+    "adaptive_avg_pool": (lambda: nn.Sequential(nn.AdaptiveAvgPool2d((2, 3)),
+                                                nn.AdaptiveAvgPool2d(1)), (2, 3, 4, 6)),
+    "stack": (lambda: Lambda(lambda x, m: cr.stack([x, x * 2], axis=1)), (3, 5)),
+    "getitem": (lambda: Lambda(lambda x, m: x[:, 1:4:2, -1] + x[..., 0, 2:].sum()),
+                (3, 5, 4)),
     "self_attention": (lambda: Lambda(lambda x, m: F.self_attention(x, 2, is_causal=True) +
                                       F.self_attention(x, 3)), (2, 4, 18)),
 }
@@ -285,3 +323,21 @@ def test_the_export_check_catches_a_wrong_mapping(monkeypatch, tmp_path) -> None
     with pytest.raises(ExportError, match="onnxruntime's output differs"):
         to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "r.onnx")
     assert not (tmp_path / "r.onnx").exists()
+
+
+def test_a_value_computed_outside_the_ops_is_caught_by_the_check(tmp_path) -> None:
+    # np.abs on the input's array is no op: the trace can only keep it as a constant, and
+    # the check on a batch of another size finds it out
+    model = Lambda(lambda x, m: x * cr.tensor(np.abs(x.data)))
+    with pytest.raises(ExportError, match="outside chainrule's ops"):
+        to_onnx(model, np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_without_the_onnx_package_the_error_says_how_to_install_it(monkeypatch,
+                                                                    tmp_path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
+    with pytest.raises(ImportError, match=r'pip install "chainrule\[onnx\]"'):
+        to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "m.onnx")

@@ -142,7 +142,10 @@ def supported_ops() -> list[str]:
 _UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "log": "Log",
           "sqrt": "Sqrt", "neg": "Neg", "abs": "Abs", "reciprocal": "Reciprocal",
           "erf": "Erf", "sin": "Sin", "cos": "Cos", "floor": "Floor", "ceil": "Ceil",
-          "sign": "Sign", "softsign": "Softsign", "clone": "Identity"}
+          "sign": "Sign", "softsign": "Softsign", "clone": "Identity", "tan": "Tan",
+          "sinh": "Sinh", "cosh": "Cosh", "asin": "Asin", "acos": "Acos", "atan": "Atan",
+          "asinh": "Asinh", "acosh": "Acosh", "atanh": "Atanh", "hardswish": "HardSwish",
+          "mish": "Mish", "selu": "Selu"}
 _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
            "maximum": "Max", "minimum": "Min", "matmul": "MatMul"}
 
@@ -188,6 +191,82 @@ def _clip(g: _Graph, call: Call) -> str:
     bounds = ["" if v is None else g.constant(np.asarray(v, a._data.dtype), "bound")
               for v in (low, high)]
     return g.add("Clip", [g.value(a), *bounds], call.fn.name)
+
+
+@maps("hardsigmoid")
+def _hardsigmoid(g: _Graph, call: Call) -> str:
+    return g.add("HardSigmoid", [g.value(call.args["a"])], alpha=1 / 6, beta=0.5)
+
+
+@maps("celu")
+def _celu(g: _Graph, call: Call) -> str:
+    return g.add("Celu", [g.value(call.args["a"])], alpha=float(call.args["alpha"]))
+
+
+@maps("square")
+def _square(g: _Graph, call: Call) -> str:
+    x = g.value(call.args["a"])
+    return g.add("Mul", [x, x], "square")
+
+
+@maps("rsqrt")
+def _rsqrt(g: _Graph, call: Call) -> str:
+    return g.add("Reciprocal", [g.add("Sqrt", [g.value(call.args["a"])])], "rsqrt")
+
+
+@maps("logsigmoid")
+def _logsigmoid(g: _Graph, call: Call) -> str:
+    # log sigmoid(x) = -softplus(-x), which stays finite for large |x|
+    negated = g.add("Neg", [g.value(call.args["a"])])
+    return g.add("Neg", [g.add("Softplus", [negated])], "logsigmoid")
+
+
+@maps("softplus")
+def _softplus(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    dtype = a._data.dtype
+    x = g.value(a)
+    beta = g.constant(np.asarray(call.args["beta"], dtype), "beta")
+    scaled = g.add("Mul", [x, beta], "scaled")
+    smooth = g.add("Div", [g.add("Softplus", [scaled]), beta], "softplus")
+    # above the threshold the function is the identity, as PyTorch's softplus
+    linear = g.add("Greater", [scaled, g.constant(np.asarray(call.args["threshold"], dtype),
+                                                  "threshold")], "linear_part")
+    return g.add("Where", [linear, x, smooth], "softplus")
+
+
+@maps("prelu")
+def _prelu(g: _Graph, call: Call) -> str:
+    a, weight = call.args["a"], call.args["weight"]
+    slope = g.value(weight)
+    if a._data.ndim > 2 and _data_of(weight).size > 1:  # one slope per channel (axis 1)
+        slope = g.add("Reshape", [slope, g.ints([-1] + [1] * (a._data.ndim - 2), "shape")],
+                      "slope")
+    return g.add("PRelu", [g.value(a), slope], "prelu")
+
+
+_COMPARE = {"less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
+            "greater_equal": "GreaterOrEqual", "equal": "Equal", "not_equal": "Equal"}
+
+
+@maps(*_COMPARE)
+def _compare(g: _Graph, call: Call) -> str:
+    a, b = call.args["a"], call.args["b"]
+    tensors = [v for v in (a, b) if isinstance(v, Tensor)]
+    if len({t._data.dtype for t in tensors}) > 1:
+        raise ExportError(f"{call.fn.name}{_where(call)}: comparing tensors of two dtypes is "
+                          "not exported; convert one first")
+    like = tensors[0]
+    out = g.add(_COMPARE[call.fn.name], [g.value(a, like), g.value(b, like)], call.fn.name)
+    return g.add("Not", [out], "not_equal") if call.fn.name == "not_equal" else out
+
+
+@maps("where")
+def _where(g: _Graph, call: Call) -> str:
+    a, b = call.args["a"], call.args["b"]
+    like = a if isinstance(a, Tensor) else b
+    return g.add("Where", [g.value(call.args["condition"]), g.value(a, like),
+                           g.value(b, like)], "where")
 
 
 @maps("softmax", "log_softmax")
@@ -249,6 +328,59 @@ def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, **
     pad = _pair(padding)
     return g.add(op, [x], op.lower(), kernel_shape=kernel,
                  strides=kernel if stride is None else _pair(stride), pads=pad + pad, **extra)
+
+
+@maps("max_pool")
+def _max_pool(g: _Graph, call: Call) -> str:
+    a = call.args
+    if a.get("indices_out") is not None:
+        raise ExportError(f"max_pool{_where(call)}: return_indices=True is not exported")
+    dims = int(a["dims"])
+    kernel = _tuple(a["kernel_size"], dims)
+    pad = _tuple(a["padding"], dims)
+    return g.add("MaxPool", [g.value(a["x"])], "maxpool", kernel_shape=kernel,
+                 strides=kernel if a["stride"] is None else _tuple(a["stride"], dims),
+                 pads=pad + pad, dilations=_tuple(a.get("dilation", 1), dims),
+                 ceil_mode=int(bool(a.get("ceil_mode", False))))
+
+
+@maps("avg_pool")
+def _avg_pool(g: _Graph, call: Call) -> str:
+    a = call.args
+    if a.get("divisor_override") is not None:
+        raise ExportError(f"avg_pool{_where(call)}: divisor_override is not exported")
+    dims = int(a["dims"])
+    kernel = _tuple(a["kernel_size"], dims)
+    pad = _tuple(a.get("padding", 0), dims)
+    return g.add("AveragePool", [g.value(a["x"])], "avgpool", kernel_shape=kernel,
+                 strides=kernel if a.get("stride") is None else _tuple(a["stride"], dims),
+                 pads=pad + pad, ceil_mode=int(bool(a.get("ceil_mode", False))),
+                 count_include_pad=int(bool(a.get("count_include_pad", True))))
+
+
+@maps("adaptive_avg_pool")
+def _adaptive_avg_pool(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    dims = int(a["dims"])
+    sizes = x._data.shape[-dims:]
+    wanted = [s if o is None else int(o) for s, o in zip(sizes, _tuple_or_none(
+        a["output_size"], dims))]
+    if all(w == 1 for w in wanted):
+        return g.add("GlobalAveragePool", [g.value(x)], "avgpool")
+    if any(s % w for s, w in zip(sizes, wanted)):
+        raise ExportError(f"adaptive_avg_pool{_where(call)}: output size {tuple(wanted)} does "
+                          f"not divide the input's {tuple(sizes)}; only equal windows export")
+    kernel = [s // w for s, w in zip(sizes, wanted)]
+    return g.add("AveragePool", [g.value(x)], "avgpool", kernel_shape=kernel, strides=kernel)
+
+
+def _tuple(value: Any, dims: int) -> list[int]:
+    return [int(value)] * dims if np.ndim(value) == 0 else [int(v) for v in value]
+
+
+def _tuple_or_none(value: Any, dims: int) -> list[Any]:
+    return [value] * dims if value is None or np.ndim(value) == 0 else list(value)
 
 
 @maps("max_pool2d")
@@ -390,6 +522,51 @@ def _squeeze(g: _Graph, call: Call) -> str:
     return g.add(op, [g.value(a), g.ints(axes, "axes")], call.fn.name)
 
 
+@maps("stack")
+def _stack(g: _Graph, call: Call) -> str:
+    axis = int(call.args["axis"])
+    parts = [g.add("Unsqueeze", [g.value(t), g.ints([axis], "axis")], "part")
+             for t in call.args["arrays"]]
+    return g.add("Concat", parts, "stack", axis=axis)
+
+
+@maps("getitem")
+def _getitem(g: _Graph, call: Call) -> str:
+    a, index = call.args["a"], call.args["index"]
+    ndim = a._data.ndim
+    items = list(index) if isinstance(index, tuple) else [index]
+    if sum(item is Ellipsis for item in items) > 1 or not all(
+            item is Ellipsis or isinstance(item, slice) or (
+                isinstance(item, (int, np.integer)) and not isinstance(item, bool))
+            for item in items):
+        raise ExportError(f"getitem{_where(call)}: only integers, slices and one ... export "
+                          f"(got {index!r:.80})")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at:at + 1] = [slice(None)] * (ndim - len(items) + 1)
+    out = g.value(a)
+    starts, ends, axes, steps, picks = [], [], [], [], []
+    for axis, item in enumerate(items):
+        if isinstance(item, slice):
+            if item == slice(None):
+                continue
+            if item.step is not None and item.step < 1:
+                raise ExportError(f"getitem{_where(call)}: a slice step below 1 is not "
+                                  "exported")
+            starts.append(0 if item.start is None else item.start)
+            ends.append(np.iinfo(np.int64).max if item.stop is None else item.stop)
+            axes.append(axis)
+            steps.append(1 if item.step is None else item.step)
+        else:
+            picks.append((axis, int(item)))
+    if axes:
+        out = g.add("Slice", [out, g.ints(starts, "starts"), g.ints(ends, "ends"),
+                              g.ints(axes, "axes"), g.ints(steps, "steps")], "slice")
+    for axis, item in reversed(picks):  # the last first, so the earlier axes keep places
+        out = g.add("Gather", [out, g.ints(item, "index")], "pick", axis=axis)
+    return out if axes or picks else g.add("Identity", [out], "getitem")
+
+
 @maps("concatenate")
 def _concatenate(g: _Graph, call: Call) -> str:
     return g.add("Concat", [g.value(t) for t in call.args["arrays"]], "concat",
@@ -502,7 +679,8 @@ def build(model: Module, example: Any, training: bool = False,
                 f"to_onnx: op {call.fn.name!r}{_where(call)} has no ONNX mapping; the ops "
                 f"that export are: {', '.join(supported_ops())}")
         graph.layer = call.layer
-        graph.names[id(call.output)] = mapping(graph, call)
+        name = graph.names[id(call.output)] = mapping(graph, call)
+        graph.arrays[id(call.output._data)] = name  # for a model that unwraps it (.data)
         graph.keep.append(call.output)
     result = graph.names.get(id(output))
     if result == "input":  # a forward that hands its input back (Identity, eval Dropout)
@@ -535,6 +713,10 @@ def build(model: Module, example: Any, training: bool = False,
     return proto, output
 
 
+def _data_of(value: Any) -> np.ndarray:
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
 def _elem(onnx: Any, tensor: Tensor) -> int:
     return onnx.helper.np_dtype_to_tensor_dtype(tensor._data.dtype)
 
@@ -562,7 +744,14 @@ def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool
             _, ours = trace(model, Tensor(batch))
         finally:
             model.train(was_training)
-        theirs = session.run(None, {"input": batch})[0]
+        try:
+            theirs = session.run(None, {"input": batch})[0]
+        except Exception as error:  # onnxruntime's own errors have no common base class
+            raise ExportError(
+                f"to_onnx: onnxruntime cannot run the file on a batch of {len(batch)} "
+                f"({type(error).__name__}: {str(error)[:300]}). Most often the forward "
+                "computed something from its input outside chainrule's ops (NumPy on "
+                ".data, say), which the file holds as this example's constant") from None
         expected = ours._data
         if theirs.shape != expected.shape:
             raise ExportError(f"to_onnx: the file gives shape {theirs.shape} for a batch of "

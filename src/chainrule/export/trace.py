@@ -22,11 +22,18 @@ from chainrule.nn.module import Module
 _SIGNATURES: dict[type, inspect.Signature] = {}
 
 
+@dataclass(frozen=True)
+class _Untaped:
+    """Stands for the Function of a call that has none (``name`` is NumPy's ufunc name)."""
+
+    name: str
+
+
 @dataclass
 class Call:
     """One op call: its Function, its arguments by parameter name, its output, its layer."""
 
-    fn: type[Function]
+    fn: type[Function] | _Untaped
     args: dict[str, Any]
     output: Tensor
     layer: str
@@ -44,12 +51,18 @@ class Trace:
     def record(self, fn: type[Function], inputs: tuple, attrs: dict[str, Any],
                output: Tensor) -> None:
         """Keep one call (Function.apply calls this after every forward)."""
-        layer = ""
+        self.calls.append(Call(fn, _bind(fn, inputs, attrs), output, self._layer()))
+
+    def _layer(self) -> str:
         for module in reversed(self.layers):  # the innermost named layer
             layer = self._names.get(id(module), "")
             if layer:
-                break
-        self.calls.append(Call(fn, _bind(fn, inputs, attrs), output, layer))
+                return layer
+        return ""
+
+    def record_untaped(self, name: str, args: dict[str, Any], output: Tensor) -> None:
+        """Keep a call that no Function makes (a comparison: bool results, no gradient)."""
+        self.calls.append(Call(_Untaped(name), args, output, self._layer()))
 
     def __enter__(self) -> Trace:
         self._previous, STATE.tracer = STATE.tracer, self

@@ -13,7 +13,7 @@ import numpy as np
 from chainrule import kernels
 from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
-from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.engine.tensor import STATE, Tensor, _as_data
 from chainrule.kernels import activation as activation_kernels
 
 
@@ -640,6 +640,13 @@ def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
     """A comparison in the dtype the promotion rule gives the operands, as in PyTorch (an
     int64 tensor against 0.5 compares as float32; float32 against a float64 0-d tensor as
     float32)."""
+    out = _compared(ufunc, a, b)
+    if STATE.tracer is not None:  # no Function records it, so an exporter is told here
+        STATE.tracer.record_untaped(ufunc.__name__, {"a": a, "b": b}, out)
+    return out
+
+
+def _compared(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
     if type(a) is Tensor:  # the fast paths: one dtype, or a float tensor and a Python number
         if type(b) is Tensor:
             if a._data.dtype == b._data.dtype:
