@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -341,3 +342,13 @@ def test_without_the_onnx_package_the_error_says_how_to_install_it(monkeypatch,
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
     with pytest.raises(ImportError, match=r'pip install "chainrule\[onnx\]"'):
         to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+
+
+def test_the_docs_list_exactly_the_ops_that_export() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    listed = text.split("checked against chainrule.export.supported_ops() by a test -->")[1]
+    listed = listed.split("<!-- end of the list -->")[0]
+    assert re.findall(r"`(\w+)`", listed) == supported_ops()
+    assert f"({len(supported_ops())} of the registry's {len(cr.registry())})" in text
