@@ -54,6 +54,12 @@ def torch_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attn_mask: torch.Tensor | None, dropout: torch.Tensor | None,
                     scale: float | None, is_causal: bool, dropout_scale: float = 1.0
                     ) -> torch.Tensor:
+    if attn_mask is not None:
+        # torch 2.13's kernels raise IndexError on a 1-d mask of size 1 (found by hypothesis);
+        # the mask broadcast to the scores' shape first is the same attention
+        scores_shape = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]) + (
+            query.shape[-2], key.shape[-2])
+        attn_mask = attn_mask.expand(torch.broadcast_shapes(attn_mask.shape, scores_shape))
     if dropout is None:
         return F.scaled_dot_product_attention(query, key, value, attn_mask, 0.0, is_causal,
                                               scale=scale)
