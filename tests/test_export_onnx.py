@@ -231,6 +231,19 @@ OP_CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "stack": (lambda: Lambda(lambda x, m: cr.stack([x, x * 2], axis=1)), (3, 5)),
     "getitem": (lambda: Lambda(lambda x, m: x[:, 1:4:2, -1] + x[..., 0, 2:].sum()),
                 (3, 5, 4)),
+    "bitwise_and": (lambda: Lambda(lambda x, m: cr.where((x > 0) & (x < 1), x, 0.0)), (3, 5)),
+    "bitwise_or": (lambda: Lambda(lambda x, m: cr.where((x > 1) | (x < -1), x, 0.0)), (3, 5)),
+    "bitwise_xor": (lambda: Lambda(lambda x, m: cr.where((x > 0) ^ (x > 1), x, 0.0)),
+                    (3, 5)),
+    "bitwise_not": (lambda: Lambda(lambda x, m: cr.where(~(x > 0), x, 0.0)), (3, 5)),
+    "logical_and": (lambda: Lambda(lambda x, m: cr.where(cr.logical_and(x.floor() + 1, x > 0),
+                                                         x, 0.0)), (3, 5)),
+    "logical_or": (lambda: Lambda(lambda x, m: cr.where(cr.logical_or(x.floor(), x > 2), x,
+                                                        0.0)), (3, 5)),
+    "logical_xor": (lambda: Lambda(lambda x, m: cr.where(cr.logical_xor(x > 0, x.floor()), x,
+                                                         0.0)), (3, 5)),
+    "logical_not": (lambda: Lambda(lambda x, m: cr.where(cr.logical_not(x.floor()), x, 0.0)),
+                    (3, 5)),
     "self_attention": (lambda: Lambda(lambda x, m: F.self_attention(x, 2, is_causal=True) +
                                       F.self_attention(x, 3)), (2, 4, 18)),
 }
@@ -351,5 +364,64 @@ def test_the_docs_list_exactly_the_ops_that_export() -> None:
     listed = text.split("checked against chainrule.export.supported_ops() by a test -->")[1]
     listed = listed.split("<!-- end of the list -->")[0]
     assert re.findall(r"`(\w+)`", listed) == supported_ops()
-    built_in = [fn for fn in cr.registry().values() if fn.__module__.startswith("chainrule.")]
-    assert f"({len(supported_ops())} of the registry's {len(built_in)})" in text
+    built_in = {name for name, fn in cr.registry().items()
+                if fn.__module__.startswith("chainrule.")}
+    functions = len(set(supported_ops()) & built_in)
+    others = len(set(supported_ops()) - built_in)
+    assert " ".join(text.split()).count(
+        f"({functions} of the registry's {len(built_in)} Functions, and {others} comparison, "
+        "logical and bitwise ops") == 1
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: cr.where(x < 0.5, 1.0, 2.0),          # int64 against 0.5 compares as float
+    lambda x: cr.where(x == 2, 1.0, 2.0),
+    lambda x: ((x & 3) | 4).astype(np.float32),     # integer bitwise ops
+    lambda x: (~x ^ 1).astype(np.float32),
+    lambda x: (x > 0).sum(axis=1).astype(np.float32),  # bools sum as int64
+    lambda x: cr.where(x, 1.0, 0.0),                # an integer condition: nonzero is true
+], ids=["lt-half", "eq", "and-or", "not-xor", "bool-sum", "int-condition"])
+def test_integer_inputs_follow_chainrules_promotion(fn) -> None:
+    model = Lambda(lambda x, m: fn(x))
+    x = np.array([[0, 1, 2], [3, -1, 0]], np.int64)
+    proto, _ = build(model, x)
+    other = np.array([[2, 0, 0], [1, 1, 5], [-3, 2, 0]], np.int64)
+    np.testing.assert_array_equal(run(proto, other), ours(model, other, False))
+
+
+def test_export_restores_each_layers_own_mode() -> None:
+    cr.manual_seed(0)
+    model = models.cnn()
+    model.train()
+    model[1].eval()  # a frozen BatchNorm inside a training model
+    build(model, images(2))
+    build(model, images(2), training=True)
+    model.summary((2, 1, 28, 28))
+    assert model.training and not model[1].training and model[5].training
+
+
+def test_negative_permute_axes_and_unbatched_outputs_export() -> None:
+    model = Lambda(lambda x, m: x.reshape(x.shape[0], 3, 1).permute(0, -1, 1).mean(0))
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    proto, _ = build(model, x)
+    assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [1, 3]
+    np.testing.assert_allclose(run(proto, x), ours(model, x, False), rtol=1e-6)
+
+
+def test_a_value_made_with_numpy_from_the_input_is_caught_at_the_same_batch_size(
+        tmp_path) -> None:
+    model = Lambda(lambda x, m: x * cr.tensor(np.sign(x.data)))
+    with pytest.raises(ExportError):
+        to_onnx(model, np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+
+
+def test_without_onnxruntime_the_export_warns_that_it_was_not_checked(monkeypatch,
+                                                                       tmp_path) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.warns(UserWarning, match="was not run against chainrule"):
+        to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").exists()

@@ -80,3 +80,17 @@ def test_the_summary_command_refuses_flags_the_model_does_not_take(capsys, argv,
     assert main(["summary", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_layer_called_twice_is_counted_once_at_its_first_name() -> None:
+    layer = nn.Linear(4, 4)
+    result = nn.Sequential(layer, nn.ReLU(), layer).summary((2, 4))
+    rows = {row.name: row for row in result.rows}
+    assert rows["0"].mult_adds == 2 * 2 * 4 * 4 and rows["0"].params == 20  # both calls
+    assert rows["2"].same_as == "0" and rows["2"].params == 0 and not rows["2"].tied
+    assert result.total_params == 20 and "2 is the layer 0, called again" in str(result)
+
+
+def test_views_add_no_activation_memory() -> None:
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+    assert flat.summary((5, 3, 4)).activation_bytes == 4 * 5 * 2  # the Linear's output only

@@ -409,8 +409,9 @@ def test_in_a_jupyter_kernel_the_bar_is_drawn_as_tqdms_widget(monkeypatch) -> No
     kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
     monkeypatch.setitem(sys.modules, "IPython",
                         types.SimpleNamespace(get_ipython=lambda: kernel))
-    assert _watched(stdio.StringIO())
+    assert _watched(sys.stdout) and _watched(sys.stderr)
+    assert not _watched(stdio.StringIO())  # a file of the user's is a log, even in Jupyter
     plain_shell = types.SimpleNamespace(config={"TerminalIPythonApp": {}})
     monkeypatch.setitem(sys.modules, "IPython",
                         types.SimpleNamespace(get_ipython=lambda: plain_shell))
-    assert not _watched(stdio.StringIO())
+    assert not _watched(sys.stdout)

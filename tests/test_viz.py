@@ -143,3 +143,19 @@ def test_bad_arguments_are_named() -> None:
         cr.viz.draw(loss, names={"x": np.ones(3)})
     with pytest.raises(ValueError, match=r"must end in \.svg, \.png or \.pdf"):
         cr.viz.draw(loss).render("tape.jpg")
+
+
+def test_depth_counts_the_shortest_path_to_each_node() -> None:
+    x = cr.tensor(np.linspace(-1, 1, 5), requires_grad=True)
+    c = x.exp()
+    root = (c.neg() + c.cos().sin()).sum()  # x is 4 steps away through neg, 5 through sin
+    names = [t.split("\\n")[0] for t in labels(cr.viz.draw(root, names={"x": x},
+                                                           depth=4).source)]
+    assert "x" in names and "exp" in names
+
+
+def test_drawing_twice_keeps_each_graphs_norms() -> None:
+    model, _, _, loss = lesson()
+    first, second = cr.viz.draw(loss, model), cr.viz.draw(loss, model)
+    loss.backward()
+    assert first.source == second.source and "relu\\n8×5\\n|grad|" in first.source

@@ -1306,21 +1306,25 @@ def export(args: argparse.Namespace) -> int:
     model.load_state_dict(model_state)
     metadata["chainrule.config"] = config
     try:
-        path = to_onnx(model, example, args.onnx, training=args.training, metadata=metadata,
-                       overwrite=args.overwrite)
+        with warnings.catch_warnings():  # the line below says whether it was checked
+            warnings.simplefilter("ignore")
+            path = to_onnx(model, example, args.onnx, training=args.training,
+                           metadata=metadata, overwrite=args.overwrite)
     except ImportError as error:
         raise UsageError(str(error)) from None
     import onnx
 
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
-             .metadata_props}
-    check = props.get("chainrule.onnxruntime_check")
+    written = onnx.load(str(path), load_external_data=False)
+    check = {p.key: p.value for p in written.metadata_props}.get("chainrule.onnxruntime_check")
+    if check:
+        verdict = f"run in onnxruntime, it matches chainrule to {check} of the output's largest "
+        verdict += "value"
+    elif any(node.op_type == "Dropout" for node in written.graph.node):
+        verdict = "not run in onnxruntime (it draws dropout masks)"
+    else:
+        verdict = "not run in onnxruntime (it is not installed)"
     print(f"{path}: the {name} model of {args.checkpoint} as ONNX opset {ONNX_OPSET} "
-          f"({path.stat().st_size / 2**20:.1f} MiB); "
-          + (f"run in onnxruntime, it matches chainrule to {check} of the output's largest "
-             "value" if check else "not run in onnxruntime (" + (
-              "it draws dropout masks" if args.training else "onnxruntime is not installed")
-             + ")"))
+          f"({path.stat().st_size / 2**20:.1f} MiB); {verdict}")
     return 0
 
 

@@ -7,8 +7,9 @@ The model runs once on zeros of the given shape, traced (chainrule.export.trace)
 figure comes from what the forward really did: output shapes from each layer's last call,
 multiply-adds from each op's arguments (matrix products and convolutions; elementwise ops
 count none, as torchinfo and Keras count), parameters from each layer's own tensors, a tied
-one counted once. "Activations" is the bytes of every op's output in one forward: about what
-training keeps for backward, and what a batch costs in memory beyond the weights.
+one counted once. "Activations" is the bytes of every op's output in one forward (views of
+another op's output are free): about what training keeps for backward, and what a batch costs
+in memory beyond the weights.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Row:
     params: int
     mult_adds: int
     tied: list[str] = field(default_factory=list)
+    same_as: str = ""  # the first name of a layer that is used under two
 
 
 @dataclass
@@ -107,7 +109,8 @@ class Summary:
         lines = [head, "-" * len(head)]
         for label, row in zip(labels, self.rows):
             shape = "-" if row.output_shape is None else str(tuple(row.output_shape))
-            params = "tied" if row.tied else f"{row.params:,}" if row.params else "-"
+            params = ("tied" if row.tied else f"= {row.same_as}" if row.same_as else
+                      f"{row.params:,}" if row.params else "-")
             adds = f"{row.mult_adds:,}" if row.mult_adds else "-"
             lines.append(f"{label:<{width}}{shape:>20}{params:>12}{adds:>15}")
         lines.append("-" * len(head))
@@ -119,10 +122,13 @@ class Summary:
             f"activations of one forward (every op's output, batch {batch}): "
             f"{_size(self.activation_bytes)}",
         ]
-        tied = [row for row in self.rows if row.tied]
-        for row in tied:
-            lines.append(f"{row.name}'s {', '.join(row.tied)} is another layer's parameter "
-                         "(tied), counted there")
+        for row in self.rows:
+            if row.tied:
+                lines.append(f"{row.name}'s {', '.join(row.tied)} is another layer's parameter "
+                             "(tied), counted there")
+            if row.same_as:
+                lines.append(f"{row.name} is the layer {row.same_as}, called again: its "
+                             f"parameters and mult-adds are counted at {row.same_as}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -152,12 +158,9 @@ def summary(model: Module, input_shape: Sequence[int], dtype: Any = None) -> Sum
         def keep(layer: Module, _args: tuple, out: Any) -> None:
             outputs[id(layer)] = tuple(out.shape) if hasattr(out, "shape") else None
         handles.append(module.register_forward_hook(keep))
-    was_training = model.training
-    model.eval()
     try:
-        recorded, _ = trace(model, Tensor(np.zeros(shape, dtype=dtype)))
+        recorded, _ = trace(model, Tensor(np.zeros(shape, dtype=dtype)), training=False)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     adds: dict[str, int] = {}
@@ -166,11 +169,18 @@ def summary(model: Module, input_shape: Sequence[int], dtype: Any = None) -> Sum
         count = MULT_ADDS.get(call.fn.name)
         if count is not None:
             adds[call.layer] = adds.get(call.layer, 0) + int(count(call.args, call.output._data))
-        activations += call.output._data.nbytes
-    rows, seen = [], set()
+        out = call.output._data
+        if not (getattr(call.fn, "view", False) and out.base is not None):  # views are free
+            activations += out.nbytes
+    rows, seen, first_name = [], set(), {}
     for name, module in model.named_modules():  # as the model defines them, parents first
         if not name or id(module) not in outputs:
             continue  # the model itself (its totals are below), or a layer not called
+        if id(module) in first_name:  # one layer under two names: its calls count at the first
+            rows.append(Row(name, type(module).__name__, outputs[id(module)], 0, 0,
+                            same_as=first_name[id(module)]))
+            continue
+        first_name[id(module)] = name
         own = _own_parameters(module)
         tied = [key for key, p in own if id(p) in seen]
         count = sum(p._data.size for key, p in own if id(p) not in seen)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +61,9 @@ class Graph:
     # -------------------------------------------------------------- building
     def _walk(self, root: Tensor, names: dict[int, str], depth: int | None) -> None:
         levels = {id(root): 0}
-        stack = [root]
-        while stack:
-            tensor = stack.pop()
+        queue = deque([root])  # breadth first: each node's level is its shortest path
+        while queue:
+            tensor = queue.popleft()
             key, level = id(tensor), levels[id(tensor)]
             if key in self.nodes:
                 continue
@@ -75,7 +75,7 @@ class Graph:
                 continue
             node = _Node(key, tensor.grad_fn.name, tuple(tensor.shape))
             self.nodes[key] = node
-            if tensor.requires_grad and tensor.grad is None:
+            if tensor.requires_grad:
                 self._hooks.append(tensor.register_hook(self._keeper(node)))
             if depth is not None and level >= depth:
                 hidden = sum(p is not None for p in tensor._parents)
@@ -87,13 +87,14 @@ class Graph:
                     continue
                 node.parents.append(id(parent))
                 levels.setdefault(id(parent), level + 1)
-                stack.append(parent)
+                queue.append(parent)
         self._assign_layers()
 
     @staticmethod
     def _keeper(node: _Node) -> Any:
         def keep(grad: np.ndarray) -> None:
-            node.grad_norm = float(np.linalg.norm(grad.astype(np.float64).ravel()))
+            if node.grad_norm is None:  # the first backward only; later ones cost nothing
+                node.grad_norm = float(np.linalg.norm(grad.astype(np.float64).ravel()))
         return keep
 
     def _assign_layers(self) -> None:

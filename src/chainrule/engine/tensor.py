@@ -34,6 +34,14 @@ class _State(threading.local):
 STATE = _State()
 
 
+def untaped(name: str, args: dict[str, Any], out: Tensor) -> Tensor:
+    """``out``, made by an op that is no Function (comparisons, logical and bitwise ops:
+    bool or integer results, no gradient), told to the active tracer if there is one."""
+    if STATE.tracer is not None:
+        STATE.tracer.record_untaped(name, args, out)
+    return out
+
+
 def is_grad_enabled() -> bool:
     """Whether new ops are recorded on the tape."""
     return STATE.grad_enabled

@@ -16,12 +16,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chainrule.engine import backend
 from chainrule.engine.tensor import Tensor
 from chainrule.export.trace import Call, trace
 from chainrule.nn.module import Module
@@ -87,7 +89,7 @@ class _Graph:
         if isinstance(item, Tensor):
             if id(item) in self.state:
                 return self._use(*self.state[id(item)])
-            name = self.names.get(id(item))
+            name = self.names.get(id(item), self.arrays.get(id(item._data)))
             if name is None:  # made outside any op: a constant of the trace
                 name = self.constant(item._data, "constant")
                 self.names[id(item)] = name
@@ -249,24 +251,72 @@ _COMPARE = {"less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
             "greater_equal": "GreaterOrEqual", "equal": "Equal", "not_equal": "Equal"}
 
 
+def _promoted(g: _Graph, *values: Any) -> list[str]:
+    """The operands of an op that is no Function (comparisons, logical and bitwise ops), in
+    the dtype chainrule computes it in (``backend.result_dtype``): cast where needed."""
+    datas = [v._data if isinstance(v, Tensor) else v.item() if isinstance(v, np.generic)
+             else v for v in values]
+    dtype = backend.result_dtype(*datas)
+    names = []
+    for value, data in zip(values, datas):
+        if isinstance(data, np.ndarray):
+            name = g.value(value)
+            if data.dtype != dtype:
+                name = g.add("Cast", [name], "cast", to=g.helper.np_dtype_to_tensor_dtype(dtype))
+        else:
+            name = g.constant(np.asarray(data, dtype), "constant")
+        names.append(name)
+    return names
+
+
 @maps(*_COMPARE)
 def _compare(g: _Graph, call: Call) -> str:
-    a, b = call.args["a"], call.args["b"]
-    tensors = [v for v in (a, b) if isinstance(v, Tensor)]
-    if len({t._data.dtype for t in tensors}) > 1:
-        raise ExportError(f"{call.fn.name}{_where(call)}: comparing tensors of two dtypes is "
-                          "not exported; convert one first")
-    like = tensors[0]
-    out = g.add(_COMPARE[call.fn.name], [g.value(a, like), g.value(b, like)], call.fn.name)
+    a, b = _promoted(g, call.args["a"], call.args["b"])
+    out = g.add(_COMPARE[call.fn.name], [a, b], call.fn.name)
     return g.add("Not", [out], "not_equal") if call.fn.name == "not_equal" else out
+
+
+_LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor",
+            "bitwise_and": "BitwiseAnd", "bitwise_or": "BitwiseOr", "bitwise_xor": "BitwiseXor"}
+
+
+@maps(*_LOGICAL)
+def _logical(g: _Graph, call: Call) -> str:
+    a, b = call.args["a"], call.args["b"]
+    if call.fn.name.startswith("logical"):  # nonzero is true
+        a, b = (_as_bool(g, v) for v in (a, b))
+        return g.add(_LOGICAL[call.fn.name], [a, b], call.fn.name)
+    a, b = _promoted(g, a, b)
+    op = _LOGICAL[call.fn.name]
+    if call.output._data.dtype == np.bool_:  # & | ^ on bools are the logical ops
+        op = {"BitwiseAnd": "And", "BitwiseOr": "Or", "BitwiseXor": "Xor"}[op]
+    return g.add(op, [a, b], call.fn.name)
+
+
+@maps("logical_not", "bitwise_not")
+def _not(g: _Graph, call: Call) -> str:
+    a = call.args["a"]
+    if call.fn.name == "logical_not" or call.output._data.dtype == np.bool_:
+        return g.add("Not", [_as_bool(g, a)], call.fn.name)
+    return g.add("BitwiseNot", [g.value(a)], call.fn.name)
+
+
+def _as_bool(g: _Graph, value: Any) -> str:
+    data = _data_of(value)
+    if data.dtype == np.bool_:
+        return g.value(value)
+    if not isinstance(value, Tensor):
+        return g.constant(data != 0, "constant")
+    zero = g.constant(np.zeros((), data.dtype), "zero")
+    return g.add("Not", [g.add("Equal", [g.value(value), zero], "is_zero")], "nonzero")
 
 
 @maps("where")
 def _where(g: _Graph, call: Call) -> str:
-    a, b = call.args["a"], call.args["b"]
-    like = a if isinstance(a, Tensor) else b
-    return g.add("Where", [g.value(call.args["condition"]), g.value(a, like),
-                           g.value(b, like)], "where")
+    dtype = call.output._data.dtype
+    a, b = (g.value(v) if isinstance(v, Tensor) else g.constant(np.asarray(v, dtype), "value")
+            for v in (call.args["a"], call.args["b"]))
+    return g.add("Where", [g.value(call.args["condition"]), a, b], "where")
 
 
 @maps("softmax", "log_softmax")
@@ -311,7 +361,7 @@ def _pair(value: Any) -> list[int]:
 def _conv2d(g: _Graph, call: Call) -> str:
     args = call.args
     if isinstance(args["padding"], str):
-        raise ExportError(f"conv2d{_where(call)}: padding={args['padding']!r} is not "
+        raise ExportError(f"conv2d{_in_layer(call)}: padding={args['padding']!r} is not "
                           "exported; give the padding as numbers")
     inputs = [g.value(args["x"]), g.value(args["weight"])]
     if args["bias"] is not None:
@@ -334,7 +384,7 @@ def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, **
 def _max_pool(g: _Graph, call: Call) -> str:
     a = call.args
     if a.get("indices_out") is not None:
-        raise ExportError(f"max_pool{_where(call)}: return_indices=True is not exported")
+        raise ExportError(f"max_pool{_in_layer(call)}: return_indices=True is not exported")
     dims = int(a["dims"])
     kernel = _tuple(a["kernel_size"], dims)
     pad = _tuple(a["padding"], dims)
@@ -348,7 +398,7 @@ def _max_pool(g: _Graph, call: Call) -> str:
 def _avg_pool(g: _Graph, call: Call) -> str:
     a = call.args
     if a.get("divisor_override") is not None:
-        raise ExportError(f"avg_pool{_where(call)}: divisor_override is not exported")
+        raise ExportError(f"avg_pool{_in_layer(call)}: divisor_override is not exported")
     dims = int(a["dims"])
     kernel = _tuple(a["kernel_size"], dims)
     pad = _tuple(a.get("padding", 0), dims)
@@ -369,7 +419,7 @@ def _adaptive_avg_pool(g: _Graph, call: Call) -> str:
     if all(w == 1 for w in wanted):
         return g.add("GlobalAveragePool", [g.value(x)], "avgpool")
     if any(s % w for s, w in zip(sizes, wanted)):
-        raise ExportError(f"adaptive_avg_pool{_where(call)}: output size {tuple(wanted)} does "
+        raise ExportError(f"adaptive_avg_pool{_in_layer(call)}: output size {tuple(wanted)} does "
                           f"not divide the input's {tuple(sizes)}; only equal windows export")
     kernel = [s // w for s, w in zip(sizes, wanted)]
     return g.add("AveragePool", [g.value(x)], "avgpool", kernel_shape=kernel, strides=kernel)
@@ -499,8 +549,9 @@ def _flatten(g: _Graph, call: Call) -> str:
 
 @maps("permute")
 def _permute(g: _Graph, call: Call) -> str:
-    return g.add("Transpose", [g.value(call.args["a"])], "permute",
-                 perm=[int(p) for p in call.args["axes"]])
+    a = call.args["a"]
+    return g.add("Transpose", [g.value(a)], "permute",
+                 perm=[int(p) % a._data.ndim for p in call.args["axes"]])
 
 
 @maps("transpose")
@@ -539,7 +590,7 @@ def _getitem(g: _Graph, call: Call) -> str:
             item is Ellipsis or isinstance(item, slice) or (
                 isinstance(item, (int, np.integer)) and not isinstance(item, bool))
             for item in items):
-        raise ExportError(f"getitem{_where(call)}: only integers, slices and one ... export "
+        raise ExportError(f"getitem{_in_layer(call)}: only integers, slices and one ... export "
                           f"(got {index!r:.80})")
     if Ellipsis in items:
         at = items.index(Ellipsis)
@@ -551,7 +602,7 @@ def _getitem(g: _Graph, call: Call) -> str:
             if item == slice(None):
                 continue
             if item.step is not None and item.step < 1:
-                raise ExportError(f"getitem{_where(call)}: a slice step below 1 is not "
+                raise ExportError(f"getitem{_in_layer(call)}: a slice step below 1 is not "
                                   "exported")
             starts.append(0 if item.start is None else item.start)
             ends.append(np.iinfo(np.int64).max if item.stop is None else item.stop)
@@ -579,10 +630,10 @@ _REDUCE = {"mean": "ReduceMean", "sum": "ReduceSum", "max": "ReduceMax", "min": 
 @maps(*_REDUCE)
 def _reduce(g: _Graph, call: Call) -> str:
     a, axis = call.args["a"], call.args["axis"]
-    if call.args.get("dtype") not in (None, a._data.dtype):
-        raise ExportError(f"{call.fn.name}{_where(call)}: a dtype= other than the input's is "
-                          "not exported")
     inputs = [g.value(a)]
+    if a._data.dtype != call.output._data.dtype:  # bools sum as int64, dtype= asks another
+        to = g.helper.np_dtype_to_tensor_dtype(call.output._data.dtype)
+        inputs = [g.add("Cast", inputs, "cast", to=to)]
     if axis is not None:
         inputs.append(g.ints([axis] if np.ndim(axis) == 0 else list(axis), "axes"))
     return g.add(_REDUCE[call.fn.name], inputs, call.fn.name,
@@ -610,7 +661,7 @@ def _self_attention(g: _Graph, call: Call) -> str:
     a = call.args
     qkv = a["qkv"]
     if qkv._data.ndim != 3:
-        raise ExportError(f"self_attention{_where(call)}: only (batch, time, 3C) projections "
+        raise ExportError(f"self_attention{_in_layer(call)}: only (batch, time, 3C) projections "
                           f"are exported, got shape {qkv._data.shape}")
     _, steps, width = qkv._data.shape
     heads = int(a["n_head"])
@@ -640,7 +691,7 @@ def _self_attention(g: _Graph, call: Call) -> str:
 
 
 # ------------------------------------------------------------------ the export
-def _where(call: Call) -> str:
+def _in_layer(call: Call) -> str:
     return f" (in layer {call.layer!r})" if call.layer else ""
 
 
@@ -657,12 +708,7 @@ def build(model: Module, example: Any, training: bool = False,
     example = example if isinstance(example, Tensor) else Tensor(np.asarray(example))
     if example._data.ndim == 0:
         raise ExportError("to_onnx: the example input needs a batch axis (its first)")
-    was_training = model.training
-    model.train(training)
-    try:
-        recorded, output = trace(model, example)
-    finally:
-        model.train(was_training)
+    recorded, output = trace(model, example, training=training)
     if not isinstance(output, Tensor):
         raise ExportError(f"to_onnx: the model returned a {type(output).__name__}; export "
                           "needs a model whose forward returns one tensor")
@@ -676,7 +722,7 @@ def build(model: Module, example: Any, training: bool = False,
         mapping = MAPPINGS.get(call.fn.name)
         if mapping is None:
             raise ExportError(
-                f"to_onnx: op {call.fn.name!r}{_where(call)} has no ONNX mapping; the ops "
+                f"to_onnx: op {call.fn.name!r}{_in_layer(call)} has no ONNX mapping; the ops "
                 f"that export are: {', '.join(supported_ops())}")
         graph.layer = call.layer
         name = graph.names[id(call.output)] = mapping(graph, call)
@@ -696,7 +742,9 @@ def build(model: Module, example: Any, training: bool = False,
         node.output[:] = ["output" if o == result else o for o in node.output]
         node.input[:] = ["output" if i == result else i for i in node.input]
     batch = ["batch"] + list(example._data.shape[1:])
-    out_shape = ["batch"] + list(output._data.shape[1:]) if output._data.ndim else []
+    out_shape = list(output._data.shape)
+    if out_shape and out_shape[0] == example._data.shape[0]:  # it carries the batch axis
+        out_shape[0] = "batch"
     proto = onnx.helper.make_model(
         onnx.helper.make_graph(
             graph.nodes, name or type(model).__name__,
@@ -709,7 +757,7 @@ def build(model: Module, example: Any, training: bool = False,
     for key, value in (metadata or {}).items():
         meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
     onnx.helper.set_model_props(proto, meta)
-    onnx.checker.check_model(proto)
+    onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred too
     return proto, output
 
 
@@ -733,17 +781,17 @@ def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool
     magnitude, or raise ExportError above ``tolerance``."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(proto.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own errors have no common base class
+        raise ExportError(f"to_onnx: onnxruntime cannot load the exported graph "
+                          f"({type(error).__name__}: {str(error)[:300]}): this is a bug of "
+                          "chainrule's exporter; please report it with the model") from None
     data = example._data if isinstance(example, Tensor) else np.asarray(example)
     worst = 0.0
     for batch in (data, np.concatenate([data, data[:1]])):
-        was_training = model.training
-        model.train(training)
-        try:
-            _, ours = trace(model, Tensor(batch))
-        finally:
-            model.train(was_training)
+        _, ours = trace(model, Tensor(batch), training=training)
         try:
             theirs = session.run(None, {"input": batch})[0]
         except Exception as error:  # onnxruntime's own errors have no common base class
@@ -788,6 +836,10 @@ def to_onnx(model: Module, example: Any, path: str | Path, *, training: bool = F
     random = any(node.op_type == "Dropout" for node in proto.graph.node)
     if check is None:
         check = not random and importlib.util.find_spec("onnxruntime") is not None
+        if not random and not check:
+            warnings.warn("to_onnx: onnxruntime is not installed, so the file was not run "
+                          "against chainrule before it was written (pip install onnxruntime)",
+                          stacklevel=2)
     if check:
         if random:
             raise ExportError("to_onnx: check=True cannot compare a forward that draws dropout "

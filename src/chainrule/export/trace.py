@@ -45,7 +45,9 @@ class Trace:
     def __init__(self, model: Module | None = None) -> None:
         self.calls: list[Call] = []
         self.layers: list[Module] = []  # modules being called, outermost first
-        self._names = {id(m): name for name, m in model.named_modules()} if model else {}
+        self._names: dict[int, str] = {}
+        for name, module in model.named_modules() if model is not None else ():
+            self._names.setdefault(id(module), name)  # a layer used twice: its first name
         self._previous: Trace | None = None
 
     def record(self, fn: type[Function], inputs: tuple, attrs: dict[str, Any],
@@ -104,11 +106,27 @@ def _kept_state(model: Module) -> Iterator[None]:
         backend.default_generator().bit_generator.state = stream
 
 
-def trace(model: Module, *inputs: Any) -> tuple[Trace, Any]:
+@contextmanager
+def in_mode(model: Module, training: bool | None) -> Iterator[None]:
+    """Run a block with every layer of ``model`` in training (or eval) mode, then give each
+    layer back its own mode (a frozen BatchNorm inside a training model stays frozen).
+    None leaves the modes as they are."""
+    modes = [(module, module.training) for module in model.modules()]
+    if training is not None:
+        model.train(training)
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def trace(model: Module, *inputs: Any, training: bool | None = None) -> tuple[Trace, Any]:
     """Run ``model(*inputs)`` once without recording a tape; return the trace and the output.
 
-    The model's buffers and the global random stream are as they were afterwards.
+    ``training`` runs it in training (True) or eval (False) mode rather than the layers' own.
+    The model's modes, buffers and the global random stream are as they were afterwards.
     """
-    with _kept_state(model), Trace(model) as recorded, no_grad():
+    with in_mode(model, training), _kept_state(model), Trace(model) as recorded, no_grad():
         output = model(*inputs)
     return recorded, output

@@ -13,7 +13,7 @@ import numpy as np
 from chainrule import kernels
 from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
-from chainrule.engine.tensor import STATE, Tensor, _as_data
+from chainrule.engine.tensor import Tensor, _as_data, untaped
 from chainrule.kernels import activation as activation_kernels
 
 
@@ -632,18 +632,17 @@ def minimum(input: Any, other: Any) -> Tensor:
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
     """Pick ``input`` where ``condition`` holds, else ``other`` (broadcasting)."""
-    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    return WhereOp.apply(condition.astype(bool, copy=False), *_operands(input, other))
+    flags = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if flags.dtype != np.bool_:  # nonzero is true: a comparison a tracer can follow
+        flags = untaped("not_equal", {"a": condition, "b": 0}, Tensor(flags != 0))._data
+    return WhereOp.apply(flags, *_operands(input, other))
 
 
 def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
     """A comparison in the dtype the promotion rule gives the operands, as in PyTorch (an
     int64 tensor against 0.5 compares as float32; float32 against a float64 0-d tensor as
     float32)."""
-    out = _compared(ufunc, a, b)
-    if STATE.tracer is not None:  # no Function records it, so an exporter is told here
-        STATE.tracer.record_untaped(ufunc.__name__, {"a": a, "b": b}, out)
-    return out
+    return untaped(ufunc.__name__, {"a": a, "b": b}, _compared(ufunc, a, b))
 
 
 def _compared(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:

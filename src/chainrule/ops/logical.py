@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import validate
-from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.engine.tensor import Tensor, _as_data, untaped
 
 
 def _data(value: Any) -> np.ndarray | bool | int | float:
@@ -20,22 +20,22 @@ def _data(value: Any) -> np.ndarray | bool | int | float:
 
 def logical_and(a: Any, b: Any) -> Tensor:
     """Elementwise ``a and b`` (nonzero is true), a bool tensor."""
-    return Tensor(np.logical_and(_data(a), _data(b)))
+    return untaped("logical_and", {"a": a, "b": b}, Tensor(np.logical_and(_data(a), _data(b))))
 
 
 def logical_or(a: Any, b: Any) -> Tensor:
     """Elementwise ``a or b`` (nonzero is true), a bool tensor."""
-    return Tensor(np.logical_or(_data(a), _data(b)))
+    return untaped("logical_or", {"a": a, "b": b}, Tensor(np.logical_or(_data(a), _data(b))))
 
 
 def logical_xor(a: Any, b: Any) -> Tensor:
     """Elementwise exclusive or (nonzero is true), a bool tensor."""
-    return Tensor(np.logical_xor(_data(a), _data(b)))
+    return untaped("logical_xor", {"a": a, "b": b}, Tensor(np.logical_xor(_data(a), _data(b))))
 
 
 def logical_not(a: Any) -> Tensor:
     """Elementwise ``not a`` (nonzero is true), a bool tensor."""
-    return Tensor(np.logical_not(_data(a)))
+    return untaped("logical_not", {"a": a}, Tensor(np.logical_not(_data(a))))
 
 
 @validate.torch_names

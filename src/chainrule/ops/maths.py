@@ -19,7 +19,7 @@ import numpy as np
 from chainrule import validate
 from chainrule.engine import backend
 from chainrule.engine.function import Context, Function
-from chainrule.engine.tensor import Tensor, _as_data
+from chainrule.engine.tensor import Tensor, _as_data, untaped
 from chainrule.ops.elementwise import _erf, _operand_data, _operands
 
 _LN2 = math.log(2)
@@ -903,17 +903,20 @@ def _integer_operands(a: Any, b: Any, op: str, bool_ok: bool = True) -> tuple[An
 
 def bitwise_and(input: Any, other: Any) -> Tensor:
     """a & other on integer or bool tensors."""
-    return Tensor(np.bitwise_and(*_integer_operands(input, other, "bitwise_and")))
+    return untaped("bitwise_and", {"a": input, "b": other},
+                   Tensor(np.bitwise_and(*_integer_operands(input, other, "bitwise_and"))))
 
 
 def bitwise_or(input: Any, other: Any) -> Tensor:
     """a | other on integer or bool tensors."""
-    return Tensor(np.bitwise_or(*_integer_operands(input, other, "bitwise_or")))
+    return untaped("bitwise_or", {"a": input, "b": other},
+                   Tensor(np.bitwise_or(*_integer_operands(input, other, "bitwise_or"))))
 
 
 def bitwise_xor(input: Any, other: Any) -> Tensor:
     """a ^ other on integer or bool tensors."""
-    return Tensor(np.bitwise_xor(*_integer_operands(input, other, "bitwise_xor")))
+    return untaped("bitwise_xor", {"a": input, "b": other},
+                   Tensor(np.bitwise_xor(*_integer_operands(input, other, "bitwise_xor"))))
 
 
 def bitwise_not(input: Any) -> Tensor:
@@ -922,7 +925,7 @@ def bitwise_not(input: Any) -> Tensor:
     if data.dtype.kind == "f":
         raise TypeError(f"bitwise_not: needs an integer or bool tensor, got {data.dtype} "
                         "(PyTorch refuses it too)")
-    return Tensor(np.invert(data))
+    return untaped("bitwise_not", {"a": input}, Tensor(np.invert(data)))
 
 
 def _shift_counts(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, Any, int]:

@@ -193,6 +193,8 @@ def _watched(file: Any) -> bool:
             return True
     except (AttributeError, ValueError):  # no isatty, or a closed file
         return False
+    if file not in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        return False  # a file of the user's: a log, even inside Jupyter
     shell = sys.modules.get("IPython")
     ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
     return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
