@@ -354,7 +354,7 @@ def _linear_gelu(g: _Graph, call: Call) -> str:
 
 # ------------------------------------------------------------------ convolution, pooling
 def _pair(value: Any) -> list[int]:
-    return [int(value), int(value)] if np.ndim(value) == 0 else [int(v) for v in value]
+    return _tuple(value, 2)
 
 
 @maps("conv2d")
@@ -372,12 +372,13 @@ def _conv2d(g: _Graph, call: Call) -> str:
                  dilations=_pair(args["dilation"]), group=int(args["groups"]))
 
 
-def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, **extra: Any
-          ) -> str:
-    kernel = _pair(kernel)
-    pad = _pair(padding)
+def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, dims: int = 2,
+          **extra: Any) -> str:
+    """A pooling node over ``dims`` axes; the stride defaults to the kernel, as in PyTorch."""
+    kernel, pad = _tuple(kernel, dims), _tuple(padding, dims)
     return g.add(op, [x], op.lower(), kernel_shape=kernel,
-                 strides=kernel if stride is None else _pair(stride), pads=pad + pad, **extra)
+                 strides=kernel if stride is None else _tuple(stride, dims), pads=pad + pad,
+                 **extra)
 
 
 @maps("max_pool")
@@ -386,11 +387,8 @@ def _max_pool(g: _Graph, call: Call) -> str:
     if a.get("indices_out") is not None:
         raise ExportError(f"max_pool{_in_layer(call)}: return_indices=True is not exported")
     dims = int(a["dims"])
-    kernel = _tuple(a["kernel_size"], dims)
-    pad = _tuple(a["padding"], dims)
-    return g.add("MaxPool", [g.value(a["x"])], "maxpool", kernel_shape=kernel,
-                 strides=kernel if a["stride"] is None else _tuple(a["stride"], dims),
-                 pads=pad + pad, dilations=_tuple(a.get("dilation", 1), dims),
+    return _pool(g, "MaxPool", g.value(a["x"]), a["kernel_size"], a["stride"], a["padding"],
+                 dims, dilations=_tuple(a.get("dilation", 1), dims),
                  ceil_mode=int(bool(a.get("ceil_mode", False))))
 
 
@@ -399,12 +397,9 @@ def _avg_pool(g: _Graph, call: Call) -> str:
     a = call.args
     if a.get("divisor_override") is not None:
         raise ExportError(f"avg_pool{_in_layer(call)}: divisor_override is not exported")
-    dims = int(a["dims"])
-    kernel = _tuple(a["kernel_size"], dims)
-    pad = _tuple(a.get("padding", 0), dims)
-    return g.add("AveragePool", [g.value(a["x"])], "avgpool", kernel_shape=kernel,
-                 strides=kernel if a.get("stride") is None else _tuple(a["stride"], dims),
-                 pads=pad + pad, ceil_mode=int(bool(a.get("ceil_mode", False))),
+    return _pool(g, "AveragePool", g.value(a["x"]), a["kernel_size"], a.get("stride"),
+                 a.get("padding", 0), int(a["dims"]),
+                 ceil_mode=int(bool(a.get("ceil_mode", False))),
                  count_include_pad=int(bool(a.get("count_include_pad", True))))
 
 
