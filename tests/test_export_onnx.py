@@ -125,6 +125,24 @@ class Lambda(nn.Module):
         return self.fn(x, self)
 
 
+class Attention(nn.Module):
+    """Self-attention of (B, T, 8) as two heads, causal, with a bool mask, and a float mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keep = np.tril(np.ones((4, 4), bool))
+        self.keep[2] = False  # a query with every key masked: 0s, as in chainrule
+        self.bias = np.linspace(-1, 1, 16).reshape(4, 4).astype(np.float32)
+
+    def forward(self, x: Any) -> Any:
+        heads = x.reshape(x.shape[0], 4, 2, 4).transpose(1, 2)
+        causal = F.scaled_dot_product_attention(heads, heads, heads, is_causal=True)
+        masked = F.scaled_dot_product_attention(heads, heads * 0.5, heads, attn_mask=self.keep,
+                                                scale=0.3)
+        added = F.scaled_dot_product_attention(heads, heads, heads * 2, attn_mask=self.bias)
+        return causal + masked + added
+
+
 def _param(*shape: int, seed: int = 0) -> nn.Parameter:
     return nn.Parameter(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
 
@@ -244,6 +262,20 @@ OP_CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
                                                          0.0)), (3, 5)),
     "logical_not": (lambda: Lambda(lambda x, m: cr.where(cr.logical_not(x.floor()), x, 0.0)),
                     (3, 5)),
+    "conv_nd": (lambda: nn.Sequential(nn.Conv3d(2, 3, 3, stride=(1, 2, 1), padding=1),
+                                      nn.Conv3d(3, 2, 2, dilation=2, bias=False)),
+                (2, 2, 6, 7, 6)),
+    "rms_norm": (lambda: nn.Sequential(nn.RMSNorm(5), nn.RMSNorm((2, 5), eps=1e-3,
+                                                                 elementwise_affine=False)),
+                 (3, 2, 5)),
+    "group_norm": (lambda: nn.Sequential(nn.GroupNorm(2, 4), nn.GroupNorm(4, 4, affine=False)),
+                   (2, 4, 3, 5)),
+    "pad": (lambda: nn.Sequential(
+        Lambda(lambda x, m: F.pad(x, (1, 2), value=0.5)),
+        Lambda(lambda x, m: F.pad(x, (2, 1, 1, 0), mode="reflect")),
+        Lambda(lambda x, m: F.pad(x, (1, 1, 2, 2), mode="replicate")),
+        Lambda(lambda x, m: F.pad(x, (1, 2, 1, 1), mode="circular"))), (2, 3, 4, 5)),
+    "scaled_dot_product_attention": (lambda: Attention(), (2, 4, 8)),
     "self_attention": (lambda: Lambda(lambda x, m: F.self_attention(x, 2, is_causal=True) +
                                       F.self_attention(x, 3)), (2, 4, 18)),
 }
@@ -425,3 +457,17 @@ def test_without_onnxruntime_the_export_warns_that_it_was_not_checked(monkeypatc
     with pytest.warns(UserWarning, match="was not run against chainrule"):
         to_onnx(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_exports(batch_first) -> None:
+    cr.manual_seed(0)
+    attention = nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    model = Lambda(lambda x, m: m.attention(x, x, x, need_weights=False)[0],
+                   attention=attention)
+    shape = (3, 5, 8) if batch_first else (5, 3, 8)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    proto, _ = build(model, x)
+    if batch_first:  # the batch axis is free; time-first, the batch is axis 1 and fixed
+        x = np.random.default_rng(1).standard_normal((4, 5, 8)).astype(np.float32)
+    assert relative_error(run(proto, x), ours(model, x, False)) <= TOLERANCE

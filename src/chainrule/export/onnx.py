@@ -357,19 +357,20 @@ def _pair(value: Any) -> list[int]:
     return _tuple(value, 2)
 
 
-@maps("conv2d")
-def _conv2d(g: _Graph, call: Call) -> str:
+@maps("conv2d", "conv_nd")
+def _conv(g: _Graph, call: Call) -> str:
     args = call.args
     if isinstance(args["padding"], str):
-        raise ExportError(f"conv2d{_in_layer(call)}: padding={args['padding']!r} is not "
-                          "exported; give the padding as numbers")
+        raise ExportError(f"{call.fn.name}{_in_layer(call)}: padding={args['padding']!r} is "
+                          "not exported; give the padding as numbers")
+    dims = _data_of(args["weight"]).ndim - 2
     inputs = [g.value(args["x"]), g.value(args["weight"])]
     if args["bias"] is not None:
         inputs.append(g.value(args["bias"]))
-    pad = _pair(args["padding"])
+    pad = _tuple(args["padding"], dims)
     return g.add("Conv", inputs, "conv", kernel_shape=list(args["weight"].shape[2:]),
-                 strides=_pair(args["stride"]), pads=pad + pad,
-                 dilations=_pair(args["dilation"]), group=int(args["groups"]))
+                 strides=_tuple(args["stride"], dims), pads=pad + pad,
+                 dilations=_tuple(args["dilation"], dims), group=int(args["groups"]))
 
 
 def _pool(g: _Graph, op: str, x: str, kernel: Any, stride: Any, padding: Any, dims: int = 2,
@@ -501,6 +502,73 @@ def _layer_norm(g: _Graph, call: Call) -> str:
         inputs.append(g.value(a["bias"]))
     return g.add("LayerNormalization", inputs, "layer_norm", axis=-len(shape),
                  epsilon=float(a["eps"]))
+
+
+@maps("rms_norm")
+def _rms_norm(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    dtype = x._data.dtype
+    shape = a["normalized_shape"]
+    count = 1 if np.ndim(shape) == 0 else len(shape)
+    eps = float(np.finfo(dtype).eps) if a["eps"] is None else float(a["eps"])
+    value = g.value(x)
+    axes = g.ints(list(range(-count, 0)), "axes")
+    mean_square = g.add("ReduceMean", [g.add("Mul", [value, value], "square"), axes],
+                        "mean_square", keepdims=1)
+    rms = g.add("Sqrt", [g.add("Add", [mean_square, g.constant(np.asarray(eps, dtype), "eps")],
+                               "mean_square_eps")], "rms")
+    out = g.add("Div", [value, rms], "normed")
+    return out if a["weight"] is None else g.add("Mul", [out, g.value(a["weight"])], "rms_norm")
+
+
+@maps("group_norm")
+def _group_norm(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    dtype, shape = x._data.dtype, x._data.shape
+    groups = int(a["num_groups"])
+    value = g.value(x)
+    grouped = g.add("Reshape", [value, g.ints([0, groups, -1], "groups")], "grouped")
+    axes = g.ints([2], "axes")
+    mean = g.add("ReduceMean", [grouped, axes], "mean", keepdims=1)
+    centred = g.add("Sub", [grouped, mean], "centred")
+    var = g.add("ReduceMean", [g.add("Mul", [centred, centred], "square"), axes], "var",
+                keepdims=1)
+    std = g.add("Sqrt", [g.add("Add", [var, g.constant(np.asarray(a["eps"], dtype), "eps")],
+                               "var_eps")], "std")
+    out = g.add("Reshape", [g.add("Div", [centred, std], "normed"),
+                            g.ints([0, *shape[1:]], "shape")], "group_norm")
+    view = g.ints([-1] + [1] * (len(shape) - 2), "channel_shape")
+    if a["weight"] is not None:
+        out = g.add("Mul", [out, g.add("Reshape", [g.value(a["weight"]), view], "weight_view")],
+                    "scaled")
+    if a["bias"] is not None:
+        out = g.add("Add", [out, g.add("Reshape", [g.value(a["bias"]), view], "bias_view")],
+                    "group_norm")
+    return out
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "wrap"}
+
+
+@maps("pad")
+def _pad(g: _Graph, call: Call) -> str:
+    a = call.args
+    x = a["x"]
+    ndim = x._data.ndim
+    pairs = list(a["pad"])
+    begin, end = [0] * ndim, [0] * ndim
+    for i in range(0, len(pairs), 2):  # PyTorch's order: the last axis first
+        axis = ndim - 1 - i // 2
+        begin[axis], end[axis] = int(pairs[i]), int(pairs[i + 1])
+    if min(begin + end) < 0:
+        raise ExportError(f"pad{_in_layer(call)}: negative padding (cropping) is not exported")
+    inputs = [g.value(x), g.ints(begin + end, "pads")]
+    if a["mode"] == "constant":
+        inputs.append(g.constant(np.asarray(a["value"], x._data.dtype), "value"))
+    return g.add("Pad", inputs, "pad", mode=_PAD_MODES[a["mode"]])
 
 
 @maps("dropout")
@@ -683,6 +751,39 @@ def _self_attention(g: _Graph, call: Call) -> str:
     out = g.add("Transpose", [g.add("MatMul", [weights, v], "heads_out")], "merged",
                 perm=[0, 2, 1, 3])
     return g.add("Reshape", [out, g.ints([0, 0, channels], "merge")], "attention_out")
+
+
+@maps("scaled_dot_product_attention")
+def _attention(g: _Graph, call: Call) -> str:
+    a = call.args
+    query, key = a["query"], a["key"]
+    dtype = query._data.dtype
+    rank = key._data.ndim
+    steps, keys = query._data.shape[-2], key._data.shape[-2]
+    head = query._data.shape[-1]
+    scale = a["scale"] if a["scale"] is not None else (1 / math.sqrt(head) if head else 1.0)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    scores = g.add("MatMul", [g.value(query), g.add("Transpose", [g.value(key)], "key_t",
+                                                    perm=perm)], "scores")
+    scores = g.add("Mul", [scores, g.constant(np.asarray(scale, dtype), "scale")], "scaled")
+    mask = a["attn_mask"]
+    if a["is_causal"]:
+        causal = np.triu(np.full((steps, keys), -np.inf, dtype), 1)
+        scores = g.add("Add", [scores, g.constant(causal, "causal_mask")], "masked")
+    elif mask is not None and _data_of(mask).dtype == np.bool_:
+        scores = g.add("Where", [g.value(mask), scores,
+                                 g.constant(np.asarray(-np.inf, dtype), "masked_out")], "masked")
+    elif mask is not None:
+        scores = g.add("Add", [scores, g.value(mask)], "masked")
+    weights = g.add("Softmax", [scores], "attention", axis=-1)
+    if mask is not None:  # a query whose keys are all masked gets 0s, as in chainrule
+        weights = g.add("Where", [g.add("IsNaN", [weights], "dead"),
+                                  g.constant(np.zeros((), dtype), "zero"), weights], "attention")
+    if a["dropout_mask"] is not None and g.training:
+        ratio = 1.0 - 1.0 / float(a["dropout_scale"])
+        weights = g.add("Dropout", [weights, g.constant(np.asarray(ratio, dtype), "ratio"),
+                                    g.constant(np.asarray(True), "training_mode")], "dropout")
+    return g.add("MatMul", [weights, g.value(a["value"])], "attention_out")
 
 
 # ------------------------------------------------------------------ the export
