@@ -143,6 +143,13 @@ class Attention(nn.Module):
         return causal + masked + added
 
 
+def _lstm_outputs(result: Any) -> Any:
+    """Every output of an LSTM in one tensor: the steps' h, and the last h and c."""
+    out, (h_n, c_n) = result
+    return cr.cat([out.reshape(out.shape[0], -1), h_n.transpose(0, 1).reshape(out.shape[0], -1),
+                   c_n.transpose(0, 1).reshape(out.shape[0], -1)], axis=1)
+
+
 def _param(*shape: int, seed: int = 0) -> nn.Parameter:
     return nn.Parameter(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
 
@@ -276,6 +283,20 @@ OP_CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
         Lambda(lambda x, m: F.pad(x, (1, 1, 2, 2), mode="replicate")),
         Lambda(lambda x, m: F.pad(x, (1, 2, 1, 1), mode="circular"))), (2, 3, 4, 5)),
     "scaled_dot_product_attention": (lambda: Attention(), (2, 4, 8)),
+    "rnn_sequence": (lambda: nn.Sequential(nn.RNN(5, 4, batch_first=True),
+                                           Lambda(lambda out, m: out[0])), (3, 6, 5)),
+    "gru_sequence": (lambda: nn.Sequential(nn.GRU(5, 4, num_layers=2, batch_first=True,
+                                                  bidirectional=True),
+                                           Lambda(lambda out, m: out[0])), (3, 6, 5)),
+    "lstm_sequence": (lambda: Lambda(lambda x, m: _lstm_outputs(m.lstm(x)),
+                                     lstm=nn.LSTM(5, 4, batch_first=True, bidirectional=True)),
+                      (3, 6, 5)),
+    "rnn_cell": (lambda: Lambda(lambda x, m: m.cell(x, m.cell(x)),
+                                cell=nn.RNNCell(5, 4, nonlinearity="relu")), (3, 5)),
+    "gru_cell": (lambda: Lambda(lambda x, m: m.cell(x, m.cell(x)), cell=nn.GRUCell(5, 4)),
+                 (3, 5)),
+    "lstm_cell": (lambda: Lambda(lambda x, m: cr.cat(list(m.cell(x, m.cell(x))), axis=1),
+                                 cell=nn.LSTMCell(5, 4)), (3, 5)),
     "self_attention": (lambda: Lambda(lambda x, m: F.self_attention(x, 2, is_causal=True) +
                                       F.self_attention(x, 3)), (2, 4, 18)),
 }

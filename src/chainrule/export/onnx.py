@@ -103,6 +103,13 @@ class _Graph:
         dtype = like._data.dtype if like is not None and np.ndim(item) == 0 else None
         return self.constant(item, "constant", dtype)
 
+    def known(self, item: Any) -> bool:
+        """Whether ``item`` is the input, a parameter, a buffer or a traced op's output."""
+        data = item._data if isinstance(item, Tensor) else item
+        return any(key in table for key, table in (
+            (id(item), self.names), (id(item), self.state), (id(data), self.arrays),
+            (id(data), self.state_arrays)))
+
     def _use(self, key: str, tensor: Tensor) -> str:
         """A parameter's or buffer's name, its initializer added on first use."""
         if key not in self.used:
@@ -784,6 +791,83 @@ def _attention(g: _Graph, call: Call) -> str:
         weights = g.add("Dropout", [weights, g.constant(np.asarray(ratio, dtype), "ratio"),
                                     g.constant(np.asarray(True), "training_mode")], "dropout")
     return g.add("MatMul", [weights, g.value(a["value"])], "attention_out")
+
+
+# ------------------------------------------------------------------ recurrent layers
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+@maps("rnn_cell", "rnn_sequence", "gru_cell", "gru_sequence", "lstm_cell", "lstm_sequence")
+def _recurrent(g: _Graph, call: Call) -> str:
+    """The steps unrolled (the sequence's length is the example's), in PyTorch's equations
+    and gate order, so that every step's h (and an LSTM's c) is there as chainrule gives it."""
+    a = call.args
+    kind, _, form = call.fn.name.partition("_")
+    x = a["input"]
+    hidden = _data_of(a["w_hh"]).shape[1]
+    sequence = form == "sequence"
+    steps = x._data.shape[0] if sequence else 1
+    batch_axis = 1 if sequence else 0
+    xs = g.value(x) if sequence else g.add("Unsqueeze", [g.value(x), g.ints([0], "axis")])
+    # every step's input projection in one product: (T, B, gates * H)
+    inputs = g.add("MatMul", [xs, g.add("Transpose", [g.value(a["w_ih"])], "w_ih_t")], "x_proj")
+    if a["b_ih"] is not None:
+        inputs = g.add("Add", [inputs, g.value(a["b_ih"])], "x_proj")
+    w_hh_t = g.add("Transpose", [g.value(a["w_hh"])], "w_hh_t")
+    h = _initial_state(g, a["hx"], x, batch_axis, hidden)
+    c = _initial_state(g, a["cx"], x, batch_axis, hidden) if kind == "lstm" else None
+    hs: dict[int, str] = {}
+    cs: dict[int, str] = {}
+    order = range(steps - 1, -1, -1) if a.get("reverse") else range(steps)
+    for t in order:
+        x_t = g.add("Gather", [inputs, g.ints(t, "step")], f"x_{t}", axis=0)
+        h_t = g.add("MatMul", [h, w_hh_t], f"h_proj_{t}")
+        if a["b_hh"] is not None:
+            h_t = g.add("Add", [h_t, g.value(a["b_hh"])], f"h_proj_{t}")
+        if kind == "rnn":
+            act = "Tanh" if a["nonlinearity"] == "tanh" else "Relu"
+            h = g.add(act, [g.add("Add", [x_t, h_t], f"pre_{t}")], f"h_{t}")
+        elif kind == "gru":
+            split = g.ints([hidden] * 3, "split")
+            x_r, x_z, x_n = g.add("Split", [x_t, split], f"x_gates_{t}", 3, axis=-1)
+            h_r, h_z, h_n = g.add("Split", [h_t, split], f"h_gates_{t}", 3, axis=-1)
+            r = g.add("Sigmoid", [g.add("Add", [x_r, h_r])], f"r_{t}")
+            z = g.add("Sigmoid", [g.add("Add", [x_z, h_z])], f"z_{t}")
+            n = g.add("Tanh", [g.add("Add", [x_n, g.add("Mul", [r, h_n])])], f"n_{t}")
+            h = g.add("Add", [n, g.add("Mul", [z, g.add("Sub", [h, n])])], f"h_{t}")
+        else:
+            gates = g.add("Split", [g.add("Add", [x_t, h_t], f"pre_{t}"),
+                                    g.ints([hidden] * 4, "split")], f"gates_{t}", 4, axis=-1)
+            i, f, cell, o = gates
+            c = g.add("Add", [g.add("Mul", [g.add("Sigmoid", [f]), c]),
+                              g.add("Mul", [g.add("Sigmoid", [i]), g.add("Tanh", [cell])])],
+                      f"c_{t}")
+            h = g.add("Mul", [g.add("Sigmoid", [o]), g.add("Tanh", [c])], f"h_{t}")
+            cs[t] = c
+        hs[t] = h
+    if not sequence:
+        return h if kind != "lstm" else _stacked(g, [h, c], "state")
+    out = _stacked(g, [hs[t] for t in range(steps)], "steps")
+    if kind != "lstm":
+        return out
+    return _stacked(g, [out, _stacked(g, [cs[t] for t in range(steps)], "cells")], "states")
+
+
+def _stacked(g: _Graph, names: list[str], hint: str) -> str:
+    axis = g.ints([0], "axis")
+    return g.add("Concat", [g.add("Unsqueeze", [n, axis]) for n in names], hint, axis=0)
+
+
+def _initial_state(g: _Graph, state: Any, x: Tensor, batch_axis: int, hidden: int) -> str:
+    """A recurrent layer's starting h (or c). The zeros a layer makes when none is given are
+    made for the batch at hand, so the batch axis stays free."""
+    if state is None or (not g.known(state) and not _data_of(state).any()):
+        dtype = x._data.dtype
+        batch = g.add("Shape", [g.value(x)], "batch", start=batch_axis, end=batch_axis + 1)
+        shape = g.add("Concat", [batch, g.ints([hidden], "hidden")], "state_shape", axis=0)
+        return g.add("ConstantOfShape", [shape], "zeros",
+                     value=g.onnx.numpy_helper.from_array(np.zeros(1, dtype)))
+    return g.value(state)
 
 
 # ------------------------------------------------------------------ the export
