@@ -492,3 +492,18 @@ def test_multihead_attention_exports(batch_first) -> None:
     if batch_first:  # the batch axis is free; time-first, the batch is axis 1 and fixed
         x = np.random.default_rng(1).standard_normal((4, 5, 8)).astype(np.float32)
     assert relative_error(run(proto, x), ours(model, x, False)) <= TOLERANCE
+
+
+def test_a_newer_opset_writes_the_same_nodes_and_a_wrong_one_is_refused() -> None:
+    cr.manual_seed(0)
+    model = models.gpt(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    idx = np.random.default_rng(0).integers(0, 11, (2, 8))
+    newest = onnx.defs.onnx_opset_version()
+    default, _ = build(model, idx)
+    later, _ = build(model, idx, opset=min(23, newest))
+    assert later.opset_import[0].version == min(23, newest)
+    assert [n.op_type for n in later.graph.node] == [n.op_type for n in default.graph.node]
+    assert relative_error(run(later, idx), ours(model, idx, False)) <= TOLERANCE
+    for wrong in (19, newest + 1, 20.5):
+        with pytest.raises(ExportError, match="opset must be a whole number from 20"):
+            build(model, idx, opset=wrong)

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a checkpoint's model as an ONNX file",
         description="Rebuild the model a checkpoint was trained as, load its weights, trace "
                     "it on an example batch and write it as ONNX (opset "
-                    f"{ONNX_OPSET}), with a free batch axis. Its preprocessing (the "
+                    f"{ONNX_OPSET} unless --opset), with a free batch axis. Its preprocessing (the "
                     "normalisation constants, or a text model's vocabulary) and its config go "
                     "into the file's metadata, so the file can be used alone. Where "
                     "onnxruntime is installed the file is first run there and compared with "
@@ -343,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the ONNX file to write")
     exporter.add_argument("--overwrite", action="store_true",
                           help="replace FILE if it exists")
+    exporter.add_argument("--opset", type=_integer(ONNX_OPSET), default=ONNX_OPSET,
+                          metavar="N", help="the ONNX opset to write (default: %(default)s, "
+                                            "the first with Gelu; up to the newest the onnx "
+                                            "package knows)")
     exporter.add_argument("--training", action="store_true",
                           help="export the training-mode forward (BatchNorm on each batch's "
                                "statistics, Dropout drawing masks) instead of eval's")
@@ -1309,7 +1313,7 @@ def export(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # the line below says whether it was checked
             warnings.simplefilter("ignore")
             path = to_onnx(model, example, args.onnx, training=args.training,
-                           metadata=metadata, overwrite=args.overwrite)
+                           metadata=metadata, overwrite=args.overwrite, opset=args.opset)
     except ImportError as error:
         raise UsageError(str(error)) from None
     import onnx
@@ -1323,7 +1327,7 @@ def export(args: argparse.Namespace) -> int:
         verdict = "not run in onnxruntime (it draws dropout masks)"
     else:
         verdict = "not run in onnxruntime (it is not installed)"
-    print(f"{path}: the {name} model of {args.checkpoint} as ONNX opset {ONNX_OPSET} "
+    print(f"{path}: the {name} model of {args.checkpoint} as ONNX opset {args.opset} "
           f"({path.stat().st_size / 2**20:.1f} MiB); {verdict}")
     return 0
 

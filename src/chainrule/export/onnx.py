@@ -28,7 +28,8 @@ from chainrule.engine.tensor import Tensor
 from chainrule.export.trace import Call, trace
 from chainrule.nn.module import Module
 
-#: The ONNX opset written: 20 is the first with Gelu (its tanh form included).
+#: The ONNX opset written by default: 20 is the first with Gelu (its tanh form included), so
+#: the oldest every mapping here can use, and the one the most runtimes read.
 OPSET = 20
 
 
@@ -876,13 +877,21 @@ def _in_layer(call: Call) -> str:
 
 
 def build(model: Module, example: Any, training: bool = False,
-          metadata: Mapping[str, Any] | None = None, name: str | None = None) -> tuple[Any, Any]:
+          metadata: Mapping[str, Any] | None = None, name: str | None = None,
+          opset: int = OPSET) -> tuple[Any, Any]:
     """The ONNX ModelProto of ``model`` traced on ``example``, and chainrule's output on it.
 
     ``training`` traces the training-mode forward (BatchNorm on the batch's statistics,
-    Dropout drawing masks); the model's mode is put back afterwards.
+    Dropout drawing masks); the model's mode is put back afterwards. ``opset`` is any from
+    OPSET to the newest the installed onnx package knows (the nodes written are the same).
     """
     onnx = _onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not (
+            OPSET <= opset <= newest):
+        raise ExportError(f"to_onnx: opset must be a whole number from {OPSET} (the first "
+                          f"with Gelu) to {newest} (the newest this onnx package knows), "
+                          f"got {opset!r}")
     if not isinstance(model, Module):
         raise TypeError(f"to_onnx: expected a chainrule Module, got {type(model).__name__}")
     example = example if isinstance(example, Tensor) else Tensor(np.asarray(example))
@@ -931,7 +940,7 @@ def build(model: Module, example: Any, training: bool = False,
             [onnx.helper.make_tensor_value_info("input", _elem(onnx, example), batch)],
             [onnx.helper.make_tensor_value_info("output", _elem(onnx, output), out_shape)],
             graph.initializers),
-        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        opset_imports=[onnx.helper.make_opsetid("", int(opset))],
         producer_name="chainrule", producer_version=_version())
     meta = {"chainrule.training_mode": json.dumps(bool(training))}
     for key, value in (metadata or {}).items():
@@ -997,7 +1006,7 @@ def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool
 
 def to_onnx(model: Module, example: Any, path: str | Path, *, training: bool = False,
             metadata: Mapping[str, Any] | None = None, overwrite: bool = False,
-            check: bool | None = None) -> Path:
+            check: bool | None = None, opset: int = OPSET) -> Path:
     """Write ``model``, traced on ``example`` (a batch), as an ONNX file at ``path``.
 
     The batch axis is free in the file; other sizes are the example's. ``metadata`` goes
@@ -1005,14 +1014,14 @@ def to_onnx(model: Module, example: Any, path: str | Path, *, training: bool = F
     runs the file in onnxruntime against chainrule first (by default where onnxruntime is
     installed and the forward draws no random masks) and notes the result in the metadata
     (``chainrule.onnxruntime_check``). An existing file is refused unless
-    ``overwrite``; the file appears whole or not at all.
+    ``overwrite``; the file appears whole or not at all. ``opset``: as for ``build``.
     """
     from chainrule import io
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    proto, _ = build(model, example, training=training, metadata=metadata)
+    proto, _ = build(model, example, training=training, metadata=metadata, opset=opset)
     random = any(node.op_type == "Dropout" for node in proto.graph.node)
     if check is None:
         check = not random and importlib.util.find_spec("onnxruntime") is not None
