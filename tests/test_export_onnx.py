@@ -392,12 +392,20 @@ def test_the_export_check_catches_a_wrong_mapping(monkeypatch, tmp_path) -> None
     assert not (tmp_path / "r.onnx").exists()
 
 
-def test_a_value_computed_outside_the_ops_is_caught_by_the_check(tmp_path) -> None:
-    # np.abs on the input's array is no op: the trace can only keep it as a constant, and
-    # the check on a batch of another size finds it out
+def test_a_batch_shaped_value_made_outside_the_ops_is_refused() -> None:
+    # np.abs on the input's array is no op: the trace could only keep this batch's values
     model = Lambda(lambda x, m: x * cr.tensor(np.abs(x.data)))
-    with pytest.raises(ExportError, match="outside chainrule's ops"):
-        to_onnx(model, np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match="a value that no op made|no op made"):
+        build(model, np.ones((2, 3), np.float32))
+
+
+def test_a_value_made_from_the_input_outside_the_ops_is_caught_by_the_check(tmp_path) -> None:
+    # the column means, taken with NumPy: the file would keep the example's; the check runs
+    # the file on new values too, and finds it out
+    model = Lambda(lambda x, m: x - cr.tensor(x.data.mean(axis=0)))
+    example = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    with pytest.raises(ExportError, match="differs from chainrule's"):
+        to_onnx(model, example, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -461,11 +469,39 @@ def test_negative_permute_axes_and_unbatched_outputs_export() -> None:
     np.testing.assert_allclose(run(proto, x), ours(model, x, False), rtol=1e-6)
 
 
-def test_a_value_made_with_numpy_from_the_input_is_caught_at_the_same_batch_size(
-        tmp_path) -> None:
-    model = Lambda(lambda x, m: x * cr.tensor(np.sign(x.data)))
-    with pytest.raises(ExportError):
-        to_onnx(model, np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+def test_a_time_first_recurrent_layer_is_refused_not_unrolled_wrongly() -> None:
+    model = Lambda(lambda x, m: m.gru(x)[0], gru=nn.GRU(5, 4))  # (T, B, features)
+    with pytest.raises(ExportError, match="Export a batch_first layer"):
+        build(model, np.zeros((6, 3, 5), np.float32))
+
+
+def test_a_recurrent_state_given_as_a_batch_sized_constant_is_refused() -> None:
+    model = Lambda(lambda x, m: m.gru(x, cr.zeros(1, 3, 4))[0],
+                   gru=nn.GRU(5, 4, batch_first=True))
+    with pytest.raises(ExportError, match="no op made"):
+        build(model, np.zeros((3, 6, 5), np.float32))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_functional_attention_dropout_is_exported_as_the_trace_drew_it(training) -> None:
+    model = Lambda(lambda x, m: F.scaled_dot_product_attention(x, x, x, dropout_p=0.5))
+    proto, _ = build(model, np.ones((2, 4, 3), np.float32), training=training)
+    assert "Dropout" in [node.op_type for node in proto.graph.node]
+    with pytest.raises(ExportError, match="p = 1"):
+        build(Lambda(lambda x, m: F.scaled_dot_product_attention(x, x, x, dropout_p=1.0)),
+              np.ones((2, 4, 3), np.float32))
+
+
+def test_attention_lets_nan_through_where_chainrule_does() -> None:
+    keep = np.ones((4, 4), bool)
+    keep[1] = False
+    model = Lambda(lambda x, m: F.scaled_dot_product_attention(x, x, x, attn_mask=keep))
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    proto, _ = build(model, x)
+    x[0, 2, 1] = np.nan
+    got, want = run(proto, x), ours(model, x, False)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(want).any() and not np.isnan(want).all()
 
 
 def test_without_onnxruntime_the_export_warns_that_it_was_not_checked(monkeypatch,

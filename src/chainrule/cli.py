@@ -1278,6 +1278,14 @@ def export(args: argparse.Namespace) -> int:
 
     if args.onnx.exists() and not args.overwrite:
         raise UsageError(f"--onnx {args.onnx} exists; pass --overwrite to replace it")
+    try:
+        import onnx
+    except ImportError:
+        raise UsageError("chainrule export needs the onnx package: pip install "
+                         "\"chainrule[onnx]\"") from None
+    if args.opset > onnx.defs.onnx_opset_version():
+        raise UsageError(f"--opset {args.opset}: the installed onnx package knows opsets up to "
+                         f"{onnx.defs.onnx_opset_version()}")
     model_state, _, info = io.load_checkpoint(args.checkpoint)
     config = info.get("config")
     if not config:
@@ -1316,8 +1324,6 @@ def export(args: argparse.Namespace) -> int:
                            metadata=metadata, overwrite=args.overwrite, opset=args.opset)
     except ImportError as error:
         raise UsageError(str(error)) from None
-    import onnx
-
     written = onnx.load(str(path), load_external_data=False)
     check = {p.key: p.value for p in written.metadata_props}.get("chainrule.onnxruntime_check")
     if check:

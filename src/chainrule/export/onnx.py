@@ -63,6 +63,7 @@ class _Graph:
         self.state: dict[int, tuple[str, Tensor]] = {}
         self.state_arrays: dict[int, tuple[str, Tensor]] = {}
         self.used: set[str] = set()
+        self.batch = 0  # the example's batch size
 
     def fresh(self, hint: str) -> str:
         """A value or node name not used yet, built from ``hint``."""
@@ -92,6 +93,7 @@ class _Graph:
                 return self._use(*self.state[id(item)])
             name = self.names.get(id(item), self.arrays.get(id(item._data)))
             if name is None:  # made outside any op: a constant of the trace
+                self._refuse_batched(item._data)
                 name = self.constant(item._data, "constant")
                 self.names[id(item)] = name
                 self.keep.append(item)
@@ -101,8 +103,21 @@ class _Graph:
                 return self.arrays[id(item)]
             if id(item) in self.state_arrays:
                 return self._use(*self.state_arrays[id(item)])
+        if isinstance(item, np.ndarray):
+            self._refuse_batched(item)
         dtype = like._data.dtype if like is not None and np.ndim(item) == 0 else None
         return self.constant(item, "constant", dtype)
+
+    def _refuse_batched(self, data: np.ndarray) -> None:
+        """A constant of two or more axes, one the size of the example's batch, is almost
+        surely made from the input outside the ops: the file would hold this batch's."""
+        if self.batch > 1 and data.ndim >= 2 and self.batch in data.shape:
+            raise ExportError(
+                f"to_onnx: the forward uses a {data.shape} {data.dtype} value that no op made "
+                f"(in layer {self.layer!r}), with an axis the size of the example's batch "
+                f"({self.batch}): the file would keep this batch's values. Make it with "
+                "chainrule ops from the input (not NumPy on .data), or, if it does not depend "
+                "on the batch, give an example of another batch size")
 
     def known(self, item: Any) -> bool:
         """Whether ``item`` is the input, a parameter, a buffer or a traced op's output."""
@@ -547,7 +562,8 @@ def _group_norm(g: _Graph, call: Call) -> str:
                                "var_eps")], "std")
     out = g.add("Reshape", [g.add("Div", [centred, std], "normed"),
                             g.ints([0, *shape[1:]], "shape")], "group_norm")
-    view = g.ints([-1] + [1] * (len(shape) - 2), "channel_shape")
+    view = g.ints([-1] + [1] * (len(shape) - 2), "channel_shape") if (
+        a["weight"] is not None or a["bias"] is not None) else ""
     if a["weight"] is not None:
         out = g.add("Mul", [out, g.add("Reshape", [g.value(a["weight"]), view], "weight_view")],
                     "scaled")
@@ -581,10 +597,19 @@ def _pad(g: _Graph, call: Call) -> str:
 
 @maps("dropout")
 def _dropout(g: _Graph, call: Call) -> str:
-    # Dropout runs only in training mode (eval records no call): ONNX draws its own mask.
-    ratio = 1.0 - 1.0 / float(call.args["scale"]) if call.args["scale"] else 1.0
-    return g.add("Dropout", [g.value(call.args["x"]),
-                             g.constant(np.asarray(ratio, call.args["x"]._data.dtype), "ratio"),
+    # A dropout call is recorded only where the forward drew a mask (training mode, or a
+    # functional dropout_p): ONNX's Dropout draws its own.
+    x = call.args["x"]
+    return _dropout_node(g, call, g.value(x), call.args["scale"], x._data.dtype)
+
+
+def _dropout_node(g: _Graph, call: Call, value: str, scale: float, dtype: Any) -> str:
+    """ONNX Dropout in training mode, for a keep mask scaled by ``scale`` = 1 / (1 - p)."""
+    if not scale:
+        raise ExportError(f"{call.fn.name}{_in_layer(call)}: dropout with p = 1 (everything "
+                          "dropped) is not exported; ONNX's Dropout takes p below 1")
+    ratio = 1.0 - 1.0 / float(scale)
+    return g.add("Dropout", [value, g.constant(np.asarray(ratio, dtype), "ratio"),
                              g.constant(np.asarray(True), "training_mode")], "dropout")
 
 
@@ -752,10 +777,8 @@ def _self_attention(g: _Graph, call: Call) -> str:
         mask = np.triu(np.full((steps, steps), -np.inf, dtype), 1)
         scores = g.add("Add", [scores, g.constant(mask, "causal_mask")], "masked_scores")
     weights = g.add("Softmax", [scores], "attention", axis=-1)
-    if a["dropout_mask"] is not None and g.training:
-        ratio = 1.0 - 1.0 / float(a["dropout_scale"])
-        weights = g.add("Dropout", [weights, g.constant(np.asarray(ratio, dtype), "ratio"),
-                                    g.constant(np.asarray(True), "training_mode")], "dropout")
+    if a["dropout_mask"] is not None:  # the forward drew a mask: the file draws its own
+        weights = _dropout_node(g, call, weights, a["dropout_scale"], dtype)
     out = g.add("Transpose", [g.add("MatMul", [weights, v], "heads_out")], "merged",
                 perm=[0, 2, 1, 3])
     return g.add("Reshape", [out, g.ints([0, 0, channels], "merge")], "attention_out")
@@ -764,15 +787,14 @@ def _self_attention(g: _Graph, call: Call) -> str:
 @maps("scaled_dot_product_attention")
 def _attention(g: _Graph, call: Call) -> str:
     a = call.args
-    query, key = a["query"], a["key"]
-    dtype = query._data.dtype
-    rank = key._data.ndim
-    steps, keys = query._data.shape[-2], key._data.shape[-2]
-    head = query._data.shape[-1]
+    query, key = _data_of(a["query"]), _data_of(a["key"])
+    dtype, rank = query.dtype, key.ndim
+    steps, keys, head = query.shape[-2], key.shape[-2], query.shape[-1]
     scale = a["scale"] if a["scale"] is not None else (1 / math.sqrt(head) if head else 1.0)
     perm = list(range(rank - 2)) + [rank - 1, rank - 2]
-    scores = g.add("MatMul", [g.value(query), g.add("Transpose", [g.value(key)], "key_t",
-                                                    perm=perm)], "scores")
+    scores = g.add("MatMul", [g.value(a["query"]),
+                              g.add("Transpose", [g.value(a["key"])], "key_t", perm=perm)],
+                   "scores")
     scores = g.add("Mul", [scores, g.constant(np.asarray(scale, dtype), "scale")], "scaled")
     mask = a["attn_mask"]
     if a["is_causal"]:
@@ -785,12 +807,13 @@ def _attention(g: _Graph, call: Call) -> str:
         scores = g.add("Add", [scores, g.value(mask)], "masked")
     weights = g.add("Softmax", [scores], "attention", axis=-1)
     if mask is not None:  # a query whose keys are all masked gets 0s, as in chainrule
-        weights = g.add("Where", [g.add("IsNaN", [weights], "dead"),
-                                  g.constant(np.zeros((), dtype), "zero"), weights], "attention")
-    if a["dropout_mask"] is not None and g.training:
-        ratio = 1.0 - 1.0 / float(a["dropout_scale"])
-        weights = g.add("Dropout", [weights, g.constant(np.asarray(ratio, dtype), "ratio"),
-                                    g.constant(np.asarray(True), "training_mode")], "dropout")
+        top = g.add("ReduceMax", [scores, g.ints([-1], "axes")], "top", keepdims=1)
+        dead = g.add("Equal", [top, g.constant(np.asarray(-np.inf, dtype), "masked_out")],
+                     "dead")
+        weights = g.add("Where", [dead, g.constant(np.zeros((), dtype), "zero"), weights],
+                        "attention")
+    if a["dropout_mask"] is not None:  # the forward drew a mask: the file draws its own
+        weights = _dropout_node(g, call, weights, a["dropout_scale"], dtype)
     return g.add("MatMul", [weights, g.value(a["value"])], "attention_out")
 
 
@@ -808,6 +831,12 @@ def _recurrent(g: _Graph, call: Call) -> str:
     hidden = _data_of(a["w_hh"]).shape[1]
     sequence = form == "sequence"
     steps = x._data.shape[0] if sequence else 1
+    if sequence and steps == g.batch and g.batch > 1:
+        raise ExportError(
+            f"{call.fn.name}{_in_layer(call)}: its {steps} steps look like the input's first "
+            "axis, which the file leaves free, but the steps are unrolled over the example's "
+            "length. Export a batch_first layer (or give an example whose batch size differs "
+            "from its sequence length, if that is what this is)")
     batch_axis = 1 if sequence else 0
     xs = g.value(x) if sequence else g.add("Unsqueeze", [g.value(x), g.ints([0], "axis")])
     # every step's input projection in one product: (T, B, gates * H)
@@ -903,6 +932,7 @@ def build(model: Module, example: Any, training: bool = False,
                           "needs a model whose forward returns one tensor")
     graph = _Graph(onnx, {id(example): "input"}, training)
     graph.arrays[id(example._data)] = "input"
+    graph.batch = example._data.shape[0]
     for key, tensor in list(model.named_parameters()) + list(model.named_buffers()):
         graph.state.setdefault(id(tensor), (key, tensor))
         graph.state_arrays.setdefault(id(tensor._data), (key, tensor))
@@ -965,9 +995,10 @@ def _version() -> str:
 
 def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool = False,
                          tolerance: float = 1e-4) -> float:
-    """Run ``proto`` in onnxruntime on ``example`` and on a batch one larger, and compare with
-    ``model``'s outputs; return the largest difference relative to the output's largest
-    magnitude, or raise ExportError above ``tolerance``."""
+    """Run ``proto`` in onnxruntime on ``example``, on it with one more row, and on a batch
+    of new values (drawn like the example's), and compare with ``model``'s outputs; return
+    the largest difference relative to the output's largest magnitude, or raise ExportError
+    above ``tolerance``. NaN and infinities must sit where chainrule's do."""
     import onnxruntime
 
     try:
@@ -979,7 +1010,7 @@ def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool
                           "chainrule's exporter; please report it with the model") from None
     data = example._data if isinstance(example, Tensor) else np.asarray(example)
     worst = 0.0
-    for batch in (data, np.concatenate([data, data[:1]])):
+    for batch in (data, np.concatenate([data, data[:1]]), _fresh(data)):
         _, ours = trace(model, Tensor(batch), training=training)
         try:
             theirs = session.run(None, {"input": batch})[0]
@@ -993,15 +1024,34 @@ def check_in_onnxruntime(proto: Any, model: Module, example: Any, training: bool
         if theirs.shape != expected.shape:
             raise ExportError(f"to_onnx: the file gives shape {theirs.shape} for a batch of "
                               f"{len(batch)}, chainrule {expected.shape}")
-        scale = max(float(np.abs(expected).max(initial=0.0)), 1e-30)
-        worst = max(worst, float(np.abs(theirs.astype(np.float64) - expected).max(
-            initial=0.0)) / scale)
+        finite = np.isfinite(expected)
+        if not np.array_equal(np.isfinite(theirs), finite) or not np.array_equal(
+                theirs[~finite].astype(np.float64), expected[~finite].astype(np.float64),
+                equal_nan=True):
+            worst = math.inf
+        else:
+            scale = max(float(np.abs(expected[finite]).max(initial=0.0)), 1e-30)
+            worst = max(worst, float(np.abs(theirs[finite].astype(np.float64) -
+                                            expected[finite]).max(initial=0.0)) / scale)
         if not worst <= tolerance:
             raise ExportError(f"to_onnx: onnxruntime's output differs from chainrule's by "
                               f"{worst:.3g} of its largest value on a batch of {len(batch)} "
                               f"(tolerance {tolerance:g}); the export of one of its ops is "
                               "wrong: please report it")
     return worst
+
+
+def _fresh(data: np.ndarray) -> np.ndarray:
+    """A batch one larger than ``data`` of new values like its own: floats drawn with its
+    mean and spread, integers and bools from the values it holds."""
+    rng = np.random.default_rng(0)
+    shape = (len(data) + 1,) + data.shape[1:]
+    if data.dtype.kind == "f" and data.size:
+        finite = data[np.isfinite(data)]
+        mean, std = (float(finite.mean()), float(finite.std()) or 1.0) if finite.size else (
+            0.0, 1.0)
+        return (rng.standard_normal(shape) * std + mean).astype(data.dtype)
+    return rng.choice(data.ravel(), size=shape) if data.size else np.zeros(shape, data.dtype)
 
 
 def to_onnx(model: Module, example: Any, path: str | Path, *, training: bool = False,
