@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine.tensor import Tensor
+from chainrule.export.trace import array_of, trace
 from chainrule.nn.module import Module
 
 #: op name -> multiply-adds of one call, from its bound arguments and output
@@ -35,24 +36,20 @@ def _counts(*names: str) -> Callable:
     return register
 
 
-def _data(value: Any) -> np.ndarray:
-    return value._data if isinstance(value, Tensor) else np.asarray(value)
-
-
 @_counts("linear", "linear_relu", "linear_gelu")
 def _linear(args: dict[str, Any], out: np.ndarray) -> int:
-    return out.size * _data(args["weight"]).shape[-1]
+    return out.size * array_of(args["weight"]).shape[-1]
 
 
 @_counts("matmul")
 def _matmul(args: dict[str, Any], out: np.ndarray) -> int:
-    a = _data(args["a"])
+    a = array_of(args["a"])
     return max(out.size, 1) * a.shape[-1]
 
 
 @_counts("conv2d", "conv_nd")
 def _conv(args: dict[str, Any], out: np.ndarray) -> int:
-    weight = _data(args["weight"])
+    weight = array_of(args["weight"])
     return out.size * int(np.prod(weight.shape[1:]))
 
 
@@ -64,14 +61,14 @@ def _self_attention(args: dict[str, Any], out: np.ndarray) -> int:
 
 @_counts("scaled_dot_product_attention")
 def _attention(args: dict[str, Any], out: np.ndarray) -> int:
-    keys = _data(args["key"]).shape[-2]
+    keys = array_of(args["key"]).shape[-2]
     return 2 * out.size * keys
 
 
 @_counts("rnn_sequence", "gru_sequence", "lstm_sequence")
 def _recurrent(args: dict[str, Any], out: np.ndarray) -> int:
-    w_ih, w_hh = _data(args["w_ih"]), _data(args["w_hh"])
-    x = _data(args["input"])
+    w_ih, w_hh = array_of(args["w_ih"]), array_of(args["w_hh"])
+    x = array_of(args["input"])
     steps_batch = int(np.prod(x.shape[:-1]))
     return steps_batch * (w_ih.size + w_hh.size)
 
@@ -140,8 +137,6 @@ def summary(model: Module, input_shape: Sequence[int], dtype: Any = None) -> Sum
     ``dtype`` is the input's (default: the model's parameters' dtype; give an integer dtype
     for token ids).
     """
-    from chainrule.export.trace import trace
-
     if not isinstance(model, Module):
         raise TypeError(f"summary: expected a chainrule Module, got {type(model).__name__}")
     shape = tuple(input_shape) if not isinstance(input_shape, int) else (input_shape,)

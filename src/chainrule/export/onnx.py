@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine import backend
 from chainrule.engine.tensor import Tensor
-from chainrule.export.trace import Call, trace
+from chainrule.export.trace import Call, array_of, trace
 from chainrule.nn.module import Module
+from chainrule.ops.elementwise import _operand_data
 
 #: The ONNX opset written by default: 20 is the first with Gelu (its tanh form included), so
 #: the oldest every mapping here can use, and the one the most runtimes read.
@@ -49,16 +49,17 @@ def _onnx() -> Any:
 class _Graph:
     """The nodes, initializers and value names of the graph being built."""
 
-    def __init__(self, onnx: Any, names: dict[int, str], training: bool) -> None:
+    def __init__(self, onnx: Any, names: dict[int, str]) -> None:
         self.onnx, self.helper = onnx, onnx.helper
         self.names = names  # id(tensor) -> ONNX value name
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.taken: set[str] = set(names.values())
-        self.training = training
         self.layer = ""
         self.keep: list[Any] = []  # tensors named by id must stay alive while ids are used
-        self.arrays: dict[int, str] = {}  # id(array) -> name, for the input's own array
+        # id(array) -> name, for the input's and every traced output's array (a forward may
+        # unwrap a tensor with .data and hand the array to the next op)
+        self.arrays: dict[int, str] = {}
         # parameters and buffers by id of the tensor and of its array: (state_dict key, tensor)
         self.state: dict[int, tuple[str, Tensor]] = {}
         self.state_arrays: dict[int, tuple[str, Tensor]] = {}
@@ -103,7 +104,6 @@ class _Graph:
                 return self.arrays[id(item)]
             if id(item) in self.state_arrays:
                 return self._use(*self.state_arrays[id(item)])
-        if isinstance(item, np.ndarray):
             self._refuse_batched(item)
         dtype = like._data.dtype if like is not None and np.ndim(item) == 0 else None
         return self.constant(item, "constant", dtype)
@@ -264,7 +264,7 @@ def _softplus(g: _Graph, call: Call) -> str:
 def _prelu(g: _Graph, call: Call) -> str:
     a, weight = call.args["a"], call.args["weight"]
     slope = g.value(weight)
-    if a._data.ndim > 2 and _data_of(weight).size > 1:  # one slope per channel (axis 1)
+    if a._data.ndim > 2 and array_of(weight).size > 1:  # one slope per channel (axis 1)
         slope = g.add("Reshape", [slope, g.ints([-1] + [1] * (a._data.ndim - 2), "shape")],
                       "slope")
     return g.add("PRelu", [g.value(a), slope], "prelu")
@@ -274,19 +274,18 @@ _COMPARE = {"less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
             "greater_equal": "GreaterOrEqual", "equal": "Equal", "not_equal": "Equal"}
 
 
-def _promoted(g: _Graph, *values: Any) -> list[str]:
+def _promoted(g: _Graph, call: Call, a: Any, b: Any) -> list[str]:
     """The operands of an op that is no Function (comparisons, logical and bitwise ops), in
-    the dtype chainrule computes it in (``backend.result_dtype``): cast where needed."""
-    datas = [v._data if isinstance(v, Tensor) else v.item() if isinstance(v, np.generic)
-             else v for v in values]
-    dtype = backend.result_dtype(*datas)
+    the dtype chainrule computed it in (its own rule, ``_operand_data``): cast where needed."""
+    converted = _operand_data(a, b, call.fn.name)
+    dtype = next(d.dtype for d in converted if isinstance(d, np.ndarray))
     names = []
-    for value, data in zip(values, datas):
-        if isinstance(data, np.ndarray):
+    for value, data in zip((a, b), converted):
+        if isinstance(value, (Tensor, np.ndarray)):
             name = g.value(value)
-            if data.dtype != dtype:
+            if array_of(value).dtype != dtype:
                 name = g.add("Cast", [name], "cast", to=g.helper.np_dtype_to_tensor_dtype(dtype))
-        else:
+        else:  # a Python number
             name = g.constant(np.asarray(data, dtype), "constant")
         names.append(name)
     return names
@@ -294,7 +293,7 @@ def _promoted(g: _Graph, *values: Any) -> list[str]:
 
 @maps(*_COMPARE)
 def _compare(g: _Graph, call: Call) -> str:
-    a, b = _promoted(g, call.args["a"], call.args["b"])
+    a, b = _promoted(g, call, call.args["a"], call.args["b"])
     out = g.add(_COMPARE[call.fn.name], [a, b], call.fn.name)
     return g.add("Not", [out], "not_equal") if call.fn.name == "not_equal" else out
 
@@ -309,7 +308,7 @@ def _logical(g: _Graph, call: Call) -> str:
     if call.fn.name.startswith("logical"):  # nonzero is true
         a, b = (_as_bool(g, v) for v in (a, b))
         return g.add(_LOGICAL[call.fn.name], [a, b], call.fn.name)
-    a, b = _promoted(g, a, b)
+    a, b = _promoted(g, call, a, b)
     op = _LOGICAL[call.fn.name]
     if call.output._data.dtype == np.bool_:  # & | ^ on bools are the logical ops
         op = {"BitwiseAnd": "And", "BitwiseOr": "Or", "BitwiseXor": "Xor"}[op]
@@ -325,7 +324,7 @@ def _not(g: _Graph, call: Call) -> str:
 
 
 def _as_bool(g: _Graph, value: Any) -> str:
-    data = _data_of(value)
+    data = array_of(value)
     if data.dtype == np.bool_:
         return g.value(value)
     if not isinstance(value, Tensor):
@@ -376,17 +375,13 @@ def _linear_gelu(g: _Graph, call: Call) -> str:
 
 
 # ------------------------------------------------------------------ convolution, pooling
-def _pair(value: Any) -> list[int]:
-    return _tuple(value, 2)
-
-
 @maps("conv2d", "conv_nd")
 def _conv(g: _Graph, call: Call) -> str:
     args = call.args
     if isinstance(args["padding"], str):
         raise ExportError(f"{call.fn.name}{_in_layer(call)}: padding={args['padding']!r} is "
                           "not exported; give the padding as numbers")
-    dims = _data_of(args["weight"]).ndim - 2
+    dims = array_of(args["weight"]).ndim - 2
     inputs = [g.value(args["x"]), g.value(args["weight"])]
     if args["bias"] is not None:
         inputs.append(g.value(args["bias"]))
@@ -483,19 +478,33 @@ def _batch_norm_nodes(g: _Graph, call: Call) -> str:
                      epsilon=float(a["eps"]))
     # The batch's own statistics (training mode, or no running statistics), written out:
     # mean and biased variance over every axis but the channels', as the op normalises.
-    axes = g.ints([i for i in range(x._data.ndim) if i != 1], "axes")
-    shape = [1, -1] + [1] * (x._data.ndim - 2)
-    value = g.value(x)
-    mean = g.add("ReduceMean", [value, axes], "mean", keepdims=1)
+    axes = [i for i in range(x._data.ndim) if i != 1]
+    normed = _standardised(g, g.value(x), axes, a["eps"], x._data.dtype)
+    return _per_channel(g, normed, scale, shift, x._data.ndim)
+
+
+def _standardised(g: _Graph, value: str, axes: list[int], eps: float, dtype: Any) -> str:
+    """(x - mean) / sqrt(var + eps) over ``axes``, with the biased variance."""
+    axes_name = g.ints(axes, "axes")
+    mean = g.add("ReduceMean", [value, axes_name], "mean", keepdims=1)
     centred = g.add("Sub", [value, mean], "centred")
-    var = g.add("ReduceMean", [g.add("Mul", [centred, centred], "square"), axes], "var",
+    var = g.add("ReduceMean", [g.add("Mul", [centred, centred], "square"), axes_name], "var",
                 keepdims=1)
-    eps = g.constant(np.asarray(a["eps"], x._data.dtype), "eps")
-    normed = g.add("Div", [centred, g.add("Sqrt", [g.add("Add", [var, eps], "var_eps")], "std")],
-                   "normed")
-    view = g.ints(shape, "channel_shape")
-    scaled = g.add("Mul", [normed, g.add("Reshape", [scale, view], "weight_view")], "scaled")
-    return g.add("Add", [scaled, g.add("Reshape", [shift, view], "bias_view")], "batch_norm")
+    std = g.add("Sqrt", [g.add("Add", [var, g.constant(np.asarray(eps, dtype), "eps")],
+                               "var_eps")], "std")
+    return g.add("Div", [centred, std], "normed")
+
+
+def _per_channel(g: _Graph, out: str, weight: str | None, bias: str | None, ndim: int) -> str:
+    """``out * weight + bias`` with both of shape (C,) laid along axis 1 of ``ndim`` axes."""
+    if weight is None and bias is None:
+        return out
+    view = g.ints([-1] + [1] * (ndim - 2), "channel_shape")
+    if weight is not None:
+        out = g.add("Mul", [out, g.add("Reshape", [weight, view], "weight_view")], "scaled")
+    if bias is not None:
+        out = g.add("Add", [out, g.add("Reshape", [bias, view], "bias_view")], "shifted")
+    return out
 
 
 @maps("batch_norm")
@@ -549,28 +558,13 @@ def _rms_norm(g: _Graph, call: Call) -> str:
 def _group_norm(g: _Graph, call: Call) -> str:
     a = call.args
     x = a["x"]
-    dtype, shape = x._data.dtype, x._data.shape
-    groups = int(a["num_groups"])
-    value = g.value(x)
-    grouped = g.add("Reshape", [value, g.ints([0, groups, -1], "groups")], "grouped")
-    axes = g.ints([2], "axes")
-    mean = g.add("ReduceMean", [grouped, axes], "mean", keepdims=1)
-    centred = g.add("Sub", [grouped, mean], "centred")
-    var = g.add("ReduceMean", [g.add("Mul", [centred, centred], "square"), axes], "var",
-                keepdims=1)
-    std = g.add("Sqrt", [g.add("Add", [var, g.constant(np.asarray(a["eps"], dtype), "eps")],
-                               "var_eps")], "std")
-    out = g.add("Reshape", [g.add("Div", [centred, std], "normed"),
-                            g.ints([0, *shape[1:]], "shape")], "group_norm")
-    view = g.ints([-1] + [1] * (len(shape) - 2), "channel_shape") if (
-        a["weight"] is not None or a["bias"] is not None) else ""
-    if a["weight"] is not None:
-        out = g.add("Mul", [out, g.add("Reshape", [g.value(a["weight"]), view], "weight_view")],
-                    "scaled")
-    if a["bias"] is not None:
-        out = g.add("Add", [out, g.add("Reshape", [g.value(a["bias"]), view], "bias_view")],
-                    "group_norm")
-    return out
+    shape = x._data.shape
+    grouped = g.add("Reshape", [g.value(x), g.ints([0, int(a["num_groups"]), -1], "groups")],
+                    "grouped")
+    normed = _standardised(g, grouped, [2], a["eps"], x._data.dtype)
+    out = g.add("Reshape", [normed, g.ints([0, *shape[1:]], "shape")], "group_norm")
+    weight, bias = (None if v is None else g.value(v) for v in (a["weight"], a["bias"]))
+    return _per_channel(g, out, weight, bias, len(shape))
 
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
@@ -740,7 +734,7 @@ def _reduce(g: _Graph, call: Call) -> str:
 def _embedding(g: _Graph, call: Call) -> str:
     indices = call.args["indices"]
     index = g.value(indices)
-    if np.asarray(getattr(indices, "_data", indices)).dtype != np.int64:
+    if array_of(indices).dtype != np.int64:
         index = g.add("Cast", [index], "indices", to=g.onnx.TensorProto.INT64)
     return g.add("Gather", [g.value(call.args["weight"]), index], "embedding", axis=0)
 
@@ -769,16 +763,7 @@ def _self_attention(g: _Graph, call: Call) -> str:
     q = g.add("Transpose", [q], "q_heads", perm=[0, 2, 1, 3])
     k = g.add("Transpose", [k], "k_heads_t", perm=[0, 2, 3, 1])
     v = g.add("Transpose", [v], "v_heads", perm=[0, 2, 1, 3])
-    dtype = qkv._data.dtype
-    scale = a["scale"] if a["scale"] is not None else 1.0 / math.sqrt(head)
-    scores = g.add("Mul", [g.add("MatMul", [q, k], "scores"),
-                           g.constant(np.asarray(scale, dtype), "scale")], "scaled_scores")
-    if a["is_causal"]:
-        mask = np.triu(np.full((steps, steps), -np.inf, dtype), 1)
-        scores = g.add("Add", [scores, g.constant(mask, "causal_mask")], "masked_scores")
-    weights = g.add("Softmax", [scores], "attention", axis=-1)
-    if a["dropout_mask"] is not None:  # the forward drew a mask: the file draws its own
-        weights = _dropout_node(g, call, weights, a["dropout_scale"], dtype)
+    weights = _attention_weights(g, call, q, k, qkv._data.dtype, head, (steps, steps), None)
     out = g.add("Transpose", [g.add("MatMul", [weights, v], "heads_out")], "merged",
                 perm=[0, 2, 1, 3])
     return g.add("Reshape", [out, g.ints([0, 0, channels], "merge")], "attention_out")
@@ -787,20 +772,28 @@ def _self_attention(g: _Graph, call: Call) -> str:
 @maps("scaled_dot_product_attention")
 def _attention(g: _Graph, call: Call) -> str:
     a = call.args
-    query, key = _data_of(a["query"]), _data_of(a["key"])
-    dtype, rank = query.dtype, key.ndim
-    steps, keys, head = query.shape[-2], key.shape[-2], query.shape[-1]
+    query, key = array_of(a["query"]), array_of(a["key"])
+    rank = key.ndim
+    key_t = g.add("Transpose", [g.value(a["key"])], "key_t",
+                  perm=list(range(rank - 2)) + [rank - 1, rank - 2])
+    weights = _attention_weights(g, call, g.value(a["query"]), key_t, query.dtype,
+                                 query.shape[-1], (query.shape[-2], key.shape[-2]),
+                                 a["attn_mask"])
+    return g.add("MatMul", [weights, g.value(a["value"])], "attention_out")
+
+
+def _attention_weights(g: _Graph, call: Call, query: str, key_t: str, dtype: Any, head: int,
+                       scores_shape: tuple[int, int], mask: Any) -> str:
+    """softmax(scale q k^T + mask), dropped out where the forward drew a mask: the attention
+    ops' shared middle (``call`` gives the scale, is_causal and the dropout)."""
+    a = call.args
     scale = a["scale"] if a["scale"] is not None else (1 / math.sqrt(head) if head else 1.0)
-    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
-    scores = g.add("MatMul", [g.value(a["query"]),
-                              g.add("Transpose", [g.value(a["key"])], "key_t", perm=perm)],
-                   "scores")
-    scores = g.add("Mul", [scores, g.constant(np.asarray(scale, dtype), "scale")], "scaled")
-    mask = a["attn_mask"]
+    scores = g.add("Mul", [g.add("MatMul", [query, key_t], "scores"),
+                           g.constant(np.asarray(scale, dtype), "scale")], "scaled")
     if a["is_causal"]:
-        causal = np.triu(np.full((steps, keys), -np.inf, dtype), 1)
+        causal = np.triu(np.full(scores_shape, -np.inf, dtype), 1)
         scores = g.add("Add", [scores, g.constant(causal, "causal_mask")], "masked")
-    elif mask is not None and _data_of(mask).dtype == np.bool_:
+    elif mask is not None and array_of(mask).dtype == np.bool_:
         scores = g.add("Where", [g.value(mask), scores,
                                  g.constant(np.asarray(-np.inf, dtype), "masked_out")], "masked")
     elif mask is not None:
@@ -814,13 +807,10 @@ def _attention(g: _Graph, call: Call) -> str:
                         "attention")
     if a["dropout_mask"] is not None:  # the forward drew a mask: the file draws its own
         weights = _dropout_node(g, call, weights, a["dropout_scale"], dtype)
-    return g.add("MatMul", [weights, g.value(a["value"])], "attention_out")
+    return weights
 
 
 # ------------------------------------------------------------------ recurrent layers
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
 @maps("rnn_cell", "rnn_sequence", "gru_cell", "gru_sequence", "lstm_cell", "lstm_sequence")
 def _recurrent(g: _Graph, call: Call) -> str:
     """The steps unrolled (the sequence's length is the example's), in PyTorch's equations
@@ -828,7 +818,7 @@ def _recurrent(g: _Graph, call: Call) -> str:
     a = call.args
     kind, _, form = call.fn.name.partition("_")
     x = a["input"]
-    hidden = _data_of(a["w_hh"]).shape[1]
+    hidden = array_of(a["w_hh"]).shape[1]
     sequence = form == "sequence"
     steps = x._data.shape[0] if sequence else 1
     if sequence and steps == g.batch and g.batch > 1:
@@ -891,7 +881,7 @@ def _stacked(g: _Graph, names: list[str], hint: str) -> str:
 def _initial_state(g: _Graph, state: Any, x: Tensor, batch_axis: int, hidden: int) -> str:
     """A recurrent layer's starting h (or c). The zeros a layer makes when none is given are
     made for the batch at hand, so the batch axis stays free."""
-    if state is None or (not g.known(state) and not _data_of(state).any()):
+    if state is None or (not g.known(state) and not array_of(state).any()):
         dtype = x._data.dtype
         batch = g.add("Shape", [g.value(x)], "batch", start=batch_axis, end=batch_axis + 1)
         shape = g.add("Concat", [batch, g.ints([hidden], "hidden")], "state_shape", axis=0)
@@ -930,7 +920,7 @@ def build(model: Module, example: Any, training: bool = False,
     if not isinstance(output, Tensor):
         raise ExportError(f"to_onnx: the model returned a {type(output).__name__}; export "
                           "needs a model whose forward returns one tensor")
-    graph = _Graph(onnx, {id(example): "input"}, training)
+    graph = _Graph(onnx, {id(example): "input"})
     graph.arrays[id(example._data)] = "input"
     graph.batch = example._data.shape[0]
     for key, tensor in list(model.named_parameters()) + list(model.named_buffers()):
@@ -978,10 +968,6 @@ def build(model: Module, example: Any, training: bool = False,
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred too
     return proto, output
-
-
-def _data_of(value: Any) -> np.ndarray:
-    return value._data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def _elem(onnx: Any, tensor: Tensor) -> int:

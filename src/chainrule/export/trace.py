@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from chainrule.engine import backend
 from chainrule.engine.function import Function
 from chainrule.engine.tensor import STATE, Tensor, no_grad
 from chainrule.nn.module import Module
@@ -24,9 +27,15 @@ _SIGNATURES: dict[type, inspect.Signature] = {}
 
 @dataclass(frozen=True)
 class _Untaped:
-    """Stands for the Function of a call that has none (``name`` is NumPy's ufunc name)."""
+    """Stands for the Function of a call that has none (a comparison, logical or bitwise op,
+    named as ``engine.tensor.untaped`` was told)."""
 
     name: str
+
+
+def array_of(value: Any) -> np.ndarray:
+    """A call's argument as an array: a tensor's own, or the value as NumPy has it."""
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
 
 
 @dataclass
@@ -94,8 +103,6 @@ def _bind(fn: type[Function], inputs: tuple, attrs: dict[str, Any]) -> dict[str,
 def _kept_state(model: Module) -> Iterator[None]:
     """Run a block and put back the model's buffers and the global random stream after it:
     a traced forward in training mode must not move BatchNorm's running statistics."""
-    from chainrule.engine import backend
-
     buffers = [(buffer, buffer._data.copy()) for _, buffer in model.named_buffers()]
     stream = backend.default_generator().bit_generator.state
     try:
