@@ -53,10 +53,13 @@ class Graph:
                  fold: bool | None) -> None:
         self.nodes: dict[int, _Node] = {}
         self._hooks: list[Any] = []
-        self._walk(root, names, depth)
-        self.fold = fold if fold is not None else sum(
-            not n.leaf for n in self.nodes.values()) > FOLD_ABOVE
         self.root = id(root)
+        self._walk(root, names, depth)
+        self.order = self._inputs_first()  # every node after the nodes it reads
+        self._assign_layers()
+        self.ops = sum(not node.leaf for node in self.nodes.values())
+        self.big = self.ops > FOLD_ABOVE
+        self.fold = self.big if fold is None else fold
 
     # -------------------------------------------------------------- building
     def _walk(self, root: Tensor, names: dict[int, str], depth: int | None) -> None:
@@ -78,8 +81,7 @@ class Graph:
             if tensor.requires_grad:
                 self._hooks.append(tensor.register_hook(self._keeper(node)))
             if depth is not None and level >= depth:
-                hidden = sum(p is not None for p in tensor._parents)
-                if hidden:
+                if any(parent is not None for parent in tensor._parents):
                     node.note = f"(+ inputs beyond depth {depth})"
                 continue
             for parent in tensor._parents:
@@ -88,7 +90,6 @@ class Graph:
                 node.parents.append(id(parent))
                 levels.setdefault(id(parent), level + 1)
                 queue.append(parent)
-        self._assign_layers()
 
     @staticmethod
     def _keeper(node: _Node) -> Any:
@@ -100,7 +101,7 @@ class Graph:
     def _assign_layers(self) -> None:
         """Each op's layer: the module path its parameters share, or without parameters the
         longest path its inputs share (a residual add sits in the block above its branch)."""
-        for key in self._inputs_first():
+        for key in self.order:
             node = self.nodes[key]
             if node.leaf:
                 continue
@@ -126,10 +127,10 @@ class Graph:
         order: list[int] = []
         seen: set[int] = set()
         for start in self.nodes:
-            stack = [(start, iter(self.nodes[start].parents))]
             if start in seen:
                 continue
             seen.add(start)
+            stack = [(start, iter(self.nodes[start].parents))]
             while stack:
                 key, parents = stack[-1]
                 for parent in parents:
@@ -147,21 +148,19 @@ class Graph:
     def source(self) -> str:
         """The graph as DOT text (Graphviz's language)."""
         folded, boxes = self._folds() if self.fold else ({}, [])
-        big = sum(not n.leaf for n in self.nodes.values()) > FOLD_ABOVE
         lines = ["digraph tape {",
-                 f'  rankdir={"TB" if big else "LR"};',
+                 f'  rankdir={"TB" if self.big else "LR"};',
                  '  node [fontname="Helvetica", fontsize=10];',
                  '  edge [color="#555555", arrowsize=0.6];']
-        order = self._inputs_first()
-        ids = {key: f"n{i}" for i, key in enumerate(order)}  # stable names, inputs first
+        ids = {key: f"n{i}" for i, key in enumerate(self.order)}  # stable names, inputs first
         clusters: dict[str, list[str]] = {}
         loose: list[str] = []
-        for key in order:
+        for key in self.order:
             node = self.nodes[key]
             if key in folded:
                 continue
             line = self._node_line(node, ids[key])
-            block = _block(node.layer) if big else None
+            block = _block(node.layer) if self.big else None
             (clusters.setdefault(block, []) if block else loose).append(line)
         for block in [b for b, members in clusters.items() if len(members) < 2]:
             loose.extend(clusters.pop(block))  # a group of one is no group
@@ -212,12 +211,10 @@ class Graph:
         boxes' DOT lines)."""
         groups: dict[str, dict[int, list[_Node]]] = {}
         for node in self.nodes.values():
-            parts = node.layer.split(".") if node.layer else []
-            for i, part in enumerate(parts):
-                if part.isdigit():  # the first numbered part: the layer's place in its list
-                    groups.setdefault(".".join(parts[:i]), {}).setdefault(
-                        int(part), []).append(node)
-                    break
+            block = _block(node.layer)
+            if block is not None:  # its list's path, and its place in the list
+                prefix, _, index = block.rpartition(".")
+                groups.setdefault(prefix, {}).setdefault(int(index), []).append(node)
         folded: dict[int, str] = {}
         boxes: list[str] = []
         for n, (prefix, members) in enumerate(sorted(groups.items())):
@@ -267,9 +264,9 @@ class Graph:
         return _run_dot(self.source, "svg").decode("utf-8")
 
     def __repr__(self) -> str:
-        ops = sum(not n.leaf for n in self.nodes.values())
-        leaves = sum(n.leaf for n in self.nodes.values())
-        return f"<chainrule.viz.Graph: {ops} ops, {leaves} leaves; .source for its DOT text>"
+        leaves = len(self.nodes) - self.ops
+        return (f"<chainrule.viz.Graph: {self.ops} ops, {leaves} leaves; .source for its DOT "
+                "text>")
 
     def remove_hooks(self) -> None:
         """Stop keeping gradient norms (if backward is not going to run)."""
