@@ -69,8 +69,8 @@ def test_the_summary_command_prints_a_recipes_table(capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "resnet", "--hidden", "3"], "--hidden is for the mlp and the cnn"),
-    (["--model", "mlp", "--dropout", "0.2"], "--dropout is for the cnn and the gpt"),
+    (["--model", "resnet", "--hidden", "3"], "--hidden is for the mlp and cnn models"),
+    (["--model", "mlp", "--dropout", "0.2"], "--dropout is for the cnn model and the gpt"),
     (["--model", "mlp", "--n-layer", "2"], "--n-layer: for the gpt only"),
     (["--model", "gpt", "--n-head", "3"], "must be a multiple of --n-head 3"),
     (["--model", "gpt", "--channels", "3"], "--channels is for the image models"),

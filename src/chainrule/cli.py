@@ -465,6 +465,12 @@ def _settings(args: argparse.Namespace) -> None:
                  "dropout"):
         if hasattr(args, name) and getattr(args, name) is None:
             setattr(args, name, defaults.get(name))
+    _check_image_widths(args)
+
+
+def _check_image_widths(args: argparse.Namespace) -> None:
+    """--hidden, --channels and --dropout (the recipe's defaults filled in) against what the
+    image recipe takes: for train, lr-find and summary alike."""
     if args.model == "mlp" and args.channels is not None:
         raise UsageError("--channels is for the cnn and resnet models; the mlp takes --hidden")
     if args.model != "cnn" and args.dropout is not None:
@@ -525,15 +531,25 @@ def _text_settings(args: argparse.Namespace) -> None:
     for name, value in MODEL_DEFAULTS[args.model].items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
-    if args.n_embd % args.n_head:
-        raise UsageError(f"--n-embd {args.n_embd} must be a multiple of --n-head "
-                         f"{args.n_head} (each head gets n_embd / n_head of the width)")
+    _check_heads(args)
     if args.warmup_steps >= args.steps:
         raise UsageError(f"--warmup-steps {args.warmup_steps} must be fewer than --steps "
                          f"{args.steps}, leaving steps to decay over")
     if args.min_lr > args.lr:
         raise UsageError(f"--min-lr {args.min_lr:g} is above --lr {args.lr:g}: the cosine "
                          "decays from --lr down to --min-lr")
+
+
+def _check_heads(args: argparse.Namespace) -> None:
+    if args.n_embd % args.n_head:
+        raise UsageError(f"--n-embd {args.n_embd} must be a multiple of --n-head "
+                         f"{args.n_head} (each head gets n_embd / n_head of the width)")
+
+
+def _gpt_kwargs(args: argparse.Namespace, vocab_size: int) -> dict[str, Any]:
+    """The gpt recipe's settings from the flags (defaults filled in)."""
+    return {"vocab_size": vocab_size, "block_size": args.block_size, "n_layer": args.n_layer,
+            "n_head": args.n_head, "n_embd": args.n_embd, "dropout": args.dropout}
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -1031,9 +1047,7 @@ def _text_data(args: argparse.Namespace) -> TextDataset:
 def _text_config(args: argparse.Namespace, data: TextDataset) -> dict[str, Any]:
     """A language model run's config: everything that decides its numbers, and the
     vocabulary (so that ``sample`` needs nothing but the checkpoint)."""
-    kwargs = {"vocab_size": data.vocab.size, "block_size": args.block_size,
-              "n_layer": args.n_layer, "n_head": args.n_head, "n_embd": args.n_embd,
-              "dropout": args.dropout}
+    kwargs = _gpt_kwargs(args, data.vocab.size)
     return {"task": "text", "dataset": args.dataset, "data": data.config(),
             "steps": args.steps, "eval_every": args.eval_every,
             "eval_batches": args.eval_batches, "batch_size": args.batch_size,
@@ -1344,33 +1358,25 @@ def summary_command(args: argparse.Namespace) -> int:
     defaults = MODEL_DEFAULTS[name]
     batch = args.batch_size or defaults["batch_size"]
     text_flags = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
+    args.model = name
     if name == "gpt":
         for flag in ("hidden", "channels"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag} is for the image models, not the gpt")
-        kwargs = {key: getattr(args, key) or defaults.get(key) for key in text_flags[:4]}
-        kwargs["vocab_size"] = args.vocab_size or 65
-        kwargs["dropout"] = args.dropout if args.dropout is not None else defaults["dropout"]
-        if kwargs["n_embd"] % kwargs["n_head"]:
-            raise UsageError(f"--n-embd {kwargs['n_embd']} must be a multiple of --n-head "
-                             f"{kwargs['n_head']}")
+        for key in ("n_layer", "n_head", "n_embd", "block_size", "dropout"):
+            if getattr(args, key) is None:
+                setattr(args, key, defaults[key])
+        _check_heads(args)
+        kwargs = _gpt_kwargs(args, args.vocab_size or 65)
         shape, dtype = (batch, kwargs["block_size"]), np.int64
     else:
         given = [f"--{f.replace('_', '-')}" for f in text_flags if getattr(args, f) is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: for the gpt only (--model gpt)")
-        for flag, takers in (("hidden", ("mlp", "cnn")), ("channels", ("cnn", "resnet")),
-                             ("dropout", ("cnn",))):
-            if getattr(args, flag) is not None and name not in takers:
-                takers = (*takers, "gpt") if flag == "dropout" else takers
-                raise UsageError(f"--{flag} is for the {' and the '.join(takers)}, not the "
-                                 f"{name}")
         for flag in ("hidden", "channels", "dropout"):
             if getattr(args, flag) is None:
                 setattr(args, flag, defaults.get(flag))
-        args.model = name
-        if name == "cnn" and len(args.hidden) != 1:
-            raise UsageError("the cnn has one hidden classifier layer: give --hidden one width")
+        _check_image_widths(args)
         kwargs = _model_kwargs(args)
         shape, dtype = (batch, *_image_input_shape(name, kwargs)), np.float32
     models.check_kwargs(name, kwargs)
